@@ -1,0 +1,59 @@
+"""shop: a self-hosted web shop with card and private Bitcoin checkout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """templates/ and migrations/: inside the installed package, or at the repository top."""
+    packaged = PACKAGE_DIR / name
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / name
+
+
+def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the app. `config` overrides settings (tests); `environ` replaces os.environ."""
+    from flask_wtf.csrf import CSRFProtect
+
+    from shop.config import load_settings, resolve_secrets
+    from shop.db import Database
+    from shop.payments.registry import build_methods
+    from shop.web import context, security, views
+
+    settings = resolve_secrets(load_settings(environ, config))
+    app = Flask(
+        __name__,
+        template_folder=str(resource_dir("templates")),
+        instance_path=str(settings.instance_path),
+        instance_relative_config=False,
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="shop_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=2),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the token is bound to the session; a slow customer is fine
+        WTF_CSRF_SSL_STRICT=settings.production,
+        TEMPLATES_AUTO_RELOAD=not settings.production,
+    )
+    app.extensions["shop.settings"] = settings
+    app.extensions["shop.db"] = Database(settings.database_url)
+    app.extensions["shop.payment_methods"] = build_methods(settings)
+
+    CSRFProtect(app)
+    app.after_request(context.commit_request_session)
+    app.after_request(security.add_security_headers)
+    app.teardown_request(context.discard_request_session)
+    security.register_error_handlers(app)
+    views.register(app)
+    return app

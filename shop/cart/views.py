@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, IntegerField, SubmitField
+from wtforms.validators import InputRequired, NumberRange
+
+from shop.cart.pricing import MAX_LINES, MAX_QUANTITY, compute_totals
+from shop.cart.storage import CartLine, load_cart, save_cart
+from shop.catalog import service as catalog
+from shop.catalog.views import add_to_cart_form
+from shop.checkout.service import review_cart
+from shop.web.context import db_session
+
+bp = Blueprint("cart", __name__, url_prefix="/cart")
+
+
+class UpdateLineForm(FlaskForm):
+    variant_id = HiddenField(validators=[InputRequired()])
+    quantity = IntegerField(
+        "Quantity",
+        validators=[InputRequired("Please enter a quantity."),
+                    NumberRange(0, MAX_QUANTITY, f"Choose between 0 and {MAX_QUANTITY}.")],
+    )
+    submit = SubmitField("Update")
+
+
+class RemoveLineForm(FlaskForm):
+    variant_id = HiddenField(validators=[InputRequired()])
+    submit = SubmitField("Remove")
+
+
+def _variant_id(raw: str | None) -> int:
+    if not raw or not raw.isdigit() or len(raw) > 10:
+        abort(400)
+    return int(raw)
+
+
+@bp.get("")
+def show():
+    review = review_cart(db_session(), load_cart(session))
+    # Tell the customer once, then keep the cart consistent with what they were told.
+    for problem in review.problems:
+        flash(problem, "warning")
+    if review.problems:
+        save_cart(session, review.adjusted)
+    return render_template(
+        "cart/cart.html", review=review, totals=compute_totals(review.lines),
+        update_form=UpdateLineForm, remove_form=RemoveLineForm(),
+    )
+
+
+@bp.post("/add/<slug>")
+def add(slug: str):
+    product = catalog.get_active_product(db_session(), slug)
+    if product is None:
+        abort(404)
+    form = add_to_cart_form(product, formdata=request.form)
+    if not form.validate():
+        return render_template("catalog/product.html", product=product, form=form), 400
+    variant = next(v for v in product.variants if v.id == form.variant.data)
+    lines = load_cart(session)
+    existing = next((l for l in lines if l.variant_id == variant.id), None)
+    wanted = form.quantity.data + (existing.quantity if existing else 0)
+    if wanted > MAX_QUANTITY:
+        form.quantity.errors = [f"At most {MAX_QUANTITY} of one item per order."]
+        return render_template("catalog/product.html", product=product, form=form), 400
+    if variant.stock is not None and wanted > variant.stock:
+        form.quantity.errors = [
+            "Sold out." if variant.stock == 0 else f"Only {variant.stock} left in stock."
+        ]
+        return render_template("catalog/product.html", product=product, form=form), 409
+    if existing:
+        existing.quantity, existing.price_seen = wanted, variant.price
+    elif len(lines) >= MAX_LINES:
+        form.quantity.errors = [f"A cart holds at most {MAX_LINES} different items."]
+        return render_template("catalog/product.html", product=product, form=form), 400
+    else:
+        lines.append(CartLine(variant.id, wanted, variant.price))
+    save_cart(session, lines)
+    session.permanent = True
+    flash(f"Added {form.quantity.data} × {product.title} to your cart.", "success")
+    return redirect(url_for("cart.show"), 303)
+
+
+@bp.post("/update")
+def update():
+    form = UpdateLineForm()
+    if not form.validate():
+        errors = form.quantity.errors or ["Please enter a valid quantity."]
+        flash(errors[0], "error")
+        return redirect(url_for("cart.show"), 303)
+    variant_id = _variant_id(form.variant_id.data)
+    lines = load_cart(session)
+    line = next((l for l in lines if l.variant_id == variant_id), None)
+    if line is None:
+        flash("That item is not in your cart any more.", "warning")
+        return redirect(url_for("cart.show"), 303)
+    if form.quantity.data == 0:
+        lines.remove(line)
+    else:
+        variant = catalog.get_variants(db_session(), [variant_id]).get(variant_id)
+        if variant is not None and variant.stock is not None and form.quantity.data > variant.stock:
+            flash(f"Only {variant.stock} of “{variant.product.title}” left in stock.", "error")
+            return redirect(url_for("cart.show"), 303)
+        line.quantity = form.quantity.data
+    save_cart(session, lines)
+    flash("Your cart was updated.", "success")
+    return redirect(url_for("cart.show"), 303)
+
+
+@bp.post("/remove")
+def remove():
+    form = RemoveLineForm()
+    if not form.validate():
+        abort(400)
+    variant_id = _variant_id(form.variant_id.data)
+    save_cart(session, [l for l in load_cart(session) if l.variant_id != variant_id])
+    flash("The item was removed from your cart.", "success")
+    return redirect(url_for("cart.show"), 303)

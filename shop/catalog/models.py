@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.db import Base, UTCDateTime, utcnow
+
+PHYSICAL = "physical"
+DIGITAL = "digital"
+
+
+class TaxClass(Base):
+    """A VAT rate applied to tax-inclusive prices, in basis points (19 % = 1900)."""
+
+    __tablename__ = "tax_classes"
+    __table_args__ = (CheckConstraint("rate_bp >= 0 AND rate_bp <= 10000", name="rate_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    rate_bp: Mapped[int] = mapped_column(Integer)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (CheckConstraint("kind IN ('physical', 'digital')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16), default=PHYSICAL)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tax_class_id: Mapped[int] = mapped_column(ForeignKey("tax_classes.id"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tax_class: Mapped[TaxClass] = relationship(lazy="joined")
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="product", order_by="Variant.position, Variant.id"
+    )
+    images: Mapped[list[ProductImage]] = relationship(
+        back_populates="product", order_by="ProductImage.position, ProductImage.id"
+    )
+
+    @property
+    def is_physical(self) -> bool:
+        return self.kind == PHYSICAL
+
+
+class ProductImage(Base):
+    __tablename__ = "product_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    # A file name inside the instance's uploads folder; never a remote URL (no third-party requests).
+    filename: Mapped[str] = mapped_column(String(200))
+    alt: Mapped[str] = mapped_column(String(300), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    product: Mapped[Product] = relationship(back_populates="images")
+
+
+class Variant(Base):
+    """A purchasable option of a product. stock None means unlimited (e.g. e-books)."""
+
+    __tablename__ = "variants"
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    price: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    product: Mapped[Product] = relationship(back_populates="variants")
+
+    @property
+    def unlimited(self) -> bool:
+        return self.stock is None
+
+    @property
+    def purchasable(self) -> bool:
+        return self.active and self.product.active and (self.stock is None or self.stock > 0)

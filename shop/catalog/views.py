@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, RadioField, SubmitField
+from wtforms.validators import InputRequired, NumberRange
+
+from shop.cart.pricing import MAX_QUANTITY
+from shop.catalog import service
+from shop.web.context import db_session, settings
+
+bp = Blueprint("catalog", __name__)
+
+
+class AddToCartForm(FlaskForm):
+    variant = RadioField("Option", coerce=int, validators=[InputRequired("Please choose an option.")])
+    quantity = IntegerField(
+        "Quantity", default=1,
+        validators=[InputRequired("Please enter a quantity."),
+                    NumberRange(1, MAX_QUANTITY, f"Choose between 1 and {MAX_QUANTITY}.")],
+    )
+    submit = SubmitField("Add to cart")
+
+
+def _page_arg() -> int:
+    raw = request.args.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        abort(404)
+    return int(raw)
+
+
+@bp.get("/")
+def index():
+    query = request.args.get("q", "")[: service.MAX_QUERY_LENGTH]
+    page = service.list_products(
+        db_session(), query=query, page=_page_arg(), per_page=settings().products_per_page
+    )
+    if page.page > page.pages:
+        abort(404)
+    return render_template("catalog/index.html", page=page, query=query,
+                           price_range=service.price_range)
+
+
+def add_to_cart_form(product, formdata=None) -> AddToCartForm:
+    form = AddToCartForm(formdata=formdata) if formdata is not None else AddToCartForm()
+    form.variant.choices = [(v.id, v.label or "Standard") for v in product.variants if v.active]
+    if form.variant.data is None and form.variant.choices:
+        purchasable = [v.id for v in product.variants if v.purchasable]
+        form.variant.data = purchasable[0] if purchasable else form.variant.choices[0][0]
+    return form
+
+
+@bp.get("/products/<slug>")
+def product(slug: str):
+    item = service.get_active_product(db_session(), slug)
+    if item is None:
+        abort(404)
+    return render_template("catalog/product.html", product=item, form=add_to_cart_form(item))

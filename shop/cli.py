@@ -1,0 +1,116 @@
+"""The `shop` command: a Flask CLI group (run, demo, db, worker)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+
+from shop import create_app
+from shop.config import ConfigError
+
+
+def _create_app():
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
+             load_dotenv=False, set_debug_flag=False)
+def cli() -> None:
+    """A self-hosted web shop. Settings come from SHOP_* environment variables."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema (created and changed only by migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from shop.migrate import upgrade
+
+    upgrade(current_app.extensions["shop.db"].engine, revision)
+    click.echo("database is up to date")
+
+
+@cli.command()
+def worker() -> None:
+    """Run background jobs (order expiry, ...) until stopped with Ctrl-C or SIGTERM."""
+    from shop.jobs.worker import run_forever
+
+    _configure_logging("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    settings = current_app.extensions["shop.settings"]
+    try:
+        run_forever(current_app.extensions["shop.db"], settings.worker_interval_seconds, stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@cli.command(with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Start a demo shop with a sample catalog on SQLite, with demo payments and the worker."""
+    import os
+
+    from shop.demo import seed_demo
+    from shop.jobs.worker import run_forever
+    from shop.migrate import upgrade
+
+    _configure_logging("%(levelname)s %(name)s: %(message)s")
+    overrides = {"demo_payments": os.environ.get("SHOP_DEMO_PAYMENTS", "1") not in ("0", "false", "no", "off")}
+    try:
+        app = create_app(overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = app.extensions["shop.settings"]
+    if settings.production:
+        raise click.ClickException("`shop demo` is for trying the shop out; unset SHOP_ENV=production")
+    database = app.extensions["shop.db"]
+    upgrade(database.engine)
+    created = seed_demo(database, settings)
+    click.echo(f"sample catalog {'created' if created else 'already present'} "
+               f"in {settings.instance_path}")
+    stop = threading.Event()
+    threading.Thread(target=run_forever, args=(database, 5.0, stop), daemon=True,
+                     name="shop-worker").start()
+    click.echo(f"demo shop on http://{host}:{port}/  (Ctrl-C to stop)")
+    # Flask refuses app.run() inside its own CLI; werkzeug's server is what it would start.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, request_handler=_request_handler())
+    stop.set()
+
+
+def _configure_logging(fmt: str) -> None:
+    from shop.privacy.logging import install_redaction
+
+    logging.basicConfig(level=logging.INFO, format=fmt)
+    install_redaction()
+
+
+def _request_handler():
+    # The development server's own handler logs client IP addresses and query strings.
+    from shop.privacy.logging import PrivateRequestHandler
+
+    return PrivateRequestHandler
+
+
+def main() -> None:
+    cli(prog_name="shop")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

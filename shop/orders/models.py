@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.db import Base, UTCDateTime, personal, utcnow
+from shop.orders.states import OrderStatus
+
+STATUS_VALUES = ", ".join(f"'{s.value}'" for s in OrderStatus)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({STATUS_VALUES})", name="status"),
+        CheckConstraint("total >= 0 AND subtotal >= 0 AND shipping >= 0", name="amounts"),
+        Index("ix_orders_status_expires_at", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Human-friendly and sequential per year, e.g. 2026-000042 (EU invoices need no gaps).
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    # The secret in the customer's order link (256 bits); never logged, never sent to providers.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    # Opaque reference given to payment providers instead of the token or the number.
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(24), default=OrderStatus.PENDING_PAYMENT.value)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[int] = mapped_column(Integer)
+    shipping: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_tax_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer)
+    vat_total: Mapped[int] = mapped_column(Integer, default=0)
+    amount_paid: Mapped[int] = mapped_column(Integer, default=0)
+    amount_refunded: Mapped[int] = mapped_column(Integer, default=0)
+    requires_shipping: Mapped[bool] = mapped_column(Boolean, default=False)
+    shipping_method: Mapped[str] = mapped_column(String(100), default="")
+    # Destination country: needed for VAT bookkeeping, identifies nobody on its own.
+    country: Mapped[str] = mapped_column(String(2))
+    payment_method: Mapped[str] = mapped_column(String(32))
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when something needs the merchant's eyes (mismatched amount, late payment, dispute).
+    attention: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    contact: Mapped[OrderContact | None] = relationship(
+        back_populates="order", cascade="all, delete-orphan", uselist=False
+    )
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def state(self) -> OrderStatus:
+        return OrderStatus(self.status)
+
+
+class OrderLine(Base):
+    """A snapshot of what was bought, so later catalog edits never rewrite past orders."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("variants.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    product_title: Mapped[str] = mapped_column(String(200))
+    variant_label: Mapped[str] = mapped_column(String(200), default="")
+    sku: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    unit_price: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    tax_rate_bp: Mapped[int] = mapped_column(Integer)
+    line_total: Mapped[int] = mapped_column(Integer)
+    # Whether this line's quantity is currently subtracted from the variant's stock.
+    stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderContact(Base):
+    """Everything personal about an order, kept apart so erasing it leaves the order intact."""
+
+    __tablename__ = "order_contacts"
+
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, info=personal())
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True, info=personal())
+    street: Mapped[str | None] = mapped_column(String(300), nullable=True, info=personal())
+    postal_code: Mapped[str | None] = mapped_column(String(20), nullable=True, info=personal())
+    city: Mapped[str | None] = mapped_column(String(100), nullable=True, info=personal())
+
+    order: Mapped[Order] = relationship(back_populates="contact")
+
+
+class OrderEvent(Base):
+    """Every advance of an order, for the merchant and for the customer's order page."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class PaymentRecord(Base):
+    """Each external payment event applied, keyed by its natural id so a repeat is a no-op."""
+
+    __tablename__ = "payment_records"
+    __table_args__ = (UniqueConstraint("provider", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(24))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OrderNumberCounter(Base):
+    """Last order number used per year; its row lock serialises numbering without gaps."""
+
+    __tablename__ = "order_number_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,16 @@
+"""Which payment methods this shop offers, built once per app from its settings."""
+
+from __future__ import annotations
+
+from shop.config import Settings
+from shop.payments.base import PaymentMethod
+from shop.payments.demo import DemoPayment
+
+
+def build_methods(settings: Settings) -> dict[str, PaymentMethod]:
+    methods: list[PaymentMethod] = [DemoPayment(enabled=settings.demo_payments)]
+    return {m.code: m for m in methods}
+
+
+def available_methods(methods: dict[str, PaymentMethod]) -> list[PaymentMethod]:
+    return [m for m in methods.values() if m.availability().ok]

@@ -1,0 +1,50 @@
+"""Request-scoped access to settings, the database session and payment methods."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from shop.config import Settings
+from shop.db import Database
+from shop.payments.base import PaymentMethod
+
+
+def settings() -> Settings:
+    return current_app.extensions["shop.settings"]
+
+
+def database() -> Database:
+    return current_app.extensions["shop.db"]
+
+
+def payment_methods() -> dict[str, PaymentMethod]:
+    return current_app.extensions["shop.payment_methods"]
+
+
+def db_session() -> Session:
+    """The request's unit of work; committed once after the view, rolled back on any error."""
+    if "db_session" not in g:
+        g.db_session = database().sessionmaker()
+    return g.db_session
+
+
+def commit_request_session(response):
+    session = g.pop("db_session", None)
+    if session is None:
+        return response
+    try:
+        if response.status_code < 400:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+    return response
+
+
+def discard_request_session(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()

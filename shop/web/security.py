@@ -1,0 +1,75 @@
+"""Headers every response carries, and the error pages (a clear message and a 4xx, never a 500)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# No inline script or style, nothing from another host: the pages must work in Tor Browser
+# at its safest setting and never leak a visit to a third party.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "img-src 'self' data:",
+    "style-src 'self'",
+    "script-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+])
+
+
+def add_security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.endpoint != "static" and "Cache-Control" not in response.headers:
+        # Pages show carts and order links: no shared cache may keep them.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+ERROR_TEXT = {
+    400: ("Bad request", "The request could not be understood. Please go back and try again."),
+    403: ("Forbidden", "You are not allowed to do that."),
+    404: ("Not found", "There is nothing here. The link may be mistyped or out of date."),
+    405: ("Method not allowed", "This page cannot be used that way."),
+    413: ("Too large", "What you sent is larger than this shop accepts."),
+    429: ("Too many requests", "Please wait a moment and try again."),
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_template(
+            "errors/error.html", code=400, title="Form expired",
+            message="This form has expired or was sent from elsewhere. "
+                    "Please reload the page and submit it again.",
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        if code >= 500:
+            return unexpected_error(exc)
+        title, message = ERROR_TEXT.get(code, (exc.name, exc.description or ""))
+        return render_template("errors/error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        # The exception goes to the log (redacted there); the customer sees no internals.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return render_template(
+            "errors/error.html", code=500, title="Something went wrong",
+            message="Sorry, something went wrong on our side. Nothing was charged twice; "
+                    "please try again in a moment.",
+        ), 500

@@ -1,0 +1,33 @@
+"""The schema is created only by migrations, and the migrations match the models exactly."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from shop.db import make_engine
+from shop.migrate import current_heads
+from shop.models import metadata
+
+
+def test_migrations_match_models(db_url):
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, metadata)
+        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+    engine.dispose()
+    assert diff == [], f"models and migrations differ; write a migration for: {diff}"
+    assert (version,) == current_heads()
+
+
+def test_every_table_comes_from_a_migration(db_url):
+    engine = make_engine(db_url)
+    tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    engine.dispose()
+    assert tables == set(metadata.tables)
+
+
+def test_single_migration_head():
+    assert len(current_heads()) == 1
