@@ -22,9 +22,11 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     """Build the app. `config` overrides settings (tests); `environ` replaces os.environ."""
     from flask_wtf.csrf import CSRFProtect
 
+    from shop.catalog.service import CatalogCache
     from shop.config import load_settings, resolve_secrets
     from shop.db import Database
     from shop.payments.registry import build_methods
+    from shop.privacy import setup as privacy
     from shop.web import context, security, views
 
     settings = resolve_secrets(load_settings(environ, config))
@@ -44,11 +46,12 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         MAX_CONTENT_LENGTH=1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token is bound to the session; a slow customer is fine
         WTF_CSRF_SSL_STRICT=settings.production,
-        TEMPLATES_AUTO_RELOAD=not settings.production,
     )
     app.extensions["shop.settings"] = settings
     app.extensions["shop.db"] = Database(settings.database_url)
+    privacy.setup(app, settings)
     app.extensions["shop.payment_methods"] = build_methods(settings)
+    app.extensions["shop.catalog_cache"] = CatalogCache(settings.catalog_cache_seconds)
 
     CSRFProtect(app)
     app.after_request(context.commit_request_session)

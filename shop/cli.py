@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 
@@ -34,7 +33,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from shop.migrate import upgrade
@@ -46,16 +45,12 @@ def db_upgrade(revision: str) -> None:
 @cli.command()
 def worker() -> None:
     """Run background jobs (order expiry, ...) until stopped with Ctrl-C or SIGTERM."""
-    from shop.jobs.worker import run_forever
+    from shop.jobs.logs import configure_logging
+    from shop.jobs.worker import serve
 
-    _configure_logging("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     settings = current_app.extensions["shop.settings"]
-    try:
-        run_forever(current_app.extensions["shop.db"], settings.worker_interval_seconds, stop)
-    except KeyboardInterrupt:
-        stop.set()
+    configure_logging(settings.log_format)
+    sys.exit(serve(current_app.extensions["shop.db"], settings))  # graceful on SIGTERM
 
 
 @cli.command(with_appcontext=False)
@@ -71,6 +66,8 @@ def demo(host: str, port: int) -> None:
 
     _configure_logging("%(levelname)s %(name)s: %(message)s")
     overrides = {"demo_payments": os.environ.get("SHOP_DEMO_PAYMENTS", "1") not in ("0", "false", "no", "off")}
+    if not os.environ.get("SHOP_BITCOIN_DESCRIPTOR"):
+        overrides["bitcoin_simulated"] = True  # pretend Bitcoin payments on a simulated chain
     try:
         app = create_app(overrides)
     except ConfigError as exc:
@@ -106,6 +103,18 @@ def _request_handler():
     from shop.privacy.logging import PrivateRequestHandler
 
     return PrivateRequestHandler
+
+
+def _add_feature_commands() -> None:
+    from shop.privacy.cli import privacy
+
+    cli.add_command(privacy)
+    from shop.admin.cli import admin
+
+    cli.add_command(admin)
+
+
+_add_feature_commands()
 
 
 def main() -> None:

@@ -48,10 +48,72 @@ class Settings:
     # The clearly labelled pretend payment method of the demo; refused in production.
     demo_payments: bool = False
     products_per_page: int = 12
+    # Seconds the catalog listing and product pages may be served from memory (0: never).
+    catalog_cache_seconds: int = field(default=10, metadata={"min": 0})
     # Absolute base URL (scheme and host) for links that leave the request context,
     # e.g. payment-provider return URLs; empty means "derive from the request".
     base_url: str = ""
     worker_interval_seconds: float = 5.0
+    # Log lines of `shop worker`: "text" (key=value) or "json" (one object per line).
+    log_format: str = "text"
+    # BTC exchange rates (shop/payments/bitcoin/rates.py): public tickers fetched by the worker,
+    # optionally through a SOCKS5 proxy such as Tor (socks5h://127.0.0.1:9050).
+    http_proxy: str = ""
+    rate_providers: str = "kraken,bitstamp,coinbase,gemini"  # empty: never fetch rates
+    rate_max_age_seconds: int = 600
+    rate_max_deviation_bp: int = 200
+    rate_min_sources: int = 2
+    rate_refresh_seconds: int = 120
+    # Card payments through Stripe Checkout; without both keys the card option is hidden.
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    # Empty means Stripe's own API; tests (or stripe-mock) point it elsewhere.
+    stripe_api_base: str = ""
+    # Where Checkout's hosted page lives: the form that starts a card payment is redirected
+    # there, so the Content-Security-Policy's form-action must allow it.
+    stripe_checkout_origin: str = "https://checkout.stripe.com"
+    stripe_timeout_seconds: float = 10.0
+    # Master key wrapping the per-order data keys (urlsafe base64 of 32 bytes); outside
+    # production a generated one is kept in the instance folder. Old keys, comma separated,
+    # stay readable during a rotation (`shop privacy rotate-key`).
+    data_key: str = ""
+    data_key_old: str = ""
+    # Personal data of unpaid/expired/cancelled orders is erased this long after they ended,
+    # that of fulfilled orders after the return window; the bookkeeping ledger is kept longer.
+    retention_unpaid_hours: int = 24
+    retention_fulfilled_days: int = 30
+    ledger_retention_years: int = 7
+    # Merchant admin: signed out after this long without a request, and this long after sign-in.
+    admin_idle_minutes: int = 30
+    admin_session_hours: int = 12
+    # Largest upload in the admin (product images, digital goods), in megabytes.
+    admin_upload_mb: int = 20
+    # Customer emails: smtp://user:pass@host:port (smtp+starttls://, smtps:// for TLS); empty
+    # means no email is sent. mail_from is the sender address, shown with the store's name.
+    smtp_url: str = ""
+    mail_from: str = ""
+    # Digital goods: a paid order's download link works this many days, this many times.
+    download_days: int = 7
+    download_count: int = 5
+    # Bitcoin (shop/payments/bitcoin/): the merchant's watch-only descriptor and their own node.
+    bitcoin_descriptor: str = ""
+    bitcoin_network: str = "main"
+    bitcoin_rpc_url: str = ""
+    bitcoin_rpc_cookie: str = ""
+    bitcoin_zmq_block: str = ""
+    bitcoin_zmq_tx: str = ""
+    bitcoin_payment_window_minutes: int = 30
+    bitcoin_confirmations: int = 1
+    # Accept unconfirmed payments up to this many sats (0: never); only non-RBF transactions.
+    bitcoin_zero_conf_max_sats: int = field(default=0, metadata={"min": 0})
+    # An invoice counts as paid when short by at most the larger of these two.
+    bitcoin_underpayment_tolerance_percent: str = "0"
+    bitcoin_underpayment_tolerance_sats: int = field(default=0, metadata={"min": 0})
+    bitcoin_late_payment_days: int = field(default=7, metadata={"min": 0})
+    bitcoin_gap_limit: int = 20
+    bitcoin_poll_seconds: float = 30.0
+    # The demo's simulated chain (no node, regtest keys); refused in production.
+    bitcoin_simulated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,7 +169,7 @@ def load_settings(
         if f.type in ("bool",):
             values[name] = _parse_bool(env_name, raw, problems)
         elif f.type in ("int",):
-            values[name] = _parse_int(env_name, raw, problems, 1, 10**6)
+            values[name] = _parse_int(env_name, raw, problems, f.metadata.get("min", 1), 10**6)
         elif f.type in ("float",):
             try:
                 values[name] = float(raw)
@@ -127,6 +189,70 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _validate_stripe(s: Settings) -> list[str]:
+    problems = []
+    key, hook = s.stripe_secret_key, s.stripe_webhook_secret
+    if bool(key) != bool(hook):
+        problems.append("SHOP_STRIPE_SECRET_KEY and SHOP_STRIPE_WEBHOOK_SECRET go together: card "
+                        "payments are confirmed only by signed webhooks")
+    if key and not re.fullmatch(r"[sr]k_(test|live)_[A-Za-z0-9_]+", key):
+        problems.append("SHOP_STRIPE_SECRET_KEY must be a secret or restricted key (sk_live_…, "
+                        "sk_test_…, rk_…), never the publishable pk_… key")
+    if hook and not re.fullmatch(r"whsec_[A-Za-z0-9_+/=]+", hook):
+        problems.append("SHOP_STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_…)")
+    if s.stripe_api_base and not re.fullmatch(r"https?://[^\s/]+/?", s.stripe_api_base):
+        problems.append("SHOP_STRIPE_API_BASE must be a scheme and host such as "
+                        f"https://api.stripe.com (got {s.stripe_api_base!r})")
+    if not re.fullmatch(r"https?://[^\s/]+", s.stripe_checkout_origin):
+        problems.append("SHOP_STRIPE_CHECKOUT_ORIGIN must be an origin such as "
+                        f"https://checkout.stripe.com, without a path (got {s.stripe_checkout_origin!r})")
+    if not 1 <= s.stripe_timeout_seconds <= 120:
+        problems.append("SHOP_STRIPE_TIMEOUT_SECONDS must be between 1 and 120")
+    if s.production and key:
+        if not s.base_url:
+            problems.append("SHOP_BASE_URL is required in production with card payments: Stripe "
+                            "sends customers back to it, so it must not depend on a request's "
+                            "Host header")
+        if "_test_" in key[:8]:
+            problems.append("SHOP_STRIPE_SECRET_KEY is a test key: in production, orders paid with "
+                            "test cards would be marked paid without any money moving")
+        for name, url in (("SHOP_STRIPE_API_BASE", s.stripe_api_base),
+                          ("SHOP_STRIPE_CHECKOUT_ORIGIN", s.stripe_checkout_origin)):
+            if url and not url.startswith("https://"):
+                problems.append(f"{name} must use https in production")
+    return problems
+
+
+def _validate_rates(s: Settings) -> list[str]:
+    from shop.payments.bitcoin.rates import parse_provider_names
+
+    problems = []
+    if s.http_proxy:
+        if s.http_proxy.startswith("socks5://"):
+            problems.append("SHOP_HTTP_PROXY: use socks5h:// rather than socks5:// so host names "
+                            "are resolved by the proxy, not by a DNS lookup outside it")
+        elif not re.fullmatch(r"(socks5h|https?)://[^\s/]+/?", s.http_proxy):
+            problems.append("SHOP_HTTP_PROXY must look like socks5h://127.0.0.1:9050 (or "
+                            f"http(s)://host:port) (got {s.http_proxy!r})")
+    try:
+        providers = parse_provider_names(s.rate_providers)
+    except ValueError as exc:
+        problems.append(f"SHOP_RATE_PROVIDERS: {exc}")
+        providers = []
+    if providers and not 2 <= s.rate_min_sources <= len(providers):
+        problems.append(f"SHOP_RATE_MIN_SOURCES must be between 2 and the number of "
+                        f"SHOP_RATE_PROVIDERS ({len(providers)}): one exchange alone must never "
+                        "set the price")
+    if not 60 <= s.rate_max_age_seconds <= 3600:
+        problems.append("SHOP_RATE_MAX_AGE_SECONDS must be between 60 and 3600")
+    if not 1 <= s.rate_max_deviation_bp <= 2000:
+        problems.append("SHOP_RATE_MAX_DEVIATION_BP must be between 1 and 2000 (0.01 % to 20 %)")
+    if not 10 <= s.rate_refresh_seconds < s.rate_max_age_seconds:
+        problems.append("SHOP_RATE_REFRESH_SECONDS must be at least 10 and less than "
+                        "SHOP_RATE_MAX_AGE_SECONDS, or every quote would go stale between fetches")
+    return problems
 
 
 def _validate(s: Settings) -> list[str]:
@@ -150,6 +276,15 @@ def _validate(s: Settings) -> list[str]:
         problems.append("SHOP_ORDER_EXPIRY_MINUTES must be between 1 and 10080 (7 days)")
     if s.base_url and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", s.base_url):
         problems.append(f"SHOP_BASE_URL must be an absolute http(s) URL (got {s.base_url!r})")
+    if not 0.05 <= s.worker_interval_seconds <= 3600:
+        problems.append("SHOP_WORKER_INTERVAL_SECONDS must be between 0.05 and 3600")
+    if s.log_format not in ("text", "json"):
+        problems.append(f"SHOP_LOG_FORMAT must be text or json (got {s.log_format!r})")
+    problems += _validate_stripe(s)
+    problems += _validate_rates(s)
+    problems += _validate_privacy(s)
+    problems += _validate_bitcoin(s)
+    problems += _validate_admin(s)
     if s.production:
         if s.secret_key in KNOWN_UNSAFE_SECRETS or len(s.secret_key) < 32:
             problems.append(
@@ -161,6 +296,67 @@ def _validate(s: Settings) -> list[str]:
                             "mark an order paid")
         if s.base_url and not s.base_url.startswith("https://"):
             problems.append("SHOP_BASE_URL must use https in production")
+    return problems
+
+
+def _validate_bitcoin(s: Settings) -> list[str]:
+    from shop.payments.bitcoin.settings import validate
+
+    return validate(s)
+
+
+def _validate_privacy(s: Settings) -> list[str]:
+    from shop.privacy.crypto import DataKeyError, load_master_key
+
+    problems = []
+    if s.production and not s.data_key:
+        problems.append("SHOP_DATA_KEY is required in production: it encrypts customers' personal "
+                        "data (generate one with `shop privacy generate-key`)")
+    keys = [("SHOP_DATA_KEY", s.data_key)] + [
+        (f"SHOP_DATA_KEY_OLD[{i}]", part) for i, part in enumerate(s.data_key_old.split(","))
+        if part.strip()
+    ]
+    for name, text in keys:
+        if text:
+            try:
+                load_master_key(text, name=name)
+            except DataKeyError as exc:
+                problems.append(str(exc))
+    if not 1 <= s.retention_unpaid_hours <= 24 * 365:
+        problems.append("SHOP_RETENTION_UNPAID_HOURS must be between 1 and 8760 (a year)")
+    if not 1 <= s.retention_fulfilled_days <= 3650:
+        problems.append("SHOP_RETENTION_FULFILLED_DAYS must be between 1 and 3650")
+    if not 1 <= s.ledger_retention_years <= 30:
+        problems.append("SHOP_LEDGER_RETENTION_YEARS must be between 1 and 30")
+    return problems
+
+
+def _validate_admin(s: Settings) -> list[str]:
+    from shop.mail.smtp import SmtpUrlError, parse_smtp_url
+
+    problems = []
+    if not 1 <= s.admin_idle_minutes <= 24 * 60:
+        problems.append("SHOP_ADMIN_IDLE_MINUTES must be between 1 and 1440 (a day)")
+    if not 1 <= s.admin_session_hours <= 24 * 7:
+        problems.append("SHOP_ADMIN_SESSION_HOURS must be between 1 and 168 (a week)")
+    if not 1 <= s.admin_upload_mb <= 2048:
+        problems.append("SHOP_ADMIN_UPLOAD_MB must be between 1 and 2048")
+    if not 1 <= s.download_days <= 365:
+        problems.append("SHOP_DOWNLOAD_DAYS must be between 1 and 365")
+    if not 1 <= s.download_count <= 100:
+        problems.append("SHOP_DOWNLOAD_COUNT must be between 1 and 100")
+    if s.smtp_url:
+        try:
+            smtp = parse_smtp_url(s.smtp_url)
+        except SmtpUrlError as exc:
+            problems.append(str(exc))
+        else:
+            if s.production and smtp.security == "none" and not smtp.is_loopback:
+                problems.append("SHOP_SMTP_URL must use smtps:// or smtp+starttls:// in production "
+                                "unless the server is on this machine")
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", s.mail_from):
+            problems.append("SHOP_MAIL_FROM must be the sender's email address when SHOP_SMTP_URL "
+                            "is set")
     return problems
 
 
@@ -181,4 +377,10 @@ def resolve_secrets(settings: Settings) -> Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         updates["secret_key"] = key_file.read_text().strip()
+    if not settings.data_key:
+        if settings.production:  # _validate already refused this; keep the guard local too
+            raise ConfigError(["SHOP_DATA_KEY is required in production"])
+        from shop.privacy.keys import instance_data_key
+
+        updates["data_key"] = instance_data_key(instance)
     return dataclasses.replace(settings, **updates) if updates else settings

@@ -1,8 +1,13 @@
 """Imports every model so Base.metadata is complete (Alembic and the schema test use this)."""
 
+from shop.admin.models import AdminRecoveryCode, AdminUser, Shipment, StockAdjustment  # noqa: F401
 from shop.catalog.models import Product, ProductImage, TaxClass, Variant  # noqa: F401
 from shop.checkout.models import ShippingRate, ShippingZone  # noqa: F401
 from shop.db import Base
+from shop.downloads.models import DigitalFile, DownloadGrant  # noqa: F401
+from shop.jobs.models import WorkerHeartbeat  # noqa: F401
+from shop.legal.models import LegalPage  # noqa: F401
+from shop.mail.models import OutboxMessage  # noqa: F401
 from shop.orders.models import (  # noqa: F401
     Order,
     OrderContact,
@@ -11,5 +16,17 @@ from shop.orders.models import (  # noqa: F401
     OrderNumberCounter,
     PaymentRecord,
 )
+from shop.payments.bitcoin.models import (  # noqa: F401
+    BitcoinBlock,
+    BitcoinIndexCounter,
+    BitcoinInvoice,
+    BitcoinInvoiceEvent,
+    BitcoinPayment,
+    BitcoinWatcherStatus,
+)
+from shop.payments.bitcoin.rate_models import RateQuote  # noqa: F401
+from shop.payments.stripe.models import CardPayment, CardRefund, StripeEventRecord  # noqa: F401
+from shop.privacy.models import LedgerEntry, LedgerLine, LedgerRate, PrivacyJobRun  # noqa: F401
+from shop.refunds.models import RefundAddress  # noqa: F401
 
 metadata = Base.metadata

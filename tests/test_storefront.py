@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from shop.catalog.models import Variant
 from shop.orders.models import Order, OrderContact
+from shop.privacy.store import read_contact
 from tests.browser import Browser
 from tests.conftest import make_test_app
 
@@ -63,7 +64,7 @@ def test_purchase_end_to_end_with_demo_payment(client, database):
         order = s.scalar(select(Order))
         assert (order.status, order.amount_paid, order.total) == ("paid", 4390, 4390)
         assert order.number.endswith("-000001")
-        contact = s.get(OrderContact, order.id)
+        contact = read_contact(s, order)  # stored encrypted (shop/privacy/store.py)
         assert (contact.email, contact.city) == ("ada@example.org", "Berlin")
     # The cart was emptied by the purchase.
     assert "Your cart is empty" in b.get("/cart").text
@@ -155,3 +156,17 @@ def test_cart_explains_price_change_and_sell_out(client, database):
     assert "€18.00" in page.text
     # Having been told, the customer can now check out at the new terms.
     assert b.get("/checkout").url == "/checkout"
+
+
+def test_cached_product_page_never_sells_what_is_gone(client, database, db_url, tmp_path):
+    b = Browser(client)
+    assert "only 4 left" in b.get("/products/tote-bag").text
+    with database.job_session() as s:
+        s.scalar(select(Variant).where(Variant.sku == "TOTE-BLK")).stock = 0
+    page = b.get("/products/tote-bag")  # served from the short-lived catalog cache
+    assert "only 4 left" in page.text
+    page = b.submit(b.form("form[action$='/cart/add/tote-bag']"),
+                    {"variant": b.option_value("Black")}, expect=409)
+    assert "Sold out." in page.text  # adding to the cart reads the database, not the cache
+    uncached = Browser(make_test_app(db_url, tmp_path / "i2", catalog_cache_seconds=0).test_client())
+    assert "sold out" in uncached.get("/products/tote-bag").text

@@ -1,21 +1,42 @@
-"""Catalog queries for the storefront (read-only)."""
+"""Catalog queries for the storefront (read-only).
+
+The listing and product pages are the hottest pages and change only when the merchant edits the
+catalog or stock moves, so their data is kept briefly in a per-process cache (`CatalogCache`).
+Nothing that takes money relies on it: adding to the cart and checking out read fresh rows.
+"""
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from cachetools import TTLCache
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from shop.catalog.models import Product, Variant
+from shop.catalog.models import Product, ProductImage, Variant
 
 MAX_QUERY_LENGTH = 100
 
 
 @dataclass(frozen=True)
+class ProductCard:
+    """What the listing shows of a product: read with one query, no ORM objects."""
+
+    slug: str
+    title: str
+    kind: str
+    min_price: int | None
+    max_price: int | None
+    image: str | None
+
+
+@dataclass(frozen=True)
 class Page:
-    items: list[Product]
+    items: list[ProductCard]
     total: int
     page: int
     per_page: int
@@ -46,15 +67,29 @@ def list_products(session: Session, *, query: str = "", page: int = 1, per_page:
                 )
             )
     total = session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0
-    items = session.scalars(
-        select(Product)
+    prices = (
+        select(Variant.product_id, func.min(Variant.price).label("lo"),
+               func.max(Variant.price).label("hi"))
+        .where(Variant.active.is_(True))
+        .group_by(Variant.product_id)
+        .subquery()
+    )
+    first_image = (
+        select(ProductImage.filename)
+        .where(ProductImage.product_id == Product.id)
+        .order_by(ProductImage.position, ProductImage.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Product.slug, Product.title, Product.kind, prices.c.lo, prices.c.hi, first_image)
+        .outerjoin(prices, prices.c.product_id == Product.id)
         .where(*conditions)
-        .options(selectinload(Product.variants), selectinload(Product.images))
         .order_by(Product.position, Product.id)
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
-    return Page(list(items), total, page, per_page)
+    return Page([ProductCard(*row) for row in rows], total, page, per_page)
 
 
 def get_active_product(session: Session, slug: str) -> Product | None:
@@ -74,6 +109,75 @@ def get_variants(session: Session, ids: list[int]) -> dict[int, Variant]:
     return {v.id: v for v in variants}
 
 
-def price_range(product: Product) -> tuple[int, int] | None:
-    prices = [v.price for v in product.variants if v.active]
-    return (min(prices), max(prices)) if prices else None
+
+
+@dataclass(frozen=True)
+class ImageView:
+    filename: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class VariantView:
+    id: int
+    label: str
+    price: int
+    stock: int | None
+    active: bool
+    purchasable: bool
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """A detached snapshot of an active product, safe to share between requests."""
+
+    id: int
+    slug: str
+    title: str
+    description: str
+    kind: str
+    images: tuple[ImageView, ...]
+    variants: tuple[VariantView, ...]
+
+
+def product_view(session: Session, slug: str) -> ProductView | None:
+    product = get_active_product(session, slug)
+    if product is None:
+        return None
+    return ProductView(
+        id=product.id, slug=product.slug, title=product.title, description=product.description,
+        kind=product.kind,
+        images=tuple(ImageView(i.filename, i.alt) for i in product.images),
+        variants=tuple(VariantView(v.id, v.label, v.price, v.stock, v.active, v.purchasable)
+                       for v in product.variants),
+    )
+
+
+T = TypeVar("T")
+
+
+class CatalogCache:
+    """A small thread-safe TTL cache; ttl 0 turns it off (every call reads the database)."""
+
+    def __init__(self, ttl_seconds: float, maxsize: int = 2048):
+        self.ttl = ttl_seconds
+        self._cache: TTLCache[Hashable, Any] | None = (
+            TTLCache(maxsize=maxsize, ttl=ttl_seconds) if ttl_seconds > 0 else None
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        if self._cache is None:
+            return load()
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        value = load()  # outside the lock: a slow query must not block other pages
+        with self._lock:
+            self._cache[key] = value
+        return value
+
+    def clear(self) -> None:
+        if self._cache is not None:
+            with self._lock:
+                self._cache.clear()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SubmitField
 from wtforms.validators import InputRequired, NumberRange
@@ -29,16 +29,21 @@ def _page_arg() -> int:
     return int(raw)
 
 
+def catalog_cache() -> service.CatalogCache:
+    return current_app.extensions["shop.catalog_cache"]
+
+
 @bp.get("/")
 def index():
-    query = request.args.get("q", "")[: service.MAX_QUERY_LENGTH]
-    page = service.list_products(
-        db_session(), query=query, page=_page_arg(), per_page=settings().products_per_page
+    query = " ".join(request.args.get("q", "")[: service.MAX_QUERY_LENGTH].split())
+    page_number, per_page = _page_arg(), settings().products_per_page
+    page = catalog_cache().get(
+        ("list", query.lower(), page_number, per_page),
+        lambda: service.list_products(db_session(), query=query, page=page_number, per_page=per_page),
     )
     if page.page > page.pages:
         abort(404)
-    return render_template("catalog/index.html", page=page, query=query,
-                           price_range=service.price_range)
+    return render_template("catalog/index.html", page=page, query=query)
 
 
 def add_to_cart_form(product, formdata=None) -> AddToCartForm:
@@ -52,7 +57,9 @@ def add_to_cart_form(product, formdata=None) -> AddToCartForm:
 
 @bp.get("/products/<slug>")
 def product(slug: str):
-    item = service.get_active_product(db_session(), slug)
+    if len(slug) > 120:
+        abort(404)
+    item = catalog_cache().get(("product", slug), lambda: service.product_view(db_session(), slug))
     if item is None:
         abort(404)
     return render_template("catalog/product.html", product=item, form=add_to_cart_form(item))

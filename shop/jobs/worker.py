@@ -6,12 +6,16 @@ Each job opens its own unit of work (Database.job_session) and takes ids, never 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from shop.db import Database
+from shop.jobs.heartbeat import Heartbeat
 from shop.orders import service as orders
+from shop.payments.bitcoin.rates import RatesJob
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +31,105 @@ def expire_orders(database: Database) -> int:
         return orders.expire_due_orders(session)
 
 
-JOBS = [Job("expire-orders", expire_orders)]
+def purge_personal_data(database: Database) -> int:
+    from shop.privacy.purge import daily_purge
+
+    return daily_purge(database)  # at most once a day, however often the worker ticks
 
 
-def run_once(database: Database, jobs: list[Job] = JOBS) -> dict[str, int]:
+def send_emails(database: Database) -> int:
+    from shop.mail.outbox import deliver_due
+
+    return deliver_due(database)  # customer emails queued by order changes, with retries
+
+
+def expire_bitcoin_invoices(database: Database) -> int:
+    from shop.payments.bitcoin.watcher import expire_invoices_job
+
+    return expire_invoices_job(database)  # time-only: works while the node is down
+
+
+JOBS = [Job("expire-orders", expire_orders), Job("privacy-purge", purge_personal_data),
+        Job("send-emails", send_emails), Job("bitcoin-invoices", expire_bitcoin_invoices)]
+# BTC exchange rates; a no-op unless Bitcoin checkout is configured (see rates.rates_wanted).
+JOBS.append(Job(RatesJob.name, RatesJob()))
+
+
+def run_once(database: Database, jobs: list[Job] = JOBS, stop: threading.Event | None = None,
+             heartbeat: Heartbeat | None = None) -> dict[str, int]:
     results = {}
     for job in jobs:
+        if stop is not None and stop.is_set():
+            break  # shutting down: the job that ran last has committed; leave the rest
+        if heartbeat is not None:
+            heartbeat.beat(job.name)
         try:
             results[job.name] = job.run(database)
             if results[job.name]:
-                log.info("job %s handled %d item(s)", job.name, results[job.name])
+                log.info("job done job=%s items=%d", job.name, results[job.name])
         except Exception:
             # One failing job must not stop the others; it is retried on the next tick.
-            log.exception("job %s failed", job.name)
+            log.exception("job failed job=%s", job.name)
             results[job.name] = -1
     return results
 
 
-def run_forever(database: Database, interval: float, stop: threading.Event) -> None:
-    log.info("worker started (every %.1f s)", interval)
+def run_forever(database: Database, interval: float, stop: threading.Event, *,
+                heartbeat: Heartbeat | None = None) -> None:
+    log.info("worker started interval=%.1f", interval)
     while not stop.is_set():
-        run_once(database)
+        run_once(database, stop=stop, heartbeat=heartbeat)
+        if heartbeat is not None and not stop.is_set():
+            heartbeat.beat("")
         stop.wait(interval)
-    log.info("worker stopped")
+    log.info("worker loop ended")
+
+
+# After SIGTERM the job in progress may finish; past this, the process leaves anyway (what it
+# had not committed rolls back, exactly as after a crash). Below systemd's default 90 s.
+SHUTDOWN_GRACE_SECONDS = 30.0
+WATCHER_JOIN_SECONDS = 10.0
+
+
+def serve(database: Database, settings, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> int:
+    """`shop worker`: the jobs every tick, the chain watcher in its thread, a heartbeat, and a
+    graceful stop on SIGTERM or Ctrl-C (a second signal leaves at once). Returns the exit code."""
+    from shop.payments.bitcoin.watcher import start_watcher
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("second signal, leaving now signal=%s", name)
+            os._exit(1)
+        log.info("shutdown requested signal=%s", name)
+        stop.set()
+        timer = threading.Timer(grace_seconds, _force_exit, args=(grace_seconds,))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    watcher_thread = start_watcher(database, settings, stop)  # its own loop (ZMQ + poll)
+    watcher = getattr(watcher_thread, "watcher", None)
+    names = [job.name for job in JOBS] + (["chain-watcher"] if watcher_thread else [])
+    heartbeat = Heartbeat(database, names, watching=lambda: bool(watcher and watcher.watching))
+    log.info("worker id worker_id=%s jobs=%s", heartbeat.worker_id, ",".join(names))
+    heartbeat.beat("")
+    run_forever(database, settings.worker_interval_seconds, stop, heartbeat=heartbeat)
+    if watcher_thread is not None:
+        watcher_thread.join(WATCHER_JOIN_SECONDS)
+        if watcher_thread.is_alive():
+            log.warning("chain watcher still busy after %.0f s; leaving it", WATCHER_JOIN_SECONDS)
+    heartbeat.remove()
+    database.dispose()
+    log.info("worker stopped worker_id=%s", heartbeat.worker_id)
+    return 0
+
+
+def _force_exit(grace_seconds: float) -> None:
+    log.error("job still running %.0f s after the shutdown request; leaving without it",
+              grace_seconds)
+    logging.shutdown()
+    os._exit(1)

@@ -8,6 +8,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -58,6 +59,11 @@ class Order(Base):
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Set when something needs the merchant's eyes (mismatched amount, late payment, dispute).
     attention: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Privacy (shop/privacy/purge.py): when the customer asked for erasure, and when every
+    # personal field of this order was erased ("purged on <date>").
+    personal_data_erase_requested_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True)
+    personal_data_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
@@ -100,18 +106,23 @@ class OrderLine(Base):
 
 
 class OrderContact(Base):
-    """Everything personal about an order, kept apart so erasing it leaves the order intact."""
+    """Everything personal about an order, kept apart so erasing it leaves the order intact.
+
+    Fields are AES-GCM blobs under the order's own data key, stored only wrapped by the master
+    key; read and write them through shop.privacy.store (set_contact / read_contact).
+    """
 
     __tablename__ = "order_contacts"
 
     order_id: Mapped[int] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
     )
-    email: Mapped[str | None] = mapped_column(String(320), nullable=True, info=personal())
-    name: Mapped[str | None] = mapped_column(String(200), nullable=True, info=personal())
-    street: Mapped[str | None] = mapped_column(String(300), nullable=True, info=personal())
-    postal_code: Mapped[str | None] = mapped_column(String(20), nullable=True, info=personal())
-    city: Mapped[str | None] = mapped_column(String(100), nullable=True, info=personal())
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    email: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())
+    name: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())
+    street: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())
+    postal_code: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())
+    city: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())
 
     order: Mapped[Order] = relationship(back_populates="contact")
 

@@ -6,6 +6,7 @@ and logs the advance. Functions take a Session and never commit: the caller's sc
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,21 +16,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from shop.admin.models import Shipment
 from shop.cart.pricing import compute_totals
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
 from shop.checkout.service import review_cart, shipping_options
 from shop.db import utcnow
+from shop.downloads import service as downloads
+from shop.mail import outbox
 from shop.orders.models import (
     Order,
-    OrderContact,
     OrderEvent,
     OrderLine,
     OrderNumberCounter,
     PaymentRecord,
 )
-from shop.orders.states import OrderError, OrderStatus, check_transition
+from shop.orders.states import IllegalTransition, OrderError, OrderStatus, check_transition
 from shop.payments.base import PaymentEvent, PaymentEventKind
+from shop.privacy import ledger
+from shop.privacy.store import ContactDetails, set_contact
 
 S = OrderStatus
 
@@ -60,15 +65,6 @@ class ShippingUnavailable(OrderError):
 
 class OrderNotFound(OrderError):
     pass
-
-
-@dataclass(frozen=True)
-class ContactDetails:
-    email: str | None = None
-    name: str | None = None
-    street: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,12 +166,13 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
     if not review.requires_shipping:
         # Digital goods need no postal address: never keep one even if a form sent it.
         contact = ContactDetails(email=contact.email)
-    if any(vars(contact).values()):
-        order.contact = OrderContact(**vars(contact))
     session.add(order)
     session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
                            note="Order placed"))
     session.flush()
+    if not contact.is_empty():
+        set_contact(session, order, contact)  # encrypted under the order's own data key
+    outbox.enqueue(session, order, outbox.ORDER_RECEIVED, has_email=bool(contact.email), now=now)
     return order
 
 
@@ -223,8 +220,13 @@ def _next_number(session: Session, year: int) -> str:
 
 # ---------------------------------------------------------------- lookups
 
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def get_by_token(session: Session, token: str) -> Order | None:
-    if not token or len(token) > 64:
+    # Anything that is not a token we could have issued never reaches the database (a NUL byte
+    # would make PostgreSQL refuse the query).
+    if not token or not _TOKEN_SHAPE.fullmatch(token):
         return None
     return session.scalar(
         select(Order).where(Order.token == token).options(
@@ -259,12 +261,32 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
                                   "refund or restock.", now)
             return
     _transition(session, order, S.PAID, note or "Payment received", now)
+    ledger.record_sale(session, order, now)
+    outbox.enqueue(session, order, outbox.PAYMENT_RECEIVED, now=now)
+    if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping:
+        _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled automatically", now)
 
 
 def expire(session: Session, order: Order, now: datetime | None = None) -> None:
     now = now or utcnow()
     _transition(session, order, S.EXPIRED, "Not paid in time; items released", now)
     _release(session, order)
+
+
+def extend_reservation(session: Session, order: Order, until: datetime, note: str = "",
+                       now: datetime | None = None) -> None:
+    """Hold an unpaid order's stock until `until`, e.g. while a payment page can still be paid.
+
+    Never shortens a reservation; raises IllegalTransition if the order is no longer pending.
+    """
+    now = now or utcnow()
+    if order.state != S.PENDING_PAYMENT:
+        raise IllegalTransition(order.state, S.PENDING_PAYMENT)
+    if until > order.expires_at:
+        order.expires_at = until
+        session.add(OrderEvent(order=order, at=now, from_status=order.status,
+                               to_status=order.status,
+                               note=note or f"Reservation extended to {until:%Y-%m-%d %H:%M} UTC"))
 
 
 def cancel(session: Session, order: Order, reason: str = "", now: datetime | None = None) -> None:
@@ -275,6 +297,27 @@ def cancel(session: Session, order: Order, reason: str = "", now: datetime | Non
 
 def fulfil(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
     _transition(session, order, S.FULFILLED, note or "Fulfilled", now or utcnow())
+
+
+def ship(session: Session, order: Order, tracking: str = "", now: datetime | None = None) -> None:
+    """Hand the parcel to the carrier: fulfilled, with the tracking reference for the customer."""
+    now = now or utcnow()
+    tracking = " ".join(tracking.split())[:200]
+    _transition(session, order, S.FULFILLED,
+                f"Shipped (tracking reference {tracking})" if tracking else "Shipped", now)
+    session.add(Shipment(order_id=order.id, tracking=tracking, shipped_at=now))
+    outbox.enqueue(session, order, outbox.SHIPPED, tracking=tracking, now=now)
+
+
+def resolve_attention(session: Session, order: Order, note: str = "",
+                      now: datetime | None = None) -> None:
+    """The merchant has dealt with what the order was flagged for."""
+    if not order.attention:
+        return
+    order.attention = None
+    session.add(OrderEvent(order=order, at=now or utcnow(), from_status=order.status,
+                           to_status=order.status, note=f"Resolved by the merchant: {note}"[:500]
+                           if note else "Resolved by the merchant"))
 
 
 def close(session: Session, order: Order, now: datetime | None = None) -> None:
@@ -289,6 +332,8 @@ def record_refund(session: Session, order: Order, amount: int, note: str = "",
     order.amount_refunded += amount
     target = S.REFUNDED if order.amount_refunded >= order.amount_paid else S.PARTIALLY_REFUNDED
     _transition(session, order, target, note or "Refund issued", now)
+    ledger.record_refund(session, order, amount, now)
+    outbox.enqueue(session, order, outbox.REFUND_ISSUED, amount=amount, now=now)
 
 
 def expire_due_orders(session: Session, now: datetime | None = None, limit: int = 500) -> int:

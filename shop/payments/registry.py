@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from shop.config import Settings
 from shop.payments.base import PaymentMethod
+from shop.payments.bitcoin.method import BitcoinPayment
 from shop.payments.demo import DemoPayment
+from shop.payments.stripe.method import CardPayment
 
 
 def build_methods(settings: Settings) -> dict[str, PaymentMethod]:
     methods: list[PaymentMethod] = [DemoPayment(enabled=settings.demo_payments)]
+    methods.append(CardPayment(settings))
+    methods.append(BitcoinPayment(settings))
     return {m.code: m for m in methods}
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "install_redaction",
     "mark_personal",
     "redact",
+    "silence_payload_loggers",
     "werkzeug_quiet",
 ]
 
@@ -188,6 +189,36 @@ def install_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
     if logging.lastResort is not None:
         _add_filter_once(logging.lastResort, flt)
     return flt
+
+
+# Libraries that log whole API payloads at DEBUG. Stripe's response bodies carry the
+# customer's name, email and address (``customer_details``), which no pattern can redact.
+PAYLOAD_LOGGERS = ("stripe",)
+
+
+class _DropPayloads(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001
+            return False
+        return "body=" not in message and "customer_details" not in message
+
+
+def silence_payload_loggers(names: tuple[str, ...] = PAYLOAD_LOGGERS) -> None:
+    """Keep API payload dumps out of every log, whatever level the root logger is at.
+
+    Idempotent. The logger level alone would be undone by ``logging.basicConfig`` or a
+    test's ``caplog.set_level(..., logger=...)``; the filter is what guarantees it.
+    """
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
+        if not any(isinstance(f, _DropPayloads) for f in logger.filters):
+            logger.addFilter(_DropPayloads())
 
 
 # gunicorn's default minus %(h)s (client address), %(u)s (basic-auth user), %(f)s

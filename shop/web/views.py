@@ -15,9 +15,22 @@ def register(app: Flask) -> None:
     from shop.catalog.views import bp as catalog_bp
     from shop.checkout.views import bp as checkout_bp
     from shop.orders.views import bp as orders_bp
+    from shop.payments.bitcoin.views import bp as bitcoin_bp
+    from shop.payments.stripe.views import bp as card_bp
+    from shop.privacy.views import bp as privacy_bp
 
-    for bp in (catalog_bp, cart_bp, checkout_bp, orders_bp):
+    for bp in (catalog_bp, cart_bp, checkout_bp, orders_bp, privacy_bp, card_bp, bitcoin_bp):
         app.register_blueprint(bp)
+    from shop.admin.views import bp as admin_bp
+    from shop.downloads.views import bp as downloads_bp
+    from shop.legal.views import bp as legal_bp
+
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(legal_bp)
+    app.register_blueprint(downloads_bp)
+    from shop.refunds.views import bp as refunds_bp
+
+    app.register_blueprint(refunds_bp)
 
     @app.template_filter("money")
     def money_filter(amount: int, currency: str | None = None) -> str:
@@ -39,7 +52,17 @@ def register(app: Flask) -> None:
             db_session().execute(text("SELECT 1"))
         except Exception:
             return jsonify(status="unavailable", database="unreachable"), 503
-        return jsonify(status="ok", database="ok")
+        # A dead worker does not make this web server unhealthy (a load balancer must keep
+        # sending it traffic), so the status stays 200: monitoring alerts on the `worker` field.
+        from shop.jobs.heartbeat import worker_status
+
+        try:
+            with db_session().begin_nested():
+                worker, age = worker_status(db_session(), settings().worker_interval_seconds)
+        except Exception:
+            worker, age = "unknown", None
+        return jsonify(status="ok", database="ok", worker=worker,
+                       worker_last_beat_seconds=None if age is None else round(age, 1))
 
     @app.get("/media/<path:filename>")
     def media(filename: str):

@@ -1,0 +1,20 @@
+# The shop's web app and worker in one image: `docker compose up` runs both (see compose.yaml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    SHOP_INSTANCE_PATH=/var/lib/shop
+RUN useradd --system --home /var/lib/shop --create-home shop
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY shop ./shop
+COPY templates ./templates
+COPY migrations ./migrations
+RUN pip install . && rm -rf /src
+
+USER shop
+WORKDIR /var/lib/shop
+EXPOSE 8000
+CMD ["gunicorn", "--workers", "4", "--bind", "0.0.0.0:8000", \
+     "--access-logfile", "-", "--access-logformat", "%(t)s \"%(m)s %(U)s %(H)s\" %(s)s %(b)s %(L)s", \
+     "shop:create_app()"]

@@ -1,0 +1,56 @@
+"""Bookkeeping from the privacy module's ledger: VAT summary per rate and destination country.
+
+No Flask. The ledger holds no personal data; the CSV export is the ledger's own
+(shop.privacy.ledger.export_csv).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shop.privacy.models import LedgerEntry, LedgerRate
+
+
+def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, the day after end 00:00) UTC, like the ledger's CSV export."""
+    return (datetime(start.year, start.month, start.day, tzinfo=UTC),
+            datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class VatRow:
+    currency: str
+    country: str
+    rate_bp: int
+    net: int
+    vat: int
+    gross: int
+
+
+def vat_summary(session: Session, start: date, end: date) -> list[VatRow]:
+    """Net, VAT and gross per currency, destination country and rate; refunds count negative."""
+    lo, hi = _bounds(start, end)
+    rows = session.execute(
+        select(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp,
+               func.sum(LedgerRate.net), func.sum(LedgerRate.vat), func.sum(LedgerRate.gross))
+        .join(LedgerRate, LedgerRate.entry_id == LedgerEntry.id)
+        .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
+        .group_by(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp)
+        .order_by(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp.desc())
+    )
+    return [VatRow(c, country, int(rate), int(n), int(v), int(g)) for c, country, rate, n, v, g in rows]
+
+
+def vat_by_rate(rows: list[VatRow]) -> list[VatRow]:
+    """The same summed over countries (country "*")."""
+    totals: dict[tuple[str, int], list[int]] = {}
+    for r in rows:
+        t = totals.setdefault((r.currency, r.rate_bp), [0, 0, 0])
+        t[0] += r.net
+        t[1] += r.vat
+        t[2] += r.gross
+    return [VatRow(c, "*", rate, *t) for (c, rate), t in sorted(totals.items(), key=lambda i: (i[0][0], -i[0][1]))]

@@ -1,0 +1,74 @@
+"""Merchant accounts, the stock adjustment log and shipments.
+
+Merchant accounts are staff, not customers: no customer data lives here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.db import Base, UTCDateTime, personal, utcnow
+
+
+class AdminUser(Base):
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # Base32 TOTP secret; set while enrolling, active once `totp_enabled` after a correct code.
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last accepted TOTP time step, so a code seen once cannot be replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Bumped on logout and password change: every session cookie carrying an older value dies.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    recovery_codes: Mapped[list[AdminRecoveryCode]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="AdminRecoveryCode.id"
+    )
+
+
+class AdminRecoveryCode(Base):
+    __tablename__ = "admin_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[AdminUser] = relationship(back_populates="recovery_codes")
+
+
+class StockAdjustment(Base):
+    """Every manual change of a variant's stock, with who made it and why."""
+
+    __tablename__ = "stock_adjustments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"), index=True)
+    # None on either side means "unlimited".
+    stock_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stock_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    admin_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="SET NULL"), nullable=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Shipment(Base):
+    """The parcel of an order: carrier tracking reference and when it left."""
+
+    __tablename__ = "shipments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    # The carrier can map it to the recipient's address: erased with the order's personal data.
+    tracking: Mapped[str] = mapped_column(String(200), default="", info=personal())
+    shipped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,198 @@
+"""Admin pages for orders: list, detail (the only place showing personal data), actions."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from shop.admin import orders as admin_orders
+from shop.admin.catalog import CatalogError, parse_price
+from shop.admin.forms import ActionForm, CancelForm, RefundForm, ResolveForm, ShipForm
+from shop.admin.views import bp
+from shop.orders import service
+from shop.orders.models import Order
+from shop.orders.states import LABELS, OrderError, OrderStatus
+from shop.orders.views import order_totals
+from shop.refunds import service as refunds
+from shop.web.context import db_session, payment_methods
+
+
+def _order(number: str) -> Order:
+    order = admin_orders.get_order(db_session(), number)
+    if order is None:
+        abort(404)
+    return order
+
+
+def _card_refund():
+    """The card module's refund function and gateway, if card payments exist and are set up."""
+    method = payment_methods().get("card")
+    if method is None or not getattr(method, "configured", False):
+        return None
+    try:
+        from shop.payments.stripe import service as card
+    except ImportError:  # pragma: no cover - card payments not installed
+        return None
+    return card, method
+
+
+@bp.get("/orders")
+def orders():
+    status = request.args.get("status", "")
+    method = request.args.get("method", "")
+    if status and status not in {s.value for s in OrderStatus}:
+        status = ""
+    methods = admin_orders.payment_methods_used(db_session())
+    if method not in methods:
+        method = ""
+    page = request.args.get("page", 1, type=int) or 1
+    result = admin_orders.list_orders(db_session(), status=status, method=method,
+                                      page=min(max(page, 1), 10**6))
+    return render_template("admin/orders.html", result=result, status=status, method=method,
+                           methods=methods, labels=LABELS, OrderStatus=OrderStatus)
+
+
+@bp.get("/tasks")
+def tasks():
+    return render_template("admin/tasks.html", orders=admin_orders.tasks(db_session()),
+                           labels=LABELS)
+
+
+@bp.get("/orders/<number>")
+def order_detail(number: str):
+    order = _order(number)
+    db = db_session()
+    refund_form = RefundForm()
+    refund_form.amount.data = _decimal(admin_orders.refundable_amount(order), order.currency)
+    try:
+        contact, unreadable = admin_orders.contact(db, order), False
+    except admin_orders.ContactUnreadable:
+        contact, unreadable = None, True
+    return render_template(
+        "admin/order.html", order=order, totals=order_totals(order), labels=LABELS,
+        OrderStatus=OrderStatus, contact=contact, contact_unreadable=unreadable,
+        shipments=admin_orders.shipments(db, order), payments=admin_orders.payments(db, order),
+        emails=admin_orders.emails(db, order), ship_form=ShipForm(), cancel_form=CancelForm(),
+        resolve_form=ResolveForm(), refund_address=refunds.get(db, order),
+        refund_form=refund_form, action=ActionForm(), card_refund=_card_refund() is not None,
+        refundable=order.state in admin_orders.REFUNDABLE and admin_orders.refundable_amount(order) > 0,
+    )
+
+
+def _decimal(amount: int, currency: str) -> str:
+    from shop.money import Money
+
+    return str(Money(amount, currency).to_decimal())
+
+
+def _back(order: Order):
+    return redirect(url_for("admin.order_detail", number=order.number), 303)
+
+
+def _form_errors(form) -> None:
+    for errors in form.errors.values():
+        for e in errors:
+            flash(e, "error")
+
+
+@bp.post("/orders/<number>/ship")
+def order_ship(number: str):
+    order, form = _order(number), ShipForm()
+    if not form.validate_on_submit():
+        _form_errors(form)
+        return _back(order)
+    try:
+        service.ship(db_session(), order, form.tracking.data or "")
+    except OrderError as exc:
+        flash(f"Cannot mark as shipped: {exc}.", "error")
+        return _back(order)
+    flash("Marked as shipped.", "success")
+    return _back(order)
+
+
+@bp.post("/orders/<number>/close")
+def order_close(number: str):
+    order = _order(number)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        service.close(db_session(), order)
+    except OrderError as exc:
+        flash(f"Cannot close: {exc}.", "error")
+        return _back(order)
+    flash("Order closed (delivered).", "success")
+    return _back(order)
+
+
+@bp.post("/orders/<number>/cancel")
+def order_cancel(number: str):
+    order, form = _order(number), CancelForm()
+    if not form.validate_on_submit():
+        _form_errors(form)
+        return _back(order)
+    try:
+        service.cancel(db_session(), order, (form.reason.data or "").strip() or "Cancelled by the shop")
+    except OrderError as exc:
+        flash(f"Cannot cancel: {exc}. A paid order is refunded instead.", "error")
+        return _back(order)
+    flash("Order cancelled; its items are back in stock.", "success")
+    return _back(order)
+
+
+@bp.post("/orders/<number>/refund")
+def order_refund(number: str):
+    order, form = _order(number), RefundForm()
+    if not form.validate_on_submit():
+        _form_errors(form)
+        return _back(order)
+    try:
+        amount = parse_price(form.amount.data, order.currency)
+    except CatalogError as exc:
+        flash(str(exc), "error")
+        return _back(order)
+    if order.payment_method == "card":
+        card = _card_refund()
+        if card is None:
+            flash("Card refunds need the Stripe settings; refund in the Stripe Dashboard.", "error")
+            return _back(order)
+        module, method = card
+        try:
+            row = module.refund(db_session(), method.gateway, order, amount)
+        except module.CardPaymentError as exc:
+            flash(f"Refund not made: {exc}", "error")
+            return _back(order)
+        flash(f"Card refund {row.status}." if row.status != "succeeded"
+              else "Card refund made.", "success")
+        return _back(order)
+    try:
+        applied = admin_orders.record_manual_refund(db_session(), order, amount,
+                                                    form.reference.data or "")
+    except (admin_orders.RefundError, OrderError) as exc:
+        flash(str(exc), "error")
+        return _back(order)
+    flash("Refund recorded." if applied else "This refund was already recorded.", "success")
+    return _back(order)
+
+
+@bp.post("/orders/<number>/resolve")
+def order_resolve(number: str):
+    order, form = _order(number), ResolveForm()
+    if not form.validate_on_submit():
+        _form_errors(form)
+        return _back(order)
+    service.resolve_attention(db_session(), order, (form.note.data or "").strip())
+    flash("Marked as resolved.", "success")
+    return _back(order)
+
+
+@bp.post("/orders/<number>/refund-address")
+def order_ask_refund_address(number: str):
+    order = _order(number)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        refunds.request_address(db_session(), order)
+    except refunds.RefundAddressError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("The customer's order page now asks for a refund address.", "success")
+    return _back(order)

@@ -1,0 +1,151 @@
+"""What the merchant sees of orders, and the refunds recorded by hand. No Flask.
+
+State changes go through shop.orders.service; this module only reads, or hands over.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from shop.admin.models import Shipment
+from shop.mail.models import OutboxMessage
+from shop.orders import service
+from shop.orders.models import Order, OrderEvent, PaymentRecord
+from shop.orders.states import OrderStatus
+from shop.payments.base import PaymentEvent, PaymentEventKind
+from shop.privacy.crypto import CryptoError
+from shop.privacy.store import ContactDetails, read_contact
+
+PER_PAGE = 50
+# Orders whose money can still be given back.
+REFUNDABLE = frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.FULFILLED})
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    items: list[Order]
+    total: int
+    page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / PER_PAGE))
+
+
+def list_orders(session: Session, *, status: str = "", method: str = "", page: int = 1) -> OrderPage:
+    conditions = []
+    if status:
+        conditions.append(Order.status == status)
+    if method:
+        conditions.append(Order.payment_method == method)
+    total = session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0
+    items = session.scalars(select(Order).where(*conditions).order_by(Order.id.desc())
+                            .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)).all()
+    return OrderPage(list(items), total, page)
+
+
+def payment_methods_used(session: Session) -> list[str]:
+    return list(session.scalars(select(Order.payment_method).distinct().order_by(Order.payment_method)))
+
+
+def tasks(session: Session) -> list[Order]:
+    """Orders that need the merchant: late, under- or overpaid, reverted or disputed payments."""
+    return list(session.scalars(select(Order).where(Order.attention.is_not(None))
+                                .order_by(Order.id.desc())))
+
+
+def get_order(session: Session, number: str) -> Order | None:
+    if not number or len(number) > 20:
+        return None
+    return session.scalar(select(Order).where(Order.number == number).options(
+        selectinload(Order.lines), selectinload(Order.events)))
+
+
+class ContactUnreadable(Exception):
+    """The contact exists but cannot be decrypted (its master key is not configured)."""
+
+
+def contact(session: Session, order: Order) -> ContactDetails | None:
+    """Decrypted contact details; None once purged (see order.personal_data_erased_at)."""
+    try:
+        return read_contact(session, order)
+    except CryptoError as exc:
+        raise ContactUnreadable(str(exc)) from None
+
+
+def shipments(session: Session, order: Order) -> list[Shipment]:
+    return list(session.scalars(select(Shipment).where(Shipment.order_id == order.id)
+                                .order_by(Shipment.id)))
+
+
+def payments(session: Session, order: Order) -> list[PaymentRecord]:
+    return list(session.scalars(select(PaymentRecord).where(PaymentRecord.order_id == order.id)
+                                .order_by(PaymentRecord.id)))
+
+
+def emails(session: Session, order: Order) -> list[OutboxMessage]:
+    return list(session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order.id)
+                                .order_by(OutboxMessage.id)))
+
+
+def refundable_amount(order: Order) -> int:
+    return max(0, order.amount_paid - order.amount_refunded)
+
+
+class RefundError(ValueError):
+    pass
+
+
+def record_manual_refund(session: Session, order: Order, amount: int, reference: str) -> bool:
+    """Record money the merchant sent back outside the shop (e.g. a Bitcoin transaction).
+
+    Goes through the payment-event entry point, keyed by the reference, so recording the same
+    transaction twice changes nothing. Returns False for such a repeat.
+    """
+    if order.state not in REFUNDABLE:
+        raise RefundError(f"An order that is {order.status} cannot be refunded.")
+    if not 0 < amount <= refundable_amount(order):
+        raise RefundError("The refund must be more than zero and at most what is left of the "
+                          "payment.")
+    reference = " ".join(reference.split())[:200]
+    key = f"admin-refund:{reference}" if reference else f"admin-refund:{secrets.token_hex(8)}"
+    outcome = service.apply_payment_event(session, PaymentEvent(
+        provider=order.payment_method, key=key, order_ref=order.ref,
+        kind=PaymentEventKind.REFUNDED, amount=amount, currency=order.currency,
+        reference=reference, note=f"Refund recorded by the merchant{f' ({reference})' if reference else ''}",
+    ))
+    return outcome.applied
+
+
+TRACKING_NOTE = "Shipped (tracking reference "
+
+
+def erase_tracking(session: Session, order_ids) -> int:
+    """For the privacy purge: tracking references go with the order's other personal data
+    (from the shipment, the order's history and any queued email's details)."""
+    ids = list(order_ids)
+    if not ids:
+        return 0
+    erased = session.execute(update(Shipment).where(Shipment.order_id.in_(ids), Shipment.tracking != "")
+                             .values(tracking="").execution_options(synchronize_session=False)).rowcount
+    session.execute(update(OrderEvent).where(OrderEvent.order_id.in_(ids),
+                                             OrderEvent.note.startswith(TRACKING_NOTE, autoescape=True))
+                    .values(note="Shipped").execution_options(synchronize_session=False))
+    session.execute(update(OutboxMessage).where(OutboxMessage.order_id.in_(ids),
+                                                OutboxMessage.kind == "shipped")
+                    .values(payload="{}").execution_options(synchronize_session=False))
+    return erased
+
+
+def _register() -> None:
+    from shop.privacy.purge import register_eraser
+
+    register_eraser("shipment-tracking", erase_tracking)
+
+
+_register()

@@ -1,0 +1,227 @@
+"""Admin pages: settings and health, tax classes, shipping zones and rates."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField, SubmitField
+from wtforms.validators import InputRequired, Length
+
+from shop.admin import health
+from shop.admin import store_settings as ss
+from shop.admin.forms import ActionForm
+from shop.admin.views import bp
+from shop.catalog.models import TaxClass
+from shop.checkout.models import ShippingRate, ShippingZone
+from shop.money import Money
+from shop.web.context import db_session, settings
+
+
+class TaxForm(FlaskForm):
+    code = StringField("Code", validators=[InputRequired(), Length(max=40)])
+    name = StringField("Name", validators=[Length(max=100)])
+    rate = StringField("VAT rate (%)", validators=[InputRequired(), Length(max=10)])
+    submit = SubmitField("Save")
+
+
+class ZoneForm(FlaskForm):
+    name = StringField("Zone name", validators=[InputRequired(), Length(max=100)])
+    countries = StringField("Countries (two-letter codes, comma separated)",
+                            validators=[InputRequired(), Length(max=2000)])
+    submit = SubmitField("Save zone")
+
+
+class RateForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired(), Length(max=100)])
+    price = StringField("Price (tax included)", validators=[InputRequired(), Length(max=20)])
+    free_over = StringField("Free from order value (optional)", validators=[Length(max=20)])
+    tax_class = SelectField("Tax class", coerce=int)
+    submit = SubmitField("Save rate")
+
+
+def _errors(form) -> None:
+    for errors in form.errors.values():
+        for e in errors:
+            flash(e, "error")
+
+
+@bp.get("/settings")
+def settings_page():
+    s = settings()
+    return render_template("admin/settings.html", checks=health.checks(db_session(), s),
+                           retention=health.retention(s))
+
+
+# ---------------------------------------------------------------- tax classes
+
+@bp.get("/settings/tax")
+def tax_page():
+    classes = ss.tax_classes(db_session())
+    forms = {t.id: TaxForm(formdata=None, prefix=f"tax{t.id}", code=t.code, name=t.name,
+                           rate=f"{t.rate_bp / 100:g}") for t in classes}
+    return render_template("admin/tax.html", classes=classes, forms=forms,
+                           new=TaxForm(formdata=None, prefix="new"),
+                           action=ActionForm())
+
+
+def _save_tax(tax: TaxClass | None):
+    form = TaxForm(prefix=f"tax{tax.id}" if tax else "new")
+    if not form.validate_on_submit():
+        _errors(form)
+        return redirect(url_for("admin.tax_page"), 303)
+    try:
+        ss.save_tax_class(db_session(), tax, form.code.data, form.name.data, form.rate.data)
+    except ss.SettingsError as exc:
+        db_session().rollback()
+        flash(str(exc), "error")
+    else:
+        flash("Tax class saved. It applies to orders placed from now on.", "success")
+    return redirect(url_for("admin.tax_page"), 303)
+
+
+@bp.post("/settings/tax")
+def tax_add():
+    return _save_tax(None)
+
+
+def _tax(tax_id: int) -> TaxClass:
+    tax = db_session().get(TaxClass, tax_id)
+    if tax is None:
+        abort(404)
+    return tax
+
+
+@bp.post("/settings/tax/<int:tax_id>")
+def tax_edit(tax_id: int):
+    return _save_tax(_tax(tax_id))
+
+
+@bp.post("/settings/tax/<int:tax_id>/delete")
+def tax_delete(tax_id: int):
+    tax = _tax(tax_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        ss.delete_tax_class(db_session(), tax)
+    except ss.SettingsError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Tax class deleted.", "success")
+    return redirect(url_for("admin.tax_page"), 303)
+
+
+# ---------------------------------------------------------------- shipping
+
+def _amount(amount: int | None) -> str:
+    return "" if amount is None else str(Money(amount, settings().currency).to_decimal())
+
+
+def _rate_form(rate: ShippingRate | None = None, prefix: str = "", formdata=None) -> RateForm:
+    if rate is None or formdata is not None:
+        form = RateForm(formdata=formdata, prefix=prefix)
+    else:
+        form = RateForm(formdata=None, prefix=prefix, name=rate.name, price=_amount(rate.price),
+                        free_over=_amount(rate.free_over), tax_class=rate.tax_class_id)
+    form.tax_class.choices = [(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
+                              for t in ss.tax_classes(db_session())]
+    return form
+
+
+@bp.get("/settings/shipping")
+def shipping_page():
+    zones = ss.zones(db_session())
+    return render_template(
+        "admin/shipping.html", zones=zones, action=ActionForm(),
+        zone_forms={z.id: ZoneForm(formdata=None, prefix=f"zone{z.id}", name=z.name,
+                                   countries=z.countries) for z in zones},
+        rate_forms={r.id: _rate_form(r, f"rate{r.id}") for z in zones for r in z.rates},
+        new_rates={z.id: _rate_form(None, f"newrate{z.id}") for z in zones},
+        new_zone=ZoneForm(formdata=None, prefix="newzone"))
+
+
+def _zone(zone_id: int) -> ShippingZone:
+    zone = db_session().get(ShippingZone, zone_id)
+    if zone is None:
+        abort(404)
+    return zone
+
+
+def _save_zone(zone: ShippingZone | None):
+    form = ZoneForm(prefix=f"zone{zone.id}" if zone else "newzone")
+    if not form.validate_on_submit():
+        _errors(form)
+        return redirect(url_for("admin.shipping_page"), 303)
+    try:
+        ss.save_zone(db_session(), zone, form.name.data, form.countries.data)
+    except ss.SettingsError as exc:
+        db_session().rollback()
+        flash(str(exc), "error")
+    else:
+        flash("Shipping zone saved.", "success")
+    return redirect(url_for("admin.shipping_page"), 303)
+
+
+@bp.post("/settings/shipping/zones")
+def zone_add():
+    return _save_zone(None)
+
+
+@bp.post("/settings/shipping/zones/<int:zone_id>")
+def zone_edit(zone_id: int):
+    return _save_zone(_zone(zone_id))
+
+
+@bp.post("/settings/shipping/zones/<int:zone_id>/delete")
+def zone_delete(zone_id: int):
+    zone = _zone(zone_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    ss.delete_zone(db_session(), zone)
+    flash("Shipping zone deleted.", "success")
+    return redirect(url_for("admin.shipping_page"), 303)
+
+
+def _save_rate(zone: ShippingZone, rate: ShippingRate | None):
+    from flask import request
+
+    form = _rate_form(None, f"rate{rate.id}" if rate else f"newrate{zone.id}", request.form)
+    if not form.validate_on_submit():
+        _errors(form)
+        return redirect(url_for("admin.shipping_page"), 303)
+    try:
+        ss.save_rate(db_session(), zone, rate, form.name.data, form.price.data,
+                     form.free_over.data, form.tax_class.data, settings().currency)
+    except ss.SettingsError as exc:
+        db_session().rollback()
+        flash(str(exc), "error")
+    else:
+        flash("Shipping rate saved.", "success")
+    return redirect(url_for("admin.shipping_page"), 303)
+
+
+@bp.post("/settings/shipping/zones/<int:zone_id>/rates")
+def rate_add(zone_id: int):
+    return _save_rate(_zone(zone_id), None)
+
+
+def _rate(rate_id: int) -> ShippingRate:
+    rate = db_session().get(ShippingRate, rate_id)
+    if rate is None:
+        abort(404)
+    return rate
+
+
+@bp.post("/settings/shipping/rates/<int:rate_id>")
+def rate_edit(rate_id: int):
+    rate = _rate(rate_id)
+    return _save_rate(rate.zone, rate)
+
+
+@bp.post("/settings/shipping/rates/<int:rate_id>/delete")
+def rate_delete(rate_id: int):
+    rate = _rate(rate_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    db_session().delete(rate)
+    flash("Shipping rate deleted.", "success")
+    return redirect(url_for("admin.shipping_page"), 303)

@@ -1,0 +1,285 @@
+"""The merchant's blueprint at /admin: sign-in, account, dashboard. Views stay thin.
+
+Every endpoint except the sign-in pages requires a signed-in merchant (`_require_admin`);
+tests/admin/test_security.py walks the whole URL map to prove it.
+"""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import urlsplit
+
+import segno
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import func, select
+
+from shop.admin import auth
+from shop.admin.forms import (
+    ActionForm,
+    ConfirmTotpForm,
+    DisableTotpForm,
+    LoginForm,
+    PasswordForm,
+    SecondFactorForm,
+)
+from shop.admin.session import (
+    ADMIN_KEY,
+    current_admin,
+    pending_user,
+    sign_in,
+    sign_out,
+    start_second_factor,
+    throttle,
+)
+from shop.mail.models import FAILED, PENDING, OutboxMessage
+from shop.orders.models import Order
+from shop.orders.states import OrderStatus
+from shop.web.context import db_session, settings
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.login_second_factor"})
+# Endpoints that accept uploads larger than the shop's 1 MB form limit (signed-in only).
+UPLOAD_ENDPOINTS = frozenset({"admin.product_image_upload", "admin.product_file_upload"})
+
+
+@bp.record_once
+def _setup(state) -> None:
+    app = state.app
+    app.extensions.setdefault("shop.admin.throttle", auth.LoginThrottle())
+
+    def raise_upload_limit():
+        # Must run before Flask-WTF's CSRF check reads the body under the default limit.
+        if request.endpoint in UPLOAD_ENDPOINTS and isinstance(session.get(ADMIN_KEY), dict):
+            request.max_content_length = app.extensions["shop.settings"].admin_upload_mb * 1024 * 1024
+
+    app.before_request_funcs.setdefault(None, []).insert(0, raise_upload_limit)
+
+
+@bp.before_request
+def _require_admin():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if current_admin() is None:
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("admin.login", next=target), 303)
+    return None
+
+
+@bp.teardown_request
+def _refresh_storefront(exc: BaseException | None) -> None:
+    # Runs after the request's commit: the storefront's short-lived catalog cache must not
+    # keep showing what the merchant just changed (price, stock, archived product, image).
+    if request.method == "POST":
+        cache = current_app.extensions.get("shop.catalog_cache")
+        if cache is not None:
+            cache.clear()
+
+
+@bp.after_request
+def _no_robots(response):
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+@bp.context_processor
+def _admin_globals():
+    return {"admin_user": g.get("admin_user"), "logout_form": ActionForm(formdata=None)}
+
+
+def _safe_next(target: str | None) -> str:
+    parts = urlsplit(target or "")
+    if target and not parts.scheme and not parts.netloc and parts.path.startswith("/admin") \
+            and "\\" not in target:
+        return target
+    return url_for("admin.dashboard")
+
+
+def _too_many(wait: float, form, template: str):
+    minutes = max(1, math.ceil(wait / 60))
+    flash(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
+          "and try again.", "error")
+    return render_template(template, form=form), 429
+
+
+# ---------------------------------------------------------------- sign-in
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET" and current_admin() is not None:
+        return redirect(_safe_next(request.args.get("next")), 303)
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    if not form.validate_on_submit():
+        return render_template("admin/login.html", form=form), (400 if form.is_submitted() else 200)
+    username = form.username.data
+    wait = throttle().wait_seconds(username)
+    if wait > 0:
+        return _too_many(wait, form, "admin/login.html")
+    user = auth.authenticate(db_session(), username, form.password.data)
+    if user is None:
+        throttle().failure(username)
+        flash("Wrong user name or password.", "error")
+        return render_template("admin/login.html", form=form), 401
+    target = _safe_next(form.next.data)
+    if user.totp_enabled:
+        start_second_factor(user)
+        return redirect(url_for("admin.login_second_factor", next=target), 303)
+    throttle().success(username)
+    sign_in(user)
+    return redirect(target, 303)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_second_factor():
+    user = pending_user()
+    if user is None:
+        flash("Please sign in first.", "warning")
+        return redirect(url_for("admin.login"), 303)
+    form = SecondFactorForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    if not form.validate_on_submit():
+        return render_template("admin/login_code.html", form=form), (400 if form.is_submitted() else 200)
+    wait = throttle().wait_seconds(user.username)
+    if wait > 0:
+        return _too_many(wait, form, "admin/login_code.html")
+    code = form.code.data.strip()
+    if not (auth.verify_totp(user, code) or auth.use_recovery_code(db_session(), user, code)):
+        throttle().failure(user.username)
+        flash("That code is not correct.", "error")
+        return render_template("admin/login_code.html", form=form), 401
+    throttle().success(user.username)
+    sign_in(user)
+    left = auth.remaining_recovery_codes(user)
+    if left < 3:
+        flash(f"Only {left} recovery codes are left: make new ones under Account.", "warning")
+    return redirect(_safe_next(form.next.data), 303)
+
+
+@bp.post("/logout")
+def logout():
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    sign_out(g.admin_user)
+    flash("You are signed out.", "success")
+    return redirect(url_for("admin.login"), 303)
+
+
+# ---------------------------------------------------------------- dashboard
+
+@bp.get("")
+def dashboard():
+    db = db_session()
+    to_ship = db.scalar(select(func.count()).select_from(Order).where(
+        Order.status == OrderStatus.PAID.value, Order.requires_shipping.is_(True)))
+    tasks = db.scalar(select(func.count()).select_from(Order).where(Order.attention.is_not(None)))
+    pending = db.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status == PENDING))
+    failed = db.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status == FAILED))
+    return render_template("admin/dashboard.html", to_ship=to_ship, tasks=tasks,
+                           mail_pending=pending, mail_failed=failed)
+
+
+# ---------------------------------------------------------------- account
+
+@bp.get("/account")
+def account():
+    user = g.admin_user
+    return render_template("admin/account.html", action=ActionForm(), password_form=PasswordForm(),
+                           disable_form=DisableTotpForm(),
+                           recovery_left=auth.remaining_recovery_codes(user))
+
+
+@bp.post("/account/password")
+def account_password():
+    form, user = PasswordForm(), g.admin_user
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for e in errors:
+                flash(e, "error")
+        return redirect(url_for("admin.account"), 303)
+    if auth.authenticate(db_session(), user.username, form.current.data) is None:
+        flash("The current password is not correct.", "error")
+        return redirect(url_for("admin.account"), 303)
+    auth.set_password(db_session(), user, form.new.data)
+    sign_in(user)  # the old cookies died with the version bump; this one carries the new one
+    flash("Password changed. Other sessions were signed out.", "success")
+    return redirect(url_for("admin.account"), 303)
+
+
+@bp.post("/account/2fa/start")
+def totp_start():
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        auth.begin_totp(g.admin_user)
+    except auth.AdminError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.account"), 303)
+    return redirect(url_for("admin.totp_setup"), 303)
+
+
+@bp.route("/account/2fa", methods=["GET", "POST"])
+def totp_setup():
+    user = g.admin_user
+    if user.totp_enabled or not user.totp_secret:
+        return redirect(url_for("admin.account"), 303)
+    form = ConfirmTotpForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            codes = auth.confirm_totp(db_session(), user, form.code.data)
+        except auth.AdminError as exc:
+            form.code.errors = [*form.code.errors, str(exc)]
+            status = 400
+        else:
+            return render_template("admin/recovery_codes.html", codes=codes)
+    elif form.is_submitted():
+        status = 400
+    uri = auth.provisioning_uri(user, settings().store_name)
+    qr = segno.make(uri, error="m").svg_data_uri(scale=5, dark="#000", light="#fff")
+    return render_template("admin/totp_setup.html", form=form, qr=qr, secret=user.totp_secret), status
+
+
+@bp.post("/account/2fa/recovery-codes")
+def totp_new_codes():
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if not g.admin_user.totp_enabled:
+        abort(409)
+    return render_template("admin/recovery_codes.html",
+                           codes=auth.new_recovery_codes(db_session(), g.admin_user))
+
+
+@bp.post("/account/2fa/disable")
+def totp_disable():
+    form, user = DisableTotpForm(), g.admin_user
+    if not form.validate_on_submit() or \
+            auth.authenticate(db_session(), user.username, form.password.data) is None:
+        flash("The password is not correct; two-factor authentication stays on.", "error")
+        return redirect(url_for("admin.account"), 303)
+    auth.disable_totp(db_session(), user)
+    flash("Two-factor authentication is off.", "success")
+    return redirect(url_for("admin.account"), 303)
+
+
+from shop.admin import (  # noqa: E402,F401  (routes on bp)
+    bookkeeping_views,
+    legal_views,
+    order_views,
+    product_views,
+    settings_views,
+)

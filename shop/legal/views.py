@@ -1,0 +1,23 @@
+"""The public legal pages, linked from every page's footer and from the checkout."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+
+from shop.legal import service
+from shop.web.context import db_session
+
+bp = Blueprint("legal", __name__, url_prefix="/legal")
+
+
+@bp.get("/<slug>")
+def page(slug: str):
+    if slug not in service.PAGES:
+        abort(404)
+    stored = service.get_page(db_session(), slug)
+    return render_template(
+        "legal/page.html", slug=slug, title=service.PAGES[slug], page=stored,
+        paragraphs=service.paragraphs(stored.body if stored else ""),
+        imprint=service.imprint_fields(stored), imprint_labels=service.IMPRINT_FIELDS,
+        inventory=service.inventory() if slug == "privacy" else [],
+    )

@@ -1,0 +1,177 @@
+"""Customer emails: queued in the order's transaction, rendered and sent by the worker after commit.
+
+A rolled-back change rolls its queued email back with it; a failed send is retried with backoff.
+The recipient is read from the order's (encrypted) contact only at sending time and never
+stored here, so nothing personal stays in the outbox, and a purged order gets no more mail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from shop import resource_dir
+from shop.config import Settings
+from shop.db import Database, utcnow
+from shop.mail import smtp
+from shop.mail.models import DROPPED, FAILED, PENDING, SENT, OutboxMessage
+from shop.money import format_money
+from shop.orders.models import Order
+
+log = logging.getLogger(__name__)
+
+ORDER_RECEIVED = "order_received"
+PAYMENT_RECEIVED = "payment_received"
+SHIPPED = "shipped"
+REFUND_ISSUED = "refund_issued"
+SUBJECTS = {
+    ORDER_RECEIVED: "Order {number} received",
+    PAYMENT_RECEIVED: "Payment for order {number} received",
+    SHIPPED: "Order {number} is on its way",
+    REFUND_ISSUED: "Refund for order {number}",
+}
+MAX_ATTEMPTS = 10
+# Unsent mail older than this is no longer worth sending (e.g. SMTP was never set up).
+STALE_AFTER = timedelta(days=7)
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 6 * 3600))
+
+
+def recipient(session: Session, order: Order) -> str | None:
+    from shop.privacy.store import read_contact
+
+    details = read_contact(session, order)
+    return details.email if details and details.email else None
+
+
+def enqueue(session: Session, order: Order, kind: str, *, has_email: bool | None = None,
+            now: datetime | None = None, **payload: Any) -> OutboxMessage | None:
+    """Queue `kind` for the order's customer, if they gave an email address."""
+    if kind not in SUBJECTS:
+        raise ValueError(f"unknown email kind {kind!r}")
+    if has_email is None:
+        has_email = recipient(session, order) is not None
+    if not has_email:
+        return None
+    message = OutboxMessage(kind=kind, order_id=order.id, payload=json.dumps(payload),
+                            status=PENDING, created_at=now or utcnow(),
+                            next_attempt_at=now or utcnow())
+    session.add(message)
+    return message
+
+
+# ---------------------------------------------------------------- rendering
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(resource_dir("templates") / "mail")),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    return env
+
+
+def render(settings: Settings, order: Order, kind: str, payload: dict[str, Any],
+           to: str) -> EmailMessage:
+    env = _environment()
+    env.filters["money"] = lambda amount, currency=None: format_money(
+        amount, currency or order.currency, settings.locale)
+    base = settings.base_url.rstrip("/")
+    context = {
+        "store_name": settings.store_name, "order": order, "kind": kind, "payload": payload,
+        "order_url": f"{base}/orders/{order.token}" if base else None,
+    }
+    message = EmailMessage()
+    message["Subject"] = SUBJECTS[kind].format(number=order.number)
+    message["From"] = formataddr((settings.store_name, settings.mail_from))
+    message["To"] = to
+    message["Date"] = format_datetime(utcnow())
+    domain = Address(addr_spec=settings.mail_from).domain if "@" in settings.mail_from else None
+    message["Message-ID"] = make_msgid(domain=domain)
+    message.set_content(env.get_template(f"{kind}.txt").render(context))
+    message.add_alternative(env.get_template(f"{kind}.html").render(context), subtype="html")
+    return message
+
+
+# ---------------------------------------------------------------- delivery
+
+def _claim(session: Session, now: datetime) -> OutboxMessage | None:
+    stmt = (select(OutboxMessage)
+            .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1))
+    if session.get_bind().dialect.name == "postgresql":
+        # Several workers share the queue: each takes a row nobody else holds.
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalar(stmt)
+
+
+def _settings_of(database: Database) -> Settings:
+    from shop.privacy.keys import session_settings
+
+    with database.sessionmaker() as session:
+        return session_settings(session)
+
+
+Sender = Callable[[smtp.SmtpConfig, EmailMessage], None]
+
+
+def deliver_due(database: Database, settings: Settings | None = None, *,
+                now: datetime | None = None, limit: int = 100, send: Sender = smtp.send) -> int:
+    """Send what is due, one message per transaction; returns how many were sent."""
+    settings = settings or _settings_of(database)
+    now = now or utcnow()
+    with database.job_session() as session:
+        for stale in session.scalars(select(OutboxMessage).where(
+                OutboxMessage.status == PENDING, OutboxMessage.created_at < now - STALE_AFTER)):
+            stale.status, stale.last_error = DROPPED, "too old"
+    if not settings.smtp_url:
+        return 0
+    config = smtp.parse_smtp_url(settings.smtp_url)
+    sent = 0
+    for _ in range(limit):
+        with database.job_session() as session:
+            message = _claim(session, now)
+            if message is None:
+                break
+            if _deliver_one(session, message, settings, config, send, now):
+                sent += 1
+    return sent
+
+
+def _deliver_one(session: Session, message: OutboxMessage, settings: Settings,
+                 config: smtp.SmtpConfig, send: Sender, now: datetime) -> bool:
+    order = session.scalar(select(Order).where(Order.id == message.order_id)
+                           .options(selectinload(Order.lines))) if message.order_id else None
+    to = recipient(session, order) if order is not None else None
+    if to is None:
+        # The order or its contact is gone (erased on request or by the purge): nobody to tell.
+        message.status, message.last_error = DROPPED, "no recipient any more"
+        return False
+    message.attempts += 1
+    try:
+        send(config, render(settings, order, message.kind, json.loads(message.payload), to))
+    except smtp.SendError as exc:
+        message.last_error = exc.summary[:200]
+        if exc.permanent or message.attempts >= MAX_ATTEMPTS:
+            message.status = FAILED
+            log.warning("email %s for order %s failed for good: %s", message.id, order.number,
+                        exc.summary)
+        else:
+            message.next_attempt_at = now + backoff(message.attempts)
+            log.info("email %s for order %s not sent (%s); retry %d at %s", message.id,
+                     order.number, exc.summary, message.attempts, message.next_attempt_at)
+        return False
+    message.status, message.sent_at, message.last_error = SENT, now, ""
+    return True

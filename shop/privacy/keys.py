@@ -1,0 +1,71 @@
+"""Where the master key comes from, and how sessions find it.
+
+Production takes ``SHOP_DATA_KEY`` (and ``SHOP_DATA_KEY_OLD`` during a rotation) from the
+environment and refuses to start without it (shop/config.py). Elsewhere a key is generated once
+into the instance folder, like the secret key, so the demo needs no setup.
+
+The app factory puts the keyring and the settings into every session's ``info`` so services
+(which import no Flask) and worker jobs reach them through the session they already hold.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from shop.privacy.crypto import DataKeyError, Keyring, generate_master_key_text, load_master_key
+
+if TYPE_CHECKING:
+    from shop.config import Settings
+    from shop.db import Database
+
+KEY_FILE = "data_key"
+_KEYRING = "shop.keyring"
+_SETTINGS = "shop.settings"
+
+
+def instance_data_key(instance: Path) -> str:
+    """The instance folder's generated master key, created (mode 0600) on first use."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / KEY_FILE
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(generate_master_key_text())
+    return path.read_text().strip()
+
+
+def keyring_from_settings(settings: Settings) -> Keyring:
+    current = load_master_key(settings.data_key, name="SHOP_DATA_KEY")
+    old = [
+        load_master_key(part, name=f"SHOP_DATA_KEY_OLD[{i}]")
+        for i, part in enumerate(settings.data_key_old.split(","))
+        if part.strip()
+    ]
+    return Keyring(current, old)
+
+
+def bind(database: Database, settings: Settings, keyring: Keyring) -> None:
+    """Give every session of ``database`` the keyring and settings (called by create_app)."""
+    database.sessionmaker.configure(info={_KEYRING: keyring, _SETTINGS: settings})
+
+
+def session_keyring(session: Session) -> Keyring:
+    keyring = session.info.get(_KEYRING)
+    if keyring is None:
+        raise DataKeyError("this database session has no keyring; build it with create_app()")
+    return keyring
+
+
+def session_settings(session: Session) -> Settings:
+    settings = session.info.get(_SETTINGS)
+    if settings is None:
+        raise LookupError("this database session has no settings; build it with create_app()")
+    return settings

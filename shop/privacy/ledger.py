@@ -1,0 +1,211 @@
+"""The bookkeeping ledger: one immutable record per sale and per refund, with nothing personal.
+
+orders.service calls ``record_sale`` when an order becomes paid and ``record_refund`` for every
+refund, inside the same transaction. Records are never updated (triggers + ORM guard in
+shop/privacy/models.py); a correction is a new entry. The purge deletes entries only after the
+fiscal retention period (``SHOP_LEDGER_RETENTION_YEARS`` full calendar years after the year of
+the entry).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from shop.money import currency_exponent, vat_included
+from shop.orders.models import Order, PaymentRecord
+from shop.privacy.models import LedgerEntry, LedgerLine, LedgerRate
+
+
+def _payment(session: Session, order: Order, kind: str) -> tuple[str, str]:
+    """(payment method, provider reference) for the ledger: the provider's own ids only."""
+    records = session.scalars(
+        select(PaymentRecord)
+        .where(PaymentRecord.order_id == order.id, PaymentRecord.kind == kind)
+        .order_by(PaymentRecord.id)
+    ).all()
+    refs = [r.reference or r.key for r in records]
+    return order.payment_method, ", ".join(dict.fromkeys(refs))[:500]
+
+
+def _rates(gross_by_rate: dict[int, int]) -> list[LedgerRate]:
+    rates = []
+    for rate, gross in sorted(gross_by_rate.items(), reverse=True):
+        # A refund's VAT mirrors a sale's exactly: round the magnitude, then restore the sign.
+        vat = vat_included(abs(gross), rate) * (1 if gross >= 0 else -1)
+        rates.append(LedgerRate(tax_rate_bp=rate, gross=gross, vat=vat, net=gross - vat))
+    return rates
+
+
+def _sale_gross_by_rate(order: Order) -> dict[int, int]:
+    gross: dict[int, int] = defaultdict(int)
+    for line in order.lines:
+        gross[line.tax_rate_bp] += line.line_total
+    if order.shipping:
+        gross[order.shipping_tax_rate_bp] += order.shipping
+    return dict(gross)
+
+
+def _entry(order: Order, key: str, kind: str, at: datetime, rates: list[LedgerRate],
+           method: str, reference: str) -> LedgerEntry:
+    return LedgerEntry(
+        key=key, kind=kind, order_number=order.number, order_date=order.placed_at,
+        entry_date=at, currency=order.currency,
+        net=sum(r.net for r in rates), vat=sum(r.vat for r in rates),
+        gross=sum(r.gross for r in rates),
+        payment_method=method, payment_reference=reference,
+        destination_country=order.country, created_at=at, rates=rates,
+    )
+
+
+def record_sale(session: Session, order: Order, now: datetime) -> LedgerEntry:
+    """Write the sale record of a freshly paid order (once per order: unique natural key)."""
+    key = f"sale:{order.number}"
+    existing = session.scalar(select(LedgerEntry).where(LedgerEntry.key == key))
+    if existing is not None:
+        return existing
+    method, reference = _payment(session, order, "paid")
+    entry = _entry(order, key, "sale", order.paid_at or now, _rates(_sale_gross_by_rate(order)),
+                   method, reference)
+    for position, line in enumerate(order.lines, 1):
+        label = f"{line.product_title} — {line.variant_label}" if line.variant_label else line.product_title
+        entry.lines.append(LedgerLine(
+            position=position, description=label[:420], sku=line.sku, quantity=line.quantity,
+            unit_price=line.unit_price, tax_rate_bp=line.tax_rate_bp, gross=line.line_total,
+        ))
+    if order.shipping:
+        entry.lines.append(LedgerLine(
+            position=len(order.lines) + 1, description=f"Shipping: {order.shipping_method}"[:420],
+            sku="", quantity=1, unit_price=order.shipping, tax_rate_bp=order.shipping_tax_rate_bp,
+            gross=order.shipping,
+        ))
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def allocate(amount: int, weights: dict[int, int]) -> dict[int, int]:
+    """Split ``amount`` over keys in proportion to ``weights`` (largest remainder, exact sum)."""
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError("cannot allocate over nothing")
+    shares = {k: amount * w // total for k, w in weights.items()}
+    remainders = sorted(weights, key=lambda k: (-(amount * weights[k] % total), -k))
+    for k in remainders[: amount - sum(shares.values())]:
+        shares[k] += 1
+    return shares
+
+
+def record_refund(session: Session, order: Order, amount: int, now: datetime) -> LedgerEntry:
+    """A negative entry, split over the sale's VAT rates in proportion to their gross."""
+    count = session.scalar(
+        select(func.count()).select_from(LedgerEntry)
+        .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
+    ) or 0
+    shares = allocate(amount, _sale_gross_by_rate(order))
+    rates = _rates({rate: -share for rate, share in shares.items() if share})
+    method, reference = _payment(session, order, "refunded")
+    entry = _entry(order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method,
+                   reference)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+# ---------------------------------------------------------------- reading
+
+def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, day after end 00:00) in UTC: ``end`` is inclusive."""
+    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    hi = datetime.fromordinal(end.toordinal() + 1).replace(tzinfo=UTC)
+    return lo, hi
+
+
+def entries(session: Session, start: date, end: date) -> list[LedgerEntry]:
+    lo, hi = _day_bounds(start, end)
+    return list(session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
+        .order_by(LedgerEntry.entry_date, LedgerEntry.id)
+        .options(selectinload(LedgerEntry.rates), selectinload(LedgerEntry.lines))
+    ).all())
+
+
+@dataclass(frozen=True)
+class Totals:
+    net: int
+    vat: int
+    gross: int
+    entries: int
+
+
+def totals(session: Session, start: date | None = None, end: date | None = None) -> dict[str, Totals]:
+    """Sums per currency over all entries (or a period); a purge must never change them."""
+    stmt = select(LedgerEntry.currency, func.sum(LedgerEntry.net), func.sum(LedgerEntry.vat),
+                  func.sum(LedgerEntry.gross), func.count()).group_by(LedgerEntry.currency)
+    if start is not None and end is not None:
+        lo, hi = _day_bounds(start, end)
+        stmt = stmt.where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
+    return {c: Totals(int(n), int(v), int(g), int(k)) for c, n, v, g, k in session.execute(stmt)}
+
+
+CSV_COLUMNS = [
+    "entry_date", "kind", "order_number", "order_date", "destination_country", "currency",
+    "vat_rate_percent", "net", "vat", "gross", "payment_method", "payment_reference", "entry_key",
+]
+
+
+def _amount(minor: int, currency: str) -> str:
+    exponent = currency_exponent(currency)
+    return f"{Decimal(minor).scaleb(-exponent):.{exponent}f}"
+
+
+def export_csv(session: Session, start: date, end: date, out: io.TextIOBase | None = None) -> str:
+    """One row per entry and VAT rate, amounts as exact decimals; returns the CSV text too."""
+    buffer = out if out is not None else io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries(session, start, end):
+        for rate in entry.rates:
+            writer.writerow([
+                entry.entry_date.isoformat(), entry.kind, entry.order_number,
+                entry.order_date.date().isoformat(), entry.destination_country, entry.currency,
+                f"{Decimal(rate.tax_rate_bp).scaleb(-2):.2f}",
+                _amount(rate.net, entry.currency), _amount(rate.vat, entry.currency),
+                _amount(rate.gross, entry.currency), entry.payment_method,
+                entry.payment_reference, entry.key,
+            ])
+    return buffer.getvalue() if isinstance(buffer, io.StringIO) else ""
+
+
+# ---------------------------------------------------------------- retention
+
+def retention_cutoff(now: datetime, years: int) -> datetime:
+    """Entries dated before this are past the fiscal period: kept ``years`` full calendar
+    years after the end of the year they belong to (an entry of 2026 with 7 years goes on
+    1 January 2034)."""
+    return datetime(now.year - years, 1, 1, tzinfo=UTC)
+
+
+def expired_entry_count(session: Session, now: datetime, years: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(LedgerEntry)
+        .where(LedgerEntry.entry_date < retention_cutoff(now, years))
+    ) or 0
+
+
+def delete_expired(session: Session, now: datetime, years: int) -> int:
+    cutoff = retention_cutoff(now, years)
+    ids = select(LedgerEntry.id).where(LedgerEntry.entry_date < cutoff).scalar_subquery()
+    # Children explicitly too: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
+    session.execute(delete(LedgerLine).where(LedgerLine.entry_id.in_(ids)))
+    session.execute(delete(LedgerRate).where(LedgerRate.entry_id.in_(ids)))
+    result = session.execute(delete(LedgerEntry).where(LedgerEntry.entry_date < cutoff))
+    return result.rowcount or 0

@@ -1,0 +1,105 @@
+"""Tables of the privacy feature: the bookkeeping ledger and the purge's run marker.
+
+The ledger holds what tax law asks for and nothing personal: no name, email, address or order
+token. Rows are written once; database triggers (migration 0003) and an ORM guard refuse every
+UPDATE, and only the purge deletes them, after the fiscal retention period.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.db import Base, UTCDateTime, utcnow
+
+
+class LedgerImmutable(Exception):
+    """A ledger record was about to be changed; corrections are new (negative) entries."""
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (CheckConstraint("kind IN ('sale', 'refund')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Natural key ("sale:2026-000042", "refund:2026-000042:1"): one sale per order, ever.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    order_number: Mapped[str] = mapped_column(String(20), index=True)
+    order_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the money moved (payment or refund): what the fiscal period counts.
+    entry_date: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    # Minor units; negative for refunds.
+    net: Mapped[int] = mapped_column(Integer)
+    vat: Mapped[int] = mapped_column(Integer)
+    gross: Mapped[int] = mapped_column(Integer)
+    payment_method: Mapped[str] = mapped_column(String(32))
+    payment_reference: Mapped[str] = mapped_column(String(500), default="")
+    destination_country: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    lines: Mapped[list[LedgerLine]] = relationship(
+        back_populates="entry", order_by="LedgerLine.position", cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    rates: Mapped[list[LedgerRate]] = relationship(
+        back_populates="entry", order_by="LedgerRate.tax_rate_bp.desc()",
+        cascade="all, delete-orphan", passive_deletes=True,
+    )
+
+
+class LedgerLine(Base):
+    __tablename__ = "ledger_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("ledger_entries.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(420))
+    sku: Mapped[str] = mapped_column(String(64), default="")
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(Integer)  # gross, minor units
+    tax_rate_bp: Mapped[int] = mapped_column(Integer)
+    gross: Mapped[int] = mapped_column(Integer)
+
+    entry: Mapped[LedgerEntry] = relationship(back_populates="lines")
+
+
+class LedgerRate(Base):
+    """Net, VAT and gross of one entry at one VAT rate."""
+
+    __tablename__ = "ledger_rates"
+    __table_args__ = (UniqueConstraint("entry_id", "tax_rate_bp"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id", ondelete="CASCADE"))
+    tax_rate_bp: Mapped[int] = mapped_column(Integer)
+    net: Mapped[int] = mapped_column(Integer)
+    vat: Mapped[int] = mapped_column(Integer)
+    gross: Mapped[int] = mapped_column(Integer)
+
+    entry: Mapped[LedgerEntry] = relationship(back_populates="rates")
+
+
+class PrivacyJobRun(Base):
+    """When a periodic privacy job last ran, so the worker runs the purge once a day."""
+
+    __tablename__ = "privacy_job_runs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+LEDGER_MODELS = (LedgerEntry, LedgerLine, LedgerRate)
+
+
+def _refuse_update(_mapper, _connection, target) -> None:
+    raise LedgerImmutable(f"{type(target).__name__} rows are immutable; record a new entry")
+
+
+for _model in LEDGER_MODELS:
+    event.listen(_model, "before_update", _refuse_update)

@@ -1,0 +1,22 @@
+"""Wire privacy into the app: keyring for every session, log redaction."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from shop.config import Settings
+from shop.privacy.keys import bind, keyring_from_settings
+from shop.privacy.logging import install_redaction, silence_payload_loggers
+
+
+def setup(app: Flask, settings: Settings) -> None:
+    keyring = keyring_from_settings(settings)
+    app.extensions["shop.keyring"] = keyring
+    bind(app.extensions["shop.db"], settings, keyring)
+    # Root handlers (gunicorn, `shop worker`) and the app's own logger; the CLI installs it
+    # again after configuring its handlers.
+    install_redaction()
+    install_redaction(logging.getLogger(app.import_name))
+    silence_payload_loggers()

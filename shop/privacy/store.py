@@ -1,0 +1,205 @@
+"""Encrypted contact details: the only code that reads or writes order_contacts.
+
+Each order gets its own random data key, stored only wrapped by the master key. Every field is
+bound to its order and column (AES-GCM associated data), so a blob moved elsewhere fails to
+open instead of showing one customer's data on another's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shop.orders.models import Order, OrderContact
+from shop.privacy.crypto import (
+    Keyring,
+    decrypt_field,
+    encrypt_field,
+    new_data_key,
+    rewrap,
+    unwrap_data_key,
+    wrap_data_key,
+    wrapped_key_id,
+)
+from shop.privacy.keys import session_keyring
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    email: str | None = None
+    name: str | None = None
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+
+    def is_empty(self) -> bool:
+        return not any(asdict(self).values())
+
+
+FIELDS = tuple(f.name for f in fields(ContactDetails))
+
+
+class ContactErased(Exception):
+    """The order's personal data was erased; it cannot be written again."""
+
+
+def _key_context(order_id: int) -> bytes:
+    return f"order:{order_id}".encode()
+
+
+def _field_context(order_id: int, name: str) -> bytes:
+    return f"order:{order_id}:{name}".encode()
+
+
+def _data_key(session: Session, order: Order, *, create: bool) -> bytes | None:
+    """The order's data key, unwrapped; made (and stored wrapped) on first use if ``create``.
+
+    It lives in the order's ``order_contacts`` row, so erasing that row destroys it, and with
+    it everything any feature sealed for this order.
+    """
+    if order.personal_data_erased_at is not None:
+        if create:
+            raise ContactErased(f"personal data of order {order.number} was erased")
+        return None
+    if order.id is None:
+        session.add(order)
+        session.flush()
+    keyring = session_keyring(session)
+    contact = session.get(OrderContact, order.id)
+    if contact is not None and contact.wrapped_key:
+        return unwrap_data_key(keyring, contact.wrapped_key, context=_key_context(order.id))
+    if not create:
+        return None
+    data_key = new_data_key()
+    wrapped = wrap_data_key(keyring.current, data_key, context=_key_context(order.id))
+    if contact is None:
+        session.add(OrderContact(order_id=order.id, wrapped_key=wrapped))
+    else:
+        contact.wrapped_key = wrapped
+    session.flush()
+    session.expire(order, ["contact"])
+    return data_key
+
+
+def set_contact(session: Session, order: Order, details: ContactDetails) -> None:
+    """Store ``details`` encrypted under the order's data key (replacing earlier details).
+
+    Flushes first when the order has no id yet: the id is part of every blob's context.
+    """
+    data_key = _data_key(session, order, create=True)
+    contact = session.get(OrderContact, order.id)
+    for name in FIELDS:
+        setattr(contact, name, encrypt_field(data_key, getattr(details, name),
+                                             context=_field_context(order.id, name)))
+    session.flush()
+
+
+def read_contact(session: Session, order: Order) -> ContactDetails | None:
+    """The decrypted details, or None when the order has none (never given, or erased)."""
+    contact = session.get(OrderContact, order.id)
+    if contact is None or not contact.wrapped_key or all(
+            getattr(contact, name) is None for name in FIELDS):
+        return None
+    data_key = unwrap_data_key(session_keyring(session), contact.wrapped_key,
+                               context=_key_context(order.id))
+    return ContactDetails(**{
+        name: decrypt_field(data_key, getattr(contact, name),
+                            context=_field_context(order.id, name))
+        for name in FIELDS
+    })
+
+
+def has_contact(session: Session, order: Order) -> bool:
+    contact = session.get(OrderContact, order.id)
+    return contact is not None and any(getattr(contact, name) is not None for name in FIELDS)
+
+
+def _sealed_context(order_id: int, purpose: str) -> bytes:
+    if not purpose or ":" in purpose:
+        raise ValueError("purpose must be a non-empty name without ':', e.g. 'refund-address'")
+    return f"order:{order_id}:sealed:{purpose}".encode()
+
+
+def seal(session: Session, order: Order, purpose: str, plaintext: str | None) -> bytes | None:
+    """Encrypt a personal value another feature keeps for ``order`` (e.g. a refund address).
+
+    Store the blob in a LargeBinary column marked ``info=personal()``. It opens only with the
+    order's data key, so a dump without the master key shows nothing, and the purge's
+    destruction of the data key makes it unreadable even if that feature's eraser missed it.
+    """
+    if plaintext is None:
+        return None
+    data_key = _data_key(session, order, create=True)
+    return encrypt_field(data_key, plaintext, context=_sealed_context(order.id, purpose))
+
+
+def unseal(session: Session, order: Order, purpose: str, blob: bytes | None) -> str | None:
+    """The value ``seal`` encrypted, or None once the order's personal data was erased."""
+    if blob is None:
+        return None
+    data_key = _data_key(session, order, create=False)
+    if data_key is None:
+        return None
+    return decrypt_field(data_key, blob, context=_sealed_context(order.id, purpose))
+
+
+def erase_contact(session: Session, order: Order) -> bool:
+    """Destroy the wrapped data key and the fields (the row goes). True if there was one."""
+    return erase_contacts(session, [order.id]) > 0
+
+
+def erase_contacts(session: Session, order_ids: list[int]) -> int:
+    """Bulk form used by the purge; returns how many contact rows were erased."""
+    if not order_ids:
+        return 0
+    contacts = session.scalars(
+        select(OrderContact).where(OrderContact.order_id.in_(order_ids))
+    ).all()
+    for contact in contacts:
+        # Null first so no later row version (PostgreSQL MVCC) carries the blobs, then delete.
+        contact.wrapped_key = None
+        for name in FIELDS:
+            setattr(contact, name, None)
+    session.flush()
+    for contact in contacts:
+        session.delete(contact)
+    session.flush()
+    for order_id in order_ids:
+        order = session.identity_map.get(session.identity_key(Order, order_id))
+        if order is not None:
+            session.expire(order, ["contact"])
+    return len(contacts)
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    rewrapped: int
+    already_current: int
+
+
+def rotate_keys(session: Session, keyring: Keyring | None = None, batch: int = 500) -> RotationResult:
+    """Re-wrap every data key not wrapped by the current master key. Fields stay untouched."""
+    keyring = keyring or session_keyring(session)
+    rewrapped = current = 0
+    last_id = 0
+    while True:
+        rows = session.scalars(
+            select(OrderContact).where(OrderContact.order_id > last_id)
+            .order_by(OrderContact.order_id).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for contact in rows:
+            last_id = contact.order_id
+            if not contact.wrapped_key:
+                continue
+            if wrapped_key_id(contact.wrapped_key) == keyring.current.key_id:
+                current += 1
+                continue
+            contact.wrapped_key = rewrap(keyring, contact.wrapped_key,
+                                         _key_context(contact.order_id))
+            rewrapped += 1
+        session.flush()
+    return RotationResult(rewrapped=rewrapped, already_current=current)

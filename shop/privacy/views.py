@@ -1,0 +1,73 @@
+"""Customer self-service on the order page: download my data, erase my personal data now.
+
+The order's secret link is the only credential (there are no accounts), as for the order page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Blueprint, Response, abort, flash, redirect, url_for
+from flask_wtf import FlaskForm
+from wtforms import SubmitField
+
+from shop.orders import service
+from shop.orders.models import Order
+from shop.privacy.export import export_order_data
+from shop.privacy.purge import keep_reason, request_erasure
+from shop.privacy.store import has_contact
+from shop.web.context import db_session, settings
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+bp = Blueprint("privacy", __name__, url_prefix="/orders/<token>/privacy")
+
+
+class EraseForm(FlaskForm):
+    submit = SubmitField("Erase my personal data now")
+
+
+def _load(token: str) -> Order:
+    # Tokens are urlsafe base64; anything else (a NUL byte upsets PostgreSQL) is not an order.
+    if not _TOKEN.fullmatch(token):
+        abort(404)
+    order = service.get_by_token(db_session(), token)
+    if order is None:
+        abort(404)
+    return order
+
+
+@bp.get("/data.json")
+def download(token: str):
+    order = _load(token)
+    body = json.dumps(export_order_data(db_session(), order, settings().store_name),
+                      indent=2, ensure_ascii=False)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="order-{order.number}-my-data.json"',
+    })
+
+
+@bp.post("/erase")
+def erase(token: str):
+    order = _load(token)
+    if not EraseForm().validate():
+        abort(400)
+    outcome = request_erasure(db_session(), order)
+    flash(outcome.message, "success" if outcome.erased else "info")
+    return redirect(url_for("orders.show", token=token), 303)
+
+
+@bp.app_template_global()
+def privacy_panel(order: Order) -> dict:
+    """What the order page's privacy section shows."""
+    session = db_session()
+    verdict = None if order.personal_data_erased_at else keep_reason(session, order)
+    return {
+        "holds_contact": has_contact(session, order),
+        "erased_at": order.personal_data_erased_at,
+        "requested_at": order.personal_data_erase_requested_at,
+        "due_at": verdict.due_at if verdict else None,
+        "kept_because": verdict.why if verdict and verdict.due_at is None else None,
+        "form": EraseForm(),
+    }
