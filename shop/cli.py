@@ -61,7 +61,8 @@ def demo(host: str, port: int) -> None:
     import os
 
     from shop.demo import seed_demo
-    from shop.jobs.worker import run_forever
+    from shop.jobs.heartbeat import Heartbeat
+    from shop.jobs.worker import JOBS, run_forever
     from shop.migrate import upgrade
 
     _configure_logging("%(levelname)s %(name)s: %(message)s")
@@ -81,8 +82,9 @@ def demo(host: str, port: int) -> None:
     click.echo(f"sample catalog {'created' if created else 'already present'} "
                f"in {settings.instance_path}")
     stop = threading.Event()
+    heartbeat = Heartbeat(database, [job.name for job in JOBS])  # the admin shows it running
     threading.Thread(target=run_forever, args=(database, 5.0, stop), daemon=True,
-                     name="shop-worker").start()
+                     kwargs={"heartbeat": heartbeat}, name="shop-worker").start()
     click.echo(f"demo shop on http://{host}:{port}/  (Ctrl-C to stop)")
     # Flask refuses app.run() inside its own CLI; werkzeug's server is what it would start.
     from werkzeug.serving import run_simple

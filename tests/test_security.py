@@ -144,4 +144,6 @@ def test_cannot_add_more_than_stock(client):
 
 def test_healthz_checks_the_database(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok"}
+    assert response.status_code == 200 and response.json == {
+        "status": "ok", "database": "ok",
+        "worker": "missing", "worker_last_beat_seconds": None}  # tests/test_workers.py: heartbeat

@@ -212,7 +212,8 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
             started = time.monotonic()
             procs = [workers.start() for _ in range(3)]
             wait_for("three heartbeats", lambda: len(heartbeats(database)) == 3, 30)
-            wait_for("a chain watcher", lambda: any(h.watching_chain for h in heartbeats(database)))
+            wait_for("a chain watcher",
+                     lambda: any(h.watching_chain for h in heartbeats(database).values()))
             assert sum(h.watching_chain for h in heartbeats(database).values()) == 1
             assert watcher_lock_holders(database) == 1
 
@@ -439,3 +440,104 @@ def test_admin_health_lists_live_workers_and_old_rows_are_pruned(database, setti
     assert worker.status == health.OK and worker.summary == "1 worker process running."
     assert "running send-emails" in worker.details[0]
     assert "watching the Bitcoin chain" in worker.details[0]
+
+
+# ---------------------------------------------------------------- watcher vs. expiry job
+
+@pytest.mark.parametrize("seen_in", ["block", "mempool"])
+def test_the_watcher_waits_for_another_workers_invoice_expiry(pg_url, tmp_path, seen_in):
+    """A payment confirmed while another worker's invoice-expiry job holds the invoice: the
+    watcher judges the state that job committed instead of overwriting it."""
+    from tests.bitcoin.conftest import btc_settings, make_watcher, new_invoice
+
+    with FakeNode() as node:
+        app = make_test_app(pg_url, tmp_path / "i", **btc_settings(node))
+        database: Database = app.extensions["shop.db"]
+        seed_demo(database, app.extensions["shop.settings"])
+        method = app.extensions["shop.payment_methods"]["bitcoin"]
+        placed = utcnow() - method.policy.payment_window - timedelta(minutes=5)
+        _order_id, invoice_id, script, sats = new_invoice(database, method, placed)
+        tx = node.make_payment(script, sats)
+        watcher = make_watcher(database, node, method.policy)
+        if seen_in == "block":
+            node.mine(1, [tx])
+            work, args = watcher.process_block, (node.blocks[-1], node.tip_hash, node.height)
+        else:
+            node.add_to_mempool(tx)
+            watcher.refresh_watch()
+            work, args = watcher.handle_tx, (tx,)
+
+        expiry = database.sessionmaker()  # another worker's job, mid-transaction
+        assert inv.expire_invoices(expiry, method.policy) == 1
+        expiry.flush()
+        done = threading.Thread(target=work, args=args)
+        done.start()
+
+        def watcher_waits() -> bool:
+            with database.engine.connect() as conn:
+                return conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")).scalar_one()
+
+        wait_for("the watcher to wait for the invoice's lock", watcher_waits, 10)
+        expiry.commit()
+        expiry.close()
+        done.join(10)
+        assert not done.is_alive()
+
+        with database.job_session() as session:
+            events = session.execute(select(inv.BitcoinInvoiceEvent.from_state,
+                                            inv.BitcoinInvoiceEvent.to_state)
+                                     .where(inv.BitcoinInvoiceEvent.invoice_id == invoice_id)
+                                     .order_by(inv.BitcoinInvoiceEvent.id)).all()
+            state = session.get(inv.BitcoinInvoice, invoice_id).state
+        # One unbroken history: each change starts where the one before ended.
+        final = "paid_late" if seen_in == "block" else "seen"
+        assert [tuple(e) for e in events] == [("", "new"), ("new", "expired"), ("expired", final)]
+        assert state == final
+        app.extensions["shop.db"].dispose()
+
+
+def test_a_watcher_whose_lock_connection_died_takes_the_lock_again(pg_url, tmp_path, caplog):
+    """The advisory lock ends with its connection (database restart, network): the watcher must
+    notice, or it would go on watching while another worker took the lock."""
+    from shop.payments.bitcoin.watcher import ChainWatcher
+
+    app = make_test_app(pg_url, tmp_path / "i")
+    database: Database = app.extensions["shop.db"]
+    watcher = ChainWatcher(database, node=None, policy=None)  # the lock needs neither
+    assert watcher.acquire() and watcher_lock_holders(database) == 1
+    backend = watcher._lock_conn.connection.dbapi_connection.info.backend_pid
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend}).scalar()
+    wait_for("the lock to go with its connection", lambda: watcher_lock_holders(database) == 0)
+
+    assert watcher.acquire()
+    assert watcher_lock_holders(database) == 1
+    assert "lost the chain watcher's lock connection" in caplog.text
+    watcher.release()
+    assert watcher_lock_holders(database) == 0
+    database.dispose()
+
+
+def test_json_log_lines_are_redacted(capsys):
+    import logging
+
+    from shop.jobs.logs import configure_logging
+
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    try:
+        configure_logging("json")
+        logging.getLogger("shop.test").warning("mail for ada@example.org from 203.0.113.9 job=x")
+        try:
+            raise ValueError("bad address ada@example.org")
+        except ValueError:
+            logging.getLogger("shop.test").exception("job failed job=send-emails")
+    finally:
+        root.handlers[:], root.level = saved, level
+    first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert first["message"] == "mail for [email] from [ip] job=x"
+    assert first["level"] == "WARNING" and first["logger"] == "shop.test"
+    assert second["message"] == "job failed job=send-emails"
+    assert "ValueError: bad address [email]" in second["exception"]

@@ -104,6 +104,12 @@ class WatchSet:
         return found
 
 
+def _locked_invoice(session: Session, invoice_id: int) -> BitcoinInvoice | None:
+    # Any worker's invoice-expiry job may be judging the same invoice (it locks the rows it
+    # takes): wait for it and judge the state it committed, instead of overwriting it.
+    return session.get(BitcoinInvoice, invoice_id, with_for_update=True, populate_existing=True)
+
+
 def stored_tip(session: Session) -> BitcoinBlock | None:
     return session.scalar(select(BitcoinBlock).order_by(BitcoinBlock.height.desc()).limit(1))
 
@@ -111,7 +117,7 @@ def stored_tip(session: Session) -> BitcoinBlock | None:
 def evaluate_all(session: Session, invoice_ids: Iterable[int], tip_height: int | None,
                  policy: BitcoinPolicy, now: datetime) -> None:
     for invoice_id in sorted(invoice_ids):
-        invoice = session.get(BitcoinInvoice, invoice_id)
+        invoice = _locked_invoice(session, invoice_id)
         if invoice is not None:
             inv.evaluate(session, invoice, tip_height, policy, now)
             # Keep the identity map small: each flush scans it, and a block may pay thousands.
@@ -131,7 +137,7 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
             found.setdefault(invoice_id, []).append((output, signals_rbf(tx)))
     touched: set[int] = set()
     for invoice_id, outputs in found.items():
-        invoice = session.get(BitcoinInvoice, invoice_id)
+        invoice = _locked_invoice(session, invoice_id)
         if invoice is None:
             continue
         for output, replaceable in outputs:
@@ -375,7 +381,7 @@ class ChainWatcher:
         with self.database.job_session() as session:
             tip = stored_tip(session)
             for output, invoice_id in matches:
-                invoice = session.get(BitcoinInvoice, invoice_id)
+                invoice = _locked_invoice(session, invoice_id)
                 if invoice is None:
                     continue
                 payment = inv.record_output(session, invoice, output, replaceable=replaceable,
