@@ -74,13 +74,18 @@ def review_cart(session: Session, cart: list[CartLine]) -> CartReview:
 
 
 def _zones(session: Session) -> list[ShippingZone]:
-    return list(
-        session.scalars(
-            select(ShippingZone)
-            .options(selectinload(ShippingZone.rates))
-            .order_by(ShippingZone.position, ShippingZone.id)
-        ).all()
-    )
+    # Checkout asks for the zones several times per request (countries, options, placing the
+    # order); read them once per unit of work. Session.info lives exactly as long as that.
+    zones = session.info.get("shop.shipping_zones")
+    if zones is None:
+        zones = session.info["shop.shipping_zones"] = list(
+            session.scalars(
+                select(ShippingZone)
+                .options(selectinload(ShippingZone.rates))
+                .order_by(ShippingZone.position, ShippingZone.id)
+            ).all()
+        )
+    return zones
 
 
 def shipping_countries(session: Session) -> list[str]:
