@@ -63,10 +63,6 @@ class ShippingUnavailable(OrderError):
         super().__init__("Please choose one of the shipping methods offered for your country.")
 
 
-class OrderNotFound(OrderError):
-    pass
-
-
 @dataclass(frozen=True)
 class PlaceOrder:
     cart: list[CartLine]

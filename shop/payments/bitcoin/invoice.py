@@ -11,7 +11,6 @@ Services take a Session and never commit. No Flask here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -462,7 +461,3 @@ def bip21_uri(invoice: BitcoinInvoice) -> str:
 def remaining_sats(invoice: BitcoinInvoice) -> int:
     return max(invoice.amount_sats - invoice.received_sats, 0)
 
-
-def open_invoices_for(session: Session, scripts: Iterable[bytes]) -> dict[bytes, BitcoinInvoice]:
-    rows = session.scalars(select(BitcoinInvoice).where(BitcoinInvoice.script_pubkey.in_(list(scripts))))
-    return {bytes(r.script_pubkey): r for r in rows}
