@@ -1,21 +1,19 @@
 """Storefront throughput under gunicorn on PostgreSQL.
 
-    python bench/web.py [--workers 4] [--connections 32] [--seconds 15] [--orders 600]
+    python bench/web.py [--workers 4] [--connections 32] [--seconds 15] [--clients 8]
 
 Creates a scratch PostgreSQL database (SHOP_BENCH_POSTGRES_URL, default the local server), seeds
 the demo catalog, starts gunicorn on loopback, measures the catalog and product pages with wrk
-(Debian package `wrk`) and full checkouts with a multi-process Python client, then drops the
+(Debian package `wrk`) and full checkouts with wrk driven by bench/checkout.lua, then drops the
 database. Load and server share the machine's cores, so the numbers are a floor.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +33,7 @@ from shop.config import load_settings  # noqa: E402
 from shop.db import Database  # noqa: E402
 from shop.demo import seed_demo  # noqa: E402
 from shop.migrate import upgrade  # noqa: E402
-from shop.orders.models import Order  # noqa: E402
+from shop.orders.models import OrderLine  # noqa: E402
 
 ADMIN_URL = os.environ.get("SHOP_BENCH_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -57,45 +55,15 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": errors.group(1) if errors else ""}
 
 
-def _value(html: str, pattern: str) -> str:
-    # Regular expressions, not an HTML parser: the load generator shares the server's two cores
-    # and must stay cheap (the page structure is covered by the test suite, not here).
-    return re.search(pattern, html).group(1)
-
-
-CSRF = r'name="csrf_token" type="hidden" value="([^"]+)"'
-
-
-def checkout_once(base: str) -> tuple[bool, float]:
-    s = requests.Session()
-    started = time.perf_counter()
-    page = s.get(f"{base}/products/harbour-at-dawn").text
-    data = {"csrf_token": _value(page, CSRF), "quantity": "1",
-            "variant": _value(page, r'name="variant" value="(\d+)" checked')}
-    s.post(f"{base}/cart/add/harbour-at-dawn", data=data)
-    page = s.get(f"{base}/checkout").text
-    data = {"csrf_token": _value(page, CSRF), "name": "Bench Customer",
-            "street": "1 Test Street", "postal_code": "10115", "city": "Berlin", "country": "DE",
-            "shipping_rate": _value(page, r'name="shipping_rate" value="(\d+)" checked'),
-            "payment_method": "demo", "submit": "Place order"}
-    response = s.post(f"{base}/checkout", data=data)
-    return "/orders/" in response.url, time.perf_counter() - started
-
-
-def _checkout_worker(args):
-    base, count = args
-    return [checkout_once(base) for _ in range(count)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--orders", type=int, default=600)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--only", choices=["pages", "checkout"], help="measure just one part")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -128,31 +96,37 @@ def main() -> None:
             except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
         results = {}
-        for label, path in [("catalog page", "/"), ("product page", "/products/harbour-at-dawn")]:
+        pages = [] if args.only == "checkout" else [
+            ("catalog page", "/"), ("product page", "/products/harbour-at-dawn")]
+        for label, path in pages:
             wrk(base + path, args.connections, 3)  # warm-up
             results[label] = wrk(base + path, args.connections, args.seconds)
 
-        per_client = args.orders // args.clients
-        started = time.perf_counter()
-        with multiprocessing.Pool(args.clients) as pool:
-            runs = [r for batch in pool.map(_checkout_worker, [(base, per_client)] * args.clients)
-                    for r in batch]
-        elapsed = time.perf_counter() - started
-        ok = [d for success, d in runs if success]
-        with database.job_session() as s:
-            orders = s.scalar(select(func.count()).select_from(Order))
-            stock = s.scalar(select(Variant.stock).where(Variant.sku == SKU))
-        durations = sorted(ok)
-        results["full checkout (4 requests)"] = {
-            "orders_per_s": len(ok) / elapsed,
-            "p50_ms": statistics.median(durations) * 1000,
-            "p99_ms": durations[int(len(durations) * 0.99) - 1] * 1000,
-            "failed": len(runs) - len(ok),
-            "oversold": (10**6 - stock) != orders,
-        }
+        if args.only != "pages":
+            out = subprocess.run(
+                ["wrk", f"-t{args.clients}", f"-c{args.clients}", f"-d{args.seconds}s",
+                 "-s", str(ROOT / "bench" / "checkout.lua"), base],
+                capture_output=True, text=True, check=True).stdout
+            done = re.search(r"CHECKOUTS orders=(\d+) failed=(\d+) p50_ms=([\d.]+) p99_ms=([\d.]+)", out)
+            # One statement, one snapshot: units sold against stock taken, after the last request.
+            time.sleep(2)
+            with database.job_session() as s:
+                sold, stock = s.execute(
+                    select(select(func.coalesce(func.sum(OrderLine.quantity), 0))
+                           .where(OrderLine.sku == SKU).scalar_subquery(),
+                           select(Variant.stock).where(Variant.sku == SKU).scalar_subquery())
+                ).one()
+            results["full checkout (6 requests)"] = {
+                "orders_per_s": int(done.group(1)) / args.seconds,
+                "p50_ms": float(done.group(3)),
+                "p99_ms": float(done.group(4)),
+                "failed": int(done.group(2)),
+                "units_sold": sold, "stock_taken": 10**6 - stock,
+                "oversold": 10**6 - stock != sold,
+            }
         database.dispose()
         print(f"gunicorn -w {args.workers} --threads {args.threads}, wrk -t2 -c{args.connections} "
-              f"-d{args.seconds}s, checkouts: {args.clients} client processes x {per_client}")
+              f"-d{args.seconds}s, checkouts: wrk -t{args.clients} -c{args.clients} -s bench/checkout.lua")
         for label, r in results.items():
             print(f"{label:28s} " + "  ".join(
                 f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))

@@ -52,29 +52,38 @@ def show():
 
 @bp.post("/add/<slug>")
 def add(slug: str):
-    product = catalog.get_active_product(db_session(), slug)
+    if len(slug) > 120:
+        abort(404)
+    # Fresh from the database (never the catalog cache): stock and price decide here.
+    product = catalog.product_view(db_session(), slug, images=False)
     if product is None:
         abort(404)
     form = add_to_cart_form(product, formdata=request.form)
+
+    def refused(status: int):
+        # The page again, with its images this time, and the form's messages.
+        shown = catalog.product_view(db_session(), slug) or product
+        return render_template("catalog/product.html", product=shown, form=form), status
+
     if not form.validate():
-        return render_template("catalog/product.html", product=product, form=form), 400
+        return refused(400)
     variant = next(v for v in product.variants if v.id == form.variant.data)
     lines = load_cart(session)
     existing = next((l for l in lines if l.variant_id == variant.id), None)
     wanted = form.quantity.data + (existing.quantity if existing else 0)
     if wanted > MAX_QUANTITY:
         form.quantity.errors = [f"At most {MAX_QUANTITY} of one item per order."]
-        return render_template("catalog/product.html", product=product, form=form), 400
+        return refused(400)
     if variant.stock is not None and wanted > variant.stock:
         form.quantity.errors = [
             "Sold out." if variant.stock == 0 else f"Only {variant.stock} left in stock."
         ]
-        return render_template("catalog/product.html", product=product, form=form), 409
+        return refused(409)
     if existing:
         existing.quantity, existing.price_seen = wanted, variant.price
     elif len(lines) >= MAX_LINES:
         form.quantity.errors = [f"A cart holds at most {MAX_LINES} different items."]
-        return render_template("catalog/product.html", product=product, form=form), 400
+        return refused(400)
     else:
         lines.append(CartLine(variant.id, wanted, variant.price))
     save_cart(session, lines)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from cachetools import TTLCache
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from shop.catalog.models import Product, ProductImage, Variant
 
@@ -92,19 +92,11 @@ def list_products(session: Session, *, query: str = "", page: int = 1, per_page:
     return Page([ProductCard(*row) for row in rows], total, page, per_page)
 
 
-def get_active_product(session: Session, slug: str) -> Product | None:
-    return session.scalar(
-        select(Product)
-        .where(Product.slug == slug, Product.active.is_(True))
-        .options(selectinload(Product.variants), selectinload(Product.images))
-    )
-
-
 def get_variants(session: Session, ids: list[int]) -> dict[int, Variant]:
     if not ids:
         return {}
     variants = session.scalars(
-        select(Variant).where(Variant.id.in_(ids)).options(selectinload(Variant.product))
+        select(Variant).where(Variant.id.in_(ids)).options(joinedload(Variant.product))
     ).all()
     return {v.id: v for v in variants}
 
@@ -140,16 +132,34 @@ class ProductView:
     variants: tuple[VariantView, ...]
 
 
-def product_view(session: Session, slug: str) -> ProductView | None:
-    product = get_active_product(session, slug)
-    if product is None:
+def product_view(session: Session, slug: str, *, images: bool = True) -> ProductView | None:
+    """The active product ``slug`` as plain values: one query, and one more for its images.
+
+    Adding to the cart needs no images (``images=False``), only fresh variants.
+    """
+    rows = session.execute(
+        select(Product.id, Product.slug, Product.title, Product.description, Product.kind,
+               Variant.id, Variant.label, Variant.price, Variant.stock, Variant.active)
+        .outerjoin(Variant, Variant.product_id == Product.id)
+        .where(Product.slug == slug, Product.active.is_(True))
+        .order_by(Variant.position, Variant.id)
+    ).all()
+    if not rows:
         return None
+    product_id, slug, title, description, kind = rows[0][:5]
+    image_rows = session.execute(
+        select(ProductImage.filename, ProductImage.alt)
+        .where(ProductImage.product_id == product_id)
+        .order_by(ProductImage.position, ProductImage.id)
+    ).all() if images else []
     return ProductView(
-        id=product.id, slug=product.slug, title=product.title, description=product.description,
-        kind=product.kind,
-        images=tuple(ImageView(i.filename, i.alt) for i in product.images),
-        variants=tuple(VariantView(v.id, v.label, v.price, v.stock, v.active, v.purchasable)
-                       for v in product.variants),
+        id=product_id, slug=slug, title=title, description=description, kind=kind,
+        images=tuple(ImageView(filename, alt) for filename, alt in image_rows),
+        variants=tuple(
+            VariantView(v_id, label, price, stock, active,
+                        purchasable=active and (stock is None or stock > 0))
+            for *_, v_id, label, price, stock, active in rows if v_id is not None
+        ),
     )
 
 

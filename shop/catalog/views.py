@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, RadioField, SubmitField
+from wtforms import IntegerField, RadioField, SelectChoice, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
 from shop.cart.pricing import MAX_QUANTITY
@@ -48,10 +48,11 @@ def index():
 
 def add_to_cart_form(product, formdata=None) -> AddToCartForm:
     form = AddToCartForm(formdata=formdata) if formdata is not None else AddToCartForm()
-    form.variant.choices = [(v.id, v.label or "Standard") for v in product.variants if v.active]
+    form.variant.choices = [SelectChoice(v.id, v.label or "Standard")
+                            for v in product.variants if v.active]
     if form.variant.data is None and form.variant.choices:
         purchasable = [v.id for v in product.variants if v.purchasable]
-        form.variant.data = purchasable[0] if purchasable else form.variant.choices[0][0]
+        form.variant.data = purchasable[0] if purchasable else form.variant.choices[0].value
     return form
 
 

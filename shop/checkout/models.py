@@ -22,7 +22,11 @@ class ShippingZone(Base):
 
     @property
     def country_codes(self) -> list[str]:
-        return [c.strip().upper() for c in self.countries.split(",") if c.strip()]
+        return self.parse_countries(self.countries)
+
+    @staticmethod
+    def parse_countries(countries: str) -> list[str]:
+        return [c.strip().upper() for c in countries.split(",") if c.strip()]
 
 
 class ShippingRate(Base):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from shop.cart.pricing import PricedLine, ShippingOption, shipping_price, subtotal
 from shop.cart.storage import CartLine
-from shop.catalog.models import PHYSICAL, TaxClass
-from shop.catalog.service import get_variants
+from shop.catalog.models import PHYSICAL, Product, TaxClass, Variant
 from shop.checkout.models import ShippingRate, ShippingZone
 
 
@@ -31,60 +30,121 @@ class CartReview:
         return subtotal(self.lines)
 
 
+_REVIEW = "shop.cart_review"
+
+
 def review_cart(session: Session, cart: list[CartLine]) -> CartReview:
+    """The cart checked against the catalog, once per unit of work for the same cart.
+
+    Checkout reviews the cart in the view and again when placing the order; both see the same
+    transaction, so the second answer would be the first. Taking stock forgets it
+    (`forget_review`), and the stock UPDATE is what guards against overselling anyway.
+    """
+    key = tuple((line.variant_id, line.quantity, line.price_seen) for line in cart)
+    memo = session.info.get(_REVIEW)
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    review = _review(session, cart)
+    session.info[_REVIEW] = (key, review)
+    return review
+
+
+def forget_review(session: Session) -> None:
+    session.info.pop(_REVIEW, None)
+
+
+def _review(session: Session, cart: list[CartLine]) -> CartReview:
     review = CartReview()
-    variants = get_variants(session, [line.variant_id for line in cart])
+    rows = {row.variant_id: row for row in session.execute(
+        select(Variant.id.label("variant_id"), Variant.label, Variant.sku, Variant.price,
+               Variant.stock, Variant.active, Product.active.label("product_active"),
+               Product.slug, Product.title, Product.kind, TaxClass.rate_bp)
+        .join(Product, Variant.product_id == Product.id)
+        .join(TaxClass, Product.tax_class_id == TaxClass.id)
+        .where(Variant.id.in_([line.variant_id for line in cart]))
+    )} if cart else {}
     for line in cart:
-        variant = variants.get(line.variant_id)
-        if variant is None or not variant.active or not variant.product.active:
+        row = rows.get(line.variant_id)
+        if row is None or not row.active or not row.product_active:
             review.problems.append(
                 "An item in your cart is no longer available and was removed."
-                if variant is None
-                else f"“{variant.product.title}” is no longer available and was removed."
+                if row is None
+                else f"“{row.title}” is no longer available and was removed."
             )
             continue
-        name = variant.product.title + (f" ({variant.label})" if variant.label else "")
+        name = row.title + (f" ({row.label})" if row.label else "")
         quantity = line.quantity
-        if variant.stock is not None and quantity > variant.stock:
-            if variant.stock == 0:
+        if row.stock is not None and quantity > row.stock:
+            if row.stock == 0:
                 review.problems.append(f"“{name}” has sold out and was removed from your cart.")
                 continue
             review.problems.append(
-                f"Only {variant.stock} of “{name}” left: your quantity was reduced from "
-                f"{quantity} to {variant.stock}."
+                f"Only {row.stock} of “{name}” left: your quantity was reduced from "
+                f"{quantity} to {row.stock}."
             )
-            quantity = variant.stock
-        if variant.price != line.price_seen:
+            quantity = row.stock
+        if row.price != line.price_seen:
             review.problems.append(f"The price of “{name}” has changed since you added it.")
-        review.adjusted.append(CartLine(variant.id, quantity, variant.price))
+        review.adjusted.append(CartLine(row.variant_id, quantity, row.price))
         review.lines.append(
             PricedLine(
-                variant_id=variant.id,
-                product_slug=variant.product.slug,
-                product_title=variant.product.title,
-                variant_label=variant.label,
-                sku=variant.sku,
-                kind=variant.product.kind,
-                unit_price=variant.price,
+                variant_id=row.variant_id,
+                product_slug=row.slug,
+                product_title=row.title,
+                variant_label=row.label,
+                sku=row.sku,
+                kind=row.kind,
+                unit_price=row.price,
                 quantity=quantity,
-                tax_rate_bp=variant.product.tax_class.rate_bp,
+                tax_rate_bp=row.rate_bp,
             )
         )
     return review
 
 
-def _zones(session: Session) -> list[ShippingZone]:
-    # Checkout asks for the zones several times per request (countries, options, placing the
-    # order); read them once per unit of work. Session.info lives exactly as long as that.
+@dataclass(frozen=True)
+class Rate:
+    id: int
+    name: str
+    price: int
+    free_over: int | None
+    tax_rate_bp: int
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: int
+    name: str
+    country_codes: tuple[str, ...]
+    rates: tuple[Rate, ...]
+
+
+def _zones(session: Session) -> list[Zone]:
+    """Zones with their rates and the rates' VAT, as plain values, in one query.
+
+    Checkout asks for them several times per request (countries, options, placing the order);
+    read them once per unit of work. Session.info lives exactly as long as that.
+    """
     zones = session.info.get("shop.shipping_zones")
     if zones is None:
-        zones = session.info["shop.shipping_zones"] = list(
-            session.scalars(
-                select(ShippingZone)
-                .options(selectinload(ShippingZone.rates))
-                .order_by(ShippingZone.position, ShippingZone.id)
-            ).all()
-        )
+        rows = session.execute(
+            select(ShippingZone.id, ShippingZone.name, ShippingZone.countries,
+                   ShippingRate.id, ShippingRate.name, ShippingRate.price,
+                   ShippingRate.free_over, TaxClass.rate_bp)
+            .outerjoin(ShippingRate, ShippingRate.zone_id == ShippingZone.id)
+            .outerjoin(TaxClass, ShippingRate.tax_class_id == TaxClass.id)
+            .order_by(ShippingZone.position, ShippingZone.id,
+                      ShippingRate.position, ShippingRate.id)
+        ).all()
+        grouped: dict[int, tuple[str, str, list[Rate]]] = {}
+        for zone_id, zone_name, countries, rate_id, name, price, free_over, tax_bp in rows:
+            entry = grouped.setdefault(zone_id, (zone_name, countries, []))
+            if rate_id is not None:
+                entry[2].append(Rate(rate_id, name, price, free_over, tax_bp))
+        zones = session.info["shop.shipping_zones"] = [
+            Zone(zone_id, name, tuple(ShippingZone.parse_countries(countries)), tuple(rates))
+            for zone_id, (name, countries, rates) in grouped.items()
+        ]
     return zones
 
 
@@ -97,23 +157,17 @@ def shipping_countries(session: Session) -> list[str]:
 
 
 def shipping_options(session: Session, country: str, goods_total: int) -> list[ShippingOption]:
-    rates_by_class = {t.id: t.rate_bp for t in session.scalars(select(TaxClass)).all()}
-    options = []
-    for zone in _zones(session):
-        if country.upper() not in zone.country_codes:
-            continue
-        for rate in zone.rates:
-            options.append(_option(zone, rate, goods_total, rates_by_class[rate.tax_class_id]))
-    return options
-
-
-def _option(zone: ShippingZone, rate: ShippingRate, goods_total: int, tax_bp: int) -> ShippingOption:
-    return ShippingOption(
-        rate_id=rate.id,
-        zone_name=zone.name,
-        name=rate.name,
-        list_price=rate.price,
-        price=shipping_price(rate.price, rate.free_over, goods_total),
-        free_over=rate.free_over,
-        tax_rate_bp=tax_bp,
-    )
+    country = country.upper()
+    return [
+        ShippingOption(
+            rate_id=rate.id,
+            zone_name=zone.name,
+            name=rate.name,
+            list_price=rate.price,
+            price=shipping_price(rate.price, rate.free_over, goods_total),
+            free_over=rate.free_over,
+            tax_rate_bp=rate.tax_rate_bp,
+        )
+        for zone in _zones(session) if country in zone.country_codes
+        for rate in zone.rates
+    ]

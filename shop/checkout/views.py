@@ -3,7 +3,7 @@ from __future__ import annotations
 from babel import Locale
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
-from wtforms import EmailField, RadioField, SelectField, StringField, SubmitField
+from wtforms import EmailField, RadioField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import Email, InputRequired, Length, Optional
 
 from shop.cart.pricing import compute_totals
@@ -42,27 +42,29 @@ class CheckoutForm(FlaskForm):
     ADDRESS_FIELDS = ("name", "street", "postal_code", "city")
 
 
-def _country_choices(requires_shipping: bool) -> list[tuple[str, str]]:
+def _country_choices(requires_shipping: bool) -> list[SelectChoice]:
     territories = Locale.parse(settings().locale).territories
     if requires_shipping:
         codes = shipping_countries(db_session())
     else:
         codes = [code for code in territories if len(code) == 2 and code.isalpha() and code != "ZZ"]
-    return sorted(((c, territories.get(c, c)) for c in codes), key=lambda choice: choice[1])
+    return sorted((SelectChoice(c, territories.get(c, c)) for c in codes),
+                  key=lambda choice: choice.label)
 
 
 def _prepare(form: CheckoutForm, review) -> list:
     form.country.choices = _country_choices(review.requires_shipping)
-    codes = [c for c, _ in form.country.choices]
+    codes = [choice.value for choice in form.country.choices]
     if form.country.data not in codes:
         form.country.data = settings().country if settings().country in codes else (codes or [None])[0]
-    form.payment_method.choices = [(m.code, m.label) for m in available_methods(payment_methods())]
+    form.payment_method.choices = [SelectChoice(m.code, m.label)
+                                   for m in available_methods(payment_methods())]
     if len(form.payment_method.choices) == 1 and not form.payment_method.data:
-        form.payment_method.data = form.payment_method.choices[0][0]
+        form.payment_method.data = form.payment_method.choices[0].value
     options = []
     if review.requires_shipping and form.country.data:
         options = shipping_options(db_session(), form.country.data, review.subtotal)
-        form.shipping_rate.choices = [(o.rate_id, o.name) for o in options]
+        form.shipping_rate.choices = [SelectChoice(o.rate_id, o.name) for o in options]
         if form.shipping_rate.data not in [o.rate_id for o in options] and options:
             form.shipping_rate.data = options[0].rate_id
     return options

@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shop.admin.models import Shipment
 from shop.cart.pricing import compute_totals
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
-from shop.checkout.service import review_cart, shipping_options
+from shop.checkout.service import forget_review, review_cart, shipping_options
 from shop.db import utcnow
 from shop.downloads import service as downloads
 from shop.mail import outbox
@@ -165,15 +165,17 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
     session.add(order)
     session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
                            note="Order placed"))
-    session.flush()
-    if not contact.is_empty():
-        set_contact(session, order, contact)  # encrypted under the order's own data key
+    if contact.is_empty():
+        session.flush()
+    else:
+        set_contact(session, order, contact)  # flushes; encrypted under the order's own data key
     outbox.enqueue(session, order, outbox.ORDER_RECEIVED, has_email=bool(contact.email), now=now)
     return order
 
 
 def _reserve(session: Session, variant_id: int, quantity: int, title: str) -> None:
     """Take stock with one conditional UPDATE: atomic on every backend, never below zero."""
+    forget_review(session)
     result = session.execute(
         update(Variant)
         .where(Variant.id == variant_id, (Variant.stock.is_(None)) | (Variant.stock >= quantity))
@@ -185,6 +187,7 @@ def _reserve(session: Session, variant_id: int, quantity: int, title: str) -> No
 
 
 def _release(session: Session, order: Order) -> None:
+    forget_review(session)
     for line in order.lines:
         if line.stock_reserved and line.variant_id is not None:
             session.execute(
@@ -200,15 +203,10 @@ def _next_number(session: Session, year: int) -> str:
     """Next number of the year. Taken last in place_order so the row lock is held briefly."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(OrderNumberCounter).values(year=year, last=0).on_conflict_do_nothing(
-            index_elements=["year"]
-        )
-    )
+    stmt = insert(OrderNumberCounter).values(year=year, last=1)
     last = session.execute(
-        update(OrderNumberCounter)
-        .where(OrderNumberCounter.year == year)
-        .values(last=OrderNumberCounter.last + 1)
+        stmt.on_conflict_do_update(index_elements=["year"],
+                                   set_={"last": OrderNumberCounter.last + 1})
         .returning(OrderNumberCounter.last)
     ).scalar_one()
     return f"{year}-{last:06d}"
@@ -226,7 +224,7 @@ def get_by_token(session: Session, token: str) -> Order | None:
         return None
     return session.scalar(
         select(Order).where(Order.token == token).options(
-            selectinload(Order.lines), selectinload(Order.events), selectinload(Order.contact)
+            selectinload(Order.lines), selectinload(Order.events), joinedload(Order.contact)
         )
     )
 

@@ -262,7 +262,8 @@ def request_erasure(session: Session, order: Order, now: datetime | None = None)
 def keep_reason(session: Session, order: Order) -> Verdict:
     """Why the order's data is kept and until when (for the order page)."""
     settings = session_settings(session)
-    refunds = _refund_times(session, [order.id])
+    # Only a refund restarts the clock; an order never refunded needs no look at its history.
+    refunds = _refund_times(session, [order.id]) if order.amount_refunded else {}
     return erasure_due_at(order, settings, refunds.get(order.id),
                           order.id in _held(session, [order.id]))
 

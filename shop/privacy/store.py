@@ -53,34 +53,37 @@ def _field_context(order_id: int, name: str) -> bytes:
     return f"order:{order_id}:{name}".encode()
 
 
-def _data_key(session: Session, order: Order, *, create: bool) -> bytes | None:
-    """The order's data key, unwrapped; made (and stored wrapped) on first use if ``create``.
+def _data_key(session: Session, order: Order, *, create: bool
+              ) -> tuple[bytes | None, OrderContact | None]:
+    """The order's data key, unwrapped, and its contact row; both made on first use if ``create``.
 
-    It lives in the order's ``order_contacts`` row, so erasing that row destroys it, and with
-    it everything any feature sealed for this order.
+    The key lives in the order's ``order_contacts`` row, so erasing that row destroys it, and
+    with it everything any feature sealed for this order. A new row is added, not flushed.
     """
     if order.personal_data_erased_at is not None:
         if create:
             raise ContactErased(f"personal data of order {order.number} was erased")
-        return None
-    if order.id is None:
+        return None, None
+    new_order = order.id is None
+    if new_order:
         session.add(order)
         session.flush()
     keyring = session_keyring(session)
-    contact = session.get(OrderContact, order.id)
+    # An order inserted just now cannot have a contact row yet: no need to look.
+    contact = None if new_order else session.get(OrderContact, order.id)
     if contact is not None and contact.wrapped_key:
-        return unwrap_data_key(keyring, contact.wrapped_key, context=_key_context(order.id))
+        return unwrap_data_key(keyring, contact.wrapped_key, context=_key_context(order.id)), contact
     if not create:
-        return None
+        return None, contact
     data_key = new_data_key()
     wrapped = wrap_data_key(keyring.current, data_key, context=_key_context(order.id))
     if contact is None:
-        session.add(OrderContact(order_id=order.id, wrapped_key=wrapped))
+        contact = OrderContact(order_id=order.id, wrapped_key=wrapped)
+        session.add(contact)
+        session.expire(order, ["contact"])
     else:
         contact.wrapped_key = wrapped
-    session.flush()
-    session.expire(order, ["contact"])
-    return data_key
+    return data_key, contact
 
 
 def set_contact(session: Session, order: Order, details: ContactDetails) -> None:
@@ -88,8 +91,7 @@ def set_contact(session: Session, order: Order, details: ContactDetails) -> None
 
     Flushes first when the order has no id yet: the id is part of every blob's context.
     """
-    data_key = _data_key(session, order, create=True)
-    contact = session.get(OrderContact, order.id)
+    data_key, contact = _data_key(session, order, create=True)
     for name in FIELDS:
         setattr(contact, name, encrypt_field(data_key, getattr(details, name),
                                              context=_field_context(order.id, name)))
@@ -131,7 +133,7 @@ def seal(session: Session, order: Order, purpose: str, plaintext: str | None) ->
     """
     if plaintext is None:
         return None
-    data_key = _data_key(session, order, create=True)
+    data_key, _ = _data_key(session, order, create=True)
     return encrypt_field(data_key, plaintext, context=_sealed_context(order.id, purpose))
 
 
@@ -139,7 +141,7 @@ def unseal(session: Session, order: Order, purpose: str, blob: bytes | None) -> 
     """The value ``seal`` encrypted, or None once the order's personal data was erased."""
     if blob is None:
         return None
-    data_key = _data_key(session, order, create=False)
+    data_key, _ = _data_key(session, order, create=False)
     if data_key is None:
         return None
     return decrypt_field(data_key, blob, context=_sealed_context(order.id, purpose))

@@ -65,6 +65,8 @@ class RefundRequest:
 
 
 def get(session: Session, order: Order) -> RefundRequest | None:
+    if order.payment_method != "bitcoin" or order.paid_at is None:
+        return None  # request_address only ever asks on paid Bitcoin orders: nothing to look up
     row = session.get(RefundAddress, order.id)
     if row is None:
         return None
