@@ -43,6 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
         PERMANENT_SESSION_LIFETIME=timedelta(days=2),
+        # The cart cookie lasts two days from its last change, not from the last page view, so
+        # browsing does not re-sign and re-send the cookie on every response.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token is bound to the session; a slow customer is fine
         WTF_CSRF_SSL_STRICT=settings.production,

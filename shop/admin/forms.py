@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     HiddenField,
     IntegerField,
     PasswordField,
+    SelectChoice,
     SelectField,
     StringField,
     SubmitField,
@@ -16,8 +16,10 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
+from shop.web.forms import ShopForm
 
-class LoginForm(FlaskForm):
+
+class LoginForm(ShopForm):
     username = StringField("User name", validators=[InputRequired(), Length(max=64)],
                            render_kw={"autocomplete": "username", "autocapitalize": "none"})
     password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)],
@@ -26,7 +28,7 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Sign in")
 
 
-class SecondFactorForm(FlaskForm):
+class SecondFactorForm(ShopForm):
     code = StringField("Code from your authenticator app, or a recovery code",
                        validators=[InputRequired(), Length(max=64)],
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
@@ -34,26 +36,26 @@ class SecondFactorForm(FlaskForm):
     submit = SubmitField("Verify")
 
 
-class ActionForm(FlaskForm):
+class ActionForm(ShopForm):
     """A button-only form: logout, archive, start enrolment... (the CSRF token is the point)."""
 
     submit = SubmitField("OK")
 
 
-class ConfirmTotpForm(FlaskForm):
+class ConfirmTotpForm(ShopForm):
     code = StringField("6-digit code from your authenticator app",
                        validators=[InputRequired(), Length(max=10)],
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
     submit = SubmitField("Turn on two-factor authentication")
 
 
-class DisableTotpForm(FlaskForm):
+class DisableTotpForm(ShopForm):
     password = PasswordField("Your password", validators=[InputRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
     submit = SubmitField("Turn off two-factor authentication")
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(ShopForm):
     current = PasswordField("Current password", validators=[InputRequired(), Length(max=1024)],
                             render_kw={"autocomplete": "current-password"})
     new = PasswordField("New password (at least 12 characters)",
@@ -62,22 +64,22 @@ class PasswordForm(FlaskForm):
     submit = SubmitField("Change password")
 
 
-class ProductForm(FlaskForm):
+class ProductForm(ShopForm):
     title = StringField("Title", validators=[InputRequired(), Length(max=200)])
     slug = StringField("Address name (leave empty to derive it from the title)",
                        validators=[Optional(), Length(max=120),
                                    Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
                                           message="Use lower-case letters, digits and dashes.")])
     description = TextAreaField("Description", validators=[Length(max=20000)])
-    kind = SelectField("Kind", choices=[("physical", "Physical (shipped)"),
-                                        ("digital", "Digital (download)")])
+    kind = SelectField("Kind", choices=[SelectChoice("physical", "Physical (shipped)"),
+                                        SelectChoice("digital", "Digital (download)")])
     tax_class = SelectField("Tax class", coerce=int, validate_choice=True)
     position = IntegerField("Position in the catalog", default=0,
                             validators=[Optional(), NumberRange(min=0, max=100000)])
     submit = SubmitField("Save product")
 
 
-class VariantForm(FlaskForm):
+class VariantForm(ShopForm):
     sku = StringField("SKU", validators=[InputRequired(), Length(max=64),
                                          Regexp(r"^[A-Za-z0-9._-]+$",
                                                 message="Letters, digits, dots, dashes, underscores.")])
@@ -90,41 +92,41 @@ class VariantForm(FlaskForm):
     submit = SubmitField("Save variant")
 
 
-class StockForm(FlaskForm):
+class StockForm(ShopForm):
     stock = IntegerField("New stock level", validators=[Optional(), NumberRange(min=0, max=10**9)])
     unlimited = BooleanField("Unlimited")
     reason = StringField("Reason", validators=[InputRequired(), Length(max=300)])
     submit = SubmitField("Set stock")
 
 
-class ImageForm(FlaskForm):
+class ImageForm(ShopForm):
     image = FileField("Image (JPEG, PNG, WebP or GIF)", validators=[FileRequired()])
     alt = StringField("Description for people who cannot see it", validators=[Length(max=300)])
     submit = SubmitField("Upload image")
 
 
-class DigitalFileForm(FlaskForm):
+class DigitalFileForm(ShopForm):
     file = FileField("File customers download (e.g. EPUB, PDF, ZIP)", validators=[FileRequired()])
     submit = SubmitField("Upload file")
 
 
-class ShipForm(FlaskForm):
+class ShipForm(ShopForm):
     tracking = StringField("Tracking reference (optional)", validators=[Length(max=200)])
     submit = SubmitField("Mark shipped")
 
 
-class RefundForm(FlaskForm):
+class RefundForm(ShopForm):
     amount = StringField("Amount", validators=[InputRequired(), Length(max=20)],
                          render_kw={"inputmode": "decimal"})
     reference = StringField("Reference (e.g. transaction id)", validators=[Length(max=200)])
     submit = SubmitField("Refund")
 
 
-class ResolveForm(FlaskForm):
+class ResolveForm(ShopForm):
     note = StringField("What was done (kept in the order's history)", validators=[Length(max=300)])
     submit = SubmitField("Mark as resolved")
 
 
-class CancelForm(FlaskForm):
+class CancelForm(ShopForm):
     reason = StringField("Reason (shown to the customer)", validators=[Length(max=300)])
     submit = SubmitField("Cancel order")

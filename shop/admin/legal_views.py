@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
-from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import Length
 
 from shop.admin.views import bp
 from shop.legal import service
 from shop.web.context import db_session
+from shop.web.forms import ShopForm
 
 
-class LegalForm(FlaskForm):
+class LegalForm(ShopForm):
     body = TextAreaField("Text (plain text; an empty line starts a new paragraph)",
                          validators=[Length(max=service.MAX_BODY)])
     submit = SubmitField("Publish")

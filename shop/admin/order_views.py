@@ -129,6 +129,16 @@ def order_cancel(number: str):
     if not form.validate_on_submit():
         _form_errors(form)
         return _back(order)
+    card = _card_refund() if order.payment_method == "card" else None
+    if card is not None and order.state == OrderStatus.PENDING_PAYMENT:
+        module, method = card
+        # Close the customer's Stripe payment page first: nobody should pay for a cancelled order.
+        try:
+            module.close_open_pages(db_session(), method.gateway, order)
+        except module.CardUnavailable:
+            flash("Stripe could not be reached, so the customer's payment page may still be "
+                  "open. The order was not cancelled; please try again.", "error")
+            return _back(order)
     try:
         service.cancel(db_session(), order, (form.reason.data or "").strip() or "Cancelled by the shop")
     except OrderError as exc:

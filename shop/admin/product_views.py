@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
+from wtforms import SelectChoice
 
 from shop.admin import catalog
 from shop.admin.forms import (
@@ -29,7 +30,7 @@ def _product(product_id: int) -> Product:
 
 def _product_form(product: Product | None = None) -> ProductForm:
     form = ProductForm(obj=product) if product is not None and request.method == "GET" else ProductForm()
-    form.tax_class.choices = [(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
+    form.tax_class.choices = [SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
                               for t in catalog.tax_classes(db_session())]
     if product is not None and request.method == "GET":
         form.tax_class.data = product.tax_class_id

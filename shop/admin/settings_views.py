@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
-from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, SubmitField
+from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
 from shop.admin import health
@@ -15,23 +14,24 @@ from shop.catalog.models import TaxClass
 from shop.checkout.models import ShippingRate, ShippingZone
 from shop.money import Money
 from shop.web.context import db_session, settings
+from shop.web.forms import ShopForm
 
 
-class TaxForm(FlaskForm):
+class TaxForm(ShopForm):
     code = StringField("Code", validators=[InputRequired(), Length(max=40)])
     name = StringField("Name", validators=[Length(max=100)])
     rate = StringField("VAT rate (%)", validators=[InputRequired(), Length(max=10)])
     submit = SubmitField("Save")
 
 
-class ZoneForm(FlaskForm):
+class ZoneForm(ShopForm):
     name = StringField("Zone name", validators=[InputRequired(), Length(max=100)])
     countries = StringField("Countries (two-letter codes, comma separated)",
                             validators=[InputRequired(), Length(max=2000)])
     submit = SubmitField("Save zone")
 
 
-class RateForm(FlaskForm):
+class RateForm(ShopForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=100)])
     price = StringField("Price (tax included)", validators=[InputRequired(), Length(max=20)])
     free_over = StringField("Free from order value (optional)", validators=[Length(max=20)])
@@ -122,7 +122,7 @@ def _rate_form(rate: ShippingRate | None = None, prefix: str = "", formdata=None
     else:
         form = RateForm(formdata=None, prefix=prefix, name=rate.name, price=_amount(rate.price),
                         free_over=_amount(rate.free_over), tax_class=rate.tax_class_id)
-    form.tax_class.choices = [(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
+    form.tax_class.choices = [SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
                               for t in ss.tax_classes(db_session())]
     return form
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
@@ -11,11 +10,12 @@ from shop.catalog import service as catalog
 from shop.catalog.views import add_to_cart_form
 from shop.checkout.service import review_cart
 from shop.web.context import db_session
+from shop.web.forms import ShopForm
 
 bp = Blueprint("cart", __name__, url_prefix="/cart")
 
 
-class UpdateLineForm(FlaskForm):
+class UpdateLineForm(ShopForm):
     variant_id = HiddenField(validators=[InputRequired()])
     quantity = IntegerField(
         "Quantity",
@@ -25,7 +25,7 @@ class UpdateLineForm(FlaskForm):
     submit = SubmitField("Update")
 
 
-class RemoveLineForm(FlaskForm):
+class RemoveLineForm(ShopForm):
     variant_id = HiddenField(validators=[InputRequired()])
     submit = SubmitField("Remove")
 

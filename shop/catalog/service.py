@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cachetools import TTLCache
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from shop.catalog.models import Product, ProductImage, Variant
@@ -132,26 +132,31 @@ class ProductView:
     variants: tuple[VariantView, ...]
 
 
+# Built once: adding to the cart runs these on every request.
+_PRODUCT_ROWS = (
+    select(Product.id, Product.slug, Product.title, Product.description, Product.kind,
+           Variant.id, Variant.label, Variant.price, Variant.stock, Variant.active)
+    .outerjoin(Variant, Variant.product_id == Product.id)
+    .where(Product.slug == bindparam("slug"), Product.active.is_(True))
+    .order_by(Variant.position, Variant.id)
+)
+_IMAGE_ROWS = (
+    select(ProductImage.filename, ProductImage.alt)
+    .where(ProductImage.product_id == bindparam("product_id"))
+    .order_by(ProductImage.position, ProductImage.id)
+)
+
+
 def product_view(session: Session, slug: str, *, images: bool = True) -> ProductView | None:
     """The active product ``slug`` as plain values: one query, and one more for its images.
 
     Adding to the cart needs no images (``images=False``), only fresh variants.
     """
-    rows = session.execute(
-        select(Product.id, Product.slug, Product.title, Product.description, Product.kind,
-               Variant.id, Variant.label, Variant.price, Variant.stock, Variant.active)
-        .outerjoin(Variant, Variant.product_id == Product.id)
-        .where(Product.slug == slug, Product.active.is_(True))
-        .order_by(Variant.position, Variant.id)
-    ).all()
+    rows = session.execute(_PRODUCT_ROWS, {"slug": slug}).all()
     if not rows:
         return None
     product_id, slug, title, description, kind = rows[0][:5]
-    image_rows = session.execute(
-        select(ProductImage.filename, ProductImage.alt)
-        .where(ProductImage.product_id == product_id)
-        .order_by(ProductImage.position, ProductImage.id)
-    ).all() if images else []
+    image_rows = session.execute(_IMAGE_ROWS, {"product_id": product_id}).all() if images else []
     return ProductView(
         id=product_id, slug=slug, title=title, description=description, kind=kind,
         images=tuple(ImageView(filename, alt) for filename, alt in image_rows),

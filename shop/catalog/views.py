@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SelectChoice, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
 from shop.cart.pricing import MAX_QUANTITY
 from shop.catalog import service
 from shop.web.context import db_session, settings
+from shop.web.forms import ShopForm
 
 bp = Blueprint("catalog", __name__)
 
 
-class AddToCartForm(FlaskForm):
+class AddToCartForm(ShopForm):
     variant = RadioField("Option", coerce=int, validators=[InputRequired("Please choose an option.")])
     quantity = IntegerField(
         "Quantity", default=1,

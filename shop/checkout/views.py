@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from babel import Locale
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_wtf import FlaskForm
 from wtforms import EmailField, RadioField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import Email, InputRequired, Length, Optional
 
@@ -12,11 +11,12 @@ from shop.checkout.service import review_cart, shipping_countries, shipping_opti
 from shop.orders import service as orders
 from shop.payments.registry import available_methods
 from shop.web.context import db_session, payment_methods, settings
+from shop.web.forms import ShopForm
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
 
-class CheckoutForm(FlaskForm):
+class CheckoutForm(ShopForm):
     email = EmailField(
         "Email (optional)",
         validators=[Optional(), Email("Please enter a valid email address, or leave it empty."),

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, send_file
-from flask_wtf import FlaskForm
 from wtforms import SubmitField
 
 from shop.downloads import service
 from shop.web.context import db_session, settings
+from shop.web.forms import ShopForm
 
 bp = Blueprint("downloads", __name__, url_prefix="/downloads")
 
 
-class DownloadForm(FlaskForm):
+class DownloadForm(ShopForm):
     submit = SubmitField("Download")
 
 

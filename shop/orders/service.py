@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -173,15 +173,19 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
     return order
 
 
+_TAKE_STOCK = (
+    update(Variant)
+    .where(Variant.id == bindparam("variant_id"),
+           Variant.stock.is_(None) | (Variant.stock >= bindparam("quantity")))
+    .values(stock=Variant.stock - bindparam("quantity"))  # NULL - n stays NULL: unlimited stays so
+    .execution_options(synchronize_session=False)
+)
+
+
 def _reserve(session: Session, variant_id: int, quantity: int, title: str) -> None:
     """Take stock with one conditional UPDATE: atomic on every backend, never below zero."""
     forget_review(session)
-    result = session.execute(
-        update(Variant)
-        .where(Variant.id == variant_id, (Variant.stock.is_(None)) | (Variant.stock >= quantity))
-        .values(stock=Variant.stock - quantity)  # NULL - n stays NULL: unlimited stays unlimited
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_TAKE_STOCK, {"variant_id": variant_id, "quantity": quantity})
     if result.rowcount != 1:
         raise OutOfStock(title)
 
@@ -222,11 +226,13 @@ def get_by_token(session: Session, token: str) -> Order | None:
     # would make PostgreSQL refuse the query).
     if not token or not _TOKEN_SHAPE.fullmatch(token):
         return None
-    return session.scalar(
+    # One query: an order has a handful of lines and events, so joining both costs less than a
+    # round trip and a second ORM pass each.
+    return session.scalars(
         select(Order).where(Order.token == token).options(
-            selectinload(Order.lines), selectinload(Order.events), joinedload(Order.contact)
+            joinedload(Order.lines), joinedload(Order.events), joinedload(Order.contact)
         )
-    )
+    ).unique().one_or_none()
 
 
 def get_by_ref(session: Session, ref: str, *, lock: bool = False) -> Order | None:

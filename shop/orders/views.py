@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_wtf import FlaskForm
 from wtforms import SubmitField
 
 from shop.cart.pricing import PricedLine, compute_totals
@@ -11,11 +10,12 @@ from shop.orders.states import LABELS, OrderStatus
 from shop.payments.base import OrderView
 from shop.payments.demo import DemoPayment
 from shop.web.context import db_session, payment_methods
+from shop.web.forms import ShopForm
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
 
-class DemoPayForm(FlaskForm):
+class DemoPayForm(ShopForm):
     submit = SubmitField("Pay now (demo, no real money)")
 
 

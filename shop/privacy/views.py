@@ -9,7 +9,6 @@ import json
 import re
 
 from flask import Blueprint, Response, abort, flash, redirect, url_for
-from flask_wtf import FlaskForm
 from wtforms import SubmitField
 
 from shop.orders import service
@@ -18,13 +17,14 @@ from shop.privacy.export import export_order_data
 from shop.privacy.purge import keep_reason, request_erasure
 from shop.privacy.store import has_contact
 from shop.web.context import db_session, settings
+from shop.web.forms import ShopForm
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 bp = Blueprint("privacy", __name__, url_prefix="/orders/<token>/privacy")
 
 
-class EraseForm(FlaskForm):
+class EraseForm(ShopForm):
     submit = SubmitField("Erase my personal data now")
 
 

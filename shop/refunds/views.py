@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
-from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
 from shop.orders import service as orders
 from shop.refunds import service
 from shop.web.context import db_session, settings
+from shop.web.forms import ShopForm
 
 bp = Blueprint("refunds", __name__, url_prefix="/orders")
 
 
-class RefundAddressForm(FlaskForm):
+class RefundAddressForm(ShopForm):
     address = StringField("Your Bitcoin address for the refund",
                           validators=[InputRequired("Please enter a Bitcoin address."), Length(max=100)],
                           render_kw={"autocomplete": "off", "spellcheck": "false"})

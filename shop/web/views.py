@@ -8,7 +8,6 @@ from sqlalchemy import text
 from shop.cart.storage import cart_count
 from shop.money import format_money
 from shop.web.context import db_session, settings
-from shop.web.controls import render_control
 
 
 def register(app: Flask) -> None:
@@ -42,8 +41,6 @@ def register(app: Flask) -> None:
     def percent_filter(rate_bp: int) -> str:
         whole, frac = divmod(rate_bp, 100)
         return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
-
-    app.add_template_global(render_control)
 
     @app.context_processor
     def shop_globals():

@@ -204,6 +204,38 @@ def test_merchant_can_close_open_pages_before_cancelling(card_app, fake):
     assert [a.status for a in _attempts(card_app, order.id)] == ["expired"]
 
 
+def _admin_cancel(app, order, expect_status: str) -> str:
+    from shop.admin import auth
+    from tests.admin.conftest import PASSWORD, sign_in
+
+    with app.extensions["shop.db"].job_session() as s:
+        auth.create_user(s, "merchant", PASSWORD)
+    admin = sign_in(app.test_client())
+    number = load_order(app, order.id).number
+    admin.get(f"/admin/orders/{number}")
+    page = admin.submit(admin.form("form[action$='/cancel']"), {"reason": "Out of paper"})
+    assert load_order(app, order.id).status == expect_status
+    return " ".join(page.messages())
+
+
+def test_admin_cancel_closes_the_open_payment_page_first(card_app, fake):
+    order = place_card_order(card_app)
+    url = start_card_payment(card_app.test_client(), order)
+    messages = _admin_cancel(card_app, order, "cancelled")
+    assert "Order cancelled" in messages
+    assert fake.sessions[session_id_of(url)]["status"] == "expired"
+    assert [a.status for a in _attempts(card_app, order.id)] == ["expired"]
+
+
+def test_admin_cancel_waits_while_stripe_is_unreachable(card_app, fake):
+    order = place_card_order(card_app)
+    url = start_card_payment(card_app.test_client(), order)
+    fake.fail_next(503, count=10)
+    messages = _admin_cancel(card_app, order, "pending_payment")
+    assert "Stripe could not be reached" in messages
+    assert fake.sessions[session_id_of(url)]["status"] == "open"
+
+
 def test_concurrent_clicks_make_one_session(card_pg_app, fake):
     import threading
 
