@@ -170,3 +170,35 @@ def test_cached_product_page_never_sells_what_is_gone(client, database, db_url, 
     assert "Sold out." in page.text  # adding to the cart reads the database, not the cache
     uncached = Browser(make_test_app(db_url, tmp_path / "i2", catalog_cache_seconds=0).test_client())
     assert "sold out" in uncached.get("/products/tote-bag").text
+
+
+def _buy_tote_in_germany(client) -> Browser:
+    b = Browser(client)
+    b.get("/products/tote-bag")
+    b.submit(b.form("form[action$='/cart/add/tote-bag']"))
+    b.get("/checkout")
+    return b
+
+
+def test_shipping_charged_is_the_shipping_shown(client, database, db_url, tmp_path):
+    """Shipping rates are shared between requests as briefly as the catalog; the checkout page
+    and placing the order use one snapshot, so a rate changed meanwhile is never charged
+    unseen. (The admin clears that cache when it saves, see tests/admin/test_settings.py.)"""
+    from shop.checkout.models import ShippingRate
+
+    b = _buy_tote_in_germany(client)  # caches the zones: Standard parcel €4.90
+    assert "Standard parcel (Germany) — €4.90" in " ".join(b.page.text.split())
+    with database.job_session() as s:
+        s.scalar(select(ShippingRate).where(ShippingRate.name == "Standard parcel")).price = 690
+    page = b.submit(b.form("main form"), {"name": "Ada", "street": "1 Road",
+                                          "postal_code": "10115", "city": "Berlin"},
+                    button="Place order")
+    with database.job_session() as s:
+        order = s.scalar(select(Order))
+        assert (order.shipping_method, order.shipping) == ("Standard parcel", 490)
+    assert "/orders/" in page.url
+
+    fresh = make_test_app(db_url, tmp_path / "fresh", catalog_cache_seconds=0)
+    page = _buy_tote_in_germany(fresh.test_client()).page
+    assert "Standard parcel (Germany) — €6.90" in " ".join(page.text.split())
+    fresh.extensions["shop.db"].dispose()

@@ -135,24 +135,38 @@ _ZONE_ROWS = (
 )
 
 
-def _zones(session: Session) -> list[Zone]:
-    """Zones with their rates and the rates' VAT, as plain values, in one query.
+def load_zones(session: Session) -> tuple[Zone, ...]:
+    """Zones with their rates and the rates' VAT, as plain immutable values, in one query."""
+    grouped: dict[int, tuple[str, str, list[Rate]]] = {}
+    for zone_id, zone_name, countries, rate_id, name, price, free_over, tax_bp in (
+            session.execute(_ZONE_ROWS)):
+        entry = grouped.setdefault(zone_id, (zone_name, countries, []))
+        if rate_id is not None:
+            entry[2].append(Rate(rate_id, name, price, free_over, tax_bp))
+    return tuple(
+        Zone(zone_id, name, tuple(ShippingZone.parse_countries(countries)), tuple(rates))
+        for zone_id, (name, countries, rates) in grouped.items()
+    )
 
-    Checkout asks for them several times per request (countries, options, placing the order);
-    read them once per unit of work. Session.info lives exactly as long as that.
+
+_ZONES = "shop.shipping_zones"
+
+
+def use_zones(session: Session, zones: tuple[Zone, ...]) -> None:
+    """Let this unit of work use ``zones`` (e.g. from a short-lived cache) instead of reading.
+
+    What the customer is shown and what placing the order checks then come from the same
+    snapshot, so the shipping charged is always the shipping shown.
     """
-    zones = session.info.get("shop.shipping_zones")
+    session.info[_ZONES] = zones
+
+
+def _zones(session: Session) -> tuple[Zone, ...]:
+    # Checkout asks for the zones several times per request (countries, options, placing the
+    # order); read them once per unit of work. Session.info lives exactly as long as that.
+    zones = session.info.get(_ZONES)
     if zones is None:
-        rows = session.execute(_ZONE_ROWS).all()
-        grouped: dict[int, tuple[str, str, list[Rate]]] = {}
-        for zone_id, zone_name, countries, rate_id, name, price, free_over, tax_bp in rows:
-            entry = grouped.setdefault(zone_id, (zone_name, countries, []))
-            if rate_id is not None:
-                entry[2].append(Rate(rate_id, name, price, free_over, tax_bp))
-        zones = session.info["shop.shipping_zones"] = [
-            Zone(zone_id, name, tuple(ShippingZone.parse_countries(countries)), tuple(rates))
-            for zone_id, (name, countries, rates) in grouped.items()
-        ]
+        zones = session.info[_ZONES] = load_zones(session)
     return zones
 
 

@@ -7,7 +7,14 @@ from wtforms.validators import Email, InputRequired, Length, Optional
 
 from shop.cart.pricing import compute_totals
 from shop.cart.storage import load_cart, save_cart
-from shop.checkout.service import review_cart, shipping_countries, shipping_options
+from shop.catalog.views import catalog_cache
+from shop.checkout.service import (
+    load_zones,
+    review_cart,
+    shipping_countries,
+    shipping_options,
+    use_zones,
+)
 from shop.orders import service as orders
 from shop.payments.registry import available_methods
 from shop.web.context import db_session, payment_methods, settings
@@ -80,6 +87,9 @@ def _render(form: CheckoutForm, review, options, status: int = 200):
 
 @bp.route("", methods=["GET", "POST"])
 def checkout():
+    # Shipping rates change rarely: share them between requests as briefly as the catalog.
+    use_zones(db_session(), catalog_cache().get(("shipping-zones",),
+                                                lambda: load_zones(db_session())))
     review = review_cart(db_session(), load_cart(session))
     if review.problems:
         for problem in review.problems:

@@ -131,6 +131,9 @@ def test_shipping_zones_and_rates(admin, database, client):
     with database.job_session() as session:
         edited = session.get(ShippingRate, rate.id)
         assert (edited.price, edited.free_over) == (1750, None)
+    # Saving cleared the storefront's short-lived cache: the customer sees the new price at once.
+    page = customer.submit(customer.form("main form"), {"country": "CH"}, button="Update shipping options")
+    assert "Alpine post (Alps) — €17.50" in page.text
     b.submit(b.form(f"form[action$='/rates/{rate.id}/delete']"))
     b.submit(b.form(f"form[action$='/zones/{zone.id}/delete']"))
     with database.job_session() as session:
