@@ -48,6 +48,7 @@ def _check_payment_page(page, address_prefix: str):
     assert link.startswith(f"bitcoin:{address}?amount=0.")
     refresh = page.soup.find("meta", attrs={"http-equiv": "refresh"})
     assert refresh is not None and int(refresh["content"]) > 0
+    assert f"reloads itself every {refresh['content']} seconds" in page.text
     # Strict CSP: no inline script, no style attributes (the QR uses presentation attributes).
     assert "style=" not in html
     assert all(s.get("src") for s in page.soup.find_all("script"))
@@ -202,3 +203,22 @@ def test_simulated_descriptor_is_watch_only():
 
     d = parse_watch_only(SIMULATED_DESCRIPTOR, "regtest")
     assert d.address(0).startswith("bcrt1q")
+
+
+def test_customer_can_turn_off_the_automatic_reload(db_url, tmp_path):
+    """WCAG 2.2.1: a timed page change must be possible to turn off, without JavaScript."""
+    app = _app(db_url, tmp_path, bitcoin_simulated=True)
+    b = Browser(app.test_client())
+    page = _checkout_with_bitcoin(b)
+    assert page.soup.find("meta", attrs={"http-equiv": "refresh"}) is not None
+    assert page.soup.find("a", string="Stop automatic updates")["href"].endswith(
+        "/bitcoin?updates=off")
+    off = b.follow("Stop automatic updates")
+    assert off.soup.find("meta", attrs={"http-equiv": "refresh"}) is None
+    assert "Automatic updates are off" in off.text
+    assert off.soup.select_one("#btc-address") is not None  # still the whole payment request
+    again = b.follow("Check the status now")
+    assert again.soup.find("meta", attrs={"http-equiv": "refresh"}) is None
+    on = b.follow("Turn automatic updates on")
+    assert on.soup.find("meta", attrs={"http-equiv": "refresh"}) is not None
+    app.extensions["shop.db"].dispose()

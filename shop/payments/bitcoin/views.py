@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import segno
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 
@@ -77,13 +77,17 @@ def page(token: str):
     delayed = method.detection_delayed(session, now)
     uri = inv.bip21_uri(invoice)
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
+    # Without JavaScript the page follows the payment by reloading itself. WCAG 2.2.1 asks that
+    # a customer can turn such timing off: "?updates=off" serves the page without it.
+    updates_off = request.args.get("updates") == "off"
     return render_template(
         "payments/bitcoin_page.html", order=order, invoice=invoice, state=state,
         state_label=inv.LABELS[state], uri=uri, qr=qr_svg(uri),
         btc=inv.btc_text(inv.remaining_sats(invoice)), remaining=inv.remaining_sats(invoice),
         total_btc=inv.btc_text(invoice.amount_sats), seconds_left=seconds_left,
         minutes_left=(seconds_left + 59) // 60, delayed=delayed, simulated=invoice.simulated,
-        refresh=None if final else (REFRESH_WAITING if delayed else REFRESH_OPEN),
+        refresh=None if final or updates_off else (REFRESH_WAITING if delayed else REFRESH_OPEN),
+        updates_off=updates_off and not final,
         I=inv.I, settled=state in inv.SETTLED,
         demo_rate=invoice.simulated and invoice.rate_quote_id is None and invoice.currency != "BTC",
     )
