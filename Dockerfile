@@ -15,6 +15,10 @@ RUN pip install . && rm -rf /src
 USER shop
 WORKDIR /var/lib/shop
 EXPOSE 8000
-CMD ["gunicorn", "--workers", "4", "--bind", "0.0.0.0:8000", \
+# One sync worker per core with the database close by (docs/DEPLOY.md). Command-line options
+# would win over this variable, so the worker count lives only here: run with
+# -e GUNICORN_CMD_ARGS="--workers 4" to change it.
+ENV GUNICORN_CMD_ARGS="--workers 2"
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", \
      "--access-logfile", "-", "--access-logformat", "%(t)s \"%(m)s %(U)s %(H)s\" %(s)s %(b)s %(L)s", \
      "shop:create_app()"]
