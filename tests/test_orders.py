@@ -154,3 +154,20 @@ def test_refunds_move_to_partially_then_fully_refunded(demo_catalog, database):
             service.record_refund(s, order, order.total)
         service.record_refund(s, order, order.total - 200)
         assert order.state == OrderStatus.REFUNDED
+
+
+def test_cart_review_is_not_reused_across_transactions(demo_catalog, database):
+    """The review is remembered within one transaction only: a later one sees new stock."""
+    from shop.checkout.service import review_cart
+
+    with database.job_session() as s:
+        variant = s.scalar(select(Variant).where(Variant.sku == "TOTE-BLK"))
+        cart = [CartLine(variant.id, 2, variant.price)]
+        first = review_cart(s, cart)
+        assert review_cart(s, cart) is first and first.problems == []
+        s.commit()
+        with database.job_session() as other:
+            other.scalar(select(Variant).where(Variant.sku == "TOTE-BLK")).stock = 1
+        again = review_cart(s, cart)
+        assert again is not first
+        assert again.adjusted[0].quantity == 1 and "Only 1" in again.problems[0]

@@ -34,7 +34,7 @@ _REVIEW = "shop.cart_review"
 
 
 def review_cart(session: Session, cart: list[CartLine]) -> CartReview:
-    """The cart checked against the catalog, once per unit of work for the same cart.
+    """The cart checked against the catalog, once per transaction for the same cart.
 
     Checkout reviews the cart in the view and again when placing the order; both see the same
     transaction, so the second answer would be the first. Taking stock forgets it
@@ -42,10 +42,10 @@ def review_cart(session: Session, cart: list[CartLine]) -> CartReview:
     """
     key = tuple((line.variant_id, line.quantity, line.price_seen) for line in cart)
     memo = session.info.get(_REVIEW)
-    if memo is not None and memo[0] == key:
-        return memo[1]
+    if memo is not None and memo[0] is session.get_transaction() and memo[1] == key:
+        return memo[2]
     review = _review(session, cart)
-    session.info[_REVIEW] = (key, review)
+    session.info[_REVIEW] = (session.get_transaction(), key, review)
     return review
 
 
