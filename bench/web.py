@@ -16,28 +16,15 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, func, select, text, update
-from sqlalchemy.engine import make_url
+from scratch import ROOT, SKU, SLUG, STOCK, scratch_shop
+from sqlalchemy import func, select
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from shop.catalog.models import Variant  # noqa: E402
-from shop.config import load_settings  # noqa: E402
-from shop.db import Database  # noqa: E402
-from shop.demo import seed_demo  # noqa: E402
-from shop.migrate import upgrade  # noqa: E402
-from shop.orders.models import OrderLine  # noqa: E402
-
-ADMIN_URL = os.environ.get("SHOP_BENCH_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SKU = "PRINT-HARB-A4"
+from shop.catalog.models import Variant
+from shop.db import Database
+from shop.orders.models import OrderLine
 
 
 def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
@@ -70,22 +57,14 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    name = f"shop_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    instance = Path(tempfile.mkdtemp(prefix="shop-bench-"))
-    env = {**os.environ, "SHOP_DATABASE_URL": url, "SHOP_INSTANCE_PATH": str(instance),
-           "SHOP_SECRET_KEY": "bench-" + uuid.uuid4().hex * 2, "SHOP_DEMO_PAYMENTS": "1"}
+    with scratch_shop() as (url, env):
+        measure(args, url, env)
+
+
+def measure(args, url: str, env: dict[str, str]) -> None:
     server = None
+    database = Database(url)
     try:
-        settings = load_settings(env)
-        database = Database(url)
-        upgrade(database.engine)
-        seed_demo(database, settings)
-        with database.job_session() as s:
-            s.execute(update(Variant).where(Variant.sku == SKU).values(stock=10**6))
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "--threads", str(args.threads),
              "-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "shop:create_app()"],
@@ -99,7 +78,7 @@ def main() -> None:
                 time.sleep(0.1)
         results = {}
         pages = [] if args.only == "checkout" else [
-            ("catalog page", "/"), ("product page", "/products/harbour-at-dawn")]
+            ("catalog page", "/"), ("product page", f"/products/{SLUG}")]
         for label, path in pages:
             wrk(base + path, args.connections, 3)  # warm-up
             results[label] = wrk(base + path, args.connections, args.seconds)
@@ -123,23 +102,19 @@ def main() -> None:
                 "p50_ms": float(done.group(3)),
                 "p99_ms": float(done.group(4)),
                 "failed": int(done.group(2)),
-                "units_sold": sold, "stock_taken": 10**6 - stock,
-                "oversold": 10**6 - stock != sold,
+                "units_sold": sold, "stock_taken": STOCK - stock,
+                "oversold": STOCK - stock != sold,
             }
-        database.dispose()
         print(f"gunicorn -w {args.workers} --threads {args.threads}, wrk -t2 -c{args.connections} "
               f"-d{args.seconds}s, checkouts: wrk -t{args.clients} -c{args.clients} -s bench/checkout.lua")
         for label, r in results.items():
             print(f"{label:28s} " + "  ".join(
                 f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
     finally:
+        database.dispose()
         if server is not None:
             server.terminate()
             server.wait(10)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        shutil.rmtree(instance, ignore_errors=True)
 
 
 if __name__ == "__main__":
