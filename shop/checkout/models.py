@@ -20,12 +20,8 @@ class ShippingZone(Base):
         back_populates="zone", order_by="ShippingRate.position, ShippingRate.id"
     )
 
-    @property
-    def country_codes(self) -> list[str]:
-        return self.parse_countries(self.countries)
-
     @staticmethod
-    def parse_countries(countries: str) -> list[str]:
+    def country_codes_of(countries: str) -> list[str]:
         return [c.strip().upper() for c in countries.split(",") if c.strip()]
 
 

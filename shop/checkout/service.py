@@ -144,7 +144,7 @@ def load_zones(session: Session) -> tuple[Zone, ...]:
         if rate_id is not None:
             entry[2].append(Rate(rate_id, name, price, free_over, tax_bp))
     return tuple(
-        Zone(zone_id, name, tuple(ShippingZone.parse_countries(countries)), tuple(rates))
+        Zone(zone_id, name, tuple(ShippingZone.country_codes_of(countries)), tuple(rates))
         for zone_id, (name, countries, rates) in grouped.items()
     )
 
