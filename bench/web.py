@@ -3,9 +3,10 @@
     python bench/web.py [--workers N] [--connections 16] [--seconds 15] [--clients 8] [--only pages|checkout]
 
 Creates a scratch PostgreSQL database (SHOP_BENCH_POSTGRES_URL, default the local server), seeds
-the demo catalog, starts gunicorn on loopback, measures the catalog and product pages with wrk
-(Debian package `wrk`) and full checkouts with wrk driven by bench/checkout.lua, then drops the
-database. Load and server share the machine's cores, so the numbers are a floor.
+the demo catalog, starts gunicorn on loopback and measures with wrk (Debian package `wrk`): the
+catalog and product pages, adding to the cart (bench/add_to_cart.lua) and full checkouts
+(bench/checkout.lua); then drops the database. Load and server share the machine's cores, so the
+numbers are a floor.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from shop.db import Database
 from shop.orders.models import OrderLine
 
 
-def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+def wrk(url: str, connections: int, seconds: int, script: str | None = None) -> dict[str, float]:
+    # A script keeps state per thread, so it gets one connection per thread.
+    threads = connections if script else 2
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          *(["-s", str(ROOT / "bench" / script)] if script else []), url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -38,8 +42,14 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
         value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
-    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
-            "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": errors.group(1) if errors else ""}
+    result = {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
+              "non2xx": int(non2xx.group(1)) if non2xx else 0,
+              "errors": errors.group(1) if errors else ""}
+    adds = re.search(r"ADDS added=(\d+) requests=(\d+)", out)
+    if adds:
+        # Each connection's first request fetches the product page; every other one must add.
+        result["not_added"] = int(adds.group(2)) - int(adds.group(1)) - connections
+    return result
 
 
 def main() -> None:
@@ -72,16 +82,20 @@ def measure(args, url: str, env: dict[str, str]) -> None:
         base = f"http://127.0.0.1:{args.port}"
         for _ in range(100):
             try:
-                requests.get(f"{base}/healthz", timeout=1)
-                break
+                if requests.get(f"{base}/healthz", timeout=1).ok and server.poll() is None:
+                    break
             except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"gunicorn did not start on port {args.port} (is it in use?)")
         results = {}
         pages = [] if args.only == "checkout" else [
-            ("catalog page", "/"), ("product page", f"/products/{SLUG}")]
-        for label, path in pages:
-            wrk(base + path, args.connections, 3)  # warm-up
-            results[label] = wrk(base + path, args.connections, args.seconds)
+            ("catalog page", "/", None), ("product page", f"/products/{SLUG}", None),
+            ("add to cart (POST, 303)", "/", "add_to_cart.lua")]
+        for label, path, script in pages:
+            wrk(base + path, args.connections, 3, script)  # warm-up
+            results[label] = wrk(base + path, args.connections, args.seconds, script)
 
         if args.only != "pages":
             out = subprocess.run(
