@@ -22,6 +22,12 @@ def run_migrations() -> None:
 
 
 def _run(connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode drops and recreates tables; with foreign keys enforced, dropping a parent
+        # table deletes its children through ON DELETE CASCADE. SQLite's own recipe: switch
+        # enforcement off outside any transaction, migrate, check, switch it on again.
+        _sqlite_foreign_keys(connection, False)
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -33,6 +39,20 @@ def _run(connection) -> None:
         context.run_migrations()
     if connection.in_transaction():
         connection.commit()
+    if sqlite:
+        _sqlite_foreign_keys(connection, True)
+        problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if connection.in_transaction():
+            connection.commit()
+        if problems:
+            raise RuntimeError(f"the migration left broken foreign keys: {problems[:5]}")
+
+
+def _sqlite_foreign_keys(connection, on: bool) -> None:
+    raw = connection.connection.driver_connection
+    if raw.in_transaction:
+        raise RuntimeError("cannot change SQLite's foreign key enforcement inside a transaction")
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 if context.is_offline_mode():

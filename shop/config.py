@@ -102,10 +102,13 @@ class Settings:
     bitcoin_rpc_cookie: str = ""
     bitcoin_zmq_block: str = ""
     bitcoin_zmq_tx: str = ""
+    bitcoin_zmq_sequence: str = ""
     bitcoin_payment_window_minutes: int = 30
     bitcoin_confirmations: int = 1
-    # Accept unconfirmed payments up to this many sats (0: never); only non-RBF transactions.
+    # Accept unconfirmed payments up to this many sats (0: never), on the rules in invoice.decide,
+    # once they stayed unchallenged in the mempool for the settling time.
     bitcoin_zero_conf_max_sats: int = field(default=0, metadata={"min": 0})
+    bitcoin_zero_conf_settle_seconds: int = field(default=60, metadata={"min": 0})
     # An invoice counts as paid when short by at most the larger of these two.
     bitcoin_underpayment_tolerance_percent: str = "0"
     bitcoin_underpayment_tolerance_sats: int = field(default=0, metadata={"min": 0})

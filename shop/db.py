@@ -10,10 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+# Amounts in minor units or satoshis: 64 bits, or a store priced in BTC stops at 21.47 BTC.
+# SQLite keeps every INTEGER in up to 8 bytes already, so its columns stay as they were.
+Money = BigInteger().with_variant(Integer(), "sqlite")
 
 # Deterministic constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import Base, UTCDateTime, utcnow
+from shop.db import Base, Money, UTCDateTime, utcnow
 
 PHYSICAL = "physical"
 DIGITAL = "digital"
@@ -76,7 +76,7 @@ class Variant(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
     sku: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(200), default="")
-    price: Mapped[int] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(Money)
     stock: Mapped[int | None] = mapped_column(Integer, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)

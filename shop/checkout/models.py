@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import Base
+from shop.db import Base, Money
 
 
 class ShippingZone(Base):
@@ -37,8 +37,8 @@ class ShippingRate(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     zone_id: Mapped[int] = mapped_column(ForeignKey("shipping_zones.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    price: Mapped[int] = mapped_column(Integer)
-    free_over: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price: Mapped[int] = mapped_column(Money)
+    free_over: Mapped[int | None] = mapped_column(Money, nullable=True)
     tax_class_id: Mapped[int] = mapped_column(ForeignKey("tax_classes.id"))
     position: Mapped[int] = mapped_column(Integer, default=0)
 

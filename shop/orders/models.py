@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import Base, UTCDateTime, personal, utcnow
+from shop.db import Base, Money, UTCDateTime, personal, utcnow
 from shop.orders.states import OrderStatus
 
 STATUS_VALUES = ", ".join(f"'{s.value}'" for s in OrderStatus)
@@ -38,13 +38,13 @@ class Order(Base):
     ref: Mapped[str] = mapped_column(String(32), unique=True)
     status: Mapped[str] = mapped_column(String(24), default=OrderStatus.PENDING_PAYMENT.value)
     currency: Mapped[str] = mapped_column(String(3))
-    subtotal: Mapped[int] = mapped_column(Integer)
-    shipping: Mapped[int] = mapped_column(Integer, default=0)
+    subtotal: Mapped[int] = mapped_column(Money)
+    shipping: Mapped[int] = mapped_column(Money, default=0)
     shipping_tax_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
-    total: Mapped[int] = mapped_column(Integer)
-    vat_total: Mapped[int] = mapped_column(Integer, default=0)
-    amount_paid: Mapped[int] = mapped_column(Integer, default=0)
-    amount_refunded: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Money)
+    vat_total: Mapped[int] = mapped_column(Money, default=0)
+    amount_paid: Mapped[int] = mapped_column(Money, default=0)
+    amount_refunded: Mapped[int] = mapped_column(Money, default=0)
     requires_shipping: Mapped[bool] = mapped_column(Boolean, default=False)
     shipping_method: Mapped[str] = mapped_column(String(100), default="")
     # Destination country: needed for VAT bookkeeping, identifies nobody on its own.
@@ -95,10 +95,10 @@ class OrderLine(Base):
     variant_label: Mapped[str] = mapped_column(String(200), default="")
     sku: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
-    unit_price: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(Money)
     quantity: Mapped[int] = mapped_column(Integer)
     tax_rate_bp: Mapped[int] = mapped_column(Integer)
-    line_total: Mapped[int] = mapped_column(Integer)
+    line_total: Mapped[int] = mapped_column(Money)
     # Whether this line's quantity is currently subtracted from the variant's stock.
     stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -155,7 +155,7 @@ class PaymentRecord(Base):
     provider: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(24))
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     reference: Mapped[str] = mapped_column(String(200), default="")
     note: Mapped[str] = mapped_column(String(500), default="")

@@ -102,6 +102,16 @@ def _flag(session: Session, order: Order, message: str, now: datetime) -> None:
 
 # ---------------------------------------------------------------- placing
 
+def _unflag(session: Session, order: Order, message: str, now: datetime) -> None:
+    """Take back a flag whose reason is gone; the history keeps both."""
+    lines = (order.attention or "").split("\n")
+    if message in lines:
+        lines.remove(message)
+    order.attention = "\n".join(lines) or None
+    session.add(OrderEvent(order=order, at=now, from_status=order.status, to_status=order.status,
+                           note=f"Withdrawn (no longer true): {message}"[:500]))
+
+
 def place_order(session: Session, request: PlaceOrder, now: datetime | None = None) -> Order:
     now = now or utcnow()
     if not request.cart:
@@ -400,6 +410,8 @@ def apply_payment_event(session: Session, event: PaymentEvent, now: datetime | N
         record_refund(session, order, event.amount, event.note, now)
     elif event.kind in (PaymentEventKind.REVERTED, PaymentEventKind.ATTENTION):
         _flag(session, order, event.note or f"{event.provider}: {event.kind.value}", now)
+    elif event.kind == PaymentEventKind.WITHDRAWN:
+        _unflag(session, order, event.note, now)
     else:
         session.add(OrderEvent(order=order, at=now, from_status=order.status,
                                to_status=order.status, note=event.note or event.kind.value))

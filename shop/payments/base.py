@@ -23,6 +23,9 @@ class PaymentEventKind(StrEnum):
     REVERTED = "reverted"
     # Not a money movement but something the merchant must look at (dispute, mismatch).
     ATTENTION = "attention"
+    # What an earlier ATTENTION said no longer holds (the note repeats it word for word): the
+    # money it warned about was replaced, reorged away or confirmed after all.
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import Base, UTCDateTime, utcnow
+from shop.db import Base, Money, UTCDateTime, utcnow
 
 
 class LedgerImmutable(Exception):
@@ -33,9 +33,9 @@ class LedgerEntry(Base):
     entry_date: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     currency: Mapped[str] = mapped_column(String(3))
     # Minor units; negative for refunds.
-    net: Mapped[int] = mapped_column(Integer)
-    vat: Mapped[int] = mapped_column(Integer)
-    gross: Mapped[int] = mapped_column(Integer)
+    net: Mapped[int] = mapped_column(Money)
+    vat: Mapped[int] = mapped_column(Money)
+    gross: Mapped[int] = mapped_column(Money)
     payment_method: Mapped[str] = mapped_column(String(32))
     payment_reference: Mapped[str] = mapped_column(String(500), default="")
     destination_country: Mapped[str] = mapped_column(String(2))
@@ -62,9 +62,9 @@ class LedgerLine(Base):
     description: Mapped[str] = mapped_column(String(420))
     sku: Mapped[str] = mapped_column(String(64), default="")
     quantity: Mapped[int] = mapped_column(Integer)
-    unit_price: Mapped[int] = mapped_column(Integer)  # gross, minor units
+    unit_price: Mapped[int] = mapped_column(Money)  # gross, minor units
     tax_rate_bp: Mapped[int] = mapped_column(Integer)
-    gross: Mapped[int] = mapped_column(Integer)
+    gross: Mapped[int] = mapped_column(Money)
 
     entry: Mapped[LedgerEntry] = relationship(back_populates="lines")
 
@@ -78,9 +78,9 @@ class LedgerRate(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id", ondelete="CASCADE"))
     tax_rate_bp: Mapped[int] = mapped_column(Integer)
-    net: Mapped[int] = mapped_column(Integer)
-    vat: Mapped[int] = mapped_column(Integer)
-    gross: Mapped[int] = mapped_column(Integer)
+    net: Mapped[int] = mapped_column(Money)
+    vat: Mapped[int] = mapped_column(Money)
+    gross: Mapped[int] = mapped_column(Money)
 
     entry: Mapped[LedgerEntry] = relationship(back_populates="rates")
 

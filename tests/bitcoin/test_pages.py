@@ -96,7 +96,7 @@ def test_demo_purchase_on_the_simulated_chain(db_url, tmp_path):
         order = s.scalar(select(Order))
         invoice = s.scalar(select(BitcoinInvoice))
         assert (order.status, order.amount_paid) == ("paid", order.total)
-        assert (invoice.state, invoice.received_sats, invoice.simulated) == ("confirmed", 15980, True)
+        assert (invoice.status, invoice.received_sats, invoice.simulated) == ("settled", 15980, True)
     app.extensions["shop.db"].dispose()
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from bitcoin.core import b2lx
 from sqlalchemy import func, select
 
-from shop.orders.models import Order, PaymentRecord
+from shop.orders.models import Order, OrderEvent, PaymentRecord
 from shop.payments.bitcoin import invoice as inv
 from shop.payments.bitcoin import watcher as watcher_module
 from shop.payments.bitcoin.models import BitcoinBlock, BitcoinInvoice, BitcoinPayment
@@ -22,8 +23,10 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def state(database, invoice_id: int) -> str:
+    """"status", or "status/exception" when there is one."""
     with database.job_session() as s:
-        return s.get(BitcoinInvoice, invoice_id).state
+        invoice = s.get(BitcoinInvoice, invoice_id)
+        return invoice.status + (f"/{invoice.exception}" if invoice.exception else "")
 
 
 def order_of(database, order_id: int) -> Order:
@@ -31,6 +34,11 @@ def order_of(database, order_id: int) -> Order:
         order = s.get(Order, order_id)
         s.expunge(order)
         return order
+
+
+def history(database, order_id: int) -> str:
+    with database.job_session() as s:
+        return "\n".join(s.scalars(select(OrderEvent.note).where(OrderEvent.order_id == order_id)))
 
 
 def paid_records(database, order_id: int) -> int:
@@ -47,7 +55,7 @@ def test_exact_payment_seen_then_confirmed(db, node, method, clock):
     tx = node.make_payment(script, sats)
     node.add_to_mempool(tx)
     w.sync()
-    assert state(db, invoice_id) == "seen"
+    assert state(db, invoice_id) == "processing"
     order = order_of(db, order_id)
     assert order.status == "pending_payment"
     with db.job_session() as s:
@@ -55,7 +63,7 @@ def test_exact_payment_seen_then_confirmed(db, node, method, clock):
         assert order.expires_at == invoice.monitor_until  # stock held until it confirms
     node.mine(1)
     w.sync()
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     order = order_of(db, order_id)
     assert order.status == "paid" and order.amount_paid == order.total and not order.attention
     w.sync()  # nothing new: nothing changes, nothing is counted twice
@@ -68,11 +76,11 @@ def test_underpayment_then_top_up(db, node, method, clock):
     w.sync()
     node.mine(1, [node.make_payment(script, sats - 1000)])
     w.sync()
-    assert state(db, invoice_id) == "underpaid"
+    assert state(db, invoice_id) == "new/partial"
     assert order_of(db, order_id).status == "pending_payment"
     node.mine(1, [node.make_payment(script, 1000)])
     w.sync()
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     assert order_of(db, order_id).status == "paid"
 
 
@@ -82,7 +90,7 @@ def test_underpayment_within_tolerance_counts_as_paid(db, node, method, clock):
     w = make_watcher(db, node, policy, clock)
     node.mine(1, [node.make_payment(script, sats - sats // 100)])
     w.sync()
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     assert order_of(db, order_id).status == "paid"
 
 
@@ -91,7 +99,7 @@ def test_overpayment_is_paid_and_flagged(db, node, method, clock):
     w = make_watcher(db, node, method.policy, clock)
     node.mine(1, [node.make_payment(script, sats + 5000)])
     w.sync()
-    assert state(db, invoice_id) == "overpaid"
+    assert state(db, invoice_id) == "settled/over"
     order = order_of(db, order_id)
     assert order.status == "paid" and "Overpaid by 5000 sats" in order.attention
 
@@ -101,7 +109,7 @@ def test_two_payments_in_one_block_add_up(db, node, method, clock):
     w = make_watcher(db, node, method.policy, clock)
     node.mine(1, [node.make_payment(script, sats // 2), node.make_payment(script, sats - sats // 2)])
     w.sync()
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     with db.job_session() as s:
         assert s.scalar(select(func.count()).select_from(BitcoinPayment)) == 2
     assert order_of(db, order_id).status == "paid"
@@ -122,7 +130,7 @@ def test_payment_after_expiry_is_paid_late_and_flagged(db, node, method, clock):
     clock.advance(minutes=10)
     node.mine(1, [node.make_payment(script, sats)])
     w.sync()
-    assert state(db, invoice_id) == "paid_late"
+    assert state(db, invoice_id) == "settled/late"
     order = order_of(db, order_id)
     assert order.status == "paid"  # the e-book has unlimited stock, so it can still be sold
     assert "after the invoice expired" in order.attention
@@ -139,7 +147,7 @@ def test_payment_while_worker_stopped_is_caught_up(db, node, method, clock):
     restarted = make_watcher(db, node, method.policy, clock)
     result = restarted.sync()
     assert result.blocks == 4  # resumed from the last processed block, not rescanned
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     assert order_of(db, order_id).status == "paid"
     with db.job_session() as s:
         assert s.scalar(select(func.max(BitcoinBlock.height))) == start + 4
@@ -180,31 +188,44 @@ def test_rbf_replacement_paying_elsewhere_makes_invoice_invalid(db, node, method
     original = node.make_payment(script, sats, rbf=True)
     node.add_to_mempool(original)
     w.sync()
-    assert state(db, invoice_id) == "seen"
+    assert state(db, invoice_id) == "processing"
     with db.job_session() as s:
-        assert s.scalar(select(BitcoinPayment.replaceable)) is True
+        assert s.scalar(select(BitcoinPayment.spends)) == ",".join(
+            f"{b2lx(i.prevout.hash)}:{i.prevout.n}" for i in original.vin)
     replacement = node.make_payment(random_p2wpkh(), sats, conflicts_with=original, fee=5000)
     node.replace(original, replacement)
     w.sync()
     assert state(db, invoice_id) == "invalid"
     order = order_of(db, order_id)
-    assert order.status == "pending_payment" and "replaced, double-spent" in order.attention
+    assert order.status == "pending_payment" and not order.attention  # nothing to act on ...
+    assert "replaced, double-spent" in history(db, order_id)  # ... but the history says it
     node.mine(1)
     w.sync()
     assert state(db, invoice_id) == "invalid"
 
 
-def test_zero_conf_only_for_small_non_rbf_payments(db, node, method, clock):
+def test_zero_conf_after_the_settling_time_and_only_for_small_amounts(db, node, method, clock):
     policy = dataclasses.replace(method.policy, zero_conf_max_sats=1_000_000)
     w = make_watcher(db, node, policy, clock)
     w.sync()
     a_order, a_invoice, a_script, a_sats = new_invoice(db, method, clock())
     b_order, b_invoice, b_script, b_sats = new_invoice(db, method, clock())
-    node.add_to_mempool(node.make_payment(a_script, a_sats))
-    node.add_to_mempool(node.make_payment(b_script, b_sats, rbf=True))
+    node.add_to_mempool(node.make_payment(a_script, a_sats, rbf=True))  # the signal is moot
+    node.add_to_mempool(node.make_payment(b_script, b_sats))
     w.sync()
-    assert state(db, a_invoice) == "confirmed" and order_of(db, a_order).status == "paid"
-    assert state(db, b_invoice) == "seen" and order_of(db, b_order).status == "pending_payment"
+    assert state(db, a_invoice) == "processing"  # a replacement usually follows in seconds
+    clock.advance(seconds=policy.zero_conf_settle.total_seconds())
+    w.sync()
+    assert state(db, a_invoice) == "settled" and order_of(db, a_order).status == "paid"
+    small = dataclasses.replace(policy, zero_conf_max_sats=b_sats - 1)
+    w.policy = small
+    c_order, c_invoice, c_script, c_sats = new_invoice(db, method, clock())
+    node.add_to_mempool(node.make_payment(c_script, c_sats))
+    w.sync()
+    clock.advance(minutes=5)
+    w.sync()
+    assert state(db, c_invoice) == "processing"
+    assert order_of(db, c_order).status == "pending_payment"
 
 
 def test_reorg_before_settling_makes_invoice_invalid(db, node, method, clock):
@@ -215,13 +236,13 @@ def test_reorg_before_settling_makes_invoice_invalid(db, node, method, clock):
     payment = node.make_payment(script, sats)
     node.mine(1, [payment])
     w.sync()
-    assert state(db, invoice_id) == "seen"  # one confirmation of two
+    assert state(db, invoice_id) == "processing"  # one confirmation of two
     double_spend = node.make_payment(random_p2wpkh(), sats, conflicts_with=payment)
     node.reorg(1, [[double_spend]])
     w.sync()
     assert state(db, invoice_id) == "invalid"
     order = order_of(db, order_id)
-    assert order.status == "pending_payment" and "double-spent" in order.attention
+    assert order.status == "pending_payment" and "double-spent" in history(db, order_id)
 
 
 def test_reorg_that_returns_the_tx_to_the_mempool_keeps_it_seen(db, node, method, clock):
@@ -232,10 +253,10 @@ def test_reorg_that_returns_the_tx_to_the_mempool_keeps_it_seen(db, node, method
     w.sync()
     node.reorg(1, extra_blocks=0)  # same height, the payment is back in the mempool
     w.sync()
-    assert state(db, invoice_id) == "seen"
+    assert state(db, invoice_id) == "processing"
     node.mine(2)
     w.sync()
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     assert order_of(db, order_id).status == "paid"
 
 
@@ -246,23 +267,26 @@ def test_reorg_after_settling_reverts_and_flags_merchant(db, node, method, clock
     payment = node.make_payment(script, sats)
     node.mine(1, [payment])
     w.sync()
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     assert order_of(db, order_id).status == "paid"
     double_spend = node.make_payment(random_p2wpkh(), sats, conflicts_with=payment)
     node.reorg(1, [[double_spend]])
     result = w.sync()
     assert result.reorged == 1
-    assert state(db, invoice_id) == "reverted"
+    assert state(db, invoice_id) == "invalid/reverted"
     order = order_of(db, order_id)
     assert "reverted by a chain reorganisation" in order.attention
+
+    def reverted_flags():
+        return s.scalar(select(func.count()).select_from(PaymentRecord).where(
+            PaymentRecord.kind == "attention", PaymentRecord.note.contains("reverted")))
+
     with db.job_session() as s:
         assert s.scalar(select(BitcoinPayment.status)) == "removed"
-        assert s.scalar(select(func.count()).select_from(PaymentRecord).where(
-            PaymentRecord.kind == "reverted")) == 1
+        assert reverted_flags() == 1
     w.sync()  # told once
     with db.job_session() as s:
-        assert s.scalar(select(func.count()).select_from(PaymentRecord).where(
-            PaymentRecord.kind == "reverted")) == 1
+        assert reverted_flags() == 1
 
 
 def test_node_down_then_back(db, node, method, clock):
@@ -280,7 +304,7 @@ def test_node_down_then_back(db, node, method, clock):
     w.sync()
     with db.job_session() as s:
         assert not method.detection_delayed(s, clock())
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     assert order_of(db, order_id).status == "paid"
 
 
@@ -292,7 +316,7 @@ def test_pruned_node_without_wallet(db, node, method, clock):
     w.sync()
     node.mine(1, [node.make_payment(script, sats)])
     w.sync()
-    assert state(db, invoice_id) == "confirmed"
+    assert state(db, invoice_id) == "settled"
     assert not [c for c in node.calls if "wallet" in c or c in ("getreceivedbyaddress",
                                                                  "importdescriptors")]
 
@@ -315,11 +339,11 @@ def test_thousand_open_invoices_paid_in_one_block(db, node, method, clock):
     node.fill_block(200, include=[node.make_payment(spk, sats) for spk, sats in invoices])
     w.sync()
     with db.job_session() as s:
-        states = dict(s.execute(select(BitcoinInvoice.state, func.count())
-                                .group_by(BitcoinInvoice.state)).all())
+        states = dict(s.execute(select(BitcoinInvoice.status, func.count())
+                                .group_by(BitcoinInvoice.status)).all())
         paid = s.scalar(select(func.count()).select_from(Order).where(Order.status == "paid"))
         indexes = s.scalars(select(BitcoinInvoice.derivation_index)).all()
-    assert states == {"confirmed": 1000}
+    assert states == {"settled": 1000}
     assert paid == 1000
     assert sorted(indexes) == list(range(1000))
 
@@ -368,9 +392,9 @@ def test_zmq_wakes_the_watcher_long_before_the_poll(db, method):
             assert wait_for(synced)
             time.sleep(0.3)  # ZMQ subscriptions take a moment to be established
             zmq_node.add_to_mempool(zmq_node.make_payment(script, sats))
-            assert wait_for(lambda: state(db, invoice_id) == "seen"), "rawtx did not wake it"
+            assert wait_for(lambda: state(db, invoice_id) == "processing"), "rawtx did not wake it"
             zmq_node.mine(1)
-            assert wait_for(lambda: state(db, invoice_id) == "confirmed"), "hashblock did not"
+            assert wait_for(lambda: state(db, invoice_id) == "settled"), "hashblock did not"
         finally:
             stop.set()
             thread.join(10)
@@ -450,10 +474,12 @@ def test_accepted_zero_conf_payment_double_spent_is_reverted(db, node, method, c
     payment = node.make_payment(script, sats)
     node.add_to_mempool(payment)
     w.sync()
+    clock.advance(seconds=policy.zero_conf_settle.total_seconds())
+    w.sync()
     assert order_of(db, order_id).status == "paid"
     # Full-RBF nodes accept a replacement even without the signal: the risk of 0-conf.
     node.replace(payment, node.make_payment(random_p2wpkh(), sats, conflicts_with=payment,
                                             fee=5000))
     w.sync()
-    assert state(db, invoice_id) == "reverted"
+    assert state(db, invoice_id) == "invalid/reverted"
     assert "double spend" in order_of(db, order_id).attention

@@ -1,10 +1,11 @@
-"""Bitcoin invoices: address allocation, the invoice state machine, and what the chain means.
+"""Bitcoin invoices: address allocation, and what the node's view of the chain means for them.
 
-The chain watcher (and the demo's simulated chain) report facts — "this outpoint pays that
-script, unconfirmed / in block B / gone" — through `record_output`, `confirm_output` and
-`remove_output`; `evaluate` turns an invoice's payments into its state, and every change of state
-goes through `transition`. The order hears about it only as PaymentEvents handed to
-orders.service.apply_payment_event, each keyed so a repeat is harmless.
+The chain watcher (and the demo's simulated chain) record facts — "this outpoint pays that
+script: unconfirmed / in block B / gone" — through `record_output`, `confirm_payment`,
+`unconfirm_payment` and `remove_payment`. `decide` is a pure function of those facts, the time
+and the policy; `evaluate`, the only writer of an invoice's status, applies its decision and
+tells the order through PaymentEvents handed to orders.service.apply_payment_event, each keyed
+so a repeat is harmless.
 
 Services take a Session and never commit. No Flask here.
 """
@@ -38,56 +39,63 @@ from shop.payments.bitcoin.settings import BitcoinPolicy
 PROVIDER = "bitcoin"
 
 
-class InvoiceState(StrEnum):
-    NEW = "new"
-    SEEN = "seen"  # enough is on its way, not yet confirmed as the policy wants
-    CONFIRMED = "confirmed"
-    EXPIRED = "expired"
-    UNDERPAID = "underpaid"
-    OVERPAID = "overpaid"
-    PAID_LATE = "paid_late"
-    INVALID = "invalid"  # what was seen was replaced, double-spent or reorged out before settling
-    REVERTED = "reverted"  # reorged out after the order was told it is paid
+class Status(StrEnum):
+    """What the chain shows about the invoice."""
+
+    NEW = "new"  # nothing (or not enough) arrived, and there is still time
+    PROCESSING = "processing"  # enough is on its way, not yet final as the policy wants
+    SETTLED = "settled"  # final: the order was (or is now) told it is paid
+    EXPIRED = "expired"  # the window passed without enough arriving
+    INVALID = "invalid"  # what arrived was replaced or reorged away, or the merchant said so
 
 
-I = InvoiceState
-SETTLED = frozenset({I.CONFIRMED, I.OVERPAID, I.PAID_LATE})
-_UNSETTLED = frozenset({I.NEW, I.SEEN, I.EXPIRED, I.UNDERPAID, I.INVALID})
+class Exc(StrEnum):
+    """What a person should know about it, apart from the status (BTCPay's "exception")."""
 
-# A payment can arrive (or vanish) at any time, so most unsettled states lead to most others;
-# the rules that matter: nothing settled goes back to unsettled except through REVERTED, and
-# only a settled invoice can be reverted.
-ALLOWED: dict[InvoiceState, frozenset[InvoiceState]] = {
-    **{s: (_UNSETTLED | SETTLED) - {s} for s in _UNSETTLED},
-    I.CONFIRMED: frozenset({I.OVERPAID, I.REVERTED}),
-    I.OVERPAID: frozenset({I.REVERTED}),
-    I.PAID_LATE: frozenset({I.OVERPAID, I.REVERTED}),
-    I.REVERTED: frozenset({I.CONFIRMED, I.OVERPAID, I.PAID_LATE}),
+    NONE = ""
+    PARTIAL = "partial"  # some, not enough
+    OVER = "over"  # more than due is confirmed
+    LATE = "late"  # the amount was only reached after the window
+    REVERTED = "reverted"  # the order was told it is paid, and that money is not final any more
+    MARKED = "marked"  # the merchant decided, overriding the chain
+
+
+# Watched past its monitoring window: money in flight, or a payment the network took back.
+ALWAYS_WATCHED_STATUS = Status.PROCESSING
+ALWAYS_WATCHED_EXCEPTION = Exc.REVERTED
+
+STATUS_LABELS: dict[Status, str] = {
+    Status.NEW: "Waiting for your payment",
+    Status.PROCESSING: "Payment seen, waiting for confirmation",
+    Status.SETTLED: "Paid",
+    Status.EXPIRED: "Expired: no payment arrived in time",
+    Status.INVALID: "The payment we saw was replaced or cancelled; please pay again",
 }
-# Watched for new payments: open ones, and settled ones for a while (over-/late payments).
-OPEN_STATES = frozenset(I) - {I.REVERTED}
-
-LABELS: dict[InvoiceState, str] = {
-    I.NEW: "Waiting for your payment",
-    I.SEEN: "Payment seen, waiting for confirmation",
-    I.CONFIRMED: "Paid",
-    I.EXPIRED: "Expired: no payment arrived in time",
-    I.UNDERPAID: "Partly paid: please send the rest to the same address",
-    I.OVERPAID: "Paid (more than the amount due; the shop will be in touch)",
-    I.PAID_LATE: "Paid after the invoice expired; the shop will check it",
-    I.INVALID: "The payment we saw was replaced or cancelled; please pay again",
-    I.REVERTED: "The confirmed payment was undone by the network; the shop will be in touch",
+EXCEPTION_LABELS: dict[Exc, str] = {
+    Exc.PARTIAL: "Partly paid: please send the rest to the same address",
+    Exc.OVER: "Paid (more than the amount due; the shop will be in touch)",
+    Exc.LATE: "Paid after the invoice expired; the shop will check it",
+    Exc.REVERTED: "The confirmed payment was undone by the network; the shop will be in touch",
 }
+
+
+def label(status: Status, exception: Exc) -> str:
+    if exception == Exc.PARTIAL and status == Status.EXPIRED:
+        return "Expired with only part of the amount paid; the shop will be in touch"
+    if exception == Exc.REVERTED and status == Status.PROCESSING:
+        return ("The network undid the confirmation of your payment; it is waiting to be "
+                "confirmed again")
+    if exception == Exc.MARKED:
+        return STATUS_LABELS[status] if status == Status.SETTLED else "Cancelled by the shop"
+    return EXCEPTION_LABELS.get(exception) or STATUS_LABELS[status]
 
 
 class InvoiceError(Exception):
     """Base of every named invoice error."""
 
 
-class IllegalInvoiceTransition(InvoiceError):
-    def __init__(self, current: InvoiceState, target: InvoiceState):
-        self.current, self.target = current, target
-        super().__init__(f"a {current.value} Bitcoin invoice cannot become {target.value}")
+class CannotMark(InvoiceError):
+    """The merchant's decision does not fit the invoice as it stands."""
 
 
 class BitcoinUnavailable(InvoiceError):
@@ -101,23 +109,6 @@ class BitcoinUnavailable(InvoiceError):
 class OrderNotPayable(InvoiceError):
     def __init__(self, status: str):
         super().__init__(f"This order is {status.replace('_', ' ')} and cannot be paid now.")
-
-
-# ---------------------------------------------------------------- the state machine
-
-def transition(session: Session, invoice: BitcoinInvoice, target: InvoiceState, note: str,
-               now: datetime) -> None:
-    """The one place an invoice changes state: checked against ALLOWED and logged."""
-    current = I(invoice.state)
-    if target == current:
-        return
-    if target not in ALLOWED[current]:
-        raise IllegalInvoiceTransition(current, target)
-    invoice.state = target.value
-    if target in SETTLED and invoice.settled_at is None:
-        invoice.settled_at = now
-    session.add(BitcoinInvoiceEvent(invoice=invoice, at=now, from_state=current.value,
-                                    to_state=target.value, note=note[:500]))
 
 
 # ---------------------------------------------------------------- creating
@@ -175,10 +166,11 @@ def create_invoice(session: Session, order: Order, descriptor: WatchOnlyDescript
         order_id=order.id, descriptor_fingerprint=fingerprint, derivation_index=index,
         address=address, script_pubkey=script, amount_sats=amount, order_total=covers,
         currency=order.currency, rate=format(locked.fiat_per_btc, "f"),
-        rate_quote_id=locked.quote_id, state=I.NEW.value, created_at=now,
+        rate_quote_id=locked.quote_id, status=Status.NEW.value, created_at=now,
         expires_at=now + policy.payment_window,
         monitor_until=now + policy.payment_window + policy.late_window,
-        paid_reported=False, received_sats=0, confirmed_sats=0, simulated=simulated,
+        paid_reported=False, received_sats=0, confirmed_sats=0, credited_sats=0,
+        simulated=simulated, exception="", marked="", mark_reason="", revision=0, flags="",
     )
     session.add(invoice)
     session.add(BitcoinInvoiceEvent(invoice=invoice, at=now, from_state="", to_state="new",
@@ -244,23 +236,25 @@ class Output:
         return f"{self.txid}:{self.vout}"
 
 
-def record_output(session: Session, invoice: BitcoinInvoice, output: Output, *,
-                  replaceable: bool, now: datetime, block_hash: str | None = None,
-                  height: int | None = None) -> BitcoinPayment:
+def record_output(session: Session, invoice: BitcoinInvoice, output: Output, *, spends: str,
+                  now: datetime, block_hash: str | None = None, height: int | None = None,
+                  unconfirmed_parents: bool = True) -> BitcoinPayment:
     """Remember an output paying `invoice` (idempotent by outpoint)."""
     # The unique outpoint column guards against a second row; this lookup avoids trying.
     payment = next((p for p in invoice.payments if p.outpoint == output.outpoint), None)
     if payment is None:
         payment = BitcoinPayment(
             invoice=invoice, outpoint=output.outpoint, txid=output.txid, amount_sats=output.sats,
-            status="mempool", replaceable=replaceable, first_seen_at=now,
+            status="mempool", spends=spends, unconfirmed_parents=unconfirmed_parents,
+            conflict_seen=False, first_seen_at=now,
         )
         session.add(payment)
     if block_hash is not None:
         confirm_payment(payment, block_hash, height, now)
     elif payment.status == "removed":
         # Back in the mempool (a reorg returned it, or it was rebroadcast).
-        payment.status, payment.removed_at, payment.replaceable = "mempool", None, replaceable
+        payment.status, payment.removed_at = "mempool", None
+        payment.unconfirmed_parents = unconfirmed_parents
     return payment
 
 
@@ -278,61 +272,174 @@ def unconfirm_payment(payment: BitcoinPayment) -> None:
     payment.confirmed_at = None
 
 
-def remove_payment(payment: BitcoinPayment, now: datetime) -> None:
+def remove_payment(payment: BitcoinPayment, now: datetime, conflict: bool = False) -> None:
     payment.status, payment.removed_at = "removed", now
     payment.block_hash = payment.block_height = None
+    payment.conflict_seen = payment.conflict_seen or conflict
 
 
-# ---------------------------------------------------------------- evaluation
+# ---------------------------------------------------------------- the decision (pure)
 
 @dataclass(frozen=True)
-class Tally:
-    received: int  # every live payment, confirmed or not
-    settled: int  # what the policy accepts as final
-    confirmed: int  # in a block, however deep
-    late: bool  # the amount due was only reached after the invoice expired
+class PaymentFacts:
+    txid: str
+    sats: int
+    status: str  # "mempool", "confirmed" (in the active chain) or "removed"
+    height: int | None
+    first_seen_at: datetime
+    unconfirmed_parents: bool = False
+    conflict_seen: bool = False
 
 
-def tally(invoice: BitcoinInvoice, tip_height: int | None, policy: BitcoinPolicy) -> Tally:
-    live = sorted((p for p in invoice.payments if p.status != "removed"),
-                  key=lambda p: (p.first_seen_at, p.id or 0))
-    received = settled = confirmed = 0
-    enough = invoice.amount_sats - policy.tolerance_for(invoice.amount_sats)
+@dataclass(frozen=True)
+class InvoiceFacts:
+    amount_sats: int
+    expires_at: datetime
+    paid_reported: bool  # the order was told it is paid
+    marked: str = ""  # the merchant's decision: "", "settled" or "invalid"
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Status
+    exception: Exc
+    received: int  # every output still counting: in the active chain or in the mempool
+    confirmed: int  # in the active chain, at any depth
+    credited: int  # final as the policy wants (deep enough, or an accepted zero-conf payment)
+    over_by: int  # confirmed beyond the amount due
+    late: bool  # the amount was only reached after the invoice expired
+    zero_conf: bool  # credited on the strength of an unconfirmed transaction
+
+
+def decide(invoice: InvoiceFacts, payments: list[PaymentFacts], tip_height: int | None,
+           now: datetime, policy: BitcoinPolicy) -> Decision:
+    """The invoice as a function of the node's current view: no database, no I/O.
+
+    `payments` are what the watcher recorded: removed ones (replaced, conflicted, reorged out
+    and not back) never count; the others count once each, whatever happened before.
+    """
+    due = invoice.amount_sats
+    enough = due - policy.tolerance_for(due)
+    live = sorted((p for p in payments if p.status != "removed"),
+                  key=lambda p: (p.first_seen_at, p.txid))
+    received = confirmed = deep = 0
     late = False
     for p in live:
-        if received < enough <= received + p.amount_sats:
+        if received < enough <= received + p.sats:
             late = p.first_seen_at > invoice.expires_at
-        received += p.amount_sats
+        received += p.sats
         if p.status == "confirmed":
-            confirmed += p.amount_sats
-            depth = (tip_height - p.block_height + 1) if (tip_height is not None
-                                                          and p.block_height is not None) else 1
+            confirmed += p.sats
+            depth = (tip_height - p.height + 1) if (tip_height is not None
+                                                    and p.height is not None) else 1
             if depth >= policy.confirmations:
-                settled += p.amount_sats
-    zero_conf = [p for p in live if p.status == "mempool"]
-    if (policy.zero_conf_max_sats and invoice.amount_sats <= policy.zero_conf_max_sats
-            and zero_conf and not any(p.replaceable for p in zero_conf)):
-        # Small amounts may be accepted unconfirmed, but never from a transaction its sender
-        # has said they may still replace.
-        settled += sum(p.amount_sats for p in zero_conf)
-    return Tally(received, settled, confirmed, late)
+                deep += p.sats
+    credited, zero_conf = deep, False
+    if deep < enough and _zero_conf_ok(invoice, payments, live, deep, enough, now, policy):
+        credited, zero_conf = received, True
+    over_by = max(0, confirmed - due)
+
+    if invoice.marked == "settled":
+        return Decision(Status.SETTLED, Exc.MARKED, received, confirmed, credited, over_by,
+                        late, zero_conf)
+    if invoice.marked == "invalid":
+        return Decision(Status.INVALID, Exc.MARKED, received, confirmed, credited, over_by,
+                        late, zero_conf)
+    if credited >= enough:
+        exception = Exc.LATE if late else (Exc.OVER if over_by else Exc.NONE)
+        status = Status.SETTLED
+    elif received >= enough:
+        status = Status.PROCESSING
+        exception = Exc.REVERTED if invoice.paid_reported else Exc.NONE
+    elif invoice.paid_reported:
+        status, exception = Status.INVALID, Exc.REVERTED
+    else:
+        exception = Exc.PARTIAL if received else Exc.NONE
+        if not received and any(p.status == "removed" for p in payments):
+            status = Status.INVALID
+        elif now >= invoice.expires_at:
+            status = Status.EXPIRED
+        else:
+            status = Status.NEW
+    return Decision(status, exception, received, confirmed, credited, over_by, late, zero_conf)
+
+
+def _zero_conf_ok(invoice: InvoiceFacts, payments: list[PaymentFacts],
+                  live: list[PaymentFacts], deep: int, enough: int, now: datetime,
+                  policy: BitcoinPolicy) -> bool:
+    """Accept unconfirmed money only when a double spend is as unlikely as it can be made.
+
+    Under full-RBF (Core >= 28 by default) any unconfirmed transaction can be replaced, signal
+    or not; what is left to check: one transaction pays it all, spends only confirmed coins,
+    nobody has tried a conflicting spend that we saw, and it has stayed in the mempool for the
+    settling time (a replacement usually follows within seconds).
+    """
+    if not policy.zero_conf_max_sats or invoice.amount_sats > policy.zero_conf_max_sats:
+        return False
+    if deep or any(p.conflict_seen for p in payments):
+        return False
+    unconfirmed = [p for p in live if p.status == "mempool"]
+    if not unconfirmed or len({p.txid for p in unconfirmed}) != 1:
+        return False
+    if sum(p.sats for p in live) < enough or len(unconfirmed) != len(live):
+        return False
+    return all(not p.unconfirmed_parents and now - p.first_seen_at >= policy.zero_conf_settle
+               for p in unconfirmed)
+
+
+def flags(invoice: InvoiceFacts, decision: Decision, now: datetime) -> list[str]:
+    """The lines the merchant must act on, as this decision justifies them (pure)."""
+    due = invoice.amount_sats
+    d = decision
+    out: list[str] = []
+    if d.exception == Exc.MARKED:
+        return out
+    if d.status == Status.SETTLED:
+        if d.late:
+            out.append(f"Bitcoin payment arrived after the invoice expired "
+                       f"({invoice.expires_at:%Y-%m-%d %H:%M} UTC); the rate was locked only "
+                       "until then: check before shipping.")
+        if d.over_by:
+            out.append(f"Overpaid by {d.over_by} sats ({d.confirmed} confirmed for {due}): "
+                       "refund the difference.")
+    elif d.exception == Exc.REVERTED:
+        out.append(f"Bitcoin payment reverted by a chain reorganisation or double spend "
+                   f"({d.credited} of {due} sats still settled): do not ship until it "
+                   "confirms again.")
+    elif d.exception == Exc.PARTIAL and d.status == Status.EXPIRED:
+        out.append(f"Underpaid: {d.received} of {due} sats received by the deadline; refund "
+                   "or ask for the rest.")
+    return out
+
+
+# ---------------------------------------------------------------- applying it
+
+def facts(invoice: BitcoinInvoice) -> tuple[InvoiceFacts, list[PaymentFacts]]:
+    return (
+        InvoiceFacts(invoice.amount_sats, invoice.expires_at, invoice.paid_reported,
+                     invoice.marked),
+        [PaymentFacts(p.txid, p.amount_sats, p.status, p.block_height, p.first_seen_at,
+                      p.unconfirmed_parents, p.conflict_seen) for p in invoice.payments],
+    )
 
 
 def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
              policy: BitcoinPolicy, now: datetime | None = None) -> list[PaymentEvent]:
-    """Bring the invoice's state in line with its payments; apply what the order must hear.
+    """Bring the invoice in line with what the node shows; tell the order what changed.
 
-    Returns the events that were applied (some may have been duplicates: harmless).
+    Idempotent: the events' keys carry the invoice's revision, bumped in the same transaction,
+    so judging the same view again (a replay after a crash, the next poll) says nothing new.
+    Returns the events applied.
     """
     now = now or utcnow()
-    t = tally(invoice, tip_height, policy)
-    invoice.received_sats, invoice.confirmed_sats = t.received, t.confirmed
-    due = invoice.amount_sats
-    enough = due - policy.tolerance_for(due)
-    state = I(invoice.state)
-    events: list[PaymentEvent] = []
+    invoice_facts, payment_facts = facts(invoice)
+    d = decide(invoice_facts, payment_facts, tip_height, now, policy)
+    before = (Status(invoice.status), Exc(invoice.exception))
+    invoice.received_sats, invoice.confirmed_sats = d.received, d.confirmed
+    invoice.credited_sats = d.credited
     order = session.get(Order, invoice.order_id)
     assert order is not None
+    events: list[PaymentEvent] = []
 
     def event(kind: PaymentEventKind, key: str, note: str, amount: int = 0) -> None:
         events.append(PaymentEvent(
@@ -340,76 +447,57 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
             amount=amount, currency=order.currency, reference=invoice.address, note=note,
         ))
 
-    if t.settled >= enough:
-        target = I.PAID_LATE if t.late else (I.OVERPAID if t.settled > due else I.CONFIRMED)
-        if state == I.PAID_LATE and target == I.CONFIRMED:
-            target = I.PAID_LATE
-        if state in SETTLED and target not in ALLOWED[state]:
-            target = state
-        note = f"{t.settled} of {due} sats settled"
-        if state == I.REVERTED:
-            event(PaymentEventKind.ATTENTION, f"settled-again:{t.settled}",
-                  f"The reverted bitcoin payment is settled again ({note}).")
-        transition(session, invoice, target, note, now)
-        if not invoice.paid_reported:
-            invoice.paid_reported = True
-            event(PaymentEventKind.PAID, "paid",
-                  f"Paid in bitcoin: {t.settled} sats to {invoice.address}",
-                  amount=invoice.order_total)
-        if t.late:
-            event(PaymentEventKind.ATTENTION, "late",
-                  "Bitcoin payment arrived after the invoice expired "
-                  f"({invoice.expires_at:%Y-%m-%d %H:%M} UTC); the rate was locked only until "
-                  "then: check before shipping.")
-        if t.received > due:
-            event(PaymentEventKind.ATTENTION, f"overpaid:{t.received}",
-                  f"Overpaid by {t.received - due} sats ({t.received} received for {due}): "
-                  "refund the difference.")
-    elif invoice.paid_reported:
-        # It was settled and the order told so; now the money is not there any more.
-        # A reorganisation took its block away, or an accepted unconfirmed payment was replaced.
-        transition(session, invoice, I.REVERTED,
-                   f"Only {t.settled} of {due} sats still settled", now)
-        gone = sorted(p.outpoint for p in invoice.payments if p.status != "confirmed")
-        event(PaymentEventKind.REVERTED, "reverted:" + ",".join(gone)[:150],
-              f"Bitcoin payment reverted by a chain reorganisation or double spend ({t.settled} "
-              f"of {due} sats still settled): do not ship until it confirms again.")
-    else:
-        if t.received >= enough:
-            target = I.SEEN
-        elif t.received > 0:
-            target = I.UNDERPAID
-        elif any(p.status == "removed" for p in invoice.payments):
-            target = I.INVALID
-        elif now >= invoice.expires_at:
-            target = I.EXPIRED
+    changed = before != (d.status, d.exception)
+    if changed:
+        invoice.revision += 1
+        invoice.status, invoice.exception = d.status.value, d.exception.value
+        if d.status == Status.SETTLED and invoice.settled_at is None:
+            invoice.settled_at = now
+        session.add(BitcoinInvoiceEvent(
+            invoice=invoice, at=now, from_state=_state_text(*before),
+            to_state=_state_text(d.status, d.exception),
+            note=(f"{d.received} of {invoice.amount_sats} sats received, {d.confirmed} in the "
+                  f"chain, {d.credited} final" + (" (accepted unconfirmed)" if d.zero_conf
+                                                   else ""))[:500]))
+    rev = invoice.revision
+    if d.status == Status.SETTLED and not invoice.paid_reported:
+        invoice.paid_reported = True
+        how = (f"Marked paid by the merchant: {invoice.mark_reason}" if d.exception == Exc.MARKED
+               else f"Paid in bitcoin: {d.credited} sats to {invoice.address}"
+               + (" (accepted unconfirmed)" if d.zero_conf else ""))
+        event(PaymentEventKind.PAID, "paid", how, amount=invoice.order_total)
+    elif changed and d.status == Status.SETTLED and before[1] == Exc.REVERTED:
+        event(PaymentEventKind.PENDING, f"r{rev}:settled-again",
+              f"The reverted bitcoin payment is confirmed again ({d.credited} of "
+              f"{invoice.amount_sats} sats final).")
+    if d.status == Status.PROCESSING and order.state == OrderStatus.PENDING_PAYMENT:
+        # Paid but not yet final: a slow confirmation must not release the stock.
+        orders.extend_reservation(session, order, max(invoice.monitor_until, now),
+                                  "Stock held until the Bitcoin payment confirms", now)
+    if d.status == Status.INVALID and d.exception == Exc.MARKED and \
+            order.state == OrderStatus.PENDING_PAYMENT:
+        orders.cancel(session, order, f"Bitcoin payment marked invalid by the merchant: "
+                                      f"{invoice.mark_reason}", now)
+    for p in invoice.payments:
+        if p.status == "removed":
+            event(PaymentEventKind.PENDING, f"{p.outpoint}:removed",
+                  f"Bitcoin payment {p.outpoint} was replaced, double-spent or reorganised "
+                  "away; it does not count.")
         else:
-            target = I.NEW if state == I.NEW else state
-        if state == I.REVERTED:
-            target = state
-        if target != state:
-            transition(session, invoice, target, f"{t.received} of {due} sats received", now)
-        if target == I.SEEN and order.state == OrderStatus.PENDING_PAYMENT:
-            # Paid but not yet confirmed: a slow confirmation must not release the stock.
-            orders.extend_reservation(session, order, invoice.monitor_until,
-                                      "Stock held until the Bitcoin payment confirms", now)
-        if target == I.INVALID:
-            for p in invoice.payments:
-                if p.status == "removed":
-                    event(PaymentEventKind.ATTENTION, f"{p.outpoint}:removed",
-                          f"Bitcoin payment {p.outpoint} was replaced, double-spent or "
-                          "reorganised away before it confirmed.")
-        if target == I.UNDERPAID and now >= invoice.expires_at:
-            event(PaymentEventKind.ATTENTION, f"underpaid:{t.received}",
-                  f"Underpaid: {t.received} of {due} sats received by the deadline; refund or "
-                  "ask for the rest.")
-    if I(invoice.state) in (I.SEEN, I.UNDERPAID):
-        for p in invoice.payments:
-            if p.status != "removed":
-                event(PaymentEventKind.PENDING, f"{p.outpoint}:seen",
-                      f"Bitcoin payment of {p.amount_sats} sats seen "
-                      f"({'in a block' if p.status == 'confirmed' else 'unconfirmed'})")
-    repeatable = [e.key for e in events if e.kind != PaymentEventKind.PAID]  # PAID: said once
+            event(PaymentEventKind.PENDING, f"{p.outpoint}:seen",
+                  f"Bitcoin payment of {p.amount_sats} sats seen "
+                  f"({'in a block' if p.status == 'confirmed' else 'unconfirmed'})")
+    wanted = flags(invoice_facts, d, now)
+    raised = [line for line in invoice.flags.split("\n") if line]
+    if wanted != raised:
+        invoice.revision += 1
+        rev = invoice.revision
+        for i, line in enumerate(x for x in raised if x not in wanted):
+            event(PaymentEventKind.WITHDRAWN, f"r{rev}:withdraw:{i}", line)
+        for i, line in enumerate(x for x in wanted if x not in raised):
+            event(PaymentEventKind.ATTENTION, f"r{rev}:flag:{i}", line)
+        invoice.flags = "\n".join(wanted)
+    repeatable = [e.key for e in events if e.kind == PaymentEventKind.PENDING]
     if repeatable:
         # Most re-evaluations repeat what was already said: skip those without a failed insert.
         known = set(session.scalars(select(PaymentRecord.key).where(
@@ -420,23 +508,49 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
     return events
 
 
+def _state_text(status: Status, exception: Exc) -> str:
+    return f"{status.value}/{exception.value}" if exception else status.value
+
+
+def mark(session: Session, invoice: BitcoinInvoice, decision: str, reason: str,
+         policy: BitcoinPolicy, tip_height: int | None, now: datetime | None = None) -> None:
+    """The merchant decides what the chain cannot: settle it anyway, or give up on it.
+
+    "settled": the order is paid (and the sale booked) with the reason as its note. "invalid":
+    an unpaid order is cancelled and its stock released. Either is final for the watcher.
+    """
+    now = now or utcnow()
+    reason = " ".join(reason.split())[:300]
+    if decision not in ("settled", "invalid"):
+        raise CannotMark("Choose to mark the payment settled or invalid.")
+    if not reason:
+        raise CannotMark("Say why: the reason goes into the order's history and the books.")
+    if invoice.marked:
+        raise CannotMark(f"This payment was already marked {invoice.marked}.")
+    if Status(invoice.status) == Status.SETTLED and Exc(invoice.exception) != Exc.REVERTED:
+        raise CannotMark("This payment is settled by the network already.")
+    if decision == "invalid" and invoice.paid_reported:
+        raise CannotMark("The order was already paid with this payment: refund or cancel the "
+                         "order instead, so the books show what happened.")
+    invoice.marked, invoice.mark_reason = decision, reason
+    evaluate(session, invoice, tip_height, policy, now)
+
+
 def expire_invoices(session: Session, policy: BitcoinPolicy, now: datetime | None = None,
                     limit: int = 1000) -> int:
-    """Time-only changes (no node needed): new invoices past their window become expired,
-    underpaid ones past it are flagged. Safe to run from several workers at once."""
+    """Time-only changes (no node needed): unpaid invoices past their window become expired
+    (and flagged when partly paid). Safe to run from several workers at once."""
     now = now or utcnow()
     stmt = (select(BitcoinInvoice)
-            .where(BitcoinInvoice.state.in_([I.NEW.value, I.UNDERPAID.value]),
-                   BitcoinInvoice.expires_at <= now, BitcoinInvoice.monitor_until > now)
+            .where(BitcoinInvoice.status == Status.NEW.value, BitcoinInvoice.expires_at <= now)
             .order_by(BitcoinInvoice.expires_at).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     count = 0
     for invoice in session.scalars(stmt):
-        before = invoice.state
-        events = evaluate(session, invoice, None if invoice.simulated else _tip(session), policy,
-                          now)
-        count += int(invoice.state != before or bool(events and before == I.UNDERPAID))
+        before = invoice.status
+        evaluate(session, invoice, None if invoice.simulated else _tip(session), policy, now)
+        count += int(invoice.status != before)
     return count
 
 

@@ -23,10 +23,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import Base, UTCDateTime
+from shop.db import Base, Money, UTCDateTime
 
-INVOICE_STATES = ("new", "seen", "confirmed", "expired", "underpaid", "overpaid", "paid_late",
-                  "invalid", "reverted")
+INVOICE_STATUSES = ("new", "processing", "settled", "expired", "invalid")
+INVOICE_EXCEPTIONS = ("", "partial", "over", "late", "reverted", "marked")
+MARKS = ("", "settled", "invalid")
 PAYMENT_STATUSES = ("mempool", "confirmed", "removed")
 
 
@@ -39,9 +40,14 @@ class BitcoinInvoice(Base):
     __table_args__ = (
         # Two app servers can never hand out the same address: the second insert fails.
         UniqueConstraint("descriptor_fingerprint", "derivation_index"),
-        CheckConstraint(_in("state", INVOICE_STATES), name="state"),
+        CheckConstraint(_in("status", INVOICE_STATUSES), name="status"),
+        CheckConstraint(_in("exception", INVOICE_EXCEPTIONS), name="exception"),
+        CheckConstraint(_in("marked", MARKS), name="marked"),
         CheckConstraint("amount_sats > 0", name="amount"),
-        Index("ix_bitcoin_invoices_state_monitor_until", "state", "monitor_until"),
+        Index("ix_bitcoin_invoices_status_expires_at", "status", "expires_at"),
+        Index("ix_bitcoin_invoices_monitor_until", "monitor_until"),
+        # The few invoices watched past their window: money in flight, or a reverted payment.
+        Index("ix_bitcoin_invoices_exception", "exception"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,11 +60,17 @@ class BitcoinInvoice(Base):
     amount_sats: Mapped[int] = mapped_column(BigInteger)
     # What the invoice covers in the order's currency (reported as paid once it settles) and
     # the rate it was converted at, locked for the payment window.
-    order_total: Mapped[int] = mapped_column(Integer)
+    order_total: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     rate: Mapped[str] = mapped_column(String(40))  # fiat major units per BTC; "1" for a BTC store
     rate_quote_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    state: Mapped[str] = mapped_column(String(16), default="new")
+    # What the chain shows (status) apart from what a person should know about it (exception),
+    # as BTCPay Server models it; both are set only by invoice.evaluate from `decide`.
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    exception: Mapped[str] = mapped_column(String(16), default="")
+    # A merchant's decision that overrides the chain: "settled" or "invalid", with a reason.
+    marked: Mapped[str] = mapped_column(String(16), default="")
+    mark_reason: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Payments arriving until then are still detected (and flagged as late).
@@ -68,6 +80,12 @@ class BitcoinInvoice(Base):
     paid_reported: Mapped[bool] = mapped_column(Boolean, default=False)
     received_sats: Mapped[int] = mapped_column(BigInteger, default=0)
     confirmed_sats: Mapped[int] = mapped_column(BigInteger, default=0)
+    credited_sats: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Bumped on every change the order hears about: keys its PaymentEvents, so a replay after a
+    # crash repeats nothing and a flag raised again after a withdrawal gets a new key.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The order's attention lines this invoice raised and has not withdrawn (one per line).
+    flags: Mapped[str] = mapped_column(Text, default="")
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
 
     payments: Mapped[list[BitcoinPayment]] = relationship(
@@ -95,8 +113,13 @@ class BitcoinPayment(Base):
     txid: Mapped[str] = mapped_column(String(64))
     amount_sats: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
-    # Signals BIP125 replaceability (itself or an unconfirmed ancestor): never 0-conf.
-    replaceable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The coins the paying transaction spends ("txid:n,..."): a transaction spending any of them
+    # conflicts with this one, and only one of the two can ever count. Public chain data.
+    spends: Mapped[str] = mapped_column(Text, default="")
+    # Zero-conf is refused for a transaction with unconfirmed parents (they can vanish) or one
+    # seen in a conflict (someone is already replacing coins).
+    unconfirmed_parents: Mapped[bool] = mapped_column(Boolean, default=True)
+    conflict_seen: Mapped[bool] = mapped_column(Boolean, default=False)
     block_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     block_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -115,8 +138,8 @@ class BitcoinInvoiceEvent(Base):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("bitcoin_invoices.id", ondelete="CASCADE"),
                                             index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    from_state: Mapped[str] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str] = mapped_column(String(40))  # "status" or "status/exception"
+    to_state: Mapped[str] = mapped_column(String(40))
     note: Mapped[str] = mapped_column(Text, default="")
 
     invoice: Mapped[BitcoinInvoice] = relationship(back_populates="events")

@@ -41,6 +41,7 @@ __all__ = [
     "NodeError",
     "NodeRPCError",
     "NodeUnavailable",
+    "NodeWrongChain",
     "NodeWrongNetwork",
     "ZmqSubscriber",
     "btc_to_sats",
@@ -103,6 +104,17 @@ class NodeWrongNetwork(NodeError):
         )
         self.expected = expected
         self.actual_chain = actual_chain
+
+
+class NodeWrongChain(NodeError):
+    """None of the blocks the shop processed is on the node's chain: another chain, not a reorg."""
+
+    def __init__(self, remembered: int) -> None:
+        super().__init__(
+            f"none of the {remembered} blocks the shop processed is on the node's chain: the "
+            "node is on another chain or network. Payments are left as they were; point the "
+            "shop at the right node (or restore its data) to go on."
+        )
 
 
 def btc_to_sats(amount: Decimal | int | str) -> int:
@@ -255,13 +267,45 @@ class NodeClient:
 
         Numbers with a fraction (BTC amounts) come back as Decimal, never float.
         """
+        return self._guarded(method, lambda proxy: proxy.call(method, *params))
+
+    def call_batch(self, method: str, params: Sequence[Sequence[Any]]) -> list[Any]:
+        """One HTTP request for many calls of `method` (JSON-RPC 2.0 batch, which Core serves).
+
+        Each item of the answer is the result, or a NodeRPCError for a call that failed alone.
+        """
+        if not params:
+            return []
+        request = [{"version": "1.1", "method": method, "params": list(p), "id": n}
+                   for n, p in enumerate(params)]
+        replies = self._guarded(method, lambda proxy: proxy._batch(request))
+        if not isinstance(replies, list) or len(replies) != len(request):
+            raise NodeError(f"malformed batch answer from the node to {method}")
+        by_id: dict[Any, Any] = {}
+        for reply in replies:
+            if not isinstance(reply, dict) or "id" not in reply:
+                raise NodeError(f"malformed batch answer from the node to {method}")
+            error = reply.get("error")
+            if error:
+                code = int(error.get("code", -1)) if isinstance(error, dict) else -1
+                message = str(error.get("message", "")) if isinstance(error, dict) else ""
+                if code == RPC_IN_WARMUP:
+                    raise NodeUnavailable(f"the node is starting up: {message}")
+                by_id[reply["id"]] = NodeRPCError(code, message, method)
+            else:
+                by_id[reply["id"]] = reply.get("result")
+        if set(by_id) != set(range(len(request))):
+            raise NodeError(f"malformed batch answer from the node to {method}")
+        return [by_id[n] for n in range(len(request))]
+
+    def _guarded(self, method: str, send: Any) -> Any:
         with self._lock:
             reloaded_credentials = False
             retried_stale = False
             while True:
                 proxy, connection = self._ensure_proxy()
                 try:
-                    return proxy.call(method, *params)
+                    return send(proxy)
                 except JSONRPCError as exc:
                     error = exc.error if isinstance(getattr(exc, "error", None), dict) else {}
                     code = int(error.get("code", -1))
@@ -429,6 +473,26 @@ class NodeClient:
             raise NodeError("the node returned a transaction with a different txid")
         return tx
 
+    def get_raw_transactions(self, txids: Sequence[str]) -> dict[str, CTransaction | None]:
+        """Many mempool transactions in one request; None for those no longer there."""
+        wanted = [_check_hash(t, "txid") for t in txids]
+        answers = self.call_batch("getrawtransaction", [[t, 0] for t in wanted])
+        found: dict[str, CTransaction | None] = {}
+        for txid, raw in zip(wanted, answers, strict=True):
+            if isinstance(raw, NodeRPCError):
+                if raw.code != RPC_INVALID_ADDRESS_OR_KEY:
+                    raise raw
+                found[txid] = None
+                continue
+            try:
+                tx = CTransaction.deserialize(bytes.fromhex(raw))
+            except Exception as exc:
+                raise NodeError(f"the node returned an unparseable transaction: {exc}") from None
+            if b2lx(tx.GetTxid()) != txid:
+                raise NodeError("the node returned a transaction with a different txid")
+            found[txid] = tx
+        return found
+
     def get_mempool_entry(self, txid: str) -> dict[str, Any] | None:
         """getmempoolentry, or None when the transaction is not in the mempool.
 
@@ -456,13 +520,14 @@ class ZmqSubscriber:
     Use one instance from one thread (ZMQ sockets are not thread-safe).
     """
 
-    TOPICS: Final[tuple[str, ...]] = ("hashblock", "rawtx")
+    TOPICS: Final[tuple[str, ...]] = ("hashblock", "rawtx", "sequence")
 
     def __init__(
         self,
         hashblock_endpoint: str | None = None,
         rawtx_endpoint: str | None = None,
         *,
+        sequence_endpoint: str | None = None,
         max_batch: int = 1000,
     ) -> None:
         wanted: list[tuple[str, str]] = []
@@ -470,6 +535,9 @@ class ZmqSubscriber:
             wanted.append(("hashblock", hashblock_endpoint))
         if rawtx_endpoint:
             wanted.append(("rawtx", rawtx_endpoint))
+        if sequence_endpoint:
+            # -zmqpubsequence: "R" says a transaction left the mempool other than by a block.
+            wanted.append(("sequence", sequence_endpoint))
         if not wanted:
             raise ValueError("give at least one ZMQ endpoint")
         self._max_batch = max_batch
@@ -527,6 +595,8 @@ class ZmqSubscriber:
             return None
         if len(parts) >= 3 and len(parts[2]) == 4:
             self.last_sequence[topic] = int.from_bytes(parts[2], "little")
+        if topic == "sequence" and len(parts[1]) not in (33, 41):
+            return None  # 32-byte hash, a label, and for A/R an 8-byte mempool sequence
         return topic, bytes(parts[1])
 
     def close(self) -> None:

@@ -36,6 +36,8 @@ class BitcoinPolicy:
 
     confirmations: int = 1
     zero_conf_max_sats: int = 0
+    # How long an unconfirmed payment must stay unchallenged in the mempool before zero-conf.
+    zero_conf_settle: timedelta = timedelta(seconds=60)
     tolerance_bp: int = 0  # hundredths of a percent
     tolerance_sats: int = 0
     payment_window: timedelta = timedelta(minutes=30)
@@ -64,6 +66,7 @@ def policy_from(settings: Any) -> BitcoinPolicy:
     return BitcoinPolicy(
         confirmations=settings.bitcoin_confirmations,
         zero_conf_max_sats=settings.bitcoin_zero_conf_max_sats,
+        zero_conf_settle=timedelta(seconds=settings.bitcoin_zero_conf_settle_seconds),
         tolerance_bp=percent_to_bp(settings.bitcoin_underpayment_tolerance_percent),
         tolerance_sats=settings.bitcoin_underpayment_tolerance_sats,
         payment_window=timedelta(minutes=settings.bitcoin_payment_window_minutes),
@@ -116,7 +119,8 @@ def validate(s: Any) -> list[str]:
             problems.append(f"SHOP_BITCOIN_RPC_URL: {exc} (e.g. http://127.0.0.1:8332 with "
                             "SHOP_BITCOIN_RPC_COOKIE=/var/lib/bitcoind/.cookie)")
     for name, value in (("SHOP_BITCOIN_ZMQ_BLOCK", s.bitcoin_zmq_block),
-                        ("SHOP_BITCOIN_ZMQ_TX", s.bitcoin_zmq_tx)):
+                        ("SHOP_BITCOIN_ZMQ_TX", s.bitcoin_zmq_tx),
+                        ("SHOP_BITCOIN_ZMQ_SEQUENCE", s.bitcoin_zmq_sequence)):
         if value and not _ZMQ_ENDPOINT.fullmatch(value):
             problems.append(f"{name} must be a ZMQ endpoint such as tcp://127.0.0.1:28332 "
                             f"(got {value!r})")

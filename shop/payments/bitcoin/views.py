@@ -71,9 +71,10 @@ def page(token: str):
     now = utcnow()
     if invoice is None:
         return redirect(url_for("orders.show", token=token), 303)
-    state = inv.I(invoice.state)
-    final = state in inv.SETTLED or order.state != OrderStatus.PENDING_PAYMENT and state not in (
-        inv.I.SEEN, inv.I.UNDERPAID)
+    status, exception = inv.Status(invoice.status), inv.Exc(invoice.exception)
+    settled = status == inv.Status.SETTLED
+    open_ = status in (inv.Status.NEW, inv.Status.PROCESSING)
+    final = settled or order.state != OrderStatus.PENDING_PAYMENT and not open_
     delayed = method.detection_delayed(session, now)
     uri = inv.bip21_uri(invoice)
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
@@ -81,14 +82,14 @@ def page(token: str):
     # a customer can turn such timing off: "?updates=off" serves the page without it.
     updates_off = request.args.get("updates") == "off"
     return render_template(
-        "payments/bitcoin_page.html", order=order, invoice=invoice, state=state,
-        state_label=inv.LABELS[state], uri=uri, qr=qr_svg(uri),
+        "payments/bitcoin_page.html", order=order, invoice=invoice, status=status,
+        exception=exception, state_label=inv.label(status, exception), uri=uri, qr=qr_svg(uri),
         btc=inv.btc_text(inv.remaining_sats(invoice)), remaining=inv.remaining_sats(invoice),
         total_btc=inv.btc_text(invoice.amount_sats), seconds_left=seconds_left,
         minutes_left=(seconds_left + 59) // 60, delayed=delayed, simulated=invoice.simulated,
         refresh=None if final or updates_off else (REFRESH_WAITING if delayed else REFRESH_OPEN),
         updates_off=updates_off and not final,
-        I=inv.I, settled=state in inv.SETTLED,
+        S=inv.Status, E=inv.Exc, settled=settled,
         demo_rate=invoice.simulated and invoice.rate_quote_id is None and invoice.currency != "BTC",
     )
 

@@ -4,13 +4,20 @@ It asks the node only for public chain data (block hashes, raw blocks, the mempo
 an address or a wallet — so it works with a pruned node with its wallet disabled, and the node
 never learns which addresses are the shop's.
 
-* Watched scripts come from the database (invoices still open or monitored), not from deriving
-  keys: a set lookup per output, however many invoices are open.
+* Watched scripts come from the database (invoices still open or monitored, and any with money
+  in flight or a reverted payment), not from deriving keys: a set lookup per output, however
+  many invoices are open. New invoices and the few watched past their window are picked up
+  every round; the whole list is reloaded only now and then, to drop what is over.
+* A transaction counts once its outputs are ours and nothing we count conflicts with it: each
+  payment remembers the coins its transaction spends, and a mempool transaction or a block that
+  spends one of them with another transaction removes it on the spot (an RBF replacement, a
+  double spend), before the next poll could miss the difference.
 * Blocks are processed in height order, each in one transaction together with the row that
   records it (`bitcoin_blocks`), so a crash before commit simply processes it again and every
   payment is keyed by its outpoint. A reorg is found by comparing stored hashes with the node's;
   what the orphaned blocks confirmed goes back to "unconfirmed" and is re-judged.
-* ZMQ (`rawtx`, `hashblock`) only wakes us early; a poll every few seconds is the truth.
+* ZMQ (`rawtx`, `hashblock`, and `sequence` removals) only wakes us early; a poll every few
+  seconds is the truth, and it reads the mempool in JSON-RPC batches.
 * On PostgreSQL one worker at a time watches (an advisory lock); others stand by.
 """
 
@@ -23,8 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bitcoin.core import CBlock, CTransaction, b2lx
-from sqlalchemy import delete, func, select, text
+from bitcoin.core import CBlock, CTransaction, b2lx, lx
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -51,8 +58,7 @@ ADVISORY_LOCK_KEY = 0x5B17C0 + 3  # any constant; only the chain watcher takes i
 SEQUENCE_NO_RBF = 0xFFFFFFFE
 KEEP_BLOCKS = 288  # two days of blocks: far deeper than any reorg the network has seen
 FIRST_START_LOOKBACK = 6
-_UNSETTLED_WITH_PAYMENTS = (inv.I.SEEN.value, inv.I.UNDERPAID.value, inv.I.REVERTED.value,
-                            inv.I.INVALID.value, inv.I.NEW.value, inv.I.EXPIRED.value)
+MEMPOOL_BATCH = 500  # getrawtransaction calls per JSON-RPC batch
 
 
 def signals_rbf(tx: CTransaction) -> bool:
@@ -67,29 +73,54 @@ class SyncResult:
     removed: int = 0
 
 
+def spent_outpoints(tx: CTransaction) -> str:
+    return ",".join(f"{b2lx(i.prevout.hash)}:{i.prevout.n}" for i in tx.vin)
+
+
 @dataclass
 class WatchSet:
-    """scriptPubKey -> invoice id of every watched invoice, refreshed incrementally."""
+    """scriptPubKey -> invoice id of every watched invoice, refreshed incrementally.
+
+    Also the coins spent by our unconfirmed payments, so a transaction or block that spends
+    them otherwise is recognised as a conflict with a set lookup per input.
+    """
 
     scripts: dict[bytes, int] = field(default_factory=dict)
     max_id: int = 0
     loaded_at: datetime | None = None
+    pending_spends: dict[tuple[bytes, int], str] = field(default_factory=dict)
 
     def refresh(self, session: Session, now: datetime, full_every: timedelta) -> None:
         full = self.loaded_at is None or now - self.loaded_at >= full_every
-        stmt = select(BitcoinInvoice.id, BitcoinInvoice.script_pubkey).where(
-            BitcoinInvoice.state.in_([s.value for s in inv.OPEN_STATES]),
-            BitcoinInvoice.monitor_until > now,
-        )
-        if not full:
-            stmt = stmt.where(BitcoinInvoice.id > self.max_id)
-        rows = session.execute(stmt).all()
+        in_flight = select(BitcoinPayment.invoice_id).where(BitcoinPayment.status == "mempool")
+        always = or_(BitcoinInvoice.status == inv.ALWAYS_WATCHED_STATUS.value,
+                     BitcoinInvoice.exception == inv.ALWAYS_WATCHED_EXCEPTION.value,
+                     BitcoinInvoice.id.in_(in_flight))
+        if full:
+            where = or_(BitcoinInvoice.monitor_until > now, always)
+        else:
+            where = or_(BitcoinInvoice.id > self.max_id, always)
+        rows = session.execute(
+            select(BitcoinInvoice.id, BitcoinInvoice.script_pubkey).where(where)).all()
         if full:
             self.scripts = {}
             self.loaded_at = now
         for invoice_id, script in rows:
             self.scripts[bytes(script)] = invoice_id
             self.max_id = max(self.max_id, invoice_id)
+        self.load_pending(session)
+
+    def load_pending(self, session: Session) -> None:
+        pending: dict[tuple[bytes, int], str] = {}
+        for txid, spends in session.execute(select(BitcoinPayment.txid, BitcoinPayment.spends)
+                                            .where(BitcoinPayment.status == "mempool")):
+            for outpoint in filter(None, spends.split(",")):
+                prev, _, n = outpoint.partition(":")
+                pending[(lx(prev), int(n))] = txid
+        self.pending_spends = pending
+
+    def add(self, script: bytes, invoice_id: int) -> None:
+        self.scripts[script] = invoice_id
 
     def matches(self, tx: CTransaction) -> list[tuple[inv.Output, int]]:
         found = []
@@ -102,6 +133,27 @@ class WatchSet:
                 found.append((inv.Output(txid, n, int(out.nValue), bytes(out.scriptPubKey)),
                               invoice_id))
         return found
+
+    def conflicts(self, tx: CTransaction) -> set[str]:
+        """Txids of our unconfirmed payments that `tx` double-spends (never itself)."""
+        pending = self.pending_spends
+        if not pending:
+            return set()
+        hit = {pending[key] for i in tx.vin
+               if (key := (i.prevout.hash, i.prevout.n)) in pending}
+        if hit:
+            hit.discard(b2lx(tx.GetTxid()))
+        return hit
+
+
+def remove_conflicted(session: Session, txids: set[str], now: datetime) -> set[int]:
+    """Our unconfirmed payments that another transaction replaced or double-spent."""
+    touched: set[int] = set()
+    for payment in session.scalars(select(BitcoinPayment).where(
+            BitcoinPayment.txid.in_(sorted(txids)), BitcoinPayment.status == "mempool")):
+        inv.remove_payment(payment, now, conflict=True)
+        touched.add(payment.invoice_id)
+    return touched
 
 
 def _locked_invoice(session: Session, invoice_id: int) -> BitcoinInvoice | None:
@@ -131,18 +183,25 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
 
     The caller checked that it extends the tip; its transaction commits it all or nothing.
     """
-    found: dict[int, list[tuple[inv.Output, bool]]] = {}
+    watch.load_pending(session)
+    found: dict[int, list[tuple[inv.Output, str]]] = {}
+    conflicted: set[str] = set()
     for tx in (block.vtx if block is not None else ()):
-        for output, invoice_id in watch.matches(tx):
-            found.setdefault(invoice_id, []).append((output, signals_rbf(tx)))
-    touched: set[int] = set()
+        if watch.pending_spends:
+            conflicted |= watch.conflicts(tx)
+        matches = watch.matches(tx)
+        if matches:
+            spends = spent_outpoints(tx)
+            for output, invoice_id in matches:
+                found.setdefault(invoice_id, []).append((output, spends))
+    touched = remove_conflicted(session, conflicted, now) if conflicted else set()
     for invoice_id, outputs in found.items():
         invoice = _locked_invoice(session, invoice_id)
         if invoice is None:
             continue
-        for output, replaceable in outputs:
-            inv.record_output(session, invoice, output, replaceable=replaceable, now=now,
-                              block_hash=block_hash, height=height)
+        for output, spends in outputs:
+            inv.record_output(session, invoice, output, spends=spends, now=now,
+                              block_hash=block_hash, height=height, unconfirmed_parents=False)
         touched.add(invoice_id)
         session.flush()
         session.expunge_all()
@@ -155,8 +214,7 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
         touched |= set(session.scalars(
             select(BitcoinPayment.invoice_id).join(BitcoinInvoice)
             .where(BitcoinPayment.status == "confirmed",
-                   BitcoinInvoice.state.in_([inv.I.SEEN.value, inv.I.UNDERPAID.value,
-                                             inv.I.REVERTED.value]))))
+                   BitcoinInvoice.status == inv.Status.PROCESSING.value)))
     evaluate_all(session, touched, height, policy, now)
     session.execute(delete(BitcoinBlock).where(BitcoinBlock.height <= height - KEEP_BLOCKS))
     return touched
@@ -165,7 +223,7 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
 class ChainWatcher:
     def __init__(self, database: Database, node: NodeClient, policy: BitcoinPolicy, *,
                  clock: Callable[[], datetime] = utcnow, lookback: int = FIRST_START_LOOKBACK,
-                 full_reload: timedelta = timedelta(minutes=1), network: str | None = None,
+                 full_reload: timedelta = timedelta(hours=1), network: str | None = None,
                  fingerprint: str | None = None):
         self.database = database
         self.node = node
@@ -293,10 +351,10 @@ class ChainWatcher:
         for height, block_hash in stored:
             if height <= node_height and self.node.get_block_hash(height) == block_hash:
                 return height
-        lowest = stored[-1][0] if stored else 0
-        log.error("reorganisation deeper than the %d remembered blocks; rescanning from %d",
-                  len(stored), lowest)
-        return lowest - 1
+        # None of the blocks we processed is on the node's chain: a reorganisation that deep has
+        # never happened; a node switched to another chain (or network) has. Rolling back
+        # would take away every payment we counted, so refuse and say so.
+        raise NodeWrongChain(len(stored))
 
     def _roll_back(self, session: Session, fork: int) -> int:
         """Undo what blocks above `fork` confirmed; the payments are judged again later."""
@@ -306,6 +364,8 @@ class ChainWatcher:
             select(BitcoinPayment).where(BitcoinPayment.block_hash.in_(hashes))).all()
         for payment in payments:
             inv.unconfirm_payment(payment)
+            # Watched whatever its window says: the new chain may confirm it again at once.
+            self.watch.add(bytes(payment.invoice.script_pubkey), payment.invoice_id)
         session.execute(delete(BitcoinBlock).where(BitcoinBlock.height > fork))
         log.warning("chain reorganisation: %d block(s) above height %d left the chain, "
                     "%d payment(s) unconfirmed again", len(orphaned), fork, len(payments))
@@ -337,13 +397,13 @@ class ChainWatcher:
         self._seen_txids &= in_mempool
         fresh = [t for t in txids if t not in self._seen_txids]
         if fresh:
-            with self.database.job_session() as session:
-                self._refresh_watch(session)
-            for txid in fresh:
-                tx = self.node.get_raw_transaction(txid)
-                if tx is not None:
-                    result.payments += self.handle_tx(tx)
-                self._seen_txids.add(txid)
+            self.refresh_watch()
+            for start in range(0, len(fresh), MEMPOOL_BATCH):
+                chunk = fresh[start:start + MEMPOOL_BATCH]
+                for txid, tx in self.node.get_raw_transactions(chunk).items():
+                    if tx is not None:
+                        result.payments += self.handle_tx(tx)
+                self._seen_txids.update(chunk)
         tip_hash = self.node.get_best_block_hash()
         now = self.clock()
         touched: set[int] = set()
@@ -356,42 +416,66 @@ class ChainWatcher:
             for payment in pending:
                 touched.add(payment.invoice_id)
                 if payment.txid not in in_mempool:
-                    # Neither in a block we processed nor in the mempool: replaced or
+                    # Neither in a block we processed nor in the mempool: replaced, evicted or
                     # double-spent (or its block was orphaned and it did not come back).
                     inv.remove_payment(payment, now)
                     result.removed += 1
+            # Judged every round while money is in flight: zero-conf waits for time to pass.
             self._evaluate(session, touched, stored.height, now)
         self._notify(touched)
 
     def handle_tx(self, tx: CTransaction) -> int:
-        """A transaction from the mempool (poll or ZMQ rawtx): record what pays us."""
+        """A transaction from the mempool (poll or ZMQ rawtx): record what pays us, and drop
+        what it replaces."""
         matches = self.watch.matches(tx)
-        if not matches:
+        conflicted = self.watch.conflicts(tx)
+        if not matches and not conflicted:
             return 0
-        replaceable = signals_rbf(tx)
-        if not replaceable:
-            # An unconfirmed parent that signals makes this one replaceable too (BIP125).
+        unconfirmed_parents = True
+        if matches:
             try:
                 entry = self.node.get_mempool_entry(b2lx(tx.GetTxid()))
             except NodeError:
                 entry = None
-            replaceable = entry is None or bool(entry.get("bip125-replaceable", True))
+            # Unknown (already gone, node busy) counts as the risky answer.
+            unconfirmed_parents = entry is None or bool(entry.get("depends", [True]))
+        spends = spent_outpoints(tx)
         now = self.clock()
         touched: set[int] = set()
         with self.database.job_session() as session:
             tip = stored_tip(session)
+            if conflicted:
+                touched |= remove_conflicted(session, conflicted, now)
             for output, invoice_id in matches:
                 invoice = _locked_invoice(session, invoice_id)
                 if invoice is None:
                     continue
-                payment = inv.record_output(session, invoice, output, replaceable=replaceable,
-                                            now=now)
-                if payment.status == "mempool":
-                    payment.replaceable = replaceable
+                payment = inv.record_output(session, invoice, output, spends=spends, now=now,
+                                            unconfirmed_parents=unconfirmed_parents)
+                if conflicted:
+                    payment.conflict_seen = True
                 touched.add(invoice_id)
             self._evaluate(session, touched, tip.height if tip else None, now)
+            self.watch.load_pending(session)
         self._notify(touched)
         return len(matches)
+
+    def handle_removed(self, txid: str) -> None:
+        """ZMQ `sequence` said a transaction left the mempool for a reason other than a block
+        (replaced, conflicted, evicted, expired): if it paid us, it stops counting now."""
+        if txid not in set(self.watch.pending_spends.values()):
+            return
+        now = self.clock()
+        with self.database.job_session() as session:
+            tip = stored_tip(session)
+            touched: set[int] = set()
+            for payment in session.scalars(select(BitcoinPayment).where(
+                    BitcoinPayment.txid == txid, BitcoinPayment.status == "mempool")):
+                inv.remove_payment(payment, now)
+                touched.add(payment.invoice_id)
+            self._evaluate(session, touched, tip.height if tip else None, now)
+            self.watch.load_pending(session)
+        self._notify(touched)
 
     def handle_raw_tx(self, raw: bytes, refresh: bool = True) -> int:
         """A transaction from ZMQ. `refresh` first picks up invoices created meanwhile; a
@@ -439,12 +523,13 @@ class ChainWatcher:
     # ------------------------------------------------------------ the loop
 
     def run_forever(self, stop: threading.Event, poll_seconds: float,
-                    zmq_block: str = "", zmq_tx: str = "") -> None:
+                    zmq_block: str = "", zmq_tx: str = "", zmq_sequence: str = "") -> None:
         """Watch until `stop` is set: sync, then sleep until a ZMQ hint or the next poll."""
         subscriber = None
-        if zmq_block or zmq_tx:
+        if zmq_block or zmq_tx or zmq_sequence:
             try:
-                subscriber = ZmqSubscriber(zmq_block or None, zmq_tx or None)
+                subscriber = ZmqSubscriber(zmq_block or None, zmq_tx or None,
+                                           sequence_endpoint=zmq_sequence or None)
             except NodeError as exc:
                 log.warning("ZMQ unavailable (%s); polling every %.0f s", exc, poll_seconds)
         backoff = poll_seconds
@@ -491,8 +576,11 @@ class ChainWatcher:
             try:
                 if messages:
                     self.refresh_watch()
-                for _topic, body in messages:
-                    self.handle_raw_tx(body, refresh=False)
+                for topic, body in messages:
+                    if topic == "rawtx":
+                        self.handle_raw_tx(body, refresh=False)
+                    elif topic == "sequence" and body[32:33] == b"R":
+                        self.handle_removed(body[:32].hex())
             except Exception:
                 log.exception("could not handle transactions from ZMQ")
 
@@ -511,12 +599,13 @@ def start_watcher(database: Database, settings, stop: threading.Event) -> thread
     thread = threading.Thread(
         target=watcher.run_forever, name="bitcoin-watcher", daemon=True,
         args=(stop, settings.bitcoin_poll_seconds, settings.bitcoin_zmq_block,
-              settings.bitcoin_zmq_tx),
+              settings.bitcoin_zmq_tx, settings.bitcoin_zmq_sequence),
     )
     thread.watcher = watcher  # type: ignore[attr-defined]  # the worker's heartbeat asks it
     thread.start()
     log.info("Bitcoin chain watcher started (poll every %.0f s%s)", settings.bitcoin_poll_seconds,
-             ", ZMQ" if settings.bitcoin_zmq_block or settings.bitcoin_zmq_tx else "")
+             ", ZMQ" if settings.bitcoin_zmq_block or settings.bitcoin_zmq_tx
+             or settings.bitcoin_zmq_sequence else "")
     return thread
 
 

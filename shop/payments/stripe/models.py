@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.db import Base, UTCDateTime, utcnow
+from shop.db import Base, Money, UTCDateTime, utcnow
 
 ATTEMPT_STATUSES = ("creating", "open", "processing", "paid", "failed", "expired", "mismatch")
 REFUND_STATUSES = ("sending", "pending", "succeeded", "failed")
@@ -43,7 +43,7 @@ class CardPayment(Base):
     session_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
     payment_intent: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -69,7 +69,7 @@ class CardRefund(Base):
     # sending: written, Stripe's answer not received (retried with the same key); then Stripe's
     # pending / succeeded / failed (canceled counts as failed).
     status: Mapped[str] = mapped_column(String(16), default="sending")
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     # When Stripe answered the shop's create request; NULL while a request is unanswered, even
     # if a webhook has meanwhile reported the refund: repeating it is then still safe.
