@@ -99,6 +99,7 @@ def upgrade() -> None:
                                    server_default=sa.false()))
     with op.batch_alter_table("bitcoin_payments") as batch:
         batch.drop_column("replaceable")
+        batch.create_index("ix_bitcoin_payments_block_height", ["block_height"])
         for column in ("spends", "unconfirmed_parents", "conflict_seen"):
             batch.alter_column(column, server_default=None)
 

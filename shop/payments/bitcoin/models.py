@@ -105,6 +105,7 @@ class BitcoinPayment(Base):
         CheckConstraint("amount_sats > 0", name="amount"),
         Index("ix_bitcoin_payments_status", "status"),
         Index("ix_bitcoin_payments_block_hash", "block_hash"),
+        Index("ix_bitcoin_payments_block_height", "block_height"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -210,11 +210,12 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
                              processed_at=now))
     session.flush()
     if policy.confirmations > 1:
-        # A deeper confirmation may settle invoices this block does not touch.
+        # This block makes earlier payments deeper: those reaching the policy's depth now
+        # count, in invoices this block does not touch.
         touched |= set(session.scalars(
-            select(BitcoinPayment.invoice_id).join(BitcoinInvoice)
-            .where(BitcoinPayment.status == "confirmed",
-                   BitcoinInvoice.status == inv.Status.PROCESSING.value)))
+            select(BitcoinPayment.invoice_id)
+            .where(BitcoinPayment.block_height == height - policy.confirmations + 1,
+                   BitcoinPayment.status == "confirmed")))
     evaluate_all(session, touched, height, policy, now)
     session.execute(delete(BitcoinBlock).where(BitcoinBlock.height <= height - KEEP_BLOCKS))
     return touched
