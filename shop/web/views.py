@@ -15,6 +15,7 @@ def register(app: Flask) -> None:
     from shop.catalog.views import bp as catalog_bp
     from shop.checkout.views import bp as checkout_bp
     from shop.orders.views import bp as orders_bp
+    from shop.payments.bitcoin.admin_views import bp as bitcoin_admin_bp
     from shop.payments.bitcoin.views import bp as bitcoin_bp
     from shop.payments.stripe.views import bp as card_bp
     from shop.privacy.views import bp as privacy_bp
@@ -26,6 +27,7 @@ def register(app: Flask) -> None:
     from shop.legal.views import bp as legal_bp
 
     app.register_blueprint(admin_bp)
+    app.register_blueprint(bitcoin_admin_bp)
     app.register_blueprint(legal_bp)
     app.register_blueprint(downloads_bp)
     from shop.refunds.views import bp as refunds_bp

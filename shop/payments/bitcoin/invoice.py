@@ -549,12 +549,12 @@ def expire_invoices(session: Session, policy: BitcoinPolicy, now: datetime | Non
     count = 0
     for invoice in session.scalars(stmt):
         before = invoice.status
-        evaluate(session, invoice, None if invoice.simulated else _tip(session), policy, now)
+        evaluate(session, invoice, None if invoice.simulated else tip_height(session), policy, now)
         count += int(invoice.status != before)
     return count
 
 
-def _tip(session: Session) -> int | None:
+def tip_height(session: Session) -> int | None:
     from shop.payments.bitcoin.models import BitcoinBlock
 
     return session.scalar(select(BitcoinBlock.height).order_by(BitcoinBlock.height.desc()).limit(1))
