@@ -298,6 +298,7 @@ class FakeNode:
         self._zmq_socket: zmq.Socket[Any] | None = None
         self._zmq_endpoint: str | None = None
         self._zmq_sequence: dict[str, int] = {}
+        self._mempool_sequence = 0
         self._tag = 0
         self.auth_failures = 0
         self.calls: list[str] = []
@@ -699,6 +700,7 @@ class FakeNode:
             self._mempool[txid] = _MempoolEntry(tx, int(time.time()), self.height, fee)
             if publish:
                 self._publish("rawtx", tx.serialize())
+                self._publish_sequence(txid, b"A")
             return b2lx(txid)
 
     def replace(self, tx_old: CTransaction, tx_new: CTransaction) -> str:
@@ -717,6 +719,9 @@ class FakeNode:
             if self._fee(tx_new) <= self._mempool[old_txid].fee:
                 raise FakeNodeError(RPC_VERIFY_REJECTED, "insufficient fee")
             for txid in [old_txid, *self._conflicting_mempool_txids([tx_new])]:
+                for gone in [*self._relatives(txid, self._children), txid]:
+                    if gone in self._mempool:
+                        self._publish_sequence(gone, b"R")
                 self._remove_with_descendants(txid)
             return self.add_to_mempool(tx_new)
 
@@ -862,6 +867,12 @@ class FakeNode:
         sequence = self._zmq_sequence.get(topic, 0)
         self._zmq_sequence[topic] = (sequence + 1) & 0xFFFFFFFF
         self._zmq_socket.send_multipart([topic.encode(), body, sequence.to_bytes(4, "little")])
+
+    def _publish_sequence(self, txid: bytes, label: bytes) -> None:
+        """Core's -zmqpubsequence: hash in display order, a label, and for A/R the mempool
+        sequence number (little-endian uint64)."""
+        self._mempool_sequence += 1
+        self._publish("sequence", txid[::-1] + label + self._mempool_sequence.to_bytes(8, "little"))
 
     # -- JSON-RPC ----------------------------------------------------------------------------
 

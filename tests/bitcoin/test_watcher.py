@@ -483,3 +483,65 @@ def test_accepted_zero_conf_payment_double_spent_is_reverted(db, node, method, c
     w.sync()
     assert state(db, invoice_id) == "invalid/reverted"
     assert "double spend" in order_of(db, order_id).attention
+
+
+def test_zmq_sequence_removal_stops_counting_a_replaced_payment_at_once(db, method):
+    import threading
+    import time
+
+    from tests.bitcoin.fake_node import FakeNode
+
+    with FakeNode(zmq_publisher=True) as zmq_node:
+        order_id, invoice_id, script, sats = new_invoice(db, method, watcher_module.utcnow())
+        original = zmq_node.make_payment(script, sats, rbf=True)
+        zmq_node.add_to_mempool(original)
+        w = make_watcher(db, zmq_node, method.policy)
+        stop = threading.Event()
+        # No rawtx subscription: only the sequence notification can tell it in time.
+        thread = threading.Thread(target=w.run_forever, daemon=True, args=(
+            stop, 60.0, zmq_node.zmq_endpoint, "", zmq_node.zmq_endpoint))
+        thread.start()
+        try:
+            def wait_for(predicate, timeout=5.0):
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    if predicate():
+                        return True
+                    time.sleep(0.02)
+                return False
+
+            assert wait_for(lambda: state(db, invoice_id) == "processing")
+            time.sleep(0.3)  # ZMQ subscriptions take a moment to be established
+            zmq_node._publish("sequence", b"not a sequence frame")  # ignored, no crash
+            zmq_node.replace(original, zmq_node.make_payment(
+                random_p2wpkh(), sats, conflicts_with=original, fee=5000))
+            assert wait_for(lambda: state(db, invoice_id) == "invalid"), "'R' was not heard"
+            assert thread.is_alive()
+        finally:
+            stop.set()
+            thread.join(10)
+        assert order_of(db, order_id).status == "pending_payment"
+
+
+def test_a_node_on_another_chain_is_refused_and_changes_nothing(db, node, method, clock):
+    from shop.payments.bitcoin.models import BitcoinWatcherStatus
+    from shop.payments.bitcoin.node import NodeWrongChain
+    from tests.bitcoin.fake_node import FakeNode
+
+    order_id, invoice_id, script, sats = new_invoice(db, method, clock())
+    node.mine(110)
+    w = make_watcher(db, node, method.policy, clock)
+    w.sync()
+    node.mine(1, [node.make_payment(script, sats)])
+    w.sync()
+    assert order_of(db, order_id).status == "paid"
+    with FakeNode() as other:  # same regtest genesis, a different chain after it
+        other.mine(130)
+        wrong = make_watcher(db, other, method.policy, clock)
+        with pytest.raises(NodeWrongChain):
+            wrong.sync()
+    assert state(db, invoice_id) == "settled"
+    order = order_of(db, order_id)
+    assert order.status == "paid" and not order.attention
+    with db.job_session() as s:
+        assert "another chain" in s.get(BitcoinWatcherStatus, 1).last_error

@@ -48,6 +48,7 @@ from shop.payments.bitcoin.node import (
     NodeClient,
     NodeError,
     NodeRPCError,
+    NodeWrongChain,
     ZmqSubscriber,
 )
 from shop.payments.bitcoin.settings import BitcoinPolicy
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x5B17C0 + 3  # any constant; only the chain watcher takes it
 SEQUENCE_NO_RBF = 0xFFFFFFFE
 KEEP_BLOCKS = 288  # two days of blocks: far deeper than any reorg the network has seen
+# Deeper than this is not a reorganisation but another chain (a regtest or signet node reset,
+# the wrong node): refused, so it cannot take back what the real chain paid.
+MAX_REORG_DEPTH = 100
 FIRST_START_LOOKBACK = 6
 MEMPOOL_BATCH = 500  # getrawtransaction calls per JSON-RPC batch
 
@@ -349,7 +353,10 @@ class ChainWatcher:
         stored = session.execute(
             select(BitcoinBlock.height, BitcoinBlock.hash).order_by(BitcoinBlock.height.desc())
         ).all()
+        tip_height = stored[0][0] if stored else 0
         for height, block_hash in stored:
+            if tip_height - height > MAX_REORG_DEPTH:
+                break
             if height <= node_height and self.node.get_block_hash(height) == block_hash:
                 return height
         # None of the blocks we processed is on the node's chain: a reorganisation that deep has
