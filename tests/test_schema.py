@@ -31,3 +31,18 @@ def test_every_table_comes_from_a_migration(db_url):
 
 def test_single_migration_head():
     assert len(current_heads()) == 1
+
+
+def test_every_money_column_is_64_bit_on_postgresql():
+    """A store priced in BTC counts satoshis: 32 bits end at 21.47 BTC."""
+    import re
+
+    from sqlalchemy.dialects import postgresql
+
+    money = re.compile(r"(price|total|amount|_sats|^net$|^vat$|^gross$|^shipping$|free_over"
+                       r"|amount_paid|amount_refunded)")
+    narrow = [f"{table.name}.{column.name}"
+              for table in metadata.sorted_tables for column in table.columns
+              if money.search(column.name) and not column.name.endswith(("_id", "_bp"))
+              and column.type.compile(dialect=postgresql.dialect()) in ("INTEGER", "SMALLINT")]
+    assert narrow == [], "money columns must use shop.db.Money (BIGINT)"

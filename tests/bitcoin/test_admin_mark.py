@@ -45,7 +45,8 @@ def test_mark_settled_and_invalid_from_the_order_page(btc_app, db, node, method,
         assert order.status == "paid" and order.amount_paid == order.total
         notes = s.scalars(select(OrderEvent.note).where(OrderEvent.order_id == short_order))
         assert any("customer paid 100 sats short" in n for n in notes)
-        assert s.scalar(select(LedgerEntry).where(LedgerEntry.order_number == number))
+        sale = s.scalar(select(LedgerEntry).where(LedgerEntry.order_number == number))
+        assert sale.payment_reference.endswith("(marked settled by the merchant)")
         gone = s.get(BitcoinInvoice, gone_invoice)
         assert (gone.status, gone.exception) == ("invalid", "marked")
         assert s.get(Order, gone_order).status == "cancelled"

@@ -441,10 +441,11 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
     assert order is not None
     events: list[PaymentEvent] = []
 
-    def event(kind: PaymentEventKind, key: str, note: str, amount: int = 0) -> None:
+    def event(kind: PaymentEventKind, key: str, note: str, amount: int = 0,
+              reference: str = invoice.address) -> None:
         events.append(PaymentEvent(
             provider=PROVIDER, key=f"{invoice.id}:{key}", order_ref=order.ref, kind=kind,
-            amount=amount, currency=order.currency, reference=invoice.address, note=note,
+            amount=amount, currency=order.currency, reference=reference, note=note,
         ))
 
     changed = before != (d.status, d.exception)
@@ -465,7 +466,11 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
         how = (f"Marked paid by the merchant: {invoice.mark_reason}" if d.exception == Exc.MARKED
                else f"Paid in bitcoin: {d.credited} sats to {invoice.address}"
                + (" (accepted unconfirmed)" if d.zero_conf else ""))
-        event(PaymentEventKind.PAID, "paid", how, amount=invoice.order_total)
+        # The books say that a person decided, not why: a free-text reason may name someone,
+        # and the ledger outlives every personal datum (the order's history keeps the reason).
+        event(PaymentEventKind.PAID, "paid", how, amount=invoice.order_total,
+              reference=invoice.address + (" (marked settled by the merchant)"
+                                           if d.exception == Exc.MARKED else ""))
     elif changed and d.status == Status.SETTLED and before[1] == Exc.REVERTED:
         event(PaymentEventKind.PENDING, f"r{rev}:settled-again",
               f"The reverted bitcoin payment is confirmed again ({d.credited} of "
