@@ -37,7 +37,7 @@ from tests.bitcoin.fake_node import FakeNodeError, random_p2wpkh
 SEQUENCES = int(os.environ.get("SHOP_BITCOIN_PROPERTY_SEQUENCES", "200"))
 BASE_SEED = int(os.environ.get("SHOP_BITCOIN_PROPERTY_SEED", "20261202"))
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(max(600, SEQUENCES * 6))  # a few seconds each, loaded
 
 
 class History:
