@@ -488,7 +488,7 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
             event(PaymentEventKind.PENDING, f"{p.outpoint}:removed",
                   f"Bitcoin payment {p.outpoint} was replaced, double-spent or reorganised "
                   "away; it does not count.")
-        else:
+        elif d.status != Status.SETTLED:  # once settled, the PAID note says it all
             event(PaymentEventKind.PENDING, f"{p.outpoint}:seen",
                   f"Bitcoin payment of {p.amount_sats} sats seen "
                   f"({'in a block' if p.status == 'confirmed' else 'unconfirmed'})")
