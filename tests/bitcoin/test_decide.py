@@ -125,3 +125,13 @@ def test_flags_follow_the_money():
     assert "after the invoice expired" in _flags([pay(DUE, seen=LATE)], now=LATE)[0]
     late_and_over = _flags([pay(DUE + 1, seen=LATE)], now=LATE)
     assert len(late_and_over) == 2
+
+
+def test_money_arriving_after_the_merchant_gave_up_is_flagged():
+    facts = InvoiceFacts(DUE, EXPIRES, False, marked="invalid")
+    assert flags(facts, decide(facts, [], TIP, LATE, POLICY), LATE) == []
+    d = decide(facts, [pay(DUE)], TIP, LATE, POLICY)
+    assert (d.status, d.exception) == (Status.INVALID, Exc.MARKED)
+    assert flags(facts, d, LATE) == [f"{DUE} sats arrived for a Bitcoin payment you marked "
+                                     "invalid: refund them (the customer's refund address, or "
+                                     "ask)."]

@@ -393,6 +393,9 @@ def flags(invoice: InvoiceFacts, decision: Decision, now: datetime) -> list[str]
     d = decision
     out: list[str] = []
     if d.exception == Exc.MARKED:
+        if d.status == Status.INVALID and d.confirmed:
+            out.append(f"{d.confirmed} sats arrived for a Bitcoin payment you marked invalid: "
+                       "refund them (the customer's refund address, or ask).")
         return out
     if d.status == Status.SETTLED:
         if d.late:
