@@ -47,8 +47,9 @@ def _load(token: str) -> Order:
 def show(token: str):
     order = _load(token)
     method = payment_methods().get(order.payment_method)
+    panel = method.panel(db_session(), order) if method is not None else None
     return render_template(
-        "orders/order.html", order=order, totals=order_totals(order), method=method,
+        "orders/order.html", order=order, totals=order_totals(order), method=method, panel=panel,
         status_label=LABELS[order.state], OrderStatus=OrderStatus, demo_form=DemoPayForm(),
     )
 

@@ -103,9 +103,19 @@ def gateway(app):
 
 
 def post_event(client, signed: tuple[bytes, str]):
+    """Stripe delivers the event; then the worker's job applies what was stored."""
     payload, header = signed
-    return client.post("/webhooks/stripe", data=payload,
-                       headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+    response = client.post("/webhooks/stripe", data=payload,
+                           headers={"Stripe-Signature": header,
+                                    "Content-Type": "application/json"})
+    run_event_worker(client.application)
+    return response
+
+
+def run_event_worker(app) -> int:
+    from shop.payments.stripe.jobs import StripeEventsJob
+
+    return StripeEventsJob()(app.extensions["shop.db"], app.extensions["shop.settings"])
 
 
 def start_card_payment(client, order: PlacedOrder) -> str:
