@@ -309,6 +309,9 @@ def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
         expires_at = _from_unix(info.expires_at)
         if not move_attempt(session, attempt, "open", now, session_id=info.id, url=info.url,
                             expires_at=expires_at):
+            if attempt.status == "open" and attempt.session_id == info.id:
+                # A concurrent click sent the same request (same key) and recorded it first.
+                return CheckoutLink(info.url, request.attempt, reused=True)
             # A webhook got here first (the customer paid on a page from a replayed request).
             if attempt.status in ("processing", "paid"):
                 raise PaymentProcessing()
