@@ -22,7 +22,7 @@ def _lock(session: Session, order_id: int) -> Order:
 
 
 def cancel(database: Database, order_id: int, reason: str) -> None:
-    with database.job_session() as session:
+    with database.write_session() as session:
         orders.cancel(session, _lock(session, order_id), reason)
 
 
@@ -37,7 +37,7 @@ def record_refund(database: Database, order_id: int, amount: int, reference: str
 
     Goes through the payment-event entry point, keyed by the reference, so recording the same
     transaction twice changes nothing."""
-    with database.job_session() as session:
+    with database.write_session() as session:
         order = _lock(session, order_id)
         if order.state not in REFUNDABLE or order.amount_paid <= 0:
             raise PaymentActionError(f"An order that is {order.status} cannot be refunded.")

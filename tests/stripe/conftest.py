@@ -35,12 +35,11 @@ def fake() -> Iterator[FakeStripe]:
 
 
 def build_card_app(url: str, instance, fake: FakeStripe, **overrides):
-    app = make_test_app(
-        url, instance,
-        stripe_secret_key=API_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_api_base=fake.api_base, stripe_checkout_origin=fake.api_base,
-        stripe_timeout_seconds=1.0, **overrides,
-    )
+    app = make_test_app(url, instance, **{
+        "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": fake.api_base, "stripe_checkout_origin": fake.api_base,
+        "stripe_timeout_seconds": 1.0, **overrides,
+    })
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     return app
 

@@ -251,7 +251,7 @@ def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
     open is expired at Stripe before another one is made.
     """
     now = now or utcnow()
-    with database.job_session() as session:
+    with database.write_session() as session:
         order = _lock_order(session, order_id)
         if order.payment_method != "card":
             raise NotPayable("This order is not paid by card.")
@@ -287,7 +287,7 @@ def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
             # This attempt's key was used for a different request (the shop's address or
             # catalog names changed in between): the old request never produced a page the
             # customer saw, so a fresh attempt is safe.
-            with database.job_session() as session:
+            with database.write_session() as session:
                 old = session.get(CardPayment, request.attempt_id)
                 move_attempt(session, old, "failed", now)
                 order = _lock_order(session, order_id)
@@ -304,7 +304,7 @@ def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
         _fail(database, request.attempt_id, now)
         raise CardCheckoutFailed()
 
-    with database.job_session() as session:
+    with database.write_session() as session:
         attempt = session.get(CardPayment, request.attempt_id)
         expires_at = _from_unix(info.expires_at)
         if not move_attempt(session, attempt, "open", now, session_id=info.id, url=info.url,
@@ -325,7 +325,7 @@ def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
 
 
 def _fail(database: Database, attempt_id: int, now: datetime) -> None:
-    with database.job_session() as session:
+    with database.write_session() as session:
         move_attempt(session, session.get(CardPayment, attempt_id), "failed", now)
 
 
@@ -349,7 +349,7 @@ def _close_page(database: Database, gateway: StripeGateway, attempt_id: int,
             state = _expire_or_read(gateway, session_id)
     except CardGatewayUnavailable as exc:
         raise CardUnavailable() from exc
-    with database.job_session() as session:
+    with database.write_session() as session:
         attempt = session.get(CardPayment, attempt_id)
         if state is None or state.status == "expired":
             move_attempt(session, attempt, "expired", now,
@@ -378,7 +378,7 @@ def cancel_order(database: Database, gateway: StripeGateway, order_id: int, reas
     order that no longer exists. Refused (CannotCancel) if a payment is processing or Stripe
     says a page was paid; CardUnavailable if Stripe cannot be reached."""
     now = now or utcnow()
-    with database.job_session() as session:
+    with database.write_session() as session:
         order = _lock_order(session, order_id)
         if order.state != S.PENDING_PAYMENT:
             orders.cancel(session, order, reason, now)  # raises the named order error
@@ -399,7 +399,7 @@ def cancel_order(database: Database, gateway: StripeGateway, order_id: int, reas
             raise CannotCancel("Stripe says the customer has just paid on the payment page, so "
                                "the order was not cancelled. Refund it once the payment is "
                                "confirmed.") from None
-    with database.job_session() as session:
+    with database.write_session() as session:
         order = _lock_order(session, order_id)
         if session.scalar(select(func.count()).select_from(CardPayment).where(
                 CardPayment.order_id == order_id,
@@ -427,7 +427,7 @@ def note_return(database: Database, gateway: StripeGateway, order_id: int, sessi
         return False
     if state.status != "complete":
         return False
-    with database.job_session() as session:
+    with database.write_session() as session:
         # Conditional: a webhook applied while Stripe answered has already moved it further.
         return move_attempt(session, session.get(CardPayment, attempt.id), "processing",
                             now or utcnow(), payment_intent=state.payment_intent)
@@ -526,7 +526,7 @@ def process_events(database: Database, gateway: StripeGateway, *,
                                       f"Stripe refused to show it ({exc.http_status})")
             continue
         except CardGatewayError as exc:
-            with database.job_session() as session:
+            with database.write_session() as session:
                 row = session.get(StripeEventRecord, event_id)
                 row.tries += 1
                 row.next_try_at = now + min(_RETRY_FIRST * 2 ** (row.tries - 1), _RETRY_MAX)
@@ -534,7 +534,7 @@ def process_events(database: Database, gateway: StripeGateway, *,
             log.warning("Stripe unavailable re-reading %s (%s); tried again later",
                         event_id, type(exc).__name__)
             continue
-        with database.job_session() as session:
+        with database.write_session() as session:
             if _claim(session, event_id, now):
                 apply_event(session, event, facts, now, hold=hold)
                 done += 1
@@ -556,7 +556,7 @@ def _claim(session: Session, event_id: str, now: datetime) -> bool:
 
 
 def _settle_unmatched(database: Database, event: CardEvent, now: datetime, why: str) -> int:
-    with database.job_session() as session:
+    with database.write_session() as session:
         if not _claim(session, event.event_id, now):
             return 0
         row = session.get(StripeEventRecord, event.event_id)
@@ -801,7 +801,7 @@ def refund(database: Database, gateway: StripeGateway, order_id: int, amount: in
     now = now or utcnow()
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise NotRefundable("A refund amount is a whole number of minor units.")
-    with database.job_session() as session:
+    with database.write_session() as session:
         order = _lock_order(session, order_id)
         if order.payment_method != "card":
             raise NotRefundable("This order was not paid by card.")
@@ -836,12 +836,12 @@ def refund(database: Database, gateway: StripeGateway, order_id: int, amount: in
                     exc.request_id, exc.http_status)
         raise RefundUnavailable() from exc
     except (CardGatewayRejected, CardGatewayError) as exc:
-        with database.job_session() as session:
+        with database.write_session() as session:
             row = session.get(CardRefund, row_id)
             row.status, row.answered_at, row.updated_at = "failed", now, now
         raise RefundRejected(f"Stripe refused the refund: {exc}") from exc
 
-    with database.job_session() as session:
+    with database.write_session() as session:
         order = _lock_order(session, order_id)
         row = session.get(CardRefund, row_id)
         known = session.scalar(select(CardRefund).where(CardRefund.refund_id == info.id))
