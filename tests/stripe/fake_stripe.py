@@ -88,6 +88,7 @@ def signed_event(
     timestamp: int | None = None,
     *,
     event_id: str | None = None,
+    livemode: bool = False,
 ) -> tuple[bytes, str]:
     """A Stripe event body and its Stripe-Signature header, as Stripe would POST them."""
     ts = int(time.time()) if timestamp is None else timestamp
@@ -97,7 +98,7 @@ def signed_event(
         "api_version": stripe.api_version,
         "created": ts,
         "data": {"object": data_object},
-        "livemode": False,
+        "livemode": livemode,
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
@@ -210,6 +211,7 @@ class FakeStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self._extra: dict[str, _SessionExtra] = {}
         self._idempotent: dict[str, _Idempotent] = {}
         self._outbox: list[FakeEvent] = []
@@ -410,7 +412,20 @@ class FakeStripe:
                 # Disputes have their own (empty) metadata; the charge's is not copied.
                 "metadata": {},
             }
+            self.disputes[dispute["id"]] = dispute
             signed = self._emit("charge.dispute.created", dispute)
+        self._deliver_webhooks()
+        return signed
+
+    def dispute_update(self, dispute_id: str, event_type: str,
+                       status: str | None = None) -> tuple[bytes, str]:
+        """A later stage of a dispute: charge.dispute.funds_withdrawn, .funds_reinstated or
+        .closed (with status "won" or "lost")."""
+        with self._lock:
+            dispute = self.disputes[dispute_id]
+            if status is not None:
+                dispute["status"] = status
+            signed = self._emit(event_type, dispute)
         self._deliver_webhooks()
         return signed
 
@@ -420,9 +435,11 @@ class FakeStripe:
             return dict(self._new_payment_intent(amount, currency.lower(), succeeded=True))
 
     def signed_event(
-        self, event_type: str, data_object: dict[str, Any], timestamp: int | None = None
+        self, event_type: str, data_object: dict[str, Any], timestamp: int | None = None,
+        *, livemode: bool = False,
     ) -> tuple[bytes, str]:
-        return signed_event(event_type, data_object, self.webhook_secret, timestamp)
+        return signed_event(event_type, data_object, self.webhook_secret, timestamp,
+                            livemode=livemode)
 
     # -- internals ----------------------------------------------------------------------------
 
