@@ -131,10 +131,14 @@ def test_an_event_stripe_will_not_show_is_acknowledged_and_becomes_a_task(card_a
     flagged = load_order(card_app, order.id)
     assert flagged.status == "pending_payment"
     assert "could not be checked" in flagged.attention
-    # Not retried for days: nothing is left waiting.
+    # Not retried for days: nothing is left waiting; the merchant's health page names it.
     with card_app.extensions["shop.db"].job_session() as s:
         assert s.scalar(select(func.count()).select_from(StripeEventRecord)
                         .where(StripeEventRecord.status == "received")) == 0
+        [check] = card_app.extensions["shop.payment_methods"]["card"].health(s, utcnow())
+    assert check.status == "warning"
+    assert any("checkout.session.completed" in d and "Stripe refused" in d
+               for d in check.details)
 
 
 def test_an_event_of_the_other_mode_is_refused(card_app, fake, caplog):

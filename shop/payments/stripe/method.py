@@ -146,7 +146,14 @@ class CardPayment:
                                    "/webhooks/stripe in the Stripe Dashboard."]
         if waiting:
             details.append(f"{waiting} event(s) waiting for the worker (`shop worker`).")
-        return [HealthCheck("Stripe", "ok" if last and waiting < 50 else "warning",
+        from shop.payments.stripe.service import unmatched_events
+
+        unmatched = unmatched_events(session, limit=10)
+        details += [f"Event {e.event_id} ({e.type}) matched no payment of this shop: "
+                    f"{e.last_error or 'unknown to the shop'}. Look it up in the Stripe "
+                    "Dashboard." for e in unmatched]
+        return [HealthCheck("Stripe", "ok" if last and waiting < 50 and not unmatched
+                            else "warning",
                             f"Last webhook received {ago(last, now)}.", details)]
 
     def close(self) -> None:
