@@ -117,3 +117,18 @@ def test_a_failed_delayed_payment_releases_the_order_and_says_so(card_app, fake)
     page = client.get(f"/orders/{order.token}").get_data(as_text=True)
     assert "Your card payment failed" in page
     assert "not paid in time" not in page
+
+
+def test_an_attempt_moves_only_from_an_allowed_status(card_app, fake):
+    import pytest
+
+    from shop.payments.stripe.service import IllegalAttemptTransition, move_attempt
+
+    client, order, session_id = _processing(card_app, fake)
+    with card_app.extensions["shop.db"].job_session() as s:
+        attempt = s.scalar(select(CardPayment).where(CardPayment.session_id == session_id))
+        assert move_attempt(s, attempt, "open", utcnow()) is False
+        with pytest.raises(IllegalAttemptTransition, match="processing cannot become open"):
+            move_attempt(s, attempt, "open", utcnow(), strict=True)
+        assert move_attempt(s, attempt, "paid", utcnow()) is True
+        assert attempt.status == "paid"

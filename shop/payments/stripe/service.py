@@ -446,12 +446,8 @@ _RETRY_MAX = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class WebhookOutcome:
-    status: str  # applied | duplicate | unmatched | waiting
+    status: str  # applied | unmatched
     order_id: int | None = None
-
-
-def already_processed(session: Session, event_id: str) -> bool:
-    return session.get(StripeEventRecord, event_id) is not None
 
 
 def receive_event(session: Session, event: CardEvent, now: datetime | None = None) -> bool:
@@ -579,16 +575,6 @@ def unmatched_events(session: Session, limit: int = 50) -> list[StripeEventRecor
         select(StripeEventRecord).where(StripeEventRecord.status == "unmatched",
                                         StripeEventRecord.dismissed_at.is_(None))
         .order_by(StripeEventRecord.received_at.desc()).limit(limit)))
-
-
-def record_event(session: Session, event: CardEvent, facts: _Facts,
-                 now: datetime | None = None, *, hold: timedelta = timedelta(days=14)
-                 ) -> WebhookOutcome:
-    """Store and apply one event at once (tests and tools); the endpoint only stores."""
-    now = now or utcnow()
-    if not receive_event(session, event, now) or not _claim(session, event.event_id, now):
-        return WebhookOutcome("duplicate")
-    return apply_event(session, event, facts, now, hold=hold)
 
 
 def apply_event(session: Session, event: CardEvent, facts: _Facts, now: datetime, *,
