@@ -155,10 +155,10 @@ def order_refund(number: str):
     except CatalogError as exc:
         flash(str(exc), "error")
         return _back(order)
-    method = _method(order)
+    method, order_id = _method(order), order.id
     db_session().rollback()  # the method commits its own units around any provider call
     try:
-        message = method.refund(database(), order.id, amount, form.reference.data or "")
+        message = method.refund(database(), order_id, amount, form.reference.data or "")
     except (PaymentActionError, OrderError) as exc:
         flash(f"Refund not made: {exc}", "error")
         return _back(order)
