@@ -15,10 +15,12 @@ RUN pip install . && rm -rf /src
 USER shop
 WORKDIR /var/lib/shop
 EXPOSE 8000
-# One sync worker per core with the database close by (docs/DEPLOY.md). Command-line options
-# would win over this variable, so the worker count lives only here: run with
-# -e GUNICORN_CMD_ARGS="--workers 4" to change it.
+# Threaded workers (shop/gunicorn_conf.py: gthread, 8 threads, 30 s timeout checked against
+# SHOP_REQUEST_BUDGET_SECONDS at start-up), one process per core (docs/DEPLOY.md): a hanging
+# payment provider holds one thread for at most the budget, never the whole shop.
+# Command-line options would win over this variable, so the worker count lives only here: run
+# with -e GUNICORN_CMD_ARGS="--workers 4" to change it.
 ENV GUNICORN_CMD_ARGS="--workers 2"
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", \
+CMD ["gunicorn", "-c", "python:shop.gunicorn_conf", "--bind", "0.0.0.0:8000", \
      "--access-logfile", "-", "--access-logformat", "%(t)s \"%(m)s %(U)s %(H)s\" %(s)s %(b)s %(L)s", \
      "shop:create_app()"]

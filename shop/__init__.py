@@ -57,6 +57,8 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app.extensions["shop.catalog_cache"] = CatalogCache(settings.catalog_cache_seconds)
 
     CSRFProtect(app)
+    app.before_request(context.open_call_budget)
+    app.teardown_request(context.close_call_budget)
     app.after_request(context.commit_request_session)
     app.after_request(security.add_security_headers)
     app.teardown_request(context.discard_request_session)

@@ -73,6 +73,13 @@ class Settings:
     # there, so the Content-Security-Policy's form-action must allow it.
     stripe_checkout_origin: str = "https://checkout.stripe.com"
     stripe_timeout_seconds: float = 10.0
+    # A card payment that settles later (SEPA Debit and other delayed methods) holds its order,
+    # stock and personal data at most this long while Stripe reports it as processing.
+    card_processing_hold_days: int = 14
+    # Total seconds all outgoing calls (Stripe, ...) may take while one web request waits,
+    # retries included. Must stay below the web server's worker timeout (checked when gunicorn
+    # starts with shop/gunicorn_conf.py), so a hanging provider never gets a worker killed.
+    request_budget_seconds: float = 8.0
     # Master key wrapping the per-order data keys (urlsafe base64 of 32 bytes); outside
     # production a generated one is kept in the instance folder. Old keys, comma separated,
     # stay readable during a rotation (`shop privacy rotate-key`).
@@ -213,6 +220,8 @@ def _validate_stripe(s: Settings) -> list[str]:
                         f"https://checkout.stripe.com, without a path (got {s.stripe_checkout_origin!r})")
     if not 1 <= s.stripe_timeout_seconds <= 120:
         problems.append("SHOP_STRIPE_TIMEOUT_SECONDS must be between 1 and 120")
+    if not 1 <= s.request_budget_seconds <= 60:
+        problems.append("SHOP_REQUEST_BUDGET_SECONDS must be between 1 and 60")
     if s.production and key:
         if not s.base_url:
             problems.append("SHOP_BASE_URL is required in production with card payments: Stripe "

@@ -72,7 +72,11 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling delays BEGIN until the first write, so a read
         # and the write that depends on it would not be one transaction; emit BEGIN ourselves.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # A unit of work that will write asks for IMMEDIATE (write_session): taking the write
+        # lock up front waits its turn, where upgrading a read transaction fails at once.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate")
+            else "BEGIN"))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -108,6 +112,15 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A short unit of work that writes, e.g. between two calls to a payment provider.
+        On SQLite it takes the write lock when it begins (on PostgreSQL nothing changes)."""
+        with self.job_session() as session:
+            if self.engine.dialect.name == "sqlite":
+                session.connection(execution_options={"sqlite_immediate": True})
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -107,8 +107,8 @@ def test_malformed_data_to_every_form_never_500(client, app):
                                                   for k, v in values.items()}))
                   for endpoint, _rule, values in _post_forms(app)]
     # Also a product that does not exist and an order token that is wrong.
-    routes += [("cart.add", "/cart/add/nope"), ("orders.pay_demo", "/orders/wrong/pay/demo")]
-    assert {"cart.add", "cart.update", "cart.remove", "checkout.checkout", "orders.pay_demo"} <= {
+    routes += [("cart.add", "/cart/add/nope"), ("demo.pay", "/orders/wrong/pay/demo")]
+    assert {"cart.add", "cart.update", "cart.remove", "checkout.checkout", "demo.pay"} <= {
         e for e, _ in routes}
     for (endpoint, url), garbage in itertools.product(routes, GARBAGE):
         for with_token in (True, False):

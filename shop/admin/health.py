@@ -1,13 +1,11 @@
 """The shop's health at a glance, from what each feature records. No Flask.
 
-Each payment module is optional here: a module that is not installed or not configured shows
-as "off", and its tables are read only when they exist.
+Each payment method reports its own checks (PaymentMethod.health); a method that is not
+configured shows as "off".
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -17,105 +15,13 @@ from sqlalchemy.orm import Session
 from shop.config import Settings
 from shop.db import utcnow
 from shop.mail.models import FAILED, PENDING, OutboxMessage
+from shop.payments.base import HealthCheck, PaymentMethod, ago
 
 OK, WARN, OFF = "ok", "warning", "off"
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str
-    summary: str
-    details: list[str] = field(default_factory=list)
-
-
-def _age(at: datetime | None, now: datetime) -> str:
-    if at is None:
-        return "never"
-    seconds = int((now - at).total_seconds())
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    if seconds < 172800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
-
-
-def _bitcoin(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    if not getattr(settings, "bitcoin_descriptor", "") and not getattr(settings, "bitcoin_simulated", False):
-        return [Check("Bitcoin node", OFF, "Bitcoin checkout is not set up (SHOP_BITCOIN_DESCRIPTOR).")]
-    try:
-        from shop.payments.bitcoin.models import (
-            BitcoinBlock,
-            BitcoinIndexCounter,
-            BitcoinWatcherStatus,
-        )
-    except ImportError:  # pragma: no cover - Bitcoin checkout not installed
-        return []
-    checks = []
-    status = session.scalar(select(BitcoinWatcherStatus).limit(1))
-    block = session.scalar(select(BitcoinBlock).order_by(BitcoinBlock.height.desc()).limit(1))
-    details = []
-    if block is not None:
-        details.append(f"Last block seen: height {block.height}, processed {_age(block.processed_at, now)}.")
-    if status is not None and status.last_error:
-        details.append(f"Last error {_age(status.last_error_at, now)}: {status.last_error}")
-    reached = status.last_success_at if status else None
-    fresh = reached is not None and (now - reached).total_seconds() < 600
-    checks.append(Check("Bitcoin node", OK if fresh else WARN,
-                        f"Node last reached {_age(reached, now)}.", details))
-
-    limit = int(getattr(settings, "bitcoin_gap_limit", 20) or 20)
-    try:
-        from shop.payments.bitcoin.invoice import address_gap
-    except ImportError:  # pragma: no cover
-        return checks
-    for fingerprint in session.scalars(select(BitcoinIndexCounter.descriptor_fingerprint)):
-        gap = address_gap(session, fingerprint)
-        over = gap > limit
-        checks.append(Check(
-            "Address gap", WARN if over else OK,
-            f"{gap} address{'es' if gap != 1 else ''} handed out since the last paid one "
-            f"(gap limit {limit}).",
-            [f"Your wallet may not show payments to later addresses: when restoring or "
-             f"rescanning it, use a gap limit of at least {gap + 1}."] if over else []))
-    return checks
-
-
-def _rates(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    if settings.currency == "BTC" or not getattr(settings, "bitcoin_descriptor", ""):
-        return []
-    try:
-        from shop.payments.bitcoin.rate_models import RateQuote
-    except ImportError:  # pragma: no cover
-        return []
-    quote = session.scalar(select(RateQuote).where(RateQuote.currency == settings.currency)
-                           .order_by(RateQuote.as_of.desc()).limit(1))
-    if quote is None:
-        return [Check("Exchange rates", WARN, "No rate yet: Bitcoin checkout waits for one.")]
-    max_age = int(getattr(settings, "rate_max_age_seconds", 600) or 600)
-    fresh = (now - quote.as_of).total_seconds() <= max_age
-    try:
-        sources = [f"{s['source']}: {s['price']}" for s in json.loads(quote.sources)]
-    except (ValueError, KeyError, TypeError):
-        sources = []
-    return [Check("Exchange rates", OK if fresh else WARN,
-                  f"1 BTC = {quote.fiat_per_btc} {quote.currency}, {_age(quote.as_of, now)}.",
-                  sources)]
-
-
-def _stripe(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    if not getattr(settings, "stripe_secret_key", ""):
-        return [Check("Stripe", OFF, "Card payments are not set up (SHOP_STRIPE_SECRET_KEY).")]
-    try:
-        from shop.payments.stripe.models import StripeEventRecord
-    except ImportError:  # pragma: no cover
-        return []
-    last = session.scalar(select(func.max(StripeEventRecord.received_at)))
-    return [Check("Stripe", OK if last else WARN, f"Last webhook received {_age(last, now)}.",
-                  [] if last else ["If card orders stay unpaid, check the webhook endpoint "
-                                   "/webhooks/stripe in the Stripe Dashboard."])]
+Check = HealthCheck
+_age = ago
 
 
 def _mail(session: Session, settings: Settings, now: datetime) -> list[Check]:
@@ -146,15 +52,21 @@ def _workers(session: Session, settings: Settings, now: datetime) -> list[Check]
                    "until `shop worker` runs."])]
 
 
-def checks(session: Session, settings: Settings, now: datetime | None = None) -> list[Check]:
+def checks(session: Session, settings: Settings, now: datetime | None = None,
+           methods: dict[str, PaymentMethod] | None = None) -> list[Check]:
+    """The worker, each payment method's own checks, and email."""
     now = now or utcnow()
     result = []
-    for probe in (_workers, _bitcoin, _rates, _stripe, _mail):
+    probes = [_workers]
+    for method in (methods or {}).values():
+        probes.append(lambda s, _settings, n, method=method: method.health(s, n))
+    probes.append(_mail)
+    for probe in probes:
         try:
             with session.begin_nested():
                 result += probe(session, settings, now)
         except SQLAlchemyError:
-            result.append(Check(probe.__name__.strip("_").title(), WARN,
+            result.append(Check(getattr(probe, "__name__", "check").strip("_").title(), WARN,
                                 "Could not be read (is the database migrated?)."))
     return result
 

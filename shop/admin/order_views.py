@@ -12,8 +12,9 @@ from shop.orders import service
 from shop.orders.models import Order
 from shop.orders.states import LABELS, OrderError, OrderStatus
 from shop.orders.views import order_totals
+from shop.payments.base import PaymentActionError
 from shop.refunds import service as refunds
-from shop.web.context import db_session, payment_methods
+from shop.web.context import database, db_session, payment_methods
 
 
 def _order(number: str) -> Order:
@@ -23,16 +24,12 @@ def _order(number: str) -> Order:
     return order
 
 
-def _card_refund():
-    """The card module's refund function and gateway, if card payments exist and are set up."""
-    method = payment_methods().get("card")
-    if method is None or not getattr(method, "configured", False):
-        return None
-    try:
-        from shop.payments.stripe import service as card
-    except ImportError:  # pragma: no cover - card payments not installed
-        return None
-    return card, method
+def _method(order: Order):
+    """The order's payment method (its lifecycle: cancel, refund, what is refundable)."""
+    method = payment_methods().get(order.payment_method)
+    if method is None:
+        abort(409, "This order's payment method is not offered by this shop any more.")
+    return method
 
 
 @bp.get("/orders")
@@ -62,7 +59,9 @@ def order_detail(number: str):
     order = _order(number)
     db = db_session()
     refund_form = RefundForm()
-    refund_form.amount.data = _decimal(admin_orders.refundable_amount(order), order.currency)
+    method = payment_methods().get(order.payment_method)
+    refundable = method.refundable(db, order) if method is not None else None
+    refund_form.amount.data = _decimal(refundable.amount if refundable else 0, order.currency)
     try:
         contact, unreadable = admin_orders.contact(db, order), False
     except admin_orders.ContactUnreadable:
@@ -73,8 +72,7 @@ def order_detail(number: str):
         shipments=admin_orders.shipments(db, order), payments=admin_orders.payments(db, order),
         emails=admin_orders.emails(db, order), ship_form=ShipForm(), cancel_form=CancelForm(),
         resolve_form=ResolveForm(), refund_address=refunds.get(db, order),
-        refund_form=refund_form, action=ActionForm(), card_refund=_card_refund() is not None,
-        refundable=order.state in admin_orders.REFUNDABLE and admin_orders.refundable_amount(order) > 0,
+        refund_form=refund_form, action=ActionForm(), refundable=refundable,
     )
 
 
@@ -129,18 +127,16 @@ def order_cancel(number: str):
     if not form.validate_on_submit():
         _form_errors(form)
         return _back(order)
-    card = _card_refund() if order.payment_method == "card" else None
-    if card is not None and order.state == OrderStatus.PENDING_PAYMENT:
-        module, method = card
-        # Close the customer's Stripe payment page first: nobody should pay for a cancelled order.
-        try:
-            module.close_open_pages(db_session(), method.gateway, order)
-        except module.CardUnavailable:
-            flash("Stripe could not be reached, so the customer's payment page may still be "
-                  "open. The order was not cancelled; please try again.", "error")
-            return _back(order)
+    order_id, reason = order.id, (form.reason.data or "").strip() or "Cancelled by the shop"
+    method = _method(order)
+    # The method closes what the customer could still pay with (a Stripe page) before the
+    # order is cancelled, in its own units of work: nothing of this request may be pending.
+    db_session().rollback()
     try:
-        service.cancel(db_session(), order, (form.reason.data or "").strip() or "Cancelled by the shop")
+        method.cancel(database(), order_id, reason)
+    except PaymentActionError as exc:
+        flash(f"Not cancelled: {exc}", "error")
+        return _back(order)
     except OrderError as exc:
         flash(f"Cannot cancel: {exc}. A paid order is refunded instead.", "error")
         return _back(order)
@@ -159,27 +155,14 @@ def order_refund(number: str):
     except CatalogError as exc:
         flash(str(exc), "error")
         return _back(order)
-    if order.payment_method == "card":
-        card = _card_refund()
-        if card is None:
-            flash("Card refunds need the Stripe settings; refund in the Stripe Dashboard.", "error")
-            return _back(order)
-        module, method = card
-        try:
-            row = module.refund(db_session(), method.gateway, order, amount)
-        except module.CardPaymentError as exc:
-            flash(f"Refund not made: {exc}", "error")
-            return _back(order)
-        flash(f"Card refund {row.status}." if row.status != "succeeded"
-              else "Card refund made.", "success")
-        return _back(order)
+    method, order_id = _method(order), order.id
+    db_session().rollback()  # the method commits its own units around any provider call
     try:
-        applied = admin_orders.record_manual_refund(db_session(), order, amount,
-                                                    form.reference.data or "")
-    except (admin_orders.RefundError, OrderError) as exc:
-        flash(str(exc), "error")
+        message = method.refund(database(), order_id, amount, form.reference.data or "")
+    except (PaymentActionError, OrderError) as exc:
+        flash(f"Refund not made: {exc}", "error")
         return _back(order)
-    flash("Refund recorded." if applied else "This refund was already recorded.", "success")
+    flash(message, "success")
     return _back(order)
 
 
@@ -199,6 +182,9 @@ def order_ask_refund_address(number: str):
     order = _order(number)
     if not ActionForm().validate_on_submit():
         abort(400)
+    if not _method(order).refundable(db_session(), order).to_address:
+        flash("This payment method does not refund to an address the customer gives.", "error")
+        return _back(order)
     try:
         refunds.request_address(db_session(), order)
     except refunds.RefundAddressError as exc:

@@ -13,7 +13,7 @@ from shop.admin.views import bp
 from shop.catalog.models import TaxClass
 from shop.checkout.models import ShippingRate, ShippingZone
 from shop.money import Money
-from shop.web.context import db_session, settings
+from shop.web.context import db_session, payment_methods, settings
 from shop.web.forms import ShopForm
 
 
@@ -48,7 +48,7 @@ def _errors(form) -> None:
 @bp.get("/settings")
 def settings_page():
     s = settings()
-    return render_template("admin/settings.html", checks=health.checks(db_session(), s),
+    return render_template("admin/settings.html", checks=health.checks(db_session(), s, methods=payment_methods()),
                            retention=health.retention(s))
 
 

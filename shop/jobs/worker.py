@@ -16,6 +16,7 @@ from shop.db import Database
 from shop.jobs.heartbeat import Heartbeat
 from shop.orders import service as orders
 from shop.payments.bitcoin.rates import RatesJob
+from shop.payments.stripe.jobs import StripeEventsJob
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ JOBS = [Job("expire-orders", expire_orders), Job("privacy-purge", purge_personal
         Job("send-emails", send_emails), Job("bitcoin-invoices", expire_bitcoin_invoices)]
 # BTC exchange rates; a no-op unless Bitcoin checkout is configured (see rates.rates_wanted).
 JOBS.append(Job(RatesJob.name, RatesJob()))
+# Stripe events stored by the webhook endpoint; a no-op unless card payments are configured.
+JOBS.append(Job(StripeEventsJob.name, StripeEventsJob()))
 
 
 def run_once(database: Database, jobs: list[Job] = JOBS, stop: threading.Event | None = None,

@@ -277,9 +277,10 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
         _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled automatically", now)
 
 
-def expire(session: Session, order: Order, now: datetime | None = None) -> None:
+def expire(session: Session, order: Order, now: datetime | None = None,
+           note: str = "Not paid in time; items released") -> None:
     now = now or utcnow()
-    _transition(session, order, S.EXPIRED, "Not paid in time; items released", now)
+    _transition(session, order, S.EXPIRED, note, now)
     _release(session, order)
 
 
@@ -342,7 +343,8 @@ def record_refund(session: Session, order: Order, amount: int, note: str = "",
     order.amount_refunded += amount
     target = S.REFUNDED if order.amount_refunded >= order.amount_paid else S.PARTIALLY_REFUNDED
     _transition(session, order, target, note or "Refund issued", now)
-    ledger.record_refund(session, order, amount, now)
+    if order.paid_at is not None:  # no sale was booked for money that came after the order ended
+        ledger.record_refund(session, order, amount, now)
     outbox.enqueue(session, order, outbox.REFUND_ISSUED, amount=amount, now=now)
 
 
@@ -365,6 +367,21 @@ def expire_due_orders(session: Session, now: datetime | None = None, limit: int 
 
 
 # ---------------------------------------------------------------- payment events
+
+def _money_back_and_forth(session: Session, order: Order, event: PaymentEvent,
+                          now: datetime) -> None:
+    """Money that left or came back after the sale and its refunds were booked: the ledger gets
+    a correcting entry (records are immutable) and the merchant a task."""
+    _flag(session, order, event.note or f"{event.provider}: {event.kind.value}", now)
+    if event.kind == PaymentEventKind.REFUND_FAILED:
+        order.amount_refunded = max(0, order.amount_refunded - event.amount)
+    if order.paid_at is None or event.amount <= 0:
+        return
+    if event.kind == PaymentEventKind.CHARGEBACK:
+        ledger.record_refund(session, order, event.amount, now)
+    else:
+        ledger.record_reversal(session, order, event.amount, now)
+
 
 @dataclass(frozen=True)
 class EventOutcome:
@@ -412,6 +429,9 @@ def apply_payment_event(session: Session, event: PaymentEvent, now: datetime | N
         _flag(session, order, event.note or f"{event.provider}: {event.kind.value}", now)
     elif event.kind == PaymentEventKind.WITHDRAWN:
         _unflag(session, order, event.note, now)
+    elif event.kind in (PaymentEventKind.CHARGEBACK, PaymentEventKind.CHARGEBACK_REVERSED,
+                        PaymentEventKind.REFUND_FAILED):
+        _money_back_and_forth(session, order, event, now)
     else:
         session.add(OrderEvent(order=order, at=now, from_status=order.status,
                                to_status=order.status, note=event.note or event.kind.value))

@@ -8,8 +8,15 @@ carries a natural idempotency key (Stripe event id, bitcoin outpoint) so a repea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from shop.db import Database
+    from shop.orders.models import Order
 
 
 class PaymentEventKind(StrEnum):
@@ -26,6 +33,11 @@ class PaymentEventKind(StrEnum):
     # What an earlier ATTENTION said no longer holds (the note repeats it word for word): the
     # money it warned about was replaced, reorged away or confirmed after all.
     WITHDRAWN = "withdrawn"
+    # The card network took the money back for a dispute (amount), or gave it back again.
+    CHARGEBACK = "chargeback"
+    CHARGEBACK_REVERSED = "chargeback_reversed"
+    # A refund that had been recorded did not reach the customer: the money is the shop's again.
+    REFUND_FAILED = "refund_failed"
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,52 @@ class OrderView:
     lines: list[tuple[str, int, int]] = field(default_factory=list)  # (title, unit price, qty)
 
 
+@dataclass(frozen=True)
+class Panel:
+    """What the customer's order page says about the payment."""
+
+    # Template (under templates/payments/) for the payment section of an unpaid order.
+    template: str | None = None
+    # A sentence that replaces the page's generic one about the order's state, e.g. why an
+    # order was released, or that a payment is under way.
+    headline: str = ""
+    # A payment is under way: the order is held for it, not released at the usual deadline.
+    holding: bool = False
+
+
+@dataclass(frozen=True)
+class Refundable:
+    """What the merchant can give back with this method, and how."""
+
+    amount: int
+    # True: the method sends the money (card); False: the merchant sends it and records it here.
+    automatic: bool
+    how: str = ""
+    # The money goes to an address the customer gives on their order page (shop/refunds).
+    to_address: bool = False
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    status: str  # ok | warning | off
+    summary: str
+    details: list[str] = field(default_factory=list)
+
+
+class PaymentActionError(Exception):
+    """A payment action was refused or could not be done; the message says why, for a person."""
+
+
 class PaymentMethod(Protocol):
+    """One way to pay, owning its whole lifecycle. Nothing outside shop/payments/ branches on
+    a method's code: the order page, the admin, refunds and health go through this.
+
+    Methods that call out (Stripe, ...) take a Database and run their own short units of work
+    around each call, so no transaction is open while a provider is waited for; the caller's
+    request session must hold no uncommitted writes when it calls them.
+    """
+
     code: str
     label: str
     description: str
@@ -77,3 +134,31 @@ class PaymentMethod(Protocol):
     def availability(self) -> Availability: ...
 
     def start(self, order: OrderView) -> PaymentStart: ...
+
+    def panel(self, session: Session, order: Order) -> Panel: ...
+
+    def cancel(self, database: Database, order_id: int, reason: str) -> None:
+        """Cancel an unpaid order, closing what the customer could still pay with first.
+        Raises PaymentActionError (or an OrderError) with the reason when it cannot."""
+
+    def refundable(self, session: Session, order: Order) -> Refundable: ...
+
+    def refund(self, database: Database, order_id: int, amount: int, reference: str = "") -> str:
+        """Give back `amount` (minor units), all or part of what is refundable; returns the
+        message for the merchant, raises PaymentActionError."""
+
+    def health(self, session: Session, now: datetime) -> list[HealthCheck]: ...
+
+
+def ago(at: datetime | None, now: datetime) -> str:
+    """"3 min ago" for health summaries."""
+    if at is None:
+        return "never"
+    seconds = int((now - at).total_seconds())
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"

@@ -7,7 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shop.payments.base import Availability, OrderView, PaymentEvent, PaymentEventKind, PaymentStart
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from shop.db import Database
+from shop.orders.models import Order
+from shop.payments import manual
+from shop.payments.base import (
+    Availability,
+    HealthCheck,
+    OrderView,
+    Panel,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentStart,
+    Refundable,
+)
 
 PROVIDER = "demo"
 
@@ -35,3 +51,19 @@ class DemoPayment:
             kind=PaymentEventKind.PAID, amount=order.total, currency=order.currency,
             reference=f"demo-{order.number}", note="Demo payment (no real money)",
         )
+
+    def panel(self, session: Session, order: Order) -> Panel:
+        return Panel(template=self.panel_template)
+
+    def cancel(self, database: Database, order_id: int, reason: str) -> None:
+        manual.cancel(database, order_id, reason)
+
+    def refundable(self, session: Session, order: Order) -> Refundable:
+        return Refundable(manual.refundable_amount(order), automatic=False,
+                          how="No money moved: record the refund to complete the demo.")
+
+    def refund(self, database: Database, order_id: int, amount: int, reference: str = "") -> str:
+        return manual.record_refund(database, order_id, amount, reference)
+
+    def health(self, session: Session, now: datetime) -> list[HealthCheck]:
+        return []

@@ -18,3 +18,13 @@ def build_methods(settings: Settings) -> dict[str, PaymentMethod]:
 
 def available_methods(methods: dict[str, PaymentMethod]) -> list[PaymentMethod]:
     return [m for m in methods.values() if m.availability().ok]
+
+
+def blueprints():
+    """Each method's routes (payment pages, provider webhooks, the merchant's decisions)."""
+    from shop.payments.bitcoin.admin_views import bp as bitcoin_admin_bp
+    from shop.payments.bitcoin.views import bp as bitcoin_bp
+    from shop.payments.demo_views import bp as demo_bp
+    from shop.payments.stripe.views import bp as card_bp
+
+    return [card_bp, bitcoin_bp, bitcoin_admin_bp, demo_bp]

@@ -119,6 +119,23 @@ def record_refund(session: Session, order: Order, amount: int, now: datetime) ->
     return entry
 
 
+def record_reversal(session: Session, order: Order, amount: int, now: datetime) -> LedgerEntry:
+    """Money that went out comes back (a failed refund, a dispute won after the funds were
+    withdrawn): a refund entry with positive amounts, mirroring the one it corrects."""
+    count = session.scalar(
+        select(func.count()).select_from(LedgerEntry)
+        .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
+    ) or 0
+    shares = allocate(amount, _sale_gross_by_rate(order))
+    rates = _rates({rate: share for rate, share in shares.items() if share})
+    method, reference = _payment(session, order, "refunded")
+    entry = _entry(order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method,
+                   reference)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
 # ---------------------------------------------------------------- reading
 
 def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:

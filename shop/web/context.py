@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
+from shop import budget
 from shop.config import Settings
 from shop.db import Database
 from shop.payments.base import PaymentMethod
@@ -48,3 +49,14 @@ def discard_request_session(_exc: BaseException | None = None) -> None:
     if session is not None:
         session.rollback()
         session.close()
+
+
+def open_call_budget() -> None:
+    """Every outgoing call this request makes shares one time budget (shop.budget)."""
+    g.call_budget = budget.start(settings().request_budget_seconds)
+
+
+def close_call_budget(_exc: BaseException | None = None) -> None:
+    token = g.pop("call_budget", None)
+    if token is not None:
+        budget.end(token)

@@ -15,19 +15,16 @@ def register(app: Flask) -> None:
     from shop.catalog.views import bp as catalog_bp
     from shop.checkout.views import bp as checkout_bp
     from shop.orders.views import bp as orders_bp
-    from shop.payments.bitcoin.admin_views import bp as bitcoin_admin_bp
-    from shop.payments.bitcoin.views import bp as bitcoin_bp
-    from shop.payments.stripe.views import bp as card_bp
+    from shop.payments.registry import blueprints as payment_blueprints
     from shop.privacy.views import bp as privacy_bp
 
-    for bp in (catalog_bp, cart_bp, checkout_bp, orders_bp, privacy_bp, card_bp, bitcoin_bp):
+    for bp in (catalog_bp, cart_bp, checkout_bp, orders_bp, privacy_bp, *payment_blueprints()):
         app.register_blueprint(bp)
     from shop.admin.views import bp as admin_bp
     from shop.downloads.views import bp as downloads_bp
     from shop.legal.views import bp as legal_bp
 
     app.register_blueprint(admin_bp)
-    app.register_blueprint(bitcoin_admin_bp)
     app.register_blueprint(legal_bp)
     app.register_blueprint(downloads_bp)
     from shop.refunds.views import bp as refunds_bp

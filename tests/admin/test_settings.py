@@ -34,7 +34,10 @@ def test_health_reads_stripe_bitcoin_rates_and_mail(database, settings):
     configured = dataclasses.replace(settings, stripe_secret_key="sk_test_x", smtp_url="smtp://127.0.0.1",
                                      bitcoin_descriptor="wpkh(x)")
     with database.job_session() as session:
-        checks = {c.name: c for c in health.checks(session, configured, now)}
+        from shop.payments.registry import build_methods
+
+        methods = build_methods(dataclasses.replace(configured, stripe_webhook_secret="whsec_x"))
+        checks = {c.name: c for c in health.checks(session, configured, now, methods=methods)}
         assert checks["Stripe"].status == "warning" and "never" in checks["Stripe"].summary
         assert checks["Exchange rates"].status == "warning"
         assert checks["Bitcoin node"].status == "warning"
@@ -49,7 +52,10 @@ def test_health_reads_stripe_bitcoin_rates_and_mail(database, settings):
                               as_of=now - timedelta(seconds=60), fetched_at=now))
         session.add(OutboxMessage(kind="order_received", status="failed", payload="{}"))
         session.flush()
-        checks = {c.name: c for c in health.checks(session, configured, now)}
+        from shop.payments.registry import build_methods
+
+        methods = build_methods(dataclasses.replace(configured, stripe_webhook_secret="whsec_x"))
+        checks = {c.name: c for c in health.checks(session, configured, now, methods=methods)}
     assert (checks["Stripe"].status, checks["Stripe"].summary) == ("ok", "Last webhook received 5 min ago.")
     assert checks["Bitcoin node"].status == "ok"
     assert "height 871000, processed 3 min ago" in checks["Bitcoin node"].details[0]
@@ -57,7 +63,8 @@ def test_health_reads_stripe_bitcoin_rates_and_mail(database, settings):
     assert checks["Exchange rates"].details == ["kraken: 87120.1"]
     assert checks["Email"].status == "warning" and "1 failed" in checks["Email"].summary
     with database.job_session() as session:
-        later = {c.name: c for c in health.checks(session, configured, now + timedelta(hours=2))}
+        later = {c.name: c for c in health.checks(session, configured, now + timedelta(hours=2),
+                                                   methods=methods)}
     assert later["Bitcoin node"].status == "warning" and later["Exchange rates"].status == "warning"
 
 

@@ -137,6 +137,9 @@ def test_card_purchase_through_the_hosted_page(browser, fake_stripe, live_server
             headers={"Stripe-Signature": event.header, "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
+        from tests.stripe.conftest import run_event_worker
+
+        run_event_worker(live_server.app)  # `shop worker` applies what the endpoint stored
 
         page.reload()
         main = page.inner_text("main")

@@ -35,12 +35,11 @@ def fake() -> Iterator[FakeStripe]:
 
 
 def build_card_app(url: str, instance, fake: FakeStripe, **overrides):
-    app = make_test_app(
-        url, instance,
-        stripe_secret_key=API_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_api_base=fake.api_base, stripe_checkout_origin=fake.api_base,
-        stripe_timeout_seconds=1.0, **overrides,
-    )
+    app = make_test_app(url, instance, **{
+        "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": fake.api_base, "stripe_checkout_origin": fake.api_base,
+        "stripe_timeout_seconds": 1.0, **overrides,
+    })
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     return app
 
@@ -103,9 +102,19 @@ def gateway(app):
 
 
 def post_event(client, signed: tuple[bytes, str]):
+    """Stripe delivers the event; then the worker's job applies what was stored."""
     payload, header = signed
-    return client.post("/webhooks/stripe", data=payload,
-                       headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+    response = client.post("/webhooks/stripe", data=payload,
+                           headers={"Stripe-Signature": header,
+                                    "Content-Type": "application/json"})
+    run_event_worker(client.application)
+    return response
+
+
+def run_event_worker(app) -> int:
+    from shop.payments.stripe.jobs import StripeEventsJob
+
+    return StripeEventsJob()(app.extensions["shop.db"], app.extensions["shop.settings"])
 
 
 def start_card_payment(client, order: PlacedOrder) -> str:

@@ -88,6 +88,7 @@ def signed_event(
     timestamp: int | None = None,
     *,
     event_id: str | None = None,
+    livemode: bool = False,
 ) -> tuple[bytes, str]:
     """A Stripe event body and its Stripe-Signature header, as Stripe would POST them."""
     ts = int(time.time()) if timestamp is None else timestamp
@@ -97,7 +98,7 @@ def signed_event(
         "api_version": stripe.api_version,
         "created": ts,
         "data": {"object": data_object},
-        "livemode": False,
+        "livemode": livemode,
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
@@ -210,11 +211,15 @@ class FakeStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self._extra: dict[str, _SessionExtra] = {}
         self._idempotent: dict[str, _Idempotent] = {}
         self._outbox: list[FakeEvent] = []
         self._failures: list[_Failure] = []
         self._delays: list[float] = []
+        self._hooks: list[Callable[[], Any]] = []
+        self._lost_answers = 0
+        self.hanging = False
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -272,6 +277,30 @@ class FakeStripe:
         """The next `count` API requests stall `seconds` before being handled normally."""
         with self._lock:
             self._delays.extend([seconds] * count)
+
+    def hang(self, hanging: bool = True) -> None:
+        """Every API request from now on stalls without an answer (until hang(False) or stop):
+        Stripe's side of a network partition or an overloaded load balancer."""
+        self.hanging = hanging
+
+    def lose_next_answers(self, count: int = 1) -> None:
+        """The next `count` API requests are carried out (and stored under their idempotency
+        key), but the connection is dropped before the answer is sent."""
+        with self._lock:
+            self._lost_answers += count
+
+    def on_next_request(self, hook: Callable[[], Any]) -> None:
+        """Run `hook` when the next API request arrives, before it is handled: lets a test
+        make something happen exactly while the shop waits for Stripe."""
+        with self._lock:
+            self._hooks.append(hook)
+
+    def take_lost_answer(self) -> bool:
+        with self._lock:
+            if self._lost_answers:
+                self._lost_answers -= 1
+                return True
+            return False
 
     def api_requests(self, method: str | None = None, path: str | None = None):
         """Recorded /v1 requests, optionally only one method and path (prefix match)."""
@@ -383,7 +412,20 @@ class FakeStripe:
                 # Disputes have their own (empty) metadata; the charge's is not copied.
                 "metadata": {},
             }
+            self.disputes[dispute["id"]] = dispute
             signed = self._emit("charge.dispute.created", dispute)
+        self._deliver_webhooks()
+        return signed
+
+    def dispute_update(self, dispute_id: str, event_type: str,
+                       status: str | None = None) -> tuple[bytes, str]:
+        """A later stage of a dispute: charge.dispute.funds_withdrawn, .funds_reinstated or
+        .closed (with status "won" or "lost")."""
+        with self._lock:
+            dispute = self.disputes[dispute_id]
+            if status is not None:
+                dispute["status"] = status
+            signed = self._emit(event_type, dispute)
         self._deliver_webhooks()
         return signed
 
@@ -393,9 +435,11 @@ class FakeStripe:
             return dict(self._new_payment_intent(amount, currency.lower(), succeeded=True))
 
     def signed_event(
-        self, event_type: str, data_object: dict[str, Any], timestamp: int | None = None
+        self, event_type: str, data_object: dict[str, Any], timestamp: int | None = None,
+        *, livemode: bool = False,
     ) -> tuple[bytes, str]:
-        return signed_event(event_type, data_object, self.webhook_secret, timestamp)
+        return signed_event(event_type, data_object, self.webhook_secret, timestamp,
+                            livemode=livemode)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -459,6 +503,12 @@ class FakeStripe:
         self, method: str, path: str, params: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         extra_headers: dict[str, str] = {}
+        with self._lock:
+            hook = self._hooks.pop(0) if self._hooks else None
+        if hook is not None:
+            hook()
+        while self.hanging and not self._stopping.is_set():
+            self._stopping.wait(0.05)
         failure = self._take_failure()
         if failure is not None:
             if failure.should_retry is not None:
@@ -821,6 +871,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._hosted(method, url.path.removeprefix("/pay/"), params)
             return
         status, payload, extra = self.fake.handle_api(method, url.path, params, headers)
+        if self.fake.take_lost_answer():
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(2)
+            return
         self._send(
             status,
             json.dumps(payload, indent=2).encode("utf-8"),

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from shop.orders.models import Order
 from tests.browser import Browser
+from tests.stripe.conftest import run_event_worker
 from tests.stripe.conftest import LiveServer
 
 
@@ -65,6 +66,7 @@ def test_card_purchase_end_to_end(card_app, fake):
             headers={"Stripe-Signature": event.header, "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
+    run_event_worker(card_app)  # the worker applies what the endpoint stored
 
     paid = b.get(order_url)
     assert "Status: Paid" in paid.text

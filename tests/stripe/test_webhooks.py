@@ -354,6 +354,8 @@ def test_dispute_created() -> None:
         amount_minor=4838,
         currency="EUR",
         dispute_id="dp_test_1",
+        dispute_stage="created",
+        dispute_status="needs_response",
     )
     _no_personal_data(card_event)
 
@@ -390,6 +392,7 @@ def test_card_event_has_no_field_for_personal_data() -> None:
     names = {f.name for f in dataclasses.fields(CardEvent)}
     assert names == {
         "event_id", "kind", "stripe_type", "order_ref", "session_id", "payment_intent",
+        "dispute_stage", "dispute_status",
         "amount_minor", "currency", "refund_id", "refund_status", "dispute_id",
     }  # fmt: skip
 

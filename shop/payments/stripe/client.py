@@ -14,6 +14,7 @@ from typing import Any
 
 import stripe
 
+from shop import budget
 from shop.payments.stripe.amounts import from_stripe_amount, normalize_currency, to_stripe_amount
 
 # The API version stripe-python 16.1.0 is generated against (its default `stripe.api_version`).
@@ -182,6 +183,47 @@ def _stripe_call() -> Iterator[None]:
         raise _gateway_error(exc) from exc
 
 
+# Below this many seconds of budget a call is not started (it could not get an answer anyway).
+_MIN_CALL_SECONDS = 0.2
+
+
+class _BudgetedRequestsClient(stripe.RequestsClient):
+    """RequestsClient whose timeout, retries and back-off fit the request's time budget
+    (shop.budget): each try waits at most what is left, and none starts once it is spent."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+
+    # RequestsClient reads self._timeout for every try; the budget is per thread/context.
+    @property
+    def _timeout(self) -> float:  # type: ignore[override]
+        left = budget.remaining()
+        return self._base_timeout if left is None else max(0.01, min(self._base_timeout, left))
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._base_timeout = value
+
+    def request(self, method, url, headers, post_data=None):  # type: ignore[override]
+        left = budget.remaining()
+        if left is not None and left < _MIN_CALL_SECONDS:
+            raise stripe.APIConnectionError("time budget for this request used up",
+                                            should_retry=False)
+        return super().request(method, url, headers, post_data)
+
+    def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
+        left = budget.remaining()
+        if left is not None and left < _MIN_CALL_SECONDS + stripe.HTTPClient.INITIAL_DELAY:
+            return False
+        return super()._should_retry(response, api_connection_error, num_retries,
+                                     max_network_retries)
+
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        left = budget.remaining()
+        sleep = super()._sleep_time_seconds(num_retries)
+        return sleep if left is None else max(0.0, min(sleep, left - _MIN_CALL_SECONDS))
+
+
 class StripeGateway:
     """Thin, typed wrapper around one `stripe.StripeClient` for the calls the shop makes."""
 
@@ -201,7 +243,7 @@ class StripeGateway:
         self._clock = clock
         # requests is a hard dependency of stripe-python, and RequestsClient is the one built-in
         # client with a timeout option (UrllibClient has none and would wait forever).
-        self._http_client = stripe.RequestsClient(timeout=timeout)
+        self._http_client = _BudgetedRequestsClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
             stripe_version=STRIPE_API_VERSION,
@@ -245,6 +287,7 @@ class StripeGateway:
         success_url: str,
         cancel_url: str,
         expires_at: int,
+        replay: bool = False,
     ) -> CheckoutSessionInfo:
         """Create (or, for the same order_ref and attempt, get back) a hosted Checkout Session.
 
@@ -252,6 +295,8 @@ class StripeGateway:
         keeps idempotency keys for at least 24 hours and refuses a reused key with different
         parameters (CardGatewayIdempotencyConflict), so pass the same `expires_at` for the same
         attempt (compute it once and store it) and use a new attempt for a changed order.
+        `replay` sends `expires_at` unchecked: only to get back the answer of a request that was
+        made before (Stripe replays it without validating it again).
         """
         _require_ref("order_ref", order_ref)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
@@ -293,7 +338,7 @@ class StripeGateway:
             "payment_intent_data": {"metadata": {"order_ref": order_ref}},
             "success_url": success_url,
             "cancel_url": cancel_url,
-            "expires_at": self._checked_expires_at(expires_at),
+            "expires_at": expires_at if replay else self._checked_expires_at(expires_at),
         }
         if shipping_minor is not None and shipping_minor > 0:
             params["shipping_options"] = [

@@ -6,15 +6,26 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from datetime import datetime
+
 from shop.config import Settings
-from shop.payments.base import Availability, OrderView, PaymentStart
+from shop.payments.base import (
+    Availability,
+    HealthCheck,
+    OrderView,
+    Panel,
+    PaymentActionError,
+    PaymentStart,
+    Refundable,
+    ago,
+)
 from shop.payments.stripe.client import StripeGateway
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from shop.db import Database
     from shop.orders.models import Order
-    from shop.payments.stripe.models import CardRefund
 
 PROVIDER = "stripe"
 
@@ -60,18 +71,94 @@ class CardPayment:
             return self._gateway
 
     @property
+    def livemode(self) -> bool:
+        """Live or test mode, as the secret key says: events of the other mode are refused."""
+        return "_live_" in self.settings.stripe_secret_key[:8]
+
+    @property
     def webhook_secret(self) -> str:
         return self.settings.stripe_webhook_secret
 
-    def refund(self, session: Session, order: Order, amount: int) -> CardRefund:
-        """For the admin: `payment_methods()["card"].refund(db_session(), order, amount)`.
-        See service.refund for the errors it raises (each with a message to show)."""
+    # -- lifecycle (shop.payments.base.PaymentMethod) ----------------------------------------
+
+    def panel(self, session: Session, order: Order) -> Panel:
+        from shop.payments.stripe.service import latest_attempt
+
+        attempt = latest_attempt(session, order.id)
+        status = attempt.status if attempt is not None else None
+        if order.status == "pending_payment" and status == "processing":
+            return Panel(self.panel_template, holding=True, headline=(
+                "Your card payment is being processed (some payment methods take a few days). "
+                f"Your order is held for it until {order.expires_at:%Y-%m-%d} at the latest; "
+                "there is nothing more to do."))
+        if order.status == "expired" and status == "failed" and not order.amount_paid:
+            return Panel(None, headline="Your card payment failed, so the order and its items "
+                                        "were released. Nothing was charged.")
+        return Panel(self.panel_template)
+
+    def cancel(self, database: Database, order_id: int, reason: str) -> None:
+        from shop.payments.stripe.service import cancel_order
+
+        if not self.configured:
+            raise PaymentActionError("Card payments are not configured, so the customer's Stripe "
+                                     "page cannot be closed. Close it in the Stripe Dashboard.")
+        from flask import has_request_context
+
+        urls = ("", "")
+        if has_request_context():
+            from shop.payments.stripe.views import return_urls
+
+            urls = return_urls()
+        cancel_order(database, self.gateway, order_id, reason, urls=urls)
+
+    def refundable(self, session: Session, order: Order) -> Refundable:
+        from shop.orders.states import REFUNDABLE
+        from shop.payments.stripe.service import refundable_amount
+
+        amount = refundable_amount(session, order) if order.state in REFUNDABLE else 0
+        if not self.configured:
+            return Refundable(0, automatic=True, how="Card refunds need the Stripe settings; "
+                                                     "refund in the Stripe Dashboard.")
+        return Refundable(amount, automatic=True, how="Refunds the card through Stripe.")
+
+    def refund(self, database: Database, order_id: int, amount: int, reference: str = "") -> str:
+        """See service.refund for the errors it raises (each with a message to show)."""
         from shop.payments.stripe.service import refund
 
-        return refund(session, self.gateway, order, amount)
+        if not self.configured:
+            raise PaymentActionError("Card refunds need the Stripe settings; refund in the "
+                                     "Stripe Dashboard.")
+        row = refund(database, self.gateway, order_id, amount)
+        return "Card refund made." if row.status == "succeeded" else f"Card refund {row.status}."
+
+    def health(self, session: Session, now: datetime) -> list[HealthCheck]:
+        from sqlalchemy import func, select
+
+        from shop.payments.stripe.models import StripeEventRecord
+
+        if not self.configured:
+            return [HealthCheck("Stripe", "off",
+                                "Card payments are not set up (SHOP_STRIPE_SECRET_KEY).")]
+        last = session.scalar(select(func.max(StripeEventRecord.received_at)))
+        waiting = session.scalar(select(func.count()).select_from(StripeEventRecord)
+                                 .where(StripeEventRecord.status == "received")) or 0
+        details = [] if last else ["If card orders stay unpaid, check the webhook endpoint "
+                                   "/webhooks/stripe in the Stripe Dashboard."]
+        if waiting:
+            details.append(f"{waiting} event(s) waiting for the worker (`shop worker`).")
+        from shop.payments.stripe.service import unmatched_events
+
+        unmatched = unmatched_events(session, limit=10)
+        details += [f"Event {e.event_id} ({e.type}) matched no payment of this shop: "
+                    f"{e.last_error or 'unknown to the shop'}. Look it up in the Stripe "
+                    "Dashboard." for e in unmatched]
+        return [HealthCheck("Stripe", "ok" if last and waiting < 50 and not unmatched
+                            else "warning",
+                            f"Last webhook received {ago(last, now)}.", details)]
 
     def close(self) -> None:
         with self._lock:
             if self._gateway is not None:
                 self._gateway.close()
                 self._gateway = None
+

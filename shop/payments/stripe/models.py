@@ -78,13 +78,19 @@ class CardRefund(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class StripeEventRecord(Base):
-    """Each Stripe event applied; its primary key makes a redelivery a no-op.
+EVENT_STATUSES = ("received", "applied", "unmatched")
 
-    Written in the same transaction as the order change the event causes.
+
+class StripeEventRecord(Base):
+    """Each Stripe event received; its primary key makes a redelivery a no-op.
+
+    The webhook endpoint stores it `received` (with the CardEvent: references and amounts, no
+    personal data) and answers; the worker re-reads from Stripe and applies it, setting
+    `applied` in the same transaction as the order change it causes, or `unmatched`.
     """
 
     __tablename__ = "stripe_events"
+    __table_args__ = (CheckConstraint(_in("status", EVENT_STATUSES), name="status"),)
 
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
@@ -92,3 +98,12 @@ class StripeEventRecord(Base):
         ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
     )
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="applied", index=True)
+    data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Re-reads that Stripe did not answer, and when the worker tries again.
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The merchant has looked at an unmatched event (admin task list).
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -11,19 +11,20 @@ the Session, PaymentIntent or refunds are read back from the API before anything
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shop.db import utcnow
+from shop.db import Database, utcnow
 from shop.orders import service as orders
-from shop.orders.models import Order
-from shop.orders.states import OrderError, OrderStatus
-from shop.payments.base import PaymentEvent, PaymentEventKind
+from shop.orders.models import Order, PaymentRecord
+from shop.orders.states import REFUNDABLE, OrderError, OrderStatus
+from shop.payments.base import PaymentActionError, PaymentEvent, PaymentEventKind
 from shop.payments.stripe.amounts import StripeAmountError
 from shop.payments.stripe.client import (
     CHECKOUT_MAX_LIFETIME,
@@ -57,10 +58,9 @@ _REUSE_MARGIN = timedelta(minutes=2)
 # Stripe's expiry may be up to a minute before the reservation's (see above).
 _EXPIRY_SLACK = timedelta(minutes=2)
 
-REFUNDABLE = (S.PAID, S.PARTIALLY_REFUNDED, S.FULFILLED)
 
 
-class CardPaymentError(Exception):
+class CardPaymentError(PaymentActionError):
     """Base of this module's errors; the message can be shown to the customer or merchant."""
 
 
@@ -139,6 +139,44 @@ def _from_unix(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+# ---------------------------------------------------------------- attempt states
+
+# Which status an attempt may move to from which. Every change is a conditional UPDATE from an
+# allowed previous status (move_attempt), so a slow request acting on what it read before
+# calling Stripe can never overwrite what a webhook committed meanwhile.
+_ATTEMPT_MOVES: dict[str, frozenset[str]] = {
+    "creating": frozenset({"open", "processing", "paid", "failed", "expired", "mismatch"}),
+    "open": frozenset({"processing", "paid", "failed", "expired", "mismatch"}),
+    "processing": frozenset({"paid", "failed", "mismatch"}),
+    # Stripe's word, re-read, wins over a page the shop had given up on: the money is there.
+    "failed": frozenset({"paid"}), "expired": frozenset({"paid"}),
+    "paid": frozenset(), "mismatch": frozenset(),
+}
+
+
+class IllegalAttemptTransition(CardPaymentError):
+    def __init__(self, current: str, target: str) -> None:
+        self.current, self.target = current, target
+        super().__init__(f"a card payment attempt that is {current} cannot become {target}")
+
+
+def move_attempt(session: Session, attempt: CardPayment, target: str, now: datetime, *,
+                 strict: bool = False, **values) -> bool:
+    """The only writer of an attempt's status. False (or IllegalTransition with `strict`) if
+    the row, as committed now, is not in a status that may become `target`."""
+    sources = [s for s, targets in _ATTEMPT_MOVES.items() if target in targets]
+    result = session.execute(
+        update(CardPayment).where(CardPayment.id == attempt.id, CardPayment.status.in_(sources))
+        .values(status=target, updated_at=now, **values)
+        .execution_options(synchronize_session=False))
+    session.refresh(attempt)
+    if result.rowcount == 1:
+        return True
+    if strict and attempt.status != target:
+        raise IllegalAttemptTransition(attempt.status, target)
+    return False
+
+
 # ---------------------------------------------------------------- checkout
 
 
@@ -147,6 +185,20 @@ class CheckoutLink:
     url: str
     attempt: int
     reused: bool
+
+
+@dataclass(frozen=True)
+class _CheckoutRequest:
+    """Everything sent to create one attempt's session: the same again on a retry."""
+
+    attempt_id: int
+    attempt: int
+    order_ref: str
+    currency: str
+    lines: tuple[LineItem, ...]
+    shipping_minor: int | None
+    shipping_label: str | None
+    expires_at: int
 
 
 def _line_items(order: Order) -> list[LineItem]:
@@ -158,6 +210,12 @@ def _line_items(order: Order) -> list[LineItem]:
         )
         for line in order.lines
     ]
+
+
+def _request_for(order: Order, attempt: CardPayment) -> _CheckoutRequest:
+    return _CheckoutRequest(attempt.id, attempt.attempt, order.ref, order.currency,
+                            tuple(_line_items(order)), order.shipping or None,
+                            order.shipping_method or None, _unix(attempt.expires_at))
 
 
 def _new_attempt(session: Session, order: Order, number: int, now: datetime) -> CardPayment:
@@ -172,121 +230,241 @@ def _new_attempt(session: Session, order: Order, number: int, now: datetime) -> 
     return attempt
 
 
-def start_checkout(session: Session, gateway: StripeGateway, order: Order, *, success_url: str,
-                   cancel_url: str, now: datetime | None = None) -> CheckoutLink:
-    """The hosted payment page for `order`: the open one again, or a new Checkout Session.
+def _create(gateway: StripeGateway, request: _CheckoutRequest, success_url: str,
+            cancel_url: str, replay: bool = False):
+    return gateway.create_checkout_session(
+        order_ref=request.order_ref, attempt=request.attempt, currency=request.currency,
+        lines=list(request.lines), shipping_minor=request.shipping_minor,
+        shipping_label=request.shipping_label, success_url=success_url, cancel_url=cancel_url,
+        expires_at=request.expires_at, replay=replay,
+    )
 
-    The attempt row (with its expires_at) is written before Stripe is called; if Stripe does
-    not answer, it stays `creating` and the next click repeats the identical request under the
-    same idempotency key, so a session Stripe did create is found again, never doubled.
+
+def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
+                   success_url: str, cancel_url: str, now: datetime | None = None) -> CheckoutLink:
+    """The hosted payment page for the order: the open one again, or a new Checkout Session.
+
+    No transaction is open while Stripe is called. The attempt row (with its expires_at) is
+    committed first: if Stripe does not answer, or the request is killed, it stays `creating`,
+    and the next click repeats the identical request under the same idempotency key, so a
+    session Stripe did create is found again, never doubled. An older page that might still be
+    open is expired at Stripe before another one is made.
     """
     now = now or utcnow()
-    order = _lock_order(session, order.id)
-    if order.payment_method != "card":
-        raise NotPayable("This order is not paid by card.")
-    if order.state != S.PENDING_PAYMENT:
-        raise NotPayable("This order is not awaiting payment.")
-    latest = latest_attempt(session, order.id)
-    if latest is not None:
-        if latest.status == "open" and latest.url and latest.expires_at > now + _REUSE_MARGIN:
-            return CheckoutLink(latest.url, latest.attempt, reused=True)
-        if latest.status in ("processing", "paid"):
-            raise PaymentProcessing()
+    with database.write_session() as session:
+        order = _lock_order(session, order_id)
+        if order.payment_method != "card":
+            raise NotPayable("This order is not paid by card.")
+        if order.state != S.PENDING_PAYMENT:
+            raise NotPayable("This order is not awaiting payment.")
+        latest = latest_attempt(session, order.id)
+        if latest is not None:
+            if (latest.status == "open" and latest.url
+                    and latest.expires_at > now + _REUSE_MARGIN):
+                return CheckoutLink(latest.url, latest.attempt, reused=True)
+            if latest.status in ("processing", "paid"):
+                raise PaymentProcessing()
+        if (latest is not None and latest.status == "creating" and latest.amount == order.total
+                and latest.expires_at >= now + _RETRY_HEADROOM):
+            attempt = latest
+        else:
+            attempt = _new_attempt(session, order, (latest.attempt + 1) if latest else 1, now)
+        request = _request_for(order, attempt)
+        older = [(a.id, a.session_id, _request_for(order, a)) for a in session.scalars(
+            select(CardPayment).where(CardPayment.order_id == order.id,
+                                      CardPayment.id != attempt.id,
+                                      CardPayment.status.in_(("open", "creating"))))]
 
-    if (latest is not None and latest.status == "creating" and latest.amount == order.total
-            and latest.expires_at >= now + _RETRY_HEADROOM):
-        attempt = latest
-    else:
-        attempt = _new_attempt(session, order, (latest.attempt + 1) if latest else 1, now)
+    for attempt_id, session_id, old_request in older:
+        _close_page(database, gateway, attempt_id, session_id, old_request, success_url,
+                    cancel_url, now)
 
     for _ in range(2):
         try:
-            info = gateway.create_checkout_session(
-                order_ref=order.ref, attempt=attempt.attempt, currency=order.currency,
-                lines=_line_items(order),
-                shipping_minor=order.shipping or None,
-                shipping_label=order.shipping_method or None,
-                success_url=success_url, cancel_url=cancel_url,
-                expires_at=_unix(attempt.expires_at),
-            )
+            info = _create(gateway, request, success_url, cancel_url)
             break
         except CardGatewayIdempotencyConflict:
             # This attempt's key was used for a different request (the shop's address or
             # catalog names changed in between): the old request never produced a page the
             # customer saw, so a fresh attempt is safe.
-            attempt.status, attempt.updated_at = "failed", now
-            attempt = _new_attempt(session, order, attempt.attempt + 1, now)
+            with database.write_session() as session:
+                old = session.get(CardPayment, request.attempt_id)
+                move_attempt(session, old, "failed", now)
+                order = _lock_order(session, order_id)
+                request = _request_for(order, _new_attempt(session, order, old.attempt + 1, now))
         except CardGatewayUnavailable as exc:
             log.warning("Stripe unavailable creating a Checkout Session (request %s, status %s)",
                         exc.request_id, exc.http_status)
             raise CardUnavailable() from exc
         except (CardGatewayError, StripeAmountError, ValueError) as exc:
             log.error("Stripe refused a Checkout Session: %s", exc)
-            attempt.status, attempt.updated_at = "failed", now
+            _fail(database, request.attempt_id, now)
             raise CardCheckoutFailed() from exc
     else:  # two conflicts in a row cannot come from a stale key
-        attempt.status, attempt.updated_at = "failed", now
+        _fail(database, request.attempt_id, now)
         raise CardCheckoutFailed()
 
-    attempt.session_id, attempt.url, attempt.status = info.id, info.url, "open"
-    attempt.expires_at, attempt.updated_at = _from_unix(info.expires_at), now
-    orders.extend_reservation(session, order, attempt.expires_at,
-                              "Card payment page opened; items reserved until it closes", now)
-    return CheckoutLink(info.url, attempt.attempt, reused=False)
+    with database.write_session() as session:
+        attempt = session.get(CardPayment, request.attempt_id)
+        expires_at = _from_unix(info.expires_at)
+        if not move_attempt(session, attempt, "open", now, session_id=info.id, url=info.url,
+                            expires_at=expires_at):
+            if attempt.status == "open" and attempt.session_id == info.id:
+                # A concurrent click sent the same request (same key) and recorded it first.
+                return CheckoutLink(info.url, request.attempt, reused=True)
+            # A webhook got here first (the customer paid on a page from a replayed request).
+            if attempt.status in ("processing", "paid"):
+                raise PaymentProcessing()
+            raise CardCheckoutFailed()
+        order = _lock_order(session, order_id)
+        if order.state == S.PENDING_PAYMENT:
+            orders.extend_reservation(session, order, expires_at,
+                                      "Card payment page opened; items reserved until it closes",
+                                      now)
+    return CheckoutLink(info.url, request.attempt, reused=False)
 
 
-def close_open_pages(session: Session, gateway: StripeGateway, order: Order,
-                     now: datetime | None = None) -> int:
-    """Expire the order's open Checkout pages at Stripe, e.g. before the merchant cancels it,
-    so nobody pays for an order that no longer exists. Returns how many were closed; raises
-    CardUnavailable if Stripe cannot be reached (the pages may still be payable)."""
+def _fail(database: Database, attempt_id: int, now: datetime) -> None:
+    with database.write_session() as session:
+        move_attempt(session, session.get(CardPayment, attempt_id), "failed", now)
+
+
+def _close_page(database: Database, gateway: StripeGateway, attempt_id: int,
+                session_id: str | None, request: _CheckoutRequest, success_url: str,
+                cancel_url: str, now: datetime) -> None:
+    """Make sure an older attempt's page can no longer be paid. Raises PaymentProcessing if
+    the customer already paid on it, CardUnavailable if Stripe cannot tell."""
+    try:
+        if session_id is None:
+            # Its answer was lost: the same request under the same key gives the session back
+            # (Stripe keeps the answer 24 hours; a session never lives longer).
+            try:
+                session_id = _create(gateway, request, success_url, cancel_url,
+                                     replay=True).id
+            except CardGatewayRejected:
+                state = None  # never created, or long gone: nothing can be paid there
+            else:
+                state = _expire_or_read(gateway, session_id)
+        else:
+            state = _expire_or_read(gateway, session_id)
+    except CardGatewayUnavailable as exc:
+        raise CardUnavailable() from exc
+    with database.write_session() as session:
+        attempt = session.get(CardPayment, attempt_id)
+        if state is None or state.status == "expired":
+            move_attempt(session, attempt, "expired", now,
+                         **({"session_id": session_id} if session_id and not attempt.session_id
+                            else {}))
+    if state is not None and state.status == "complete":
+        # Paid (or being paid) there: its webhook records it; never open a second page.
+        raise PaymentProcessing()
+
+
+def _expire_or_read(gateway: StripeGateway, session_id: str):
+    try:
+        return gateway.expire_checkout_session(session_id)
+    except CardGatewayRejected:
+        # Stripe refuses to expire a session that is no longer open: read what it is.
+        return gateway.retrieve_checkout_session(session_id)
+
+
+class CannotCancel(CardPaymentError):
+    pass
+
+
+def cancel_order(database: Database, gateway: StripeGateway, order_id: int, reason: str,
+                 now: datetime | None = None, *, urls: tuple[str, str] = ("", "")) -> None:
+    """Cancel an unpaid card order: its pages are closed at Stripe first, so nobody pays for an
+    order that no longer exists. Refused (CannotCancel) if a payment is processing or Stripe
+    says a page was paid; CardUnavailable if Stripe cannot be reached."""
     now = now or utcnow()
-    closed = 0
-    for attempt in session.scalars(select(CardPayment).where(
-            CardPayment.order_id == order.id, CardPayment.status == "open")):
+    with database.write_session() as session:
+        order = _lock_order(session, order_id)
+        if order.state != S.PENDING_PAYMENT:
+            orders.cancel(session, order, reason, now)  # raises the named order error
+        attempts = list(session.scalars(select(CardPayment).where(
+            CardPayment.order_id == order_id,
+            CardPayment.status.in_(("open", "creating", "processing")))))
+        if any(a.status == "processing" for a in attempts):
+            raise CannotCancel(_PROCESSING_REFUSAL)
+        pending = [(a.id, a.session_id, _request_for(order, a)) for a in attempts]
+    for attempt_id, session_id, request in pending:
         try:
-            state = gateway.expire_checkout_session(attempt.session_id or "")
-        except CardGatewayUnavailable as exc:
-            raise CardUnavailable() from exc
-        except CardGatewayRejected:
-            # Not open any more at Stripe (paid or expired): its webhook tells the rest.
-            continue
-        if state.status == "expired":
-            attempt.status, attempt.updated_at = "expired", now
-            closed += 1
-    return closed
+            _close_page(database, gateway, attempt_id, session_id, request, *urls, now)
+        except CardUnavailable:
+            raise CannotCancel("Stripe could not be reached, so the customer's payment page may "
+                               "still be open. The order was not cancelled; please try again."
+                               ) from None
+        except PaymentProcessing:
+            raise CannotCancel("Stripe says the customer has just paid on the payment page, so "
+                               "the order was not cancelled. Refund it once the payment is "
+                               "confirmed.") from None
+    with database.write_session() as session:
+        order = _lock_order(session, order_id)
+        if session.scalar(select(func.count()).select_from(CardPayment).where(
+                CardPayment.order_id == order_id,
+                CardPayment.status.in_(("open", "creating", "processing", "paid")))):
+            raise CannotCancel(_PROCESSING_REFUSAL)
+        orders.cancel(session, order, reason, now)
 
 
-def note_return(session: Session, gateway: StripeGateway, order: Order, session_id: str,
+_PROCESSING_REFUSAL = ("A card payment for this order is being processed by Stripe, so it was "
+                       "not cancelled: wait for its outcome, then refund it if it succeeds.")
+
+
+def note_return(database: Database, gateway: StripeGateway, order_id: int, session_id: str,
                 now: datetime | None = None) -> bool:
     """The customer came back from the success URL: show "processing" if Stripe agrees that
     the session is complete. Never marks anything paid; only a webhook does. True if noted."""
-    attempt = session.scalar(select(CardPayment).where(
-        CardPayment.session_id == session_id, CardPayment.order_id == order.id))
-    if attempt is None or attempt.status not in ("open", "creating"):
-        return False
+    with database.job_session() as session:
+        attempt = session.scalar(select(CardPayment).where(
+            CardPayment.session_id == session_id, CardPayment.order_id == order_id))
+        if attempt is None or attempt.status not in ("open", "creating"):
+            return False
     try:
         state = gateway.retrieve_checkout_session(session_id)
     except CardGatewayError:
         return False
     if state.status != "complete":
         return False
-    attempt.status, attempt.updated_at = "processing", now or utcnow()
-    attempt.payment_intent = state.payment_intent
-    return True
+    with database.write_session() as session:
+        # Conditional: a webhook applied while Stripe answered has already moved it further.
+        return move_attempt(session, session.get(CardPayment, attempt.id), "processing",
+                            now or utcnow(), payment_intent=state.payment_intent)
 
 
 # ---------------------------------------------------------------- webhooks
+#
+# The endpoint only verifies, stores and answers (receive_event); the worker applies
+# (process_events), re-reading from Stripe with no transaction open and no customer waiting.
+
+# Re-reading a stored event that Stripe could not answer is tried again after this long,
+# doubling up to a day: Stripe's own redelivery covers about three days the same way.
+_RETRY_FIRST = timedelta(seconds=30)
+_RETRY_MAX = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
 class WebhookOutcome:
-    status: str  # applied | duplicate | unmatched
+    status: str  # applied | unmatched
     order_id: int | None = None
 
 
-def already_processed(session: Session, event_id: str) -> bool:
-    return session.get(StripeEventRecord, event_id) is not None
+def receive_event(session: Session, event: CardEvent, now: datetime | None = None) -> bool:
+    """Store a verified event for the worker. False if it was already stored (a redelivery).
+
+    Only the CardEvent is kept: references and amounts, none of the personal data Stripe's
+    objects carry."""
+    now = now or utcnow()
+    try:
+        with session.begin_nested():
+            session.add(StripeEventRecord(
+                event_id=event.event_id, type=event.stripe_type, received_at=now,
+                status="received", data=json.dumps(asdict(event)), tries=0))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -299,8 +477,8 @@ class _Facts:
 
 
 def read_facts(gateway: StripeGateway, event: CardEvent) -> _Facts:
-    """Re-read what the event is about. Raises CardGatewayError if Stripe cannot be reached:
-    the endpoint then answers 5xx and Stripe delivers the event again later."""
+    """Re-read what the event is about. Raises CardGatewayUnavailable if Stripe cannot be
+    reached (tried again later), CardGatewayRejected if Stripe does not know the object."""
     if event.kind in (CardEventKind.PAID, CardEventKind.PROCESSING, CardEventKind.FAILED,
                       CardEventKind.EXPIRED) and event.session_id:
         state = gateway.retrieve_checkout_session(event.session_id)
@@ -313,33 +491,110 @@ def read_facts(gateway: StripeGateway, event: CardEvent) -> _Facts:
     return _Facts()
 
 
-def record_event(session: Session, event: CardEvent, facts: _Facts,
-                 now: datetime | None = None) -> WebhookOutcome:
-    """Apply one verified event, given what the API said about it. Idempotent by event id."""
-    now = now or utcnow()
-    record = StripeEventRecord(event_id=event.event_id, type=event.stripe_type, received_at=now)
-    try:
-        with session.begin_nested():
-            session.add(record)
-            session.flush()
-    except IntegrityError:
-        return WebhookOutcome("duplicate")
+def process_events(database: Database, gateway: StripeGateway, *,
+                   hold: timedelta = timedelta(days=14), now: datetime | None = None,
+                   limit: int = 100) -> int:
+    """The worker's job: apply stored events, oldest first. Returns how many were settled.
 
+    Safe with several workers: an event is claimed by a conditional UPDATE in the transaction
+    that applies it, so only one of them applies it."""
+    now = now or utcnow()
+    with database.job_session() as session:
+        ids = list(session.scalars(
+            select(StripeEventRecord.event_id)
+            .where(StripeEventRecord.status == "received",
+                   (StripeEventRecord.next_try_at.is_(None))
+                   | (StripeEventRecord.next_try_at <= now))
+            .order_by(StripeEventRecord.received_at, StripeEventRecord.event_id).limit(limit)))
+    done = 0
+    for event_id in ids:
+        with database.job_session() as session:
+            row = session.get(StripeEventRecord, event_id)
+            if row is None or row.status != "received":
+                continue
+            event = _card_event(row)
+        try:
+            facts = read_facts(gateway, event)
+        except CardGatewayRejected as exc:
+            # Stripe does not know the object (another account, a deleted test object):
+            # retrying would not change that. Recorded, and the merchant told.
+            done += _settle_unmatched(database, event, now,
+                                      f"Stripe refused to show it ({exc.http_status})")
+            continue
+        except CardGatewayError as exc:
+            with database.write_session() as session:
+                row = session.get(StripeEventRecord, event_id)
+                row.tries += 1
+                row.next_try_at = now + min(_RETRY_FIRST * 2 ** (row.tries - 1), _RETRY_MAX)
+                row.last_error = f"{type(exc).__name__} {exc.http_status or ''}".strip()[:200]
+            log.warning("Stripe unavailable re-reading %s (%s); tried again later",
+                        event_id, type(exc).__name__)
+            continue
+        with database.write_session() as session:
+            if _claim(session, event_id, now):
+                apply_event(session, event, facts, now, hold=hold)
+                done += 1
+    return done
+
+
+def _card_event(row: StripeEventRecord) -> CardEvent:
+    data = json.loads(row.data or "{}")
+    data["kind"] = CardEventKind(data["kind"])
+    return CardEvent(**data)
+
+
+def _claim(session: Session, event_id: str, now: datetime) -> bool:
+    return session.execute(
+        update(StripeEventRecord)
+        .where(StripeEventRecord.event_id == event_id, StripeEventRecord.status == "received")
+        .values(status="applied", applied_at=now)
+        .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def _settle_unmatched(database: Database, event: CardEvent, now: datetime, why: str) -> int:
+    with database.write_session() as session:
+        if not _claim(session, event.event_id, now):
+            return 0
+        row = session.get(StripeEventRecord, event.event_id)
+        row.status, row.last_error = "unmatched", why[:200]
+        log.warning("Stripe event %s (%s) left unmatched: %s", event.event_id, event.stripe_type,
+                    why)
+        order = orders.get_by_ref(session, event.order_ref, lock=True) if event.order_ref else None
+        if order is not None and order.payment_method == "card":
+            row.order_id = order.id
+            _apply(session, order, f"unmatched:{event.event_id}", PaymentEventKind.ATTENTION, 0,
+                   order.currency, now,
+                   note=f"Stripe event {event.event_id} ({event.stripe_type}) could not be "
+                        f"checked: {why}. Look it up in the Stripe Dashboard.")
+    return 1
+
+
+def unmatched_events(session: Session, limit: int = 50) -> list[StripeEventRecord]:
+    """For the merchant's task list: events the shop could not match to one of its payments."""
+    return list(session.scalars(
+        select(StripeEventRecord).where(StripeEventRecord.status == "unmatched",
+                                        StripeEventRecord.dismissed_at.is_(None))
+        .order_by(StripeEventRecord.received_at.desc()).limit(limit)))
+
+
+def apply_event(session: Session, event: CardEvent, facts: _Facts, now: datetime, *,
+                hold: timedelta) -> WebhookOutcome:
+    """Apply one claimed event, given what the API said about it."""
+    record = session.get(StripeEventRecord, event.event_id)
     order, attempt = _find_order(session, event, facts)
     if order is None:
         log.info("Stripe event %s (%s) matches no order of this shop", event.event_id,
                  event.stripe_type)
+        record.status = "unmatched"
+        record.last_error = "matches no order of this shop"
         return WebhookOutcome("unmatched")
     record.order_id = order.id
     if event.kind == CardEventKind.REFUND:
         _sync_refunds(session, order, event.payment_intent or "", facts.refunds, now)
     elif event.kind == CardEventKind.DISPUTED:
-        _apply(session, order, f"dispute:{event.dispute_id}", PaymentEventKind.ATTENTION,
-               event.amount_minor or 0, event.currency or order.currency, now,
-               note=f"Card payment disputed by the cardholder ({event.dispute_id}): respond in "
-                    "the Stripe Dashboard before the deadline.")
+        _dispute(session, order, event, now)
     elif facts.session_state is not None:
-        _sync_session(session, order, attempt, facts, now)
+        _sync_session(session, order, attempt, facts, now, hold)
     return WebhookOutcome("applied", order.id)
 
 
@@ -370,8 +625,32 @@ def _apply(session: Session, order: Order, key: str, kind: PaymentEventKind, amo
     return outcome.applied
 
 
+_DISPUTE_NOTES = {
+    "created": "Card payment disputed by the cardholder ({id}): respond in the Stripe Dashboard "
+               "before the deadline.",
+    "funds_withdrawn": "Stripe took {amount} {currency} from your balance for the dispute {id}.",
+    "funds_reinstated": "Stripe gave back {amount} {currency} of the dispute {id}.",
+    "won": "Dispute {id} closed: won; the payment stays yours.",
+    "lost": "Dispute {id} closed: lost; the money went back to the cardholder.",
+}
+
+
+def _dispute(session: Session, order: Order, event: CardEvent, now: datetime) -> None:
+    stage = event.dispute_stage or "created"
+    if stage == "closed":
+        stage = event.dispute_status if event.dispute_status in ("won", "lost") else "closed"
+    kind = {"funds_withdrawn": PaymentEventKind.CHARGEBACK,
+            "funds_reinstated": PaymentEventKind.CHARGEBACK_REVERSED}.get(
+        stage, PaymentEventKind.ATTENTION)
+    amount, currency = event.amount_minor or 0, event.currency or order.currency
+    note = _DISPUTE_NOTES.get(stage, "Dispute {id} closed ({status}).").format(
+        id=event.dispute_id, amount=amount, currency=currency, status=event.dispute_status)
+    _apply(session, order, f"dispute:{event.dispute_id}:{stage}", kind, amount, currency, now,
+           note=note, reference=event.dispute_id or "")
+
+
 def _sync_session(session: Session, order: Order, attempt: CardPayment | None, facts: _Facts,
-                  now: datetime) -> None:
+                  now: datetime, hold: timedelta) -> None:
     state = facts.session_state
     if attempt is None:
         # A session the shop did not record: its create timed out and a later attempt was
@@ -385,44 +664,58 @@ def _sync_session(session: Session, order: Order, attempt: CardPayment | None, f
             created_at=now, updated_at=now,
         )
         session.add(attempt)
-    attempt.updated_at = now
+        session.flush()
     if state.status == "complete":
-        attempt.payment_intent = state.payment_intent
+        if state.payment_intent and attempt.payment_intent != state.payment_intent:
+            attempt.payment_intent = state.payment_intent
+            session.flush()
         if state.payment_status == "paid":
             _session_paid(session, order, attempt, state, now)
         elif facts.intent_status in ("requires_payment_method", "canceled"):
-            attempt.status = "failed"
+            move_attempt(session, attempt, "failed", now)
             _apply(session, order, f"{state.id}:failed", PaymentEventKind.FAILED, 0,
-                   order.currency, now, "Card payment failed; the order can be paid again.")
-        else:
-            attempt.status = "processing"
+                   order.currency, now, "Card payment failed")
+            if order.state == S.PENDING_PAYMENT and not _others_open(session, order, attempt):
+                orders.expire(session, order, now,
+                              note="Your card payment failed; the order and its items were "
+                                   "released")
+        elif move_attempt(session, attempt, "processing", now) or attempt.status == "processing":
             _apply(session, order, f"{state.id}:processing", PaymentEventKind.PENDING, 0,
                    order.currency, now, "Card payment processing")
+            # A delayed method (SEPA Debit, ...) settles days later: hold the order, its stock
+            # and its personal data until then, within a bound.
+            if order.state == S.PENDING_PAYMENT:
+                orders.extend_reservation(
+                    session, order, now + hold,
+                    f"Card payment processing; order held until it settles (at most "
+                    f"{hold.days} days)", now)
     elif state.status == "expired":
-        if attempt.status in ("open", "creating"):
-            attempt.status = "expired"
-        others_open = session.scalar(select(func.count()).select_from(CardPayment).where(
-            CardPayment.order_id == order.id, CardPayment.id != attempt.id,
-            CardPayment.status.in_(("open", "processing"))))
+        move_attempt(session, attempt, "expired", now)
         # Release the stock now only if the reservation ended with this page; a longer
         # reservation (over Stripe's 24 h) stays, and the customer may open a new page.
-        if (order.state == S.PENDING_PAYMENT and not others_open
+        if (order.state == S.PENDING_PAYMENT and not _others_open(session, order, attempt)
                 and order.expires_at <= attempt.expires_at + _EXPIRY_SLACK):
             orders.expire(session, order, now)
+
+
+def _others_open(session: Session, order: Order, attempt: CardPayment) -> bool:
+    return bool(session.scalar(select(func.count()).select_from(CardPayment).where(
+        CardPayment.order_id == order.id, CardPayment.id != attempt.id,
+        CardPayment.status.in_(("open", "processing")))))
 
 
 def _session_paid(session: Session, order: Order, attempt: CardPayment, state,
                   now: datetime) -> None:
     amount, currency = state.amount_total_minor, state.currency
     if amount != order.total or currency != order.currency:
-        attempt.status = "mismatch"
+        move_attempt(session, attempt, "mismatch", now)
         _apply(session, order, f"{state.id}:mismatch", PaymentEventKind.ATTENTION, amount or 0,
                currency or order.currency, now,
                note=f"Stripe Checkout {state.id} was paid {amount} {currency}, but the order is "
                     f"{order.total} {order.currency}: not marked paid. Refund it or settle by "
                     "hand.", reference=state.payment_intent or "")
         return
-    attempt.status = "paid"
+    move_attempt(session, attempt, "paid", now)
     _apply(session, order, f"{state.id}:paid", PaymentEventKind.PAID, amount, currency, now,
            note="Paid by card (Stripe)", reference=state.payment_intent or "")
 
@@ -469,72 +762,95 @@ def _refund_status(session: Session, order: Order, row: CardRefund, stripe_statu
                    note=f"Stripe refunded {row.amount} {row.currency} ({row.refund_id}), but the "
                         f"order could not record it: {exc}.")
     elif row.status == "failed" and previous != "failed":
-        _apply(session, order, f"refund:{row.refund_id}:failed", PaymentEventKind.ATTENTION,
+        counted = previous == "succeeded" and session.scalar(select(PaymentRecord.id).where(
+            PaymentRecord.provider == PROVIDER, PaymentRecord.key == f"refund:{row.refund_id}"))
+        # A refund already booked is reversed in the order and the ledger, not only flagged.
+        _apply(session, order, f"refund:{row.refund_id}:failed",
+               PaymentEventKind.REFUND_FAILED if counted else PaymentEventKind.ATTENTION,
                row.amount, row.currency, now,
                note=f"Card refund of {row.amount} {row.currency} failed ({row.refund_id})"
                     + (" after it had succeeded; the money is back in your Stripe balance"
                        if previous == "succeeded" else "") + ": refund another way.")
 
 
-def refund(session: Session, gateway: StripeGateway, order: Order, amount: int,
+def refund(database: Database, gateway: StripeGateway, order_id: int, amount: int,
            now: datetime | None = None) -> CardRefund:
     """Refund `amount` (minor units) of a card-paid order, fully or in part.
 
     The Idempotency-Key is the order's ref and the refund's sequence number, and the row is
-    written before Stripe is called: if Stripe does not answer, repeating the call with the same
-    amount sends the identical request, so a refund Stripe did make is never made twice.
-    The order moves to refunded / partially_refunded when Stripe reports the refund succeeded
-    (now, or later by webhook).
+    committed before Stripe is called (no transaction stays open across the call): if Stripe
+    does not answer, repeating the call with the same amount sends the identical request, so a
+    refund Stripe did make is never made twice. The order moves to refunded /
+    partially_refunded when Stripe reports the refund succeeded (now, or later by webhook).
+    Orders paid late (after they expired or were cancelled) can be refunded too.
     """
     now = now or utcnow()
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise NotRefundable("A refund amount is a whole number of minor units.")
-    order = _lock_order(session, order.id)
-    if order.payment_method != "card":
-        raise NotRefundable("This order was not paid by card.")
-    if order.state not in REFUNDABLE:
-        raise NotRefundable(f"An order that is {order.status} cannot be refunded.")
-    paid = session.scalar(select(CardPayment).where(
-        CardPayment.order_id == order.id, CardPayment.status == "paid",
-        CardPayment.payment_intent.is_not(None)).order_by(CardPayment.attempt.desc()).limit(1))
-    if paid is None:
-        raise NotRefundable("No settled card payment was found for this order.")
-
-    rows = refunds_of(session, order.id)
-    unsent = next((r for r in rows if r.answered_at is None), None)
-    if unsent is not None:
-        if unsent.amount != amount:
-            raise RefundInFlight(unsent.amount)
-        row = unsent
-    else:
-        reserved = sum(r.amount for r in rows if r.status == "pending")
-        refundable = order.amount_paid - order.amount_refunded - reserved
-        if not 0 < amount <= refundable:
-            raise NotRefundable(f"A refund must be between 1 and {refundable} (minor units).")
-        row = CardRefund(order_id=order.id, key=f"{order.ref}-{len(rows) + 1}",
-                         payment_intent=paid.payment_intent, status="sending", amount=amount,
-                         currency=order.currency, created_at=now, updated_at=now)
-        session.add(row)
-        session.flush()
+    with database.write_session() as session:
+        order = _lock_order(session, order_id)
+        if order.payment_method != "card":
+            raise NotRefundable("This order was not paid by card.")
+        if order.state not in REFUNDABLE or order.amount_paid <= 0:
+            raise NotRefundable(f"An order that is {order.status} cannot be refunded.")
+        paid = _settled_attempt(session, order.id)
+        if paid is None:
+            raise NotRefundable("No settled card payment was found for this order.")
+        rows = refunds_of(session, order.id)
+        unsent = next((r for r in rows if r.answered_at is None), None)
+        if unsent is not None:
+            if unsent.amount != amount:
+                raise RefundInFlight(unsent.amount)
+            row = unsent
+        else:
+            refundable = refundable_amount(session, order)
+            if not 0 < amount <= refundable:
+                raise NotRefundable(f"A refund must be between 1 and {refundable} (minor units).")
+            row = CardRefund(order_id=order.id, key=f"{order.ref}-{len(rows) + 1}",
+                             payment_intent=paid.payment_intent, status="sending", amount=amount,
+                             currency=order.currency, created_at=now, updated_at=now)
+            session.add(row)
+            session.flush()
+        row_id, intent, currency, key, ref = (row.id, row.payment_intent, row.currency, row.key,
+                                              order.ref)
 
     try:
-        info = gateway.create_refund(payment_intent=row.payment_intent, amount_minor=amount,
-                                     currency=row.currency, refund_key=row.key,
-                                     order_ref=order.ref)
+        info = gateway.create_refund(payment_intent=intent, amount_minor=amount,
+                                     currency=currency, refund_key=key, order_ref=ref)
     except CardGatewayUnavailable as exc:
         log.warning("Stripe unavailable creating a refund (request %s, status %s)",
                     exc.request_id, exc.http_status)
         raise RefundUnavailable() from exc
     except (CardGatewayRejected, CardGatewayError) as exc:
-        row.status, row.answered_at, row.updated_at = "failed", now, now
+        with database.write_session() as session:
+            row = session.get(CardRefund, row_id)
+            row.status, row.answered_at, row.updated_at = "failed", now, now
         raise RefundRejected(f"Stripe refused the refund: {exc}") from exc
 
-    known = session.scalar(select(CardRefund).where(CardRefund.refund_id == info.id))
-    if known is not None and known is not row:
-        # A webhook recorded this refund while our request was unanswered: keep that row.
-        session.delete(row)
+    with database.write_session() as session:
+        order = _lock_order(session, order_id)
+        row = session.get(CardRefund, row_id)
+        known = session.scalar(select(CardRefund).where(CardRefund.refund_id == info.id))
+        if known is not None and known.id != row.id:
+            # A webhook recorded this refund while our request was unanswered: keep that row.
+            session.delete(row)
+            session.flush()
+            row = known
+        row.refund_id, row.answered_at = info.id, now
+        _refund_status(session, order, row, info.status, now)
         session.flush()
-        row = known
-    row.refund_id, row.answered_at = info.id, now
-    _refund_status(session, order, row, info.status, now)
+        session.expunge(row)
     return row
+
+
+def _settled_attempt(session: Session, order_id: int) -> CardPayment | None:
+    return session.scalar(select(CardPayment).where(
+        CardPayment.order_id == order_id, CardPayment.status == "paid",
+        CardPayment.payment_intent.is_not(None)).order_by(CardPayment.attempt.desc()).limit(1))
+
+
+def refundable_amount(session: Session, order: Order) -> int:
+    """What can still be given back by card: paid, less refunded and refunds under way."""
+    reserved = sum(r.amount for r in refunds_of(session, order.id)
+                   if r.status in ("pending", "sending"))
+    return max(0, order.amount_paid - order.amount_refunded - reserved)

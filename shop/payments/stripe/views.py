@@ -15,10 +15,9 @@ from flask.blueprints import BlueprintSetupState
 from shop.orders import service as orders
 from shop.orders.models import Order
 from shop.payments.stripe import service
-from shop.payments.stripe.client import CardGatewayError
 from shop.payments.stripe.method import CardPayment
 from shop.payments.stripe.webhooks import WebhookError, translate, verify_event
-from shop.web.context import db_session, payment_methods, settings
+from shop.web.context import database, db_session, payment_methods, settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("card", __name__)
@@ -44,23 +43,32 @@ def _order_page(order: Order):
     return redirect(url_for("orders.show", token=order.token), 303)
 
 
+def return_urls() -> tuple[str, str]:
+    """The success and cancel URLs sent with every Checkout Session (needed again to replay a
+    request whose answer was lost)."""
+    # Stripe fills in {CHECKOUT_SESSION_ID}; it is not a format placeholder here.
+    return (_external("card.returned") + "?session_id={CHECKOUT_SESSION_ID}",
+            _external("card.cancelled"))
+
+
 @bp.post("/orders/<token>/pay/card")
 def start(token: str):
     method = _method()
     order = orders.get_by_token(db_session(), token)
     if order is None or order.payment_method != method.code:
         abort(404)
+    order_id = order.id
+    # The service commits its own short units of work around the call to Stripe; this
+    # request's read transaction must not stay open across it.
+    db_session().rollback()
+    success_url, cancel_url = return_urls()
     try:
-        link = service.start_checkout(
-            db_session(), method.gateway, order,
-            # Stripe fills in {CHECKOUT_SESSION_ID}; it is not a format placeholder here.
-            success_url=_external("card.returned") + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=_external("card.cancelled"),
-        )
+        link = service.start_checkout(database(), method.gateway, order_id,
+                                      success_url=success_url, cancel_url=cancel_url)
     except service.CardPaymentError as exc:
         flash(str(exc), "error")
-        return _order_page(order)
-    cookie[_RETURN_KEY] = order.token
+        return redirect(url_for("orders.show", token=token), 303)
+    cookie[_RETURN_KEY] = token
     return redirect(link.url, 303)
 
 
@@ -76,11 +84,13 @@ def returned():
     if order is None:
         return render_template("payments/card_return.html"), 200
     session_id = request.args.get("session_id", "")
+    token, order_id = order.token, order.id
     if 0 < len(session_id) <= 255:
-        service.note_return(db_session(), method.gateway, order, session_id)
+        db_session().rollback()  # no read transaction across the call to Stripe
+        service.note_return(database(), method.gateway, order_id, session_id)
     flash("Thank you! Stripe is confirming your payment; this page shows “Paid” as soon as it "
           "is confirmed.", "success")
-    return _order_page(order)
+    return redirect(url_for("orders.show", token=token), 303)
 
 
 @bp.get("/card/cancel")
@@ -95,6 +105,8 @@ def cancelled():
 
 @bp.post("/webhooks/stripe")
 def webhook():
+    """Verify, store, answer: the worker applies the event (re-reading it from Stripe), so a
+    slow Stripe never holds this request, and Stripe never waits on the shop."""
     method = _method()
     try:
         event = verify_event(request.get_data(), request.headers.get("Stripe-Signature"),
@@ -102,22 +114,14 @@ def webhook():
         card_event = translate(event)
     except WebhookError as exc:
         return jsonify(error=str(exc)), 400
+    if event.livemode != method.livemode:
+        log.warning("Stripe event %s refused: livemode=%s, but the shop's key is for %s mode",
+                    event.id, event.livemode, "live" if method.livemode else "test")
+        return jsonify(error="event mode (live/test) does not match this shop's Stripe key"), 400
     if card_event is None:
         return jsonify(received=True, handled=False), 200
-    db = db_session()
-    if service.already_processed(db, card_event.event_id):
-        return jsonify(received=True, duplicate=True), 200
-    # End the read transaction before calling Stripe: the write transaction then starts with
-    # the event's insert, which waits its turn on SQLite and under concurrent redeliveries.
-    db.rollback()
-    try:
-        facts = service.read_facts(method.gateway, card_event)
-    except CardGatewayError as exc:
-        log.warning("Stripe unavailable re-reading %s (%s); Stripe will redeliver it",
-                    card_event.event_id, type(exc).__name__)
-        return jsonify(error="payment provider unavailable, retry later"), 503
-    outcome = service.record_event(db, card_event, facts)
-    return jsonify(received=True, outcome=outcome.status), 200
+    stored = service.receive_event(db_session(), card_event)
+    return jsonify(received=True, duplicate=not stored), 200
 
 
 @bp.app_context_processor

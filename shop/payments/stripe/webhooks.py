@@ -117,6 +117,9 @@ class CardEvent:
     refund_id: str | None = None
     refund_status: str | None = None
     dispute_id: str | None = None
+    # created, funds_withdrawn, funds_reinstated or closed; with closed, Stripe's outcome.
+    dispute_stage: str | None = None
+    dispute_status: str | None = None
 
 
 def _str(obj: Mapping[str, Any], key: str) -> str | None:
@@ -230,10 +233,12 @@ def _charge_refunded(event: StripeEvent) -> CardEvent:
     )
 
 
-def _dispute_created(event: StripeEvent) -> CardEvent:
+def _dispute_event(event: StripeEvent) -> CardEvent:
     dispute = _require_object(event, "dispute")
     amount, currency = _amount(dispute, "amount")
     return CardEvent(
+        dispute_stage=event.type.removeprefix("charge.dispute."),
+        dispute_status=_str(dispute, "status"),
         event_id=event.id,
         kind=CardEventKind.DISPUTED,
         stripe_type=event.type,
@@ -256,7 +261,10 @@ _HANDLERS: dict[str, Callable[[StripeEvent], CardEvent]] = {
     "refund.failed": _refund_event,
     # Older accounts still receive refund changes under this name.
     "charge.refund.updated": _refund_event,
-    "charge.dispute.created": _dispute_created,
+    "charge.dispute.created": _dispute_event,
+    "charge.dispute.funds_withdrawn": _dispute_event,
+    "charge.dispute.funds_reinstated": _dispute_event,
+    "charge.dispute.closed": _dispute_event,
 }
 
 HANDLED_EVENT_TYPES = frozenset(_HANDLERS)
