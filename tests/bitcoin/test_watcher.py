@@ -536,7 +536,9 @@ def test_a_node_on_another_chain_is_refused_and_changes_nothing(db, node, method
     w.sync()
     assert order_of(db, order_id).status == "paid"
     with FakeNode() as other:  # same regtest genesis, a different chain after it
-        other.mine(130)
+        # Empty regtest blocks mined in the same second are identical: make it differ early.
+        other.mine(1, [other.make_payment(random_p2wpkh(), 10_000)])
+        other.mine(129)
         wrong = make_watcher(db, other, method.policy, clock)
         with pytest.raises(NodeWrongChain):
             wrong.sync()
