@@ -60,6 +60,9 @@ def utcnow() -> datetime:
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
+    # SQL parameters carry order tokens and ciphertext: keep them out of logged statements and
+    # out of the text of database errors (which reach the error log with their traceback).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; the bare scheme would pick psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://"):]

@@ -18,5 +18,8 @@ def setup(app: Flask, settings: Settings) -> None:
     # Root handlers (gunicorn, `shop worker`) and the app's own logger; the CLI installs it
     # again after configuring its handlers.
     install_redaction()
+    # app.logger adds Flask's default handler on first use: make it exist now, so that handler
+    # carries the filter too (the record factory covers every record in any case).
+    install_redaction(app.logger)
     install_redaction(logging.getLogger(app.import_name))
     silence_payload_loggers()
