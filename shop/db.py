@@ -71,9 +71,17 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling delays BEGIN until the first write, so a read
         # and the write that depends on it would not be one transaction; emit BEGIN ourselves.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # IMMEDIATE takes the write lock up front, so a writer waits (busy_timeout) for another
+        # instead of failing with "database is locked" when its snapshot went stale between its
+        # read and its write. Read-only work opts out: execution_options(sqlite_begin="DEFERRED").
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_begin(conn) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -82,7 +90,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Deleted and overwritten content is zeroed in the file instead of lingering in free pages.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
+
+
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Fold the write-ahead log into the file and truncate it (after an erasure: the WAL still
+    holds the old pages). Best effort: a reader in the middle of a snapshot makes it partial."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class Database:
@@ -90,6 +109,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # For work that only reads, or must not hold SQLite's write lock while it is slow
+        # (pages shown on GET, password checks); the same engine and pool on PostgreSQL.
+        self.reader = self.engine.execution_options(sqlite_begin="DEFERRED")
 
     @property
     def is_postgres(self) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from wtforms import SubmitField
 
+from shop.admin.orders import shipments
 from shop.cart.pricing import PricedLine, compute_totals
 from shop.orders import service
 from shop.orders.models import Order
@@ -50,6 +51,7 @@ def show(token: str):
     return render_template(
         "orders/order.html", order=order, totals=order_totals(order), method=method,
         status_label=LABELS[order.state], OrderStatus=OrderStatus, demo_form=DemoPayForm(),
+        tracking=[s.tracking for s in shipments(db_session(), order) if s.tracking],
     )
 
 
