@@ -93,3 +93,26 @@ def test_demo_request_log_tags_tokens(caplog):
     caplog.set_level(logging.INFO, logger="werkzeug")
     Fake().log_request(200)
     assert "/orders/<tok:" in caplog.text and TOKEN not in caplog.text
+
+
+def test_worker_logging_redacts_handlers_added_later(capfd):
+    """`shop worker` configures its handlers; one added afterwards is covered too."""
+    from shop.jobs.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("text")
+        late = logging.StreamHandler()  # e.g. an error tracker's handler, added after start-up
+        root.addHandler(late)
+        try:
+            raise ValueError("no address ada@example.org")
+        except ValueError:
+            logging.getLogger("shop.jobs.worker").exception("job failed for /orders/%s", TOKEN)
+        root.removeHandler(late)
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    captured = capfd.readouterr()
+    out = captured.out + captured.err
+    assert "job failed for /orders/<tok:" in out
+    assert TOKEN not in out and "ada@example.org" not in out
