@@ -10,9 +10,11 @@ before stay wrapped by the master key and are moved into epochs by the purge or
 `shop privacy rotate-key` (the migration has no keys).
 
 shipments.tracking_sealed holds the tracking reference sealed under the order's data key. The
-plain column stays for rows from before (the purge seals them, since this migration cannot);
-copies of the reference in order notes and in sent emails' details are removed here (the
-shipment keeps it).
+plain column stays for rows from before (this migration has no key to seal them with; the
+order's erasure blanks them as before); copies of the reference in order notes and in sent
+emails' details are removed here (the shipment keeps it).
+
+signin_failures counts failed merchant sign-ins for every worker (shop/admin/throttle.py).
 """
 
 import sqlalchemy as sa
