@@ -101,7 +101,9 @@ def checkpoint_sqlite(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         return
     with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # On the driver's connection: through SQLAlchemy the statement would open a transaction
+        # (our BEGIN hook), inside which the checkpoint cannot truncate the log.
+        conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class Database:
