@@ -71,17 +71,18 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling delays BEGIN until the first write, so a read
         # and the write that depends on it would not be one transaction; emit BEGIN ourselves.
-        # IMMEDIATE takes the write lock up front, so a writer waits (busy_timeout) for another
-        # instead of failing with "database is locked" when its snapshot went stale between its
-        # read and its write. Read-only work opts out: execution_options(sqlite_begin="DEFERRED").
+        # Writers (job sessions, requests that change something: Database.writer) begin
+        # IMMEDIATE: they take the write lock up front and wait (busy_timeout) for each other
+        # instead of failing with "database is locked" when their snapshot went stale between
+        # their read and their write. Everything else begins deferred and only reads.
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
 def _sqlite_begin(conn) -> None:
-    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+    immediate = conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE"
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -111,9 +112,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        # For work that only reads, or must not hold SQLite's write lock while it is slow
-        # (pages shown on GET, password checks); the same engine and pool on PostgreSQL.
-        self.reader = self.engine.execution_options(sqlite_begin="DEFERRED")
+        # Bind a session here for work that writes (see _sqlite_begin); on PostgreSQL it is the
+        # same engine and pool.
+        self.writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @property
     def is_postgres(self) -> bool:
@@ -122,7 +123,7 @@ class Database:
     @contextmanager
     def job_session(self) -> Iterator[Session]:
         """One unit of work for a background job: commit on success, roll back on error."""
-        session = self.sessionmaker()
+        session = self.sessionmaker(bind=self.writer)
         try:
             yield session
             session.commit()

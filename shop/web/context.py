@@ -28,7 +28,7 @@ def db_session() -> Session:
         db = database()
         # Pages shown on GET only read: they need not queue behind SQLite's write lock.
         deferred = request.method in ("GET", "HEAD") or g.get("db_deferred", False)
-        g.db_session = db.sessionmaker(bind=db.reader) if deferred else db.sessionmaker()
+        g.db_session = db.sessionmaker() if deferred else db.sessionmaker(bind=db.writer)
     return g.db_session
 
 
@@ -39,10 +39,10 @@ def defer_write_lock() -> None:
     g.db_deferred = True
     session = g.get("db_session")
     db = database()
-    if session is not None and session.bind is not db.reader and \
+    if session is not None and session.bind is db.writer and \
             not (session.new or session.dirty or session.deleted):
         session.rollback()
-        session.bind = db.reader
+        session.bind = db.engine
 
 
 def commit_request_session(response):
