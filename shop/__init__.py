@@ -38,7 +38,9 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        SESSION_COOKIE_NAME="shop_session",
+        # Over HTTPS the __Host- prefix makes browsers refuse the cookie unless it is Secure,
+        # for this host only and for the whole site: no subdomain can plant or read it.
+        SESSION_COOKIE_NAME="__Host-shop_session" if settings.cookie_secure else "shop_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,

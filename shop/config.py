@@ -85,6 +85,10 @@ class Settings:
     # stay readable during a rotation (`shop privacy rotate-key`).
     data_key: str = ""
     data_key_old: str = ""
+    # Folder of the epoch keys that wrap the per-order data keys (shop/privacy/epochs.py); empty
+    # means <instance>/keyring. Outside the database and its backups by design; every app server
+    # and worker must see the same folder.
+    keyring_path: str = ""
     # Personal data of unpaid/expired/cancelled orders is erased this long after they ended,
     # that of fulfilled orders after the return window; the bookkeeping ledger is kept longer.
     retention_unpaid_hours: int = 24

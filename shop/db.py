@@ -64,6 +64,9 @@ def utcnow() -> datetime:
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
+    # SQL parameters carry order tokens and ciphertext: keep them out of logged statements and
+    # out of the text of database errors (which reach the error log with their traceback).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; the bare scheme would pick psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -72,13 +75,18 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling delays BEGIN until the first write, so a read
         # and the write that depends on it would not be one transaction; emit BEGIN ourselves.
-        # A unit of work that will write asks for IMMEDIATE (write_session): taking the write
-        # lock up front waits its turn, where upgrading a read transaction fails at once.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
-            "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate")
-            else "BEGIN"))
+        # Writers (job sessions, requests that change something: Database.writer) begin
+        # IMMEDIATE: they take the write lock up front and wait (busy_timeout) for each other
+        # instead of failing with "database is locked" when their snapshot went stale between
+        # their read and their write. Everything else begins deferred and only reads.
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_begin(conn) -> None:
+    immediate = conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE"
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -87,7 +95,20 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Deleted and overwritten content is zeroed in the file instead of lingering in free pages.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
+
+
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Fold the write-ahead log into the file and truncate it (after an erasure: the WAL still
+    holds the old pages). Best effort: a reader in the middle of a snapshot makes it partial."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        # On the driver's connection: through SQLAlchemy the statement would open a transaction
+        # (our BEGIN hook), inside which the checkpoint cannot truncate the log.
+        conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class Database:
@@ -95,6 +116,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Bind a session here for work that writes (see _sqlite_begin); on PostgreSQL it is the
+        # same engine and pool.
+        self.writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @property
     def is_postgres(self) -> bool:
@@ -103,7 +127,7 @@ class Database:
     @contextmanager
     def job_session(self) -> Iterator[Session]:
         """One unit of work for a background job: commit on success, roll back on error."""
-        session = self.sessionmaker()
+        session = self.sessionmaker(bind=self.writer)
         try:
             yield session
             session.commit()
@@ -113,14 +137,9 @@ class Database:
         finally:
             session.close()
 
-    @contextmanager
-    def write_session(self) -> Iterator[Session]:
-        """A short unit of work that writes, e.g. between two calls to a payment provider.
-        On SQLite it takes the write lock when it begins (on PostgreSQL nothing changes)."""
-        with self.job_session() as session:
-            if self.engine.dialect.name == "sqlite":
-                session.connection(execution_options={"sqlite_immediate": True})
-            yield session
+    # A short unit of work that writes, e.g. between two calls to a payment provider: a job
+    # session, which on SQLite takes the write lock when it begins.
+    write_session = job_session
 
     def dispose(self) -> None:
         self.engine.dispose()

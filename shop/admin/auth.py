@@ -8,10 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import threading
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass
 
 import pyotp
 from argon2 import PasswordHasher
@@ -68,9 +65,11 @@ def create_user(session: Session, username: str, password: str) -> AdminUser:
     username = normalize_username(username)
     if not USERNAME_RE.fullmatch(username):
         raise InvalidUsername()
+    # Hash before the first query: the slow part runs outside any transaction (and lock).
+    password_hash = hash_password(password)
     if session.scalar(select(func.count()).select_from(AdminUser).where(AdminUser.username == username)):
         raise UserExists(username)
-    user = AdminUser(username=username, password_hash=hash_password(password))
+    user = AdminUser(username=username, password_hash=password_hash)
     session.add(user)
     session.flush()
     return user
@@ -185,70 +184,3 @@ def use_recovery_code(session: Session, user: AdminUser, code: str) -> bool:
 
 def remaining_recovery_codes(user: AdminUser) -> int:
     return sum(1 for c in user.recovery_codes if c.used_at is None)
-
-
-# ---------------------------------------------------------------- throttling
-
-@dataclass
-class _Failures:
-    count: int = 0
-    locked_until: float = 0.0
-    last: float = 0.0
-
-
-class LoginThrottle:
-    """Failed sign-ins counted in memory only (no IP address, nothing on disk), per process.
-
-    Per user name: after `free_attempts` failures each further one locks the name for twice as
-    long as the last (up to `max_lock`). For the whole process: more than `global_limit`
-    failures within `global_window` seconds lock every sign-in until the window has passed,
-    which bounds guessing spread over many names.
-    """
-
-    def __init__(self, free_attempts: int = 5, base_lock: float = 30.0, max_lock: float = 3600.0,
-                 forget_after: float = 86400.0, global_limit: int = 100,
-                 global_window: float = 600.0, max_names: int = 10_000, clock=time.monotonic):
-        self.free_attempts, self.base_lock, self.max_lock = free_attempts, base_lock, max_lock
-        self.forget_after, self.global_limit, self.global_window = forget_after, global_limit, global_window
-        self.max_names, self.clock = max_names, clock
-        self._names: OrderedDict[str, _Failures] = OrderedDict()
-        self._recent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def _prune(self, now: float) -> None:
-        while self._recent and self._recent[0] <= now - self.global_window:
-            self._recent.popleft()
-
-    def wait_seconds(self, username: str) -> float:
-        """0 when a sign-in may be tried now, else how long to wait."""
-        now = self.clock()
-        with self._lock:
-            self._prune(now)
-            wait = 0.0
-            if len(self._recent) >= self.global_limit:
-                wait = self._recent[0] + self.global_window - now
-            entry = self._names.get(normalize_username(username))
-            if entry is not None:
-                wait = max(wait, entry.locked_until - now)
-            return max(0.0, wait)
-
-    def failure(self, username: str) -> None:
-        now = self.clock()
-        key = normalize_username(username)[:64]
-        with self._lock:
-            self._recent.append(now)
-            entry = self._names.pop(key, None)
-            if entry is None or now - entry.last > self.forget_after:
-                entry = _Failures()
-            entry.count += 1
-            entry.last = now
-            if entry.count >= self.free_attempts:
-                lock = self.base_lock * 2 ** (entry.count - self.free_attempts)
-                entry.locked_until = now + min(lock, self.max_lock)
-            self._names[key] = entry
-            while len(self._names) > self.max_names:
-                self._names.popitem(last=False)
-
-    def success(self, username: str) -> None:
-        with self._lock:
-            self._names.pop(normalize_username(username), None)

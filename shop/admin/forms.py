@@ -49,9 +49,18 @@ class ConfirmTotpForm(ShopForm):
     submit = SubmitField("Turn on two-factor authentication")
 
 
-class DisableTotpForm(ShopForm):
+class ReauthForm(ShopForm):
+    """The password again (and, with two-factor authentication on, a code) for account changes."""
+
     password = PasswordField("Your password", validators=[InputRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
+    code = StringField("Code from your authenticator app, or a recovery code",
+                       validators=[Length(max=64)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
+    submit = SubmitField("Make new recovery codes")
+
+
+class DisableTotpForm(ReauthForm):
     submit = SubmitField("Turn off two-factor authentication")
 
 
@@ -61,6 +70,9 @@ class PasswordForm(ShopForm):
     new = PasswordField("New password (at least 12 characters)",
                         validators=[InputRequired(), Length(min=12, max=1024)],
                         render_kw={"autocomplete": "new-password"})
+    code = StringField("Code from your authenticator app, or a recovery code",
+                       validators=[Length(max=64)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
     submit = SubmitField("Change password")
 
 

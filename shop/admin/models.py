@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import Base, UTCDateTime, personal, utcnow
@@ -69,6 +69,24 @@ class Shipment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    # The carrier can map it to the recipient's address: erased with the order's personal data.
+    # The carrier can map it to the recipient's address: sealed under the order's data key
+    # (shop.privacy.store.seal), so it goes with the order's other personal data.
+    tracking_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True,
+                                                          info=personal())
+    # Only rows from before the sealed column: the purge seals and blanks them.
     tracking: Mapped[str] = mapped_column(String(200), default="", info=personal())
     shipped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SigninFailure(Base):
+    """A failed merchant sign-in, counted by shop/admin/throttle.py; deleted after a day.
+
+    ``key`` is ``user:<name>``, ``code:<name>`` or ``client:<tag>``, the tag a keyed hash of the
+    client's address under a key that changes daily: no IP address is stored.
+    """
+
+    __tablename__ = "signin_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), index=True, info=personal())
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

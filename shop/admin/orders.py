@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -19,7 +20,7 @@ from shop.orders.models import Order, OrderEvent, PaymentRecord
 from shop.orders.states import OrderStatus
 from shop.payments.base import PaymentEvent, PaymentEventKind
 from shop.privacy.crypto import CryptoError
-from shop.privacy.store import ContactDetails, read_contact
+from shop.privacy.store import ContactDetails, read_contact, unseal
 
 PER_PAGE = 50
 # Orders whose money can still be given back.
@@ -78,9 +79,19 @@ def contact(session: Session, order: Order) -> ContactDetails | None:
         raise ContactUnreadable(str(exc)) from None
 
 
-def shipments(session: Session, order: Order) -> list[Shipment]:
-    return list(session.scalars(select(Shipment).where(Shipment.order_id == order.id)
-                                .order_by(Shipment.id)))
+@dataclass(frozen=True)
+class ShipmentView:
+    shipped_at: datetime
+    tracking: str
+
+
+def shipments(session: Session, order: Order) -> list[ShipmentView]:
+    """The order's parcels, tracking references unsealed (empty once the data was erased)."""
+    rows = session.scalars(select(Shipment).where(Shipment.order_id == order.id)
+                           .order_by(Shipment.id))
+    return [ShipmentView(row.shipped_at, row.tracking or
+                         unseal(session, order, "tracking", row.tracking_sealed) or "")
+            for row in rows]
 
 
 def payments(session: Session, order: Order) -> list[PaymentRecord]:
@@ -131,8 +142,10 @@ def erase_tracking(session: Session, order_ids) -> int:
     ids = list(order_ids)
     if not ids:
         return 0
-    erased = session.execute(update(Shipment).where(Shipment.order_id.in_(ids), Shipment.tracking != "")
-                             .values(tracking="").execution_options(synchronize_session=False)).rowcount
+    erased = session.execute(update(Shipment).where(Shipment.order_id.in_(ids),
+                                                    (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None))
+                             .values(tracking="", tracking_sealed=None)
+                             .execution_options(synchronize_session=False)).rowcount
     session.execute(update(OrderEvent).where(OrderEvent.order_id.in_(ids),
                                              OrderEvent.note.startswith(TRACKING_NOTE, autoescape=True))
                     .values(note="Shipped").execution_options(synchronize_session=False))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, flash, g, session
+from flask import flash, g, session
 
 from shop.admin.models import AdminUser
 from shop.web.context import db_session, settings
@@ -77,6 +77,3 @@ def current_admin() -> AdminUser | None:
     g.admin_user = user
     return user
 
-
-def throttle():
-    return current_app.extensions["shop.admin.throttle"]

@@ -25,12 +25,14 @@ from flask import (
 from sqlalchemy import func, select
 
 from shop.admin import auth
+from shop.admin import throttle as signin_throttle
 from shop.admin.forms import (
     ActionForm,
     ConfirmTotpForm,
     DisableTotpForm,
     LoginForm,
     PasswordForm,
+    ReauthForm,
     SecondFactorForm,
 )
 from shop.admin.session import (
@@ -40,12 +42,13 @@ from shop.admin.session import (
     sign_in,
     sign_out,
     start_second_factor,
-    throttle,
 )
+from shop.db import utcnow
 from shop.mail.models import FAILED, PENDING, OutboxMessage
 from shop.orders.models import Order
 from shop.orders.states import OrderStatus
-from shop.web.context import db_session, settings
+from shop.web.context import database, db_session, defer_write_lock, settings
+from shop.web.forms import has_control_characters
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.login_second_factor"})
@@ -56,7 +59,6 @@ UPLOAD_ENDPOINTS = frozenset({"admin.product_image_upload", "admin.product_file_
 @bp.record_once
 def _setup(state) -> None:
     app = state.app
-    app.extensions.setdefault("shop.admin.throttle", auth.LoginThrottle())
 
     def raise_upload_limit():
         # Must run before Flask-WTF's CSRF check reads the body under the default limit.
@@ -98,6 +100,9 @@ def _admin_globals():
 
 
 def _safe_next(target: str | None) -> str:
+    if has_control_characters(target):
+        # A CR/LF in the Location header would make the redirect itself fail.
+        return url_for("admin.dashboard")
     parts = urlsplit(target or "")
     if target and not parts.scheme and not parts.netloc and parts.path.startswith("/admin") \
             and "\\" not in target:
@@ -116,6 +121,7 @@ def _too_many(wait: float, form, template: str):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    defer_write_lock()  # the password check is slow: no SQLite write lock meanwhile
     if request.method == "GET" and current_admin() is not None:
         return redirect(_safe_next(request.args.get("next")), 303)
     form = LoginForm()
@@ -124,25 +130,75 @@ def login():
     if not form.validate_on_submit():
         return render_template("admin/login.html", form=form), (400 if form.is_submitted() else 200)
     username = form.username.data
-    wait = throttle().wait_seconds(username)
-    if wait > 0:
-        return _too_many(wait, form, "admin/login.html")
+    keys = _throttle_keys(username)
+    wait = signin_throttle.wait_seconds(db_session(), keys, utcnow())
+    # Checked even when throttled: with two-factor authentication on, the right password and a
+    # valid code always get the owner in, so guessing cannot lock them out.
     user = auth.authenticate(db_session(), username, form.password.data)
     if user is None:
-        throttle().failure(username)
+        _count_failure(keys)
+        if wait > 0:
+            return _too_many(wait, form, "admin/login.html")
         flash("Wrong user name or password.", "error")
         return render_template("admin/login.html", form=form), 401
     target = _safe_next(form.next.data)
     if user.totp_enabled:
         start_second_factor(user)
         return redirect(url_for("admin.login_second_factor", next=target), 303)
-    throttle().success(username)
+    if wait > 0:
+        return _too_many(wait, form, "admin/login.html")
+    signin_throttle.clear(db_session(), keys[:1])
     sign_in(user)
     return redirect(target, 303)
 
 
+def _throttle_keys(username: str) -> list[str]:
+    return [signin_throttle.user_key(username),
+            signin_throttle.client_key(settings().secret_key, request.remote_addr, utcnow())]
+
+
+def _count_failure(keys: list[str]) -> None:
+    # The request's own transaction is rolled back with its 4xx answer: count in another one.
+    with database().job_session() as session:
+        signin_throttle.record_failure(session, keys, utcnow())
+
+
+def _second_factor_ok(user, code: str) -> bool:
+    """A valid authenticator code (unless too many wrong ones were tried today) or recovery code."""
+    code = (code or "").strip()
+    if not code:
+        return False
+    guessed = signin_throttle.failures(db_session(), signin_throttle.code_key(user.username),
+                                       utcnow())
+    if guessed < signin_throttle.POLICY.code_limit and auth.verify_totp(user, code):
+        return True
+    return auth.use_recovery_code(db_session(), user, code)
+
+
+def _reauthenticated(user, password: str, code: str) -> bool:
+    """The password again, and a second factor when it is on: for changes to the account."""
+    keys = _throttle_keys(user.username) + [signin_throttle.code_key(user.username)]
+    wait = signin_throttle.wait_seconds(db_session(), keys[:2], utcnow())
+    ok = auth.authenticate(db_session(), user.username, password) is not None
+    if ok and user.totp_enabled:
+        ok = _second_factor_ok(user, code)
+    if ok and (wait <= 0 or user.totp_enabled):
+        return True
+    if not ok:
+        _count_failure(keys)
+    if wait > 0:
+        minutes = max(1, math.ceil(wait / 60))
+        flash(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
+              "and try again.", "error")
+    else:
+        flash("The password or code is not correct." if user.totp_enabled
+              else "The password is not correct.", "error")
+    return False
+
+
 @bp.route("/login/code", methods=["GET", "POST"])
 def login_second_factor():
+    defer_write_lock()  # the password check is slow: no SQLite write lock meanwhile
     user = pending_user()
     if user is None:
         flash("Please sign in first.", "warning")
@@ -152,15 +208,15 @@ def login_second_factor():
         form.next.data = request.args.get("next", "")
     if not form.validate_on_submit():
         return render_template("admin/login_code.html", form=form), (400 if form.is_submitted() else 200)
-    wait = throttle().wait_seconds(user.username)
-    if wait > 0:
-        return _too_many(wait, form, "admin/login_code.html")
-    code = form.code.data.strip()
-    if not (auth.verify_totp(user, code) or auth.use_recovery_code(db_session(), user, code)):
-        throttle().failure(user.username)
+    keys = _throttle_keys(user.username)
+    wait = signin_throttle.wait_seconds(db_session(), keys, utcnow())
+    if not _second_factor_ok(user, form.code.data):
+        _count_failure(keys + [signin_throttle.code_key(user.username)])
+        if wait > 0:
+            return _too_many(wait, form, "admin/login_code.html")
         flash("That code is not correct.", "error")
         return render_template("admin/login_code.html", form=form), 401
-    throttle().success(user.username)
+    signin_throttle.clear(db_session(), keys[:1] + [signin_throttle.code_key(user.username)])
     sign_in(user)
     left = auth.remaining_recovery_codes(user)
     if left < 3:
@@ -199,20 +255,21 @@ def dashboard():
 def account():
     user = g.admin_user
     return render_template("admin/account.html", action=ActionForm(), password_form=PasswordForm(),
-                           disable_form=DisableTotpForm(),
+                           disable_form=DisableTotpForm(prefix="disable"),
+                           codes_form=ReauthForm(prefix="codes"),
                            recovery_left=auth.remaining_recovery_codes(user))
 
 
 @bp.post("/account/password")
 def account_password():
+    defer_write_lock()  # the password check is slow: no SQLite write lock meanwhile
     form, user = PasswordForm(), g.admin_user
     if not form.validate_on_submit():
         for errors in form.errors.values():
             for e in errors:
                 flash(e, "error")
         return redirect(url_for("admin.account"), 303)
-    if auth.authenticate(db_session(), user.username, form.current.data) is None:
-        flash("The current password is not correct.", "error")
+    if not _reauthenticated(user, form.current.data, form.code.data):
         return redirect(url_for("admin.account"), 303)
     auth.set_password(db_session(), user, form.new.data)
     sign_in(user)  # the old cookies died with the version bump; this one carries the new one
@@ -256,20 +313,25 @@ def totp_setup():
 
 @bp.post("/account/2fa/recovery-codes")
 def totp_new_codes():
-    if not ActionForm().validate_on_submit():
+    defer_write_lock()  # the password check is slow: no SQLite write lock meanwhile
+    form = ReauthForm(prefix="codes")
+    if not form.validate_on_submit():
         abort(400)
     if not g.admin_user.totp_enabled:
         abort(409)
+    if not _reauthenticated(g.admin_user, form.password.data, form.code.data):
+        return redirect(url_for("admin.account"), 303)
     return render_template("admin/recovery_codes.html",
                            codes=auth.new_recovery_codes(db_session(), g.admin_user))
 
 
 @bp.post("/account/2fa/disable")
 def totp_disable():
-    form, user = DisableTotpForm(), g.admin_user
+    defer_write_lock()  # the password check is slow: no SQLite write lock meanwhile
+    form, user = DisableTotpForm(prefix="disable"), g.admin_user
     if not form.validate_on_submit() or \
-            auth.authenticate(db_session(), user.username, form.password.data) is None:
-        flash("The password is not correct; two-factor authentication stays on.", "error")
+            not _reauthenticated(user, form.password.data, form.code.data):
+        flash("Two-factor authentication stays on.", "error")
         return redirect(url_for("admin.account"), 303)
     auth.disable_totp(db_session(), user)
     flash("Two-factor authentication is off.", "success")

@@ -18,7 +18,7 @@ from shop.checkout.service import (
 from shop.orders import service as orders
 from shop.payments.registry import available_methods
 from shop.web.context import db_session, payment_methods, settings
-from shop.web.forms import ShopForm
+from shop.web.forms import NoControlCharacters, ShopForm
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
@@ -26,16 +26,17 @@ bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 class CheckoutForm(ShopForm):
     email = EmailField(
         "Email (optional)",
-        validators=[Optional(), Email("Please enter a valid email address, or leave it empty."),
-                    Length(max=254)],
+        validators=[NoControlCharacters(), Optional(),
+                    Email("Please enter a valid email address, or leave it empty."), Length(max=254)],
         render_kw={"autocomplete": "email"},
     )
-    name = StringField("Full name", validators=[Length(max=200)], render_kw={"autocomplete": "name"})
-    street = StringField("Street and house number", validators=[Length(max=300)],
+    name = StringField("Full name", validators=[NoControlCharacters(), Length(max=200)],
+                       render_kw={"autocomplete": "name"})
+    street = StringField("Street and house number", validators=[NoControlCharacters(), Length(max=300)],
                          render_kw={"autocomplete": "street-address"})
-    postal_code = StringField("Postal code", validators=[Length(max=20)],
+    postal_code = StringField("Postal code", validators=[NoControlCharacters(), Length(max=20)],
                               render_kw={"autocomplete": "postal-code"})
-    city = StringField("City", validators=[Length(max=100)],
+    city = StringField("City", validators=[NoControlCharacters(), Length(max=100)],
                        render_kw={"autocomplete": "address-level2"})
     country = SelectField("Country", validators=[InputRequired("Please choose your country.")],
                           render_kw={"autocomplete": "country"})

@@ -7,6 +7,7 @@ stored here, so nothing personal stays in the outbox, and a purged order gets no
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Callable
@@ -150,6 +151,17 @@ def deliver_due(database: Database, settings: Settings | None = None, *,
     return sent
 
 
+def _open_payload(session: Session, order: Order, message: OutboxMessage) -> dict[str, Any]:
+    """The event details, with a sealed tracking reference opened for the email only."""
+    from shop.privacy.store import unseal
+
+    payload = json.loads(message.payload)
+    sealed = payload.pop("tracking_sealed", None)
+    if sealed:
+        payload["tracking"] = unseal(session, order, "tracking", base64.b64decode(sealed)) or ""
+    return payload
+
+
 def _deliver_one(session: Session, message: OutboxMessage, settings: Settings,
                  config: smtp.SmtpConfig, send: Sender, now: datetime) -> bool:
     order = session.scalar(select(Order).where(Order.id == message.order_id)
@@ -161,7 +173,8 @@ def _deliver_one(session: Session, message: OutboxMessage, settings: Settings,
         return False
     message.attempts += 1
     try:
-        send(config, render(settings, order, message.kind, json.loads(message.payload), to))
+        send(config, render(settings, order, message.kind, _open_payload(session, order, message),
+                            to))
     except smtp.SendError as exc:
         message.last_error = exc.summary[:200]
         if exc.permanent or message.attempts >= MAX_ATTEMPTS:

@@ -108,8 +108,8 @@ class OrderLine(Base):
 class OrderContact(Base):
     """Everything personal about an order, kept apart so erasing it leaves the order intact.
 
-    Fields are AES-GCM blobs under the order's own data key, stored only wrapped by the master
-    key; read and write them through shop.privacy.store (set_contact / read_contact).
+    Fields are AES-GCM blobs under the order's own data key, stored only wrapped by an epoch
+    key kept outside the database; read and write them through shop.privacy.store (set_contact / read_contact).
     """
 
     __tablename__ = "order_contacts"
@@ -118,6 +118,9 @@ class OrderContact(Base):
         ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
     )
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The epoch key (shop/privacy/epochs.py) that wraps it; NULL for keys wrapped directly by
+    # the master key before epochs existed (the purge and `shop privacy rotate-key` move them).
+    key_epoch: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     email: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())
     name: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())
     street: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())

@@ -6,6 +6,7 @@ and logs the advance. Functions take a Session and never commit: the caller's sc
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from shop.orders.models import (
 from shop.orders.states import IllegalTransition, OrderError, OrderStatus, check_transition
 from shop.payments.base import PaymentEvent, PaymentEventKind
 from shop.privacy import ledger
-from shop.privacy.store import ContactDetails, set_contact
+from shop.privacy.store import ContactDetails, seal, set_contact
 
 S = OrderStatus
 
@@ -314,10 +315,13 @@ def ship(session: Session, order: Order, tracking: str = "", now: datetime | Non
     """Hand the parcel to the carrier: fulfilled, with the tracking reference for the customer."""
     now = now or utcnow()
     tracking = " ".join(tracking.split())[:200]
-    _transition(session, order, S.FULFILLED,
-                f"Shipped (tracking reference {tracking})" if tracking else "Shipped", now)
-    session.add(Shipment(order_id=order.id, tracking=tracking, shipped_at=now))
-    outbox.enqueue(session, order, outbox.SHIPPED, tracking=tracking, now=now)
+    # The reference is personal (the carrier maps it to the address): sealed under the order's
+    # data key wherever it is kept, never in the order's history.
+    sealed = seal(session, order, "tracking", tracking) if tracking and not order.personal_data_erased_at else None
+    _transition(session, order, S.FULFILLED, "Shipped", now)
+    session.add(Shipment(order_id=order.id, tracking_sealed=sealed, shipped_at=now))
+    outbox.enqueue(session, order, outbox.SHIPPED, now=now,
+                   **({"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}))
 
 
 def resolve_attention(session: Session, order: Order, note: str = "",

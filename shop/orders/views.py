@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
+from shop.admin.orders import shipments
 from shop.cart.pricing import PricedLine, compute_totals
 from shop.orders import service
 from shop.orders.models import Order
@@ -44,4 +45,5 @@ def show(token: str):
     return render_template(
         "orders/order.html", order=order, totals=order_totals(order), method=method, panel=panel,
         status_label=LABELS[order.state], OrderStatus=OrderStatus,
+        tracking=[s.tracking for s in shipments(db_session(), order) if s.tracking],
     )

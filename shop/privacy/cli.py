@@ -46,9 +46,13 @@ def privacy() -> None:
 @with_appcontext
 def purge(dry_run: bool, as_of: str | None) -> None:
     """Erase personal data whose retention period is over, and expired ledger entries."""
+    from shop.db import utcnow
     from shop.privacy.purge import purge as run_purge
 
     moment = _parse_moment(as_of)
+    if moment is not None and moment > utcnow() and not dry_run:
+        raise click.BadParameter("a future moment only shows what would happen: add --dry-run",
+                                 param_hint="--as-of")
     with _database().job_session() as session:
         report = run_purge(session, current_app.extensions["shop.settings"], as_of=moment,
                            dry_run=dry_run)
@@ -67,7 +71,7 @@ def purge(dry_run: bool, as_of: str | None) -> None:
 @privacy.command("rotate-key")
 @with_appcontext
 def rotate_key() -> None:
-    """Re-wrap every order's data key under the current SHOP_DATA_KEY.
+    """Re-wrap the epoch keys under the current SHOP_DATA_KEY; move older data keys into epochs.
 
     Set the new key in SHOP_DATA_KEY and the previous one in SHOP_DATA_KEY_OLD first; when
     this reports nothing left under an old key, remove SHOP_DATA_KEY_OLD.
@@ -77,8 +81,9 @@ def rotate_key() -> None:
     keyring = current_app.extensions["shop.keyring"]
     with _database().job_session() as session:
         result = rotate_keys(session, keyring)
-    click.echo(f"re-wrapped {result.rewrapped} data key(s) under master key "
-               f"{keyring.current.key_id}; {result.already_current} already used it")
+    click.echo(f"re-wrapped {result.epoch_files_rewrapped} epoch key(s) under master key "
+               f"{keyring.current.key_id}; {result.epoch_files_current} already used it; "
+               f"moved {result.moved_to_epochs} older data key(s) into epochs")
 
 
 @privacy.command("generate-key")  # no app: production cannot start without a key yet

@@ -274,6 +274,58 @@ def unwrap_data_key(keyring: Keyring | MasterKey, wrapped: Bytesish, *, context:
         ) from None
 
 
+# ---------------------------------------------------------------- epoch-wrapped data keys
+#
+# Version 2 of a wrapped data key names an *epoch key* (shop/privacy/epochs.py) instead of a
+# master key: version | epoch id (8 bytes) | nonce | ciphertext+tag. Epoch keys live outside
+# the database and are destroyed on schedule, so every copy of the wrapped key -- old row
+# versions, the WAL, backups -- becomes undecryptable at once.
+
+_EPOCH_VERSION = 2
+EPOCH_ID_BYTES = 8
+_EPOCH_WRAPPED_LEN = 1 + EPOCH_ID_BYTES + _NONCE_BYTES + KEY_BYTES + _TAG_BYTES
+
+
+def wrapped_version(wrapped: Bytesish) -> int:
+    blob = bytes(wrapped)
+    if not blob:
+        raise DecryptionError("wrapped data key is empty")
+    return blob[0]
+
+
+def wrap_with_epoch(epoch_id: str, epoch_key: bytes, data_key: bytes, *, context: bytes) -> bytes:
+    _check_data_key(data_key)
+    _check_data_key(epoch_key)
+    _check_context(context)
+    header = bytes([_EPOCH_VERSION]) + bytes.fromhex(epoch_id)
+    if len(header) != 1 + EPOCH_ID_BYTES:
+        raise DataKeyError("an epoch id is 16 hex characters")
+    nonce = os.urandom(_NONCE_BYTES)
+    return header + nonce + AESGCM(epoch_key).encrypt(nonce, data_key, _WRAP_LABEL + header + context)
+
+
+def wrapped_epoch_id(wrapped: Bytesish) -> str:
+    blob = bytes(wrapped)
+    if len(blob) != _EPOCH_WRAPPED_LEN or blob[0] != _EPOCH_VERSION:
+        raise DecryptionError("not an epoch-wrapped data key")
+    return blob[1:1 + EPOCH_ID_BYTES].hex()
+
+
+def unwrap_with_epoch(epoch_key: bytes, wrapped: Bytesish, *, context: bytes) -> bytes:
+    _check_context(context)
+    blob = bytes(wrapped)
+    wrapped_epoch_id(blob)
+    header = blob[:1 + EPOCH_ID_BYTES]
+    nonce = blob[len(header):len(header) + _NONCE_BYTES]
+    try:
+        return AESGCM(epoch_key).decrypt(nonce, blob[len(header) + _NONCE_BYTES:],
+                                         _WRAP_LABEL + header + context)
+    except InvalidTag:
+        raise DecryptionError(
+            "wrapped data key failed authentication (tampered, wrong context or wrong epoch key)"
+        ) from None
+
+
 def rewrap(keyring: Keyring, wrapped: Bytesish, context: bytes) -> bytes:
     """Re-wrap under ``keyring.current``; the data key, and so every field, is unchanged."""
     data_key = unwrap_data_key(keyring, wrapped, context=context)

@@ -52,9 +52,17 @@ def keyring_from_settings(settings: Settings) -> Keyring:
     return Keyring(current, old)
 
 
-def bind(database: Database, settings: Settings, keyring: Keyring) -> None:
-    """Give every session of ``database`` the keyring and settings (called by create_app)."""
-    database.sessionmaker.configure(info={_KEYRING: keyring, _SETTINGS: settings})
+def keyring_folder(settings: Settings) -> Path:
+    return Path(settings.keyring_path) if settings.keyring_path else settings.instance_path / "keyring"
+
+
+def bind(database: Database, settings: Settings, keyring: Keyring, ring=None) -> None:
+    """Give every session of ``database`` the keyrings and settings (called by create_app)."""
+    from shop.privacy.epochs import EpochRing
+
+    ring = ring or EpochRing(keyring_folder(settings), keyring)
+    database.sessionmaker.configure(info={_KEYRING: keyring, _SETTINGS: settings,
+                                          "shop.epochs": ring})
 
 
 def session_keyring(session: Session) -> Keyring:

@@ -19,6 +19,7 @@ library module reachable.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import re
@@ -78,6 +79,16 @@ _QUERY_STRING = re.compile(r"(/[^\s?\"'\x1b]*)\?[^\s\"'\x1b]*")
 _WERKZEUG_PREFIX = re.compile(r"^\S+ - - \[[^\]]*\] ")
 
 
+# Order and download links are bearer credentials: whoever reads a log line holding one could
+# open the order, download the customer's data or erase it. The tag keeps 16 bits of a hash, so
+# lines about one link can still be told apart, but it cannot be turned back into the link.
+_TOKEN_PATH = re.compile(r"(/(?:orders|downloads)/)([A-Za-z0-9_-]{16,})")
+
+
+def token_tag(token: str) -> str:
+    return f"<tok:{hashlib.sha256(token.encode()).hexdigest()[:4]}>"
+
+
 def _mask_ipv6(match: re.Match[str]) -> str:
     candidate = match.group(0)
     try:
@@ -88,7 +99,8 @@ def _mask_ipv6(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """Mask email and IP addresses in ``text``."""
+    """Mask email and IP addresses, and tag order and download tokens, in ``text``."""
+    text = _TOKEN_PATH.sub(lambda m: m.group(1) + token_tag(m.group(2)), text)
     text = _EMAIL.sub(EMAIL_MASK, text)
     # IPv6 first so the IPv4 tail of "::ffff:10.0.0.1" goes with its address.
     text = _IPV6_CANDIDATE.sub(_mask_ipv6, text)
@@ -168,13 +180,36 @@ def _add_filter_once(target: logging.Filterer, flt: RedactingFilter) -> None:
         target.addFilter(flt)
 
 
-def install_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
-    """Attach a ``RedactingFilter`` to ``logger`` (default: root), its handlers and the
-    root logger's handlers. Idempotent.
+_RECORD_FILTER = RedactingFilter()
 
-    Handlers added later are not covered: call this again after configuring logging, or
-    give those handlers a ``RedactingFormatter``.
+
+def _redacting_factory(base):
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        _RECORD_FILTER.filter(record)
+        return record
+    make.shop_redacting = True  # type: ignore[attr-defined]
+    return make
+
+
+def install_record_redaction() -> None:
+    """Redact every record when it is made, whichever logger, handler or formatter follows.
+
+    Handler filters only cover handlers that existed when they were installed: Flask adds its
+    own handler to the app logger on first use, gunicorn and test runners add theirs later.
+    The record factory is where every record of the process passes. Idempotent.
     """
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "shop_redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(current))
+
+
+def install_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
+    """Redact every record of the process (``install_record_redaction``), and attach a
+    ``RedactingFilter`` to ``logger`` (default: root), its handlers and the root logger's
+    handlers as a second line. Idempotent.
+    """
+    install_record_redaction()
     flt = RedactingFilter()
     root = logging.getLogger()
     target = root if logger is None else logger
@@ -253,7 +288,7 @@ class PrivateRequestHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         try:
             path = urlsplit(self.path).path or "/"
-            line = f"{self.command} {path}"
+            line = redact(f"{self.command} {path}")
         except AttributeError:
             # No parsed path when the request line was malformed.
             line = "-"

@@ -7,9 +7,9 @@ UPDATE, and only the purge deletes them, after the fiscal retention period.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, event
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import Base, Money, UTCDateTime, utcnow
@@ -92,6 +92,26 @@ class PrivacyJobRun(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     last_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class KeyEpoch(Base):
+    """An epoch key's bookkeeping; the key itself is a file in the key ring folder, never here.
+
+    Every order's data key is wrapped by one epoch key. The purge destroys an epoch's file when
+    its ``bucket`` day has come, when an erasure asked for it (``shred_after``) or when nothing
+    is wrapped by it any more, after re-wrapping the orders that still need their data under
+    another epoch. No personal data: an id, a date and timestamps.
+    """
+
+    __tablename__ = "key_epochs"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # hex, names the key file
+    # The day from which the purge destroys it (orders due for erasure before then use it).
+    bucket: Mapped[date] = mapped_column(Date, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by an erasure: destroy at the next purge, whatever the bucket says.
+    shred_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 LEDGER_MODELS = (LedgerEntry, LedgerLine, LedgerRate)

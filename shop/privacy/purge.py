@@ -23,18 +23,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop.config import Settings
 from shop.db import Database, utcnow
-from shop.orders.models import Order, OrderEvent
+from shop.orders.models import Order, OrderContact, OrderEvent
 from shop.orders.states import OrderStatus
-from shop.privacy import ledger
+from shop.privacy import epochs, ledger
 from shop.privacy.keys import session_settings
-from shop.privacy.models import PrivacyJobRun
-from shop.privacy.store import erase_contacts
+from shop.privacy.models import KeyEpoch, PrivacyJobRun
+from shop.privacy.store import erase_contacts, move_into_epochs
 
 S = OrderStatus
 
@@ -150,6 +150,8 @@ class PurgeReport:
     orders: list[PurgedOrder] = field(default_factory=list)
     erased_rows: dict[str, int] = field(default_factory=dict)
     ledger_entries_deleted: int = 0
+    epochs_destroyed: int = 0
+    keys_rewrapped: int = 0
 
 
 def _held(session: Session, ids: Sequence[int]) -> set[int]:
@@ -219,12 +221,66 @@ def purge(session: Session, settings: Settings, *, as_of: datetime | None = None
             counts = erase_orders(session, [o for o, _ in due], now, "Personal data erased")
             for name, count in counts.items():
                 report.erased_rows[name] = report.erased_rows.get(name, 0) + count
+    if not dry_run:
+        report.epochs_destroyed, report.keys_rewrapped = shred_epochs(session, settings, now)
     years = settings.ledger_retention_years
     if dry_run:
         report.ledger_entries_deleted = ledger.expired_entry_count(session, as_of, years)
     else:
-        report.ledger_entries_deleted = ledger.delete_expired(session, as_of, years)
+        # The law's retention counts from the real clock: a simulated date (--as-of) may show
+        # what would go, but never deletes a bookkeeping record.
+        report.ledger_entries_deleted = ledger.delete_expired(session, min(as_of, now), years)
     return report
+
+
+# An epoch nobody uses may still be about to be used by a checkout that has not committed yet.
+EMPTY_EPOCH_GRACE = timedelta(hours=1)
+# Where the key of an order whose erase-by date is not known yet (open, paid, held) goes next.
+OPEN_ORDER_HOP = timedelta(days=7)
+
+
+def shred_epochs(session: Session, settings: Settings, now: datetime) -> tuple[int, int]:
+    """Destroy every epoch that is due (bucket day come, erasure in it, or unused), after
+    moving the keys of orders that still need their data to the epoch of their erase-by day.
+
+    The files go when this transaction commits (``epochs.destroy_after_commit``). Returns
+    (epochs destroyed, data keys re-wrapped). Keys from before epochs are moved in first.
+    """
+    rewrapped = move_into_epochs(session)
+    used = exists(select(OrderContact.order_id).where(OrderContact.key_epoch == KeyEpoch.id,
+                                                      OrderContact.wrapped_key.is_not(None)))
+    stmt = (select(KeyEpoch)
+            .where(KeyEpoch.destroyed_at.is_(None),
+                   or_(KeyEpoch.bucket <= now.date(), KeyEpoch.shred_after <= now,
+                       (KeyEpoch.created_at <= now - EMPTY_EPOCH_GRACE) & ~used))
+            .order_by(KeyEpoch.id))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=KeyEpoch)
+    doomed = session.scalars(stmt).all()
+    leftovers = epochs.leftover_files(session)
+    if not doomed:
+        epochs.destroy_after_commit(session, leftovers)
+        return 0, rewrapped
+    doomed_ids = frozenset(e.id for e in doomed)
+    members = list(session.scalars(select(OrderContact.order_id).where(
+        OrderContact.key_epoch.in_(doomed_ids), OrderContact.wrapped_key.is_not(None))))
+    targets: dict[object, list[int]] = {}
+    for start in range(0, len(members), 500):
+        chunk = members[start:start + 500]
+        orders = session.scalars(select(Order).where(Order.id.in_(chunk))).all()
+        refunds, held = _refund_times(session, chunk), _held(session, chunk)
+        for order in orders:
+            due = erasure_due_at(order, settings, refunds.get(order.id), order.id in held).due_at
+            bucket = max(epochs.bucket_of(due if due is not None else now + OPEN_ORDER_HOP),
+                         epochs.bucket_of(now))
+            targets.setdefault(bucket, []).append(order.id)
+    for bucket, ids in targets.items():
+        rewrapped += move_into_epochs(session, ids, bucket=bucket, exclude=doomed_ids)
+    for epoch in doomed:
+        epoch.destroyed_at = now
+    session.flush()
+    epochs.destroy_after_commit(session, set(doomed_ids) | leftovers)
+    return len(doomed), rewrapped
 
 
 # ---------------------------------------------------------------- the customer's request

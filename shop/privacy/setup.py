@@ -7,16 +7,22 @@ import logging
 from flask import Flask
 
 from shop.config import Settings
-from shop.privacy.keys import bind, keyring_from_settings
+from shop.privacy.epochs import EpochRing
+from shop.privacy.keys import bind, keyring_folder, keyring_from_settings
 from shop.privacy.logging import install_redaction, silence_payload_loggers
 
 
 def setup(app: Flask, settings: Settings) -> None:
     keyring = keyring_from_settings(settings)
     app.extensions["shop.keyring"] = keyring
-    bind(app.extensions["shop.db"], settings, keyring)
+    ring = EpochRing(keyring_folder(settings), keyring)
+    app.extensions["shop.epochs"] = ring
+    bind(app.extensions["shop.db"], settings, keyring, ring)
     # Root handlers (gunicorn, `shop worker`) and the app's own logger; the CLI installs it
     # again after configuring its handlers.
     install_redaction()
+    # app.logger adds Flask's default handler on first use: make it exist now, so that handler
+    # carries the filter too (the record factory covers every record in any case).
+    install_redaction(app.logger)
     install_redaction(logging.getLogger(app.import_name))
     silence_payload_loggers()

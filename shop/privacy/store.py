@@ -1,6 +1,7 @@
 """Encrypted contact details: the only code that reads or writes order_contacts.
 
-Each order gets its own random data key, stored only wrapped by the master key. Every field is
+Each order gets its own random data key, stored only wrapped by an epoch key that lives outside
+the database (shop/privacy/epochs.py); destroying the epoch key shreds every copy. Every field is
 bound to its order and column (AES-GCM associated data), so a blob moved elsewhere fails to
 open instead of showing one customer's data on another's order.
 """
@@ -8,22 +9,21 @@ open instead of showing one customer's data on another's order.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shop.db import utcnow
 from shop.orders.models import Order, OrderContact
+from shop.privacy import epochs
 from shop.privacy.crypto import (
     Keyring,
     decrypt_field,
     encrypt_field,
     new_data_key,
-    rewrap,
-    unwrap_data_key,
-    wrap_data_key,
-    wrapped_key_id,
 )
-from shop.privacy.keys import session_keyring
+from shop.privacy.keys import session_keyring, session_settings
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,14 @@ def _field_context(order_id: int, name: str) -> bytes:
     return f"order:{order_id}:{name}".encode()
 
 
+def first_bucket(session: Session, now: datetime) -> date:
+    """Where a new order's key starts: the day an unpaid order's data would fall due. The purge
+    moves the key on, to the bucket of the order's real erase-by date, while it is needed."""
+    settings = session_settings(session)
+    return epochs.bucket_of(now + timedelta(hours=settings.retention_unpaid_hours,
+                                            minutes=settings.order_expiry_minutes))
+
+
 def _data_key(session: Session, order: Order, *, create: bool
               ) -> tuple[bytes | None, OrderContact | None]:
     """The order's data key, unwrapped, and its contact row; both made on first use if ``create``.
@@ -68,21 +76,22 @@ def _data_key(session: Session, order: Order, *, create: bool
     if new_order:
         session.add(order)
         session.flush()
-    keyring = session_keyring(session)
     # An order inserted just now cannot have a contact row yet: no need to look.
     contact = None if new_order else session.get(OrderContact, order.id)
     if contact is not None and contact.wrapped_key:
-        return unwrap_data_key(keyring, contact.wrapped_key, context=_key_context(order.id)), contact
+        return epochs.unwrap(session, contact.wrapped_key, _key_context(order.id)), contact
     if not create:
         return None, contact
     data_key = new_data_key()
-    wrapped = wrap_data_key(keyring.current, data_key, context=_key_context(order.id))
+    now = utcnow()
+    wrapped, epoch_id = epochs.wrap(session, data_key, _key_context(order.id),
+                                    first_bucket(session, now), now)
     if contact is None:
-        contact = OrderContact(order_id=order.id, wrapped_key=wrapped)
+        contact = OrderContact(order_id=order.id, wrapped_key=wrapped, key_epoch=epoch_id)
         session.add(contact)
         session.expire(order, ["contact"])
     else:
-        contact.wrapped_key = wrapped
+        contact.wrapped_key, contact.key_epoch = wrapped, epoch_id
     return data_key, contact
 
 
@@ -104,8 +113,7 @@ def read_contact(session: Session, order: Order) -> ContactDetails | None:
     if contact is None or not contact.wrapped_key or all(
             getattr(contact, name) is None for name in FIELDS):
         return None
-    data_key = unwrap_data_key(session_keyring(session), contact.wrapped_key,
-                               context=_key_context(order.id))
+    data_key = epochs.unwrap(session, contact.wrapped_key, _key_context(order.id))
     return ContactDetails(**{
         name: decrypt_field(data_key, getattr(contact, name),
                             context=_field_context(order.id, name))
@@ -152,16 +160,22 @@ def erase_contact(session: Session, order: Order) -> bool:
     return erase_contacts(session, [order.id]) > 0
 
 
-def erase_contacts(session: Session, order_ids: list[int]) -> int:
-    """Bulk form used by the purge; returns how many contact rows were erased."""
+def erase_contacts(session: Session, order_ids: list[int], now: datetime | None = None) -> int:
+    """Bulk form used by the purge; returns how many contact rows were erased.
+
+    Old copies of the rows (WAL, old row versions, backups) still hold the wrapped keys: the
+    epochs that wrapped them are marked to be destroyed at the next purge.
+    """
     if not order_ids:
         return 0
     contacts = session.scalars(
         select(OrderContact).where(OrderContact.order_id.in_(order_ids))
     ).all()
+    epochs.request_shred(session, {c.key_epoch for c in contacts if c.key_epoch}, now or utcnow())
+    epochs.erased_in(session)
     for contact in contacts:
         # Null first so no later row version (PostgreSQL MVCC) carries the blobs, then delete.
-        contact.wrapped_key = None
+        contact.wrapped_key = contact.key_epoch = None
         for name in FIELDS:
             setattr(contact, name, None)
     session.flush()
@@ -177,31 +191,51 @@ def erase_contacts(session: Session, order_ids: list[int]) -> int:
 
 @dataclass(frozen=True)
 class RotationResult:
-    rewrapped: int
-    already_current: int
+    epoch_files_rewrapped: int
+    epoch_files_current: int
+    moved_to_epochs: int
 
 
-def rotate_keys(session: Session, keyring: Keyring | None = None, batch: int = 500) -> RotationResult:
-    """Re-wrap every data key not wrapped by the current master key. Fields stay untouched."""
-    keyring = keyring or session_keyring(session)
-    rewrapped = current = 0
+def move_into_epochs(session: Session, order_ids: list[int] | None = None,
+                     bucket: date | None = None, exclude: frozenset[str] = frozenset(),
+                     batch: int = 500) -> int:
+    """Re-wrap data keys under a (new) epoch: keys still wrapped by a master key (data from
+    before epochs), or, with ``order_ids``, those orders' keys (the purge moving them out of an
+    epoch it destroys). The data keys, and so every field, stay the same."""
+    now = utcnow()
+    bucket = bucket or first_bucket(session, now)
+    moved = 0
     last_id = 0
     while True:
-        rows = session.scalars(
-            select(OrderContact).where(OrderContact.order_id > last_id)
-            .order_by(OrderContact.order_id).limit(batch)
-        ).all()
+        stmt = (select(OrderContact).where(OrderContact.order_id > last_id,
+                                           OrderContact.wrapped_key.is_not(None))
+                .order_by(OrderContact.order_id).limit(batch))
+        if order_ids is None:
+            stmt = stmt.where(OrderContact.key_epoch.is_(None))
+        else:
+            stmt = stmt.where(OrderContact.order_id.in_(order_ids))
+        rows = session.scalars(stmt).all()
         if not rows:
             break
         for contact in rows:
             last_id = contact.order_id
-            if not contact.wrapped_key:
-                continue
-            if wrapped_key_id(contact.wrapped_key) == keyring.current.key_id:
-                current += 1
-                continue
-            contact.wrapped_key = rewrap(keyring, contact.wrapped_key,
-                                         _key_context(contact.order_id))
-            rewrapped += 1
+            context = _key_context(contact.order_id)
+            data_key = epochs.unwrap(session, contact.wrapped_key, context)
+            contact.wrapped_key, contact.key_epoch = epochs.wrap(
+                session, data_key, context, bucket, now, exclude)
+            moved += 1
         session.flush()
-    return RotationResult(rewrapped=rewrapped, already_current=current)
+    return moved
+
+
+def rotate_keys(session: Session, keyring: Keyring | None = None, batch: int = 500) -> RotationResult:
+    """After a new master key: re-wrap the epoch key files under it, and move any data key still
+    wrapped by a master key into an epoch. Fields stay untouched."""
+    keyring = keyring or session_keyring(session)
+    ring = epochs.session_ring(session)
+    if ring.masters is not keyring:
+        ring = epochs.EpochRing(ring.directory, keyring)
+    rewrapped, current = ring.rewrap_files()
+    moved = move_into_epochs(session, batch=batch)
+    return RotationResult(epoch_files_rewrapped=rewrapped, epoch_files_current=current,
+                          moved_to_epochs=moved)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from shop import budget
@@ -26,8 +26,24 @@ def payment_methods() -> dict[str, PaymentMethod]:
 def db_session() -> Session:
     """The request's unit of work; committed once after the view, rolled back on any error."""
     if "db_session" not in g:
-        g.db_session = database().sessionmaker()
+        db = database()
+        # Pages shown on GET only read: they need not queue behind SQLite's write lock.
+        deferred = request.method in ("GET", "HEAD") or g.get("db_deferred", False)
+        g.db_session = db.sessionmaker() if deferred else db.sessionmaker(bind=db.writer)
     return g.db_session
+
+
+def defer_write_lock() -> None:
+    """For a request that mostly reads and then does slow work (a password check): on SQLite its
+    transaction does not take the write lock up front. Call at the start of the view: a session
+    that only read so far (the signed-in user, in before_request) starts over deferred."""
+    g.db_deferred = True
+    session = g.get("db_session")
+    db = database()
+    if session is not None and session.bind is db.writer and \
+            not (session.new or session.dirty or session.deleted):
+        session.rollback()
+        session.bind = db.engine
 
 
 def commit_request_session(response):

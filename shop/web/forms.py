@@ -9,12 +9,30 @@ other widget, or a subclass of one of these, still renders itself.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
-from wtforms import Field, widgets
+from wtforms import Field, ValidationError, widgets
 from wtforms.widgets.core import clean_key
+
+# C0 and C1 controls (NUL, CR/LF, ESC, ...), DEL, and the bidi overrides and isolates that make a
+# name or address display as something other than what it is.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def has_control_characters(text: str | None) -> bool:
+    return bool(text) and CONTROL_CHARACTERS.search(text) is not None
+
+
+class NoControlCharacters:
+    """Refuses what would corrupt a shipping label or a log line, with a message that says why."""
+
+    def __call__(self, form, field) -> None:
+        if isinstance(field.data, str) and has_control_characters(field.data):
+            raise ValidationError(f"{field.label.text} contains control or direction characters "
+                                  "(such as a line break); please type it again without them.")
 
 _INPUTS = frozenset({widgets.TextInput, widgets.EmailInput, widgets.HiddenInput,
                      widgets.RadioInput, widgets.SubmitInput})

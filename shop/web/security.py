@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, render_template, request
+from flask import Flask, Response, abort, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from shop.web.forms import has_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,9 @@ def add_security_headers(response: Response) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if current_app.extensions["shop.settings"].production:
+        # Production is served over HTTPS only (docs/DEPLOY.md); browsers ignore this on http.
+        response.headers.setdefault("Strict-Transport-Security", "max-age=63072000")
     if request.endpoint != "static" and "Cache-Control" not in response.headers:
         # Pages show carts and order links: no shared cache may keep them.
         response.headers["Cache-Control"] = "no-store"
@@ -57,7 +64,36 @@ ERROR_TEXT = {
 }
 
 
+def refuse_control_characters() -> None:
+    """At the edge: no path or query with control characters reaches a view (a NUL byte makes
+    PostgreSQL refuse the query; CR/LF and ESC corrupt headers and log lines)."""
+    if has_control_characters(request.path):
+        abort(404)
+    for key, value in request.args.items(multi=True):
+        if has_control_characters(key) or has_control_characters(value):
+            abort(400)
+
+
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.before_request(refuse_control_characters)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(exc: Exception):
+        # Connection refused, server restarting, SQLite locked for too long: nothing the customer
+        # did. One line, no traceback (the text of such errors can name hosts and paths).
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  type(getattr(exc, "orig", exc)).__name__)
+        response = current_app.make_response((render_template(
+            "errors/error.html", code=503, title="Shop temporarily unavailable",
+            message="The shop is temporarily unavailable. Nothing was lost or charged; please try "
+                    "again in a minute."), 503))
+        response.headers["Retry-After"] = "60"
+        return response
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return render_template(
@@ -76,6 +112,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):
+        if isinstance(exc, DATABASE_DOWN) or (isinstance(exc, DBAPIError)
+                                              and exc.connection_invalidated):
+            return database_unavailable(exc)
         # The exception goes to the log (redacted there); the customer sees no internals.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return render_template(

@@ -116,7 +116,7 @@ def _scenario(app, database, fake, sink):
     assert "Marked as shipped." in page.messages()
     with database.job_session() as s:
         assert s.scalar(select(Order.status)) == "fulfilled"
-    assert "Shipped (tracking reference DHL 00340434)" in customer.get(order_url).text
+    assert "Tracking reference: DHL 00340434" in customer.get(order_url).text
 
     # 5. ... and refunds part of it to the card.
     page = merchant.submit(merchant.form("form[action$='/refund']"), {"amount": "10.00"})

@@ -88,12 +88,12 @@ def test_ship_with_tracking_then_close(admin, client, database):
         shipped = session.get(Order, order.id)
         assert shipped.status == "fulfilled" and shipped.fulfilled_at is not None
         shipment = session.scalar(select(Shipment).where(Shipment.order_id == order.id))
-        assert shipment.tracking == "DHL 1234-5678"
+        assert b"DHL" not in shipment.tracking_sealed and shipment.tracking == ""  # sealed
         kinds = session.scalars(select(OutboxMessage.kind).where(OutboxMessage.order_id == order.id)
                                 .order_by(OutboxMessage.id)).all()
         assert kinds == ["order_received", "payment_received", "shipped"]
     customer = Browser(client).get(order_url)
-    assert "Shipped (tracking reference DHL 1234-5678)" in customer.text
+    assert "Tracking reference: DHL 1234-5678" in customer.text
 
     assert page.soup.select("form[action$='/ship']") == []  # not twice
     page = b.submit(b.form("form[action$='/close']"))
@@ -106,7 +106,8 @@ def test_ship_with_tracking_then_close(admin, client, database):
     with database.job_session() as session:
         assert erasers()["shipment-tracking"](session, [order.id]) == 1
     with database.job_session() as session:
-        assert session.scalar(select(Shipment.tracking).where(Shipment.order_id == order.id)) == ""
+        assert session.scalar(select(Shipment.tracking_sealed)
+                              .where(Shipment.order_id == order.id)) is None
         payload = session.scalar(select(OutboxMessage.payload).where(OutboxMessage.kind == "shipped"))
         assert "DHL" not in payload
     assert "DHL" not in Browser(client).get(order_url).text

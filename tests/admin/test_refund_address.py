@@ -116,7 +116,8 @@ def test_refund_address_survives_key_rotation(db_url, tmp_path):
     """Sealed under the order's data key: rotating the master key re-wraps that key, so the
     address stays readable with the new key alone, and a stranger's key reads nothing."""
     old_key, new_key = generate_master_key_text(), generate_master_key_text()
-    app = make_test_app(db_url, tmp_path / "i1", data_key=old_key)
+    ring = str(tmp_path / "keyring")  # the key ring folder all of them share
+    app = make_test_app(db_url, tmp_path / "i1", data_key=old_key, keyring_path=ring)
     from shop.demo import seed_demo
 
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
@@ -127,14 +128,15 @@ def test_refund_address_survives_key_rotation(db_url, tmp_path):
         refunds.give_address(session, paid, MAIN[2], "main")
     app.extensions["shop.db"].dispose()
 
-    rotating = make_test_app(db_url, tmp_path / "i2", data_key=new_key, data_key_old=old_key)
+    rotating = make_test_app(db_url, tmp_path / "i2", data_key=new_key, data_key_old=old_key,
+                             keyring_path=ring)
     from shop.privacy.cli import privacy
 
     result = rotating.test_cli_runner().invoke(privacy, ["rotate-key"])
-    assert result.exit_code == 0 and "re-wrapped 1 data key(s)" in result.output, result.output
+    assert result.exit_code == 0 and "re-wrapped 1 epoch key(s)" in result.output, result.output
     rotating.extensions["shop.db"].dispose()
 
-    after = make_test_app(db_url, tmp_path / "i3", data_key=new_key)  # old key dropped
+    after = make_test_app(db_url, tmp_path / "i3", data_key=new_key, keyring_path=ring)
     with after.extensions["shop.db"].job_session() as session:
         request = refunds.get(session, session.get(Order, order.id))
         assert (request.given, request.address, request.unreadable) == (True, MAIN[2], False)

@@ -129,7 +129,7 @@ def test_merchant_creates_a_product_and_ships_an_order(browser, live_server, mer
         assert s.scalar(select(Variant.stock).where(Variant.sku == "APRON")) == 2
 
     customer.goto(order_url)
-    assert "Shipped (tracking reference DHL 00340434)" in customer.inner_text("main")
+    assert "Tracking reference: DHL 00340434" in customer.inner_text("main")
     screenshot(customer, "shop-order-shipped")
     customer_context.close()
     admin.context.close()

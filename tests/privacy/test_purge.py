@@ -222,7 +222,26 @@ def test_purge_deletes_ledger_entries_after_the_configured_years(db_url, tmp_pat
         pay(s, place(s, now=T0), now=T0)
     last_day = datetime(2026 + years, 12, 31, 23, tzinfo=UTC)
     with database.job_session() as s:
-        assert purge(s, session_settings(s), as_of=last_day).ledger_entries_deleted == 0
+        assert purge(s, session_settings(s), now=last_day).ledger_entries_deleted == 0
         assert purge(s, session_settings(s),
-                     as_of=last_day + 2 * H).ledger_entries_deleted == 1
+                     now=last_day + 2 * H).ledger_entries_deleted == 1
     database.dispose()
+
+
+def test_a_simulated_date_never_deletes_the_ledger(demo_catalog, database):
+    """--as-of looks at another moment; the fiscal retention counts from the real clock."""
+    with database.job_session() as s:
+        pay(s, place(s, now=T0), now=T0)
+    far = datetime(2040, 1, 2, tzinfo=UTC)
+    from shop.privacy.cli import privacy
+
+    runner = demo_catalog.test_cli_runner()
+    refused = runner.invoke(privacy, ["purge", "--as-of", far.isoformat()])
+    assert refused.exit_code == 2 and "--dry-run" in refused.output
+    dry = runner.invoke(privacy, ["purge", "--dry-run", "--as-of", far.isoformat()])
+    assert dry.exit_code == 0 and "would delete 1 ledger entr" in dry.output
+    with database.job_session() as s:
+        report = purge(s, session_settings(s), as_of=far)
+        assert report.ledger_entries_deleted == 0
+    with database.job_session() as s:
+        assert ledger.totals(s)["EUR"].entries == 1

@@ -78,19 +78,26 @@ def test_erase_destroys_key_and_fields_and_refuses_rewrite(demo_catalog, databas
             set_contact(s, order, ADA)
 
 
+def _epoch_file_master(ring_dir, session, order_id) -> str:
+    epoch = session.get(OrderContact, order_id).key_epoch
+    return wrapped_key_id((ring_dir / f"{epoch}.key").read_bytes())
+
+
 def test_rotation_rewraps_under_the_new_key(db_url, tmp_path):
     old_key, new_key = generate_master_key_text(), generate_master_key_text()
-    app = make_test_app(db_url, tmp_path / "i1", data_key=old_key)
+    ring = tmp_path / "ring"  # the key ring folder every app server and worker shares
+    app = make_test_app(db_url, tmp_path / "i1", data_key=old_key, keyring_path=str(ring))
     from shop.demo import seed_demo
 
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
+    old_id = app.extensions["shop.keyring"].current.key_id
     with app.extensions["shop.db"].job_session() as s:
         order_id = place(s).id
-        old_id = wrapped_key_id(s.get(OrderContact, order_id).wrapped_key)
+        assert _epoch_file_master(ring, s, order_id) == old_id
     app.extensions["shop.db"].dispose()
 
     # The new key alone cannot read what the old one wrapped ...
-    alone = make_test_app(db_url, tmp_path / "i2", data_key=new_key)
+    alone = make_test_app(db_url, tmp_path / "i2", data_key=new_key, keyring_path=str(ring))
     with alone.extensions["shop.db"].job_session() as s:
         from shop.orders.models import Order
 
@@ -98,30 +105,55 @@ def test_rotation_rewraps_under_the_new_key(db_url, tmp_path):
             read_contact(s, s.get(Order, order_id))
     alone.extensions["shop.db"].dispose()
 
-    # ... with the old one in SHOP_DATA_KEY_OLD, the rotation command re-wraps everything.
-    rotating = make_test_app(db_url, tmp_path / "i3", data_key=new_key, data_key_old=old_key)
+    # ... with the old one in SHOP_DATA_KEY_OLD, the rotation command re-wraps the epoch keys.
+    rotating = make_test_app(db_url, tmp_path / "i3", data_key=new_key, data_key_old=old_key,
+                             keyring_path=str(ring))
     runner = rotating.test_cli_runner()
     from shop.privacy.cli import privacy
 
     result = runner.invoke(privacy, ["rotate-key"])
     assert result.exit_code == 0, result.output
-    assert "re-wrapped 1 data key(s)" in result.output
-    assert runner.invoke(privacy, ["rotate-key"]).output.startswith("re-wrapped 0 data key(s)")
+    assert "re-wrapped 1 epoch key(s)" in result.output
+    assert runner.invoke(privacy, ["rotate-key"]).output.startswith("re-wrapped 0 epoch key(s)")
     rotating.extensions["shop.db"].dispose()
 
-    after = make_test_app(db_url, tmp_path / "i4", data_key=new_key)  # old key dropped
+    after = make_test_app(db_url, tmp_path / "i4", data_key=new_key, keyring_path=str(ring))
     with after.extensions["shop.db"].job_session() as s:
-        contact = s.get(OrderContact, order_id)
-        assert wrapped_key_id(contact.wrapped_key) != old_id
+        assert _epoch_file_master(ring, s, order_id) != old_id
         assert read_contact(s, s.get(Order, order_id)) == ADA
     after.extensions["shop.db"].dispose()
+
+
+def test_data_from_before_epochs_stays_readable_and_moves_into_an_epoch(demo_catalog, database):
+    """Orders stored before epoch keys had their data key wrapped by the master key itself."""
+    from shop.privacy.crypto import unwrap_with_epoch, wrap_data_key
+    from shop.privacy.epochs import session_ring
+
+    with database.job_session() as s:
+        order = place(s)
+        contact = s.get(OrderContact, order.id)
+        data_key = unwrap_with_epoch(session_ring(s).key(contact.key_epoch), contact.wrapped_key,
+                                     context=f"order:{order.id}".encode())
+        master = demo_catalog.extensions["shop.keyring"].current
+        contact.wrapped_key = wrap_data_key(master, data_key, context=f"order:{order.id}".encode())
+        contact.key_epoch = None  # as migration 0010 leaves older rows
+    with database.job_session() as s:
+        assert read_contact(s, s.get(type(order), order.id)) == ADA
+        result = rotate_keys(s)
+        assert result.moved_to_epochs == 1
+    with database.job_session() as s:
+        assert s.get(OrderContact, order.id).key_epoch is not None
+        assert read_contact(s, s.get(type(order), order.id)) == ADA
+        assert rotate_keys(s).moved_to_epochs == 0
 
 
 def test_rotate_keys_skips_current_and_counts(demo_catalog, database):
     with database.job_session() as s:
         place(s), place(s)
         result = rotate_keys(s)
-        assert (result.rewrapped, result.already_current) == (0, 2)
+        # Both orders share today's epoch: one file, already under the current master key.
+        assert (result.epoch_files_rewrapped, result.epoch_files_current,
+                result.moved_to_epochs) == (0, 1, 0)
 
 
 def test_demo_generates_a_private_instance_key(db_url, tmp_path):
