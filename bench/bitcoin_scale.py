@@ -1,6 +1,7 @@
 """The chain watcher at 1,000,000 watched addresses: watch list, memory, blocks, restart.
 
-    python bench/bitcoin_scale.py [--watched 1000000] [--txs 4000] [--mempool 5000] [--repeat 5]
+    python bench/bitcoin_scale.py [--watched 1000000] [--txs 4000] [--mempool 5000] [--payers 10]
+                                  [--repeat 5] [--profile full block restart]
                                   [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
 Goals (issue 11): a 4,000-transaction block in <= 0.3 s, restart to caught up with a
@@ -42,7 +43,6 @@ from shop.payments.bitcoin.models import BitcoinInvoice
 from shop.payments.bitcoin.node import NodeClient
 from shop.payments.bitcoin.watcher import ChainWatcher, WatchSet
 
-PAYERS = 10  # transactions per block or mempool that pay watched invoices
 SATS = 15980
 
 
@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=4000)
     parser.add_argument("--mempool", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--payers", type=int, default=10,
+                        help="transactions per block and per mempool that pay watched invoices")
     parser.add_argument("--postgres", default=None)
     parser.add_argument("--profile", nargs="*", default=[], choices=["full", "block", "restart"],
                         help="print cProfile's view of the last of these measurements")
@@ -232,10 +234,10 @@ def run(args, url, tmp, node: RemoteNode) -> None:
           flush=True)
     print(f"seeded in {seed(database, args.watched):.1f} s", flush=True)
     # Invoices to pay, each once, spread over the whole range.
-    rounds = iter(random.Random(11).sample(range(args.watched), PAYERS * 2 * args.repeat))
+    rounds = iter(random.Random(11).sample(range(args.watched), args.payers * 2 * args.repeat))
 
     def payees() -> list[bytes]:
-        return [script_for(next(rounds)) for _ in range(PAYERS)]
+        return [script_for(next(rounds)) for _ in range(args.payers)]
 
     def new_watcher(client: NodeClient) -> ChainWatcher:
         # As `shop worker` makes it: the network check and the gap warning's query included.
@@ -288,8 +290,8 @@ def run(args, url, tmp, node: RemoteNode) -> None:
     for r in range(args.repeat):
         node.mempool(0, payees())
         result = watcher.sync()
-        assert result.payments == PAYERS, result
-        node.block(args.txs - 1 - PAYERS)
+        assert result.payments == args.payers, result
+        node.block(args.txs - 1 - args.payers)
         fetch_times.clear()
         results = []
         block_times.append(timed(lambda: results.append(watcher.sync()),
@@ -308,8 +310,9 @@ def run(args, url, tmp, node: RemoteNode) -> None:
         watcher.sync()
         watcher.release()
         database.engine.dispose()
-        assert node.mempool(args.mempool - PAYERS, payees()) == args.mempool
+        assert node.mempool(args.mempool - args.payers, payees()) == args.mempool
         client = NodeClient(node.url, timeout=60)
+        watcher = None  # a restart is a new process: the old watch set is gone
         gc.collect()
         watchers, results = [], []
 
@@ -319,7 +322,7 @@ def run(args, url, tmp, node: RemoteNode) -> None:
 
         restart_times.append(timed(restart, "restart" if r == args.repeat - 1 else ""))
         watcher, result = watchers[0], results[0]
-        assert result.payments == PAYERS and result.blocks == 0, result
+        assert result.payments == args.payers and result.blocks == 0, result
     print(f"(b) restart, {args.mempool}-tx mempool  {summary(restart_times)}", flush=True)
     rss, peak = rss_mb()
     print(f"RSS at the end {rss:.0f} MB, peak {peak:.0f} MB; load average "
