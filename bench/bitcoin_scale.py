@@ -312,7 +312,7 @@ def run(args, url, tmp, node: RemoteNode) -> None:
         database.engine.dispose()
         assert node.mempool(args.mempool - args.payers, payees()) == args.mempool
         client = NodeClient(node.url, timeout=60)
-        watcher = None  # a restart is a new process: the old watch set is gone
+        watcher = watchers = None  # a restart is a new process: the old watch set is gone
         gc.collect()
         watchers, results = [], []
 
