@@ -110,7 +110,7 @@ def seed_demo(database: Database, settings: Settings) -> bool:
                               tax_class_id=classes[tax].id, position=position)
             product.images = [ProductImage(filename=filename, alt=f"Illustration for {title}")]
             product.variants = [
-                Variant(label=label, sku=sku, price=_price(price, currency), stock=stock, position=i)
+                Variant(label=label, sku=sku, price=_price(price, currency), on_hand=stock, position=i)
                 for i, (label, sku, price, stock) in enumerate(variants)
             ]
             session.add(product)

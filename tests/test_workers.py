@@ -206,7 +206,7 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
         method = app.extensions["shop.payment_methods"]["bitcoin"]
         seed_demo(database, app.extensions["shop.settings"])
         with database.job_session() as session:
-            stock_before = _variant(session, STOCKED_SKU).stock
+            stock_before = _variant(session, STOCKED_SKU).available
         workers = Workers(tmp_path, worker_env(pg_url, instance, data_key, **btc))
         try:
             started = time.monotonic()
@@ -270,7 +270,7 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
             expired_events = Counter(session.scalars(select(OrderEvent.order_id).where(
                 OrderEvent.order_id.in_(expiring), OrderEvent.to_status == "expired")))
             assert expired_events == Counter({i: 1 for i in expiring})
-            assert _variant(session, STOCKED_SKU).stock == stock_before
+            assert _variant(session, STOCKED_SKU).available == stock_before
 
             # Payments: one "paid" record, one transition, one ledger sale per order.
             orders = session.scalars(select(Order).where(Order.id.in_(paying))).all()
