@@ -10,7 +10,7 @@ from shop.admin.forms import ActionForm, CancelForm, RefundForm, ResolveForm, Sh
 from shop.admin.views import bp
 from shop.orders import service
 from shop.orders.models import Order
-from shop.orders.states import LABELS, OrderError, OrderStatus
+from shop.orders.states import LABELS, OrderError, OrderStatus, StockState
 from shop.orders.views import order_totals
 from shop.refunds import service as refunds
 from shop.web.context import db_session, payment_methods
@@ -75,7 +75,20 @@ def order_detail(number: str):
         resolve_form=ResolveForm(), refund_address=refunds.get(db, order),
         refund_form=refund_form, action=ActionForm(), card_refund=_card_refund() is not None,
         refundable=order.state in admin_orders.REFUNDABLE and admin_orders.refundable_amount(order) > 0,
+        unshipped=_lines_in(order, StockState.COMMITTED),
+        shipped=_lines_in(order, StockState.SHIPPED),
     )
+
+
+def _lines_in(order: Order, state: StockState) -> list:
+    return [line for line in order.lines if line.stock_state == state.value]
+
+
+def _settle_stock(order: Order, form: RefundForm) -> None:
+    """The merchant's stock choice for this refund (before the refund is recorded, so a full
+    refund's default restock does not pre-empt it)."""
+    service.settle_stock(db_session(), order, form.stock.data or "restock", "refunded",
+                         returned=bool(form.returned.data))
 
 
 def _decimal(amount: int, currency: str) -> str:
@@ -139,12 +152,15 @@ def order_cancel(number: str):
             flash("Stripe could not be reached, so the customer's payment page may still be "
                   "open. The order was not cancelled; please try again.", "error")
             return _back(order)
+    restock = bool(form.restock.data)
     try:
-        service.cancel(db_session(), order, (form.reason.data or "").strip() or "Cancelled by the shop")
+        service.cancel(db_session(), order, (form.reason.data or "").strip() or "Cancelled by the shop",
+                       restock=restock)
     except OrderError as exc:
         flash(f"Cannot cancel: {exc}. A paid order is refunded instead.", "error")
         return _back(order)
-    flash("Order cancelled; its items are back in stock.", "success")
+    flash("Order cancelled; its items are back in stock." if restock
+          else "Order cancelled; its items were taken off the shelf.", "success")
     return _back(order)
 
 
@@ -159,6 +175,10 @@ def order_refund(number: str):
     except CatalogError as exc:
         flash(str(exc), "error")
         return _back(order)
+    if not 0 < amount <= admin_orders.refundable_amount(order):
+        flash("The refund must be more than zero and at most what is left of the payment.",
+              "error")
+        return _back(order)
     if order.payment_method == "card":
         card = _card_refund()
         if card is None:
@@ -170,13 +190,17 @@ def order_refund(number: str):
         except module.CardPaymentError as exc:
             flash(f"Refund not made: {exc}", "error")
             return _back(order)
+        # After Stripe answered: no variant row stays locked while it is asked.
+        _settle_stock(order, form)
         flash(f"Card refund {row.status}." if row.status != "succeeded"
               else "Card refund made.", "success")
         return _back(order)
+    _settle_stock(order, form)
     try:
         applied = admin_orders.record_manual_refund(db_session(), order, amount,
                                                     form.reference.data or "")
     except (admin_orders.RefundError, OrderError) as exc:
+        db_session().rollback()
         flash(str(exc), "error")
         return _back(order)
     flash("Refund recorded." if applied else "This refund was already recorded.", "success")

@@ -146,7 +146,8 @@ def variant_edit(product_id: int, variant_id: int):
     if request.method == "GET":
         form = VariantForm(obj=variant)
         form.price.data = _price_text(variant.price)
-        form.unlimited.data = variant.stock is None
+        form.stock.data = variant.on_hand  # the form's "Stock" is what is on the shelf
+        form.unlimited.data = variant.on_hand is None
     else:
         form = VariantForm()
     stock_form = StockForm(prefix="adjust", formdata=None)

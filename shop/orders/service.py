@@ -313,6 +313,13 @@ def settle_stock(session: Session, order: Order, choice: StockChoice | str, reas
     choice = StockChoice(choice)
     why = f"Order {order.number}: {reason}" if reason else f"Order {order.number}"
     moved = 0
+    if choice == StockChoice.WRITE_OFF:
+        # Units restocked already (a full refund does that by default) can still turn out gone.
+        for line in _stock_lines(order, St.RESTOCKED):
+            levels = _shift(session, line.variant_id, on_hand=-line.quantity)
+            line.stock_state = St.WRITTEN_OFF.value
+            _movement(session, line, order, "written_off", levels, why, now)
+            moved += line.quantity
     if choice != StockChoice.KEEP:
         for line in _stock_lines(order, St.COMMITTED):
             if choice == StockChoice.RESTOCK:
