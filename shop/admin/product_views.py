@@ -18,6 +18,7 @@ from shop.admin.images import ImageRejected, thumbnail_name
 from shop.admin.views import bp
 from shop.catalog.models import DIGITAL, Product, ProductImage, Variant
 from shop.downloads import service as downloads
+from shop.orders import service as orders
 from shop.web.context import db_session, settings
 
 
@@ -236,6 +237,8 @@ def product_file_upload(product_id: int):
         except ValueError as exc:
             flash(str(exc), "error")
         else:
-            flash("Download file saved. Paid orders of this product offer it on their order page.",
+            delivered = orders.deliver_new_file(db_session(), product.id)
+            flash("Download file saved." + (f" {delivered} paid order(s) of this product offer it "
+                                             "on their order page now." if delivered else ""),
                   "success")
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)

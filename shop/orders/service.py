@@ -422,6 +422,19 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
         _take_shipped(session, order, "Delivered as a download", now)
 
 
+def deliver_new_file(session: Session, product_id: int, now: datetime | None = None) -> int:
+    """A file was added to a digital product: orders already paid for it get their download
+    now, and an order the downloads alone complete is fulfilled. Returns how many orders."""
+    now = now or utcnow()
+    orders = downloads.paid_orders_of(session, product_id)
+    for order in orders:
+        if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping \
+                and order.state == S.PAID:
+            _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled", now)
+            _take_shipped(session, order, "Delivered as a download", now)
+    return len(orders)
+
+
 def expire(session: Session, order: Order, now: datetime | None = None) -> None:
     now = now or utcnow()
     _transition(session, order, S.EXPIRED, "Not paid in time; items released", now)
