@@ -113,7 +113,8 @@ def worker_env(db_url: str, instance: Path, data_key: str, **settings: object) -
 
 def heartbeats(database: Database) -> dict[int, WorkerHeartbeat]:
     with database.job_session() as session:
-        return {row.pid: row for row in session.scalars(select(WorkerHeartbeat))}
+        return {row.pid: row for row in session.scalars(
+            select(WorkerHeartbeat).where(WorkerHeartbeat.stopped_at.is_(None)))}
 
 
 def watcher_lock_holders(database: Database) -> int:

@@ -1,4 +1,5 @@
-"""stock on hand apart from what orders hold; one order per checkout; stock movements
+"""stock on hand apart from what orders hold; one order per checkout; stock movements;
+when the last worker stopped
 
 Revision ID: 0011
 Revises: 0007
@@ -11,6 +12,8 @@ orders) and ``committed`` (paid, not shipped); each order line says where its un
 
 import sqlalchemy as sa
 from alembic import op
+
+import shop.db
 
 revision = "0011"
 down_revision = "0007"
@@ -86,8 +89,15 @@ def upgrade() -> None:
     with op.batch_alter_table("stock_adjustments", schema=None) as batch_op:
         batch_op.alter_column("kind", server_default=None)
 
+    # A worker that exits cleanly marks its row instead of deleting it.
+    with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("stopped_at", shop.db.UTCDateTime(timezone=True),
+                                      nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
+        batch_op.drop_column("stopped_at")
     with op.batch_alter_table("stock_adjustments", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_stock_adjustments_order_id_orders"),
                                  type_="foreignkey")

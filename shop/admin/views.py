@@ -204,8 +204,18 @@ def dashboard():
         OutboxMessage.status == PENDING))
     failed = db.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.status == FAILED))
+    from shop.admin import health
+    from shop.payments.registry import available_methods
+    from shop.web.context import payment_methods
+
+    can_sell = bool(available_methods(payment_methods()))
+    setup = health.setup_checklist(db, settings(), can_sell)
+    # What needs looking at now (a stopped worker, email that does not go out), not only
+    # under Settings.
+    problems = [c for c in health.checks(db, settings()) if c.status == health.WARN]
     return render_template("admin/dashboard.html", to_ship=to_ship, tasks=tasks,
-                           mail_pending=pending, mail_failed=failed)
+                           mail_pending=pending, mail_failed=failed, can_sell=can_sell,
+                           setup=setup, problems=problems)
 
 
 # ---------------------------------------------------------------- account

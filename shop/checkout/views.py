@@ -164,6 +164,10 @@ def checkout():
         flash("Your cart is empty.", "warning")
         return redirect(url_for("cart.show"), 303)
 
+    if not available_methods(payment_methods()):
+        # Say so before the customer types an address for an order that cannot be paid.
+        return render_template("checkout/closed.html", review=review), 503
+
     form = CheckoutForm()
     options = _prepare(form, review)
     if request.method == "GET" or form.refresh.data:
