@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from shop.admin import orders as admin_orders
@@ -45,10 +47,22 @@ def orders():
     if method not in methods:
         method = ""
     page = request.args.get("page", 1, type=int) or 1
+    dates = {}
+    for name in ("placed_from", "placed_to"):
+        text = request.args.get(name, "").strip()
+        try:
+            dates[name] = date.fromisoformat(text) if text else None
+        except ValueError:
+            dates[name] = None
+            flash(f"“{text[:20]}” is not a date such as 2026-03-31; it was ignored.", "warning")
+    number = request.args.get("q", "")[:40]
     result = admin_orders.list_orders(db_session(), status=status, method=method,
-                                      page=min(max(page, 1), 10**6))
+                                      page=min(max(page, 1), 10**6), number=number, **dates)
+    filters = {"status": status, "method": method, "q": number.strip(),
+               **{k: v.isoformat() if v else "" for k, v in dates.items()}}
     return render_template("admin/orders.html", result=result, status=status, method=method,
-                           methods=methods, labels=LABELS, OrderStatus=OrderStatus)
+                           methods=methods, labels=LABELS, OrderStatus=OrderStatus,
+                           filters=filters)
 
 
 @bp.get("/tasks")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -37,12 +38,24 @@ class OrderPage:
         return max(1, math.ceil(self.total / PER_PAGE))
 
 
-def list_orders(session: Session, *, status: str = "", method: str = "", page: int = 1) -> OrderPage:
+def list_orders(session: Session, *, status: str = "", method: str = "", page: int = 1,
+                placed_from: date | None = None, placed_to: date | None = None,
+                number: str = "") -> OrderPage:
     conditions = []
     if status:
         conditions.append(Order.status == status)
     if method:
         conditions.append(Order.payment_method == method)
+    if placed_from is not None:
+        conditions.append(Order.placed_at >= datetime(placed_from.year, placed_from.month,
+                                                      placed_from.day, tzinfo=UTC))
+    if placed_to is not None:  # inclusive: up to the start of the next day
+        conditions.append(Order.placed_at < datetime(placed_to.year, placed_to.month,
+                                                     placed_to.day, tzinfo=UTC) + timedelta(days=1))
+    number = "".join(number.split())[:20]
+    if number:
+        # Any part of the number: "42" finds 2026-000042; the merchant rarely types the zeros.
+        conditions.append(Order.number.contains(number, autoescape=True))
     total = session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0
     items = session.scalars(select(Order).where(*conditions).order_by(Order.id.desc())
                             .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)).all()
