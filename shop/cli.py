@@ -38,8 +38,7 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from shop.migrate import upgrade
 
-    upgrade(current_app.extensions["shop.db"].engine, revision)
-    click.echo("database is up to date")
+    click.echo(upgrade(current_app.extensions["shop.db"].engine, revision).describe())
 
 
 @cli.command()
