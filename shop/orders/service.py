@@ -465,6 +465,8 @@ def cancel(session: Session, order: Order, reason: str = "", now: datetime | Non
     _transition(session, order, S.CANCELLED, reason or "Cancelled", now)
     settle_stock(session, order, StockChoice.RESTOCK if restock else StockChoice.WRITE_OFF,
                  f"cancelled ({reason})" if reason else "cancelled", now=now)
+    # The customer hears it from the shop, with the reason the merchant gave.
+    outbox.enqueue(session, order, outbox.ORDER_CANCELLED, reason=reason[:300], now=now)
 
 
 def fulfil(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
