@@ -133,3 +133,40 @@ def test_a_price_changed_since_the_page_was_shown_is_not_charged(client, databas
     page = b.submit(b.form("main form"), {"country": "DE", **ADDRESS}, button="Place order")
     assert _orders(database) == 0
     assert "price" in " ".join(page.messages()).lower()
+
+
+def test_a_shipping_rate_changed_since_the_page_was_shown_is_shown_first(db_url, tmp_path):
+    from shop.checkout.models import ShippingRate
+
+    app = make_test_app(db_url, tmp_path / "fresh", catalog_cache_seconds=0)
+    seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
+    database = app.extensions["shop.db"]
+    b = _at_checkout(app.test_client())
+    with database.job_session() as s:
+        s.scalar(select(ShippingRate).where(ShippingRate.name == "Standard parcel")).price = 690
+    page = b.submit(b.form("main form"), {"country": "DE", **ADDRESS}, button="Place order",
+                    expect=409)
+    text = " ".join(page.text.split())
+    assert "The total is now €22.90 (was €20.90). Shipping (Standard parcel) costs €6.90 now." \
+        in text
+    assert _orders(database) == 0
+    b.submit(b.form("main form"), button="Place order")
+    with database.job_session() as s:
+        assert s.scalar(select(Order.total)) == 2290
+    database.dispose()
+
+
+def test_place_order_refuses_a_total_it_did_not_show(demo_catalog, database):
+    from shop.orders import service
+    from tests.test_orders import _place
+
+    with database.job_session() as s:
+        try:
+            _place(s, "TOTE-NAT", 1, shown_total=1)
+        except service.TotalChanged as exc:
+            assert (exc.shown, exc.total) == (1, 2090)
+        else:
+            raise AssertionError("placed an order for a total nobody saw")
+    with database.job_session() as s:
+        assert s.scalar(select(Variant.reserved).where(Variant.sku == "TOTE-NAT")) == 0
+        assert _orders(database) == 0

@@ -255,6 +255,12 @@ def _shift(session: Session, variant_id: int, *, reserved: int = 0, committed: i
     return before, after
 
 
+def _flush_states(session: Session) -> None:
+    # The counters moved by SQL already; write the lines' states now too, so the two never
+    # part (a caller that expunges the order before committing would otherwise lose them).
+    session.flush()
+
+
 def _movement(session: Session, line: OrderLine, order: Order, kind: str,
               levels: tuple[int | None, int | None] | None, reason: str, now: datetime) -> None:
     if levels is None:
@@ -285,6 +291,7 @@ def _release(session: Session, order: Order, choice: StockChoice, reason: str,
             if choice == StockChoice.RESTOCK:  # a cancellation; an expiry is not worth a line
                 line.stock_state = St.RESTOCKED.value
                 _movement(session, line, order, "restocked", levels, reason, now)
+    _flush_states(session)
 
 
 def _commit(session: Session, order: Order) -> None:
@@ -292,6 +299,7 @@ def _commit(session: Session, order: Order) -> None:
     for line in _stock_lines(order, St.RESERVED):
         _shift(session, line.variant_id, reserved=-line.quantity, committed=line.quantity)
         line.stock_state = St.COMMITTED.value
+    _flush_states(session)
 
 
 def _take_shipped(session: Session, order: Order, reason: str, now: datetime) -> None:
@@ -299,6 +307,7 @@ def _take_shipped(session: Session, order: Order, reason: str, now: datetime) ->
         levels = _shift(session, line.variant_id, committed=-line.quantity, on_hand=-line.quantity)
         line.stock_state = St.SHIPPED.value
         _movement(session, line, order, "shipped", levels, reason, now)
+    _flush_states(session)
 
 
 def settle_stock(session: Session, order: Order, choice: StockChoice | str, reason: str = "",
@@ -343,6 +352,7 @@ def settle_stock(session: Session, order: Order, choice: StockChoice | str, reas
                                to_status=order.status,
                                note=f"Stock: {moved} unit(s) {_CHOICE_NOTE[choice]}"
                                     f"{' (returned goods back on the shelf)' if returned else ''}"))
+    _flush_states(session)
     return moved
 
 
@@ -413,6 +423,7 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
             return
         for line in lines:
             line.stock_state = St.COMMITTED.value
+        _flush_states(session)
     _commit(session, order)
     _transition(session, order, S.PAID, note or "Payment received", now)
     ledger.record_sale(session, order, now)
