@@ -158,8 +158,20 @@ def seed_demo(database: Database, settings: Settings) -> bool:
                 for i, (label, sku, price, stock) in enumerate(variants)
             ]
             session.add(product)
-            if kind == DIGITAL:
-                session.flush()
-                downloads.store_file(session, product, _ebook(title, description),
-                                     f"{slug}.epub", settings.instance_path)
     return True
+
+
+def seed_ebook_files(database: Database, settings: Settings) -> int:
+    """Give each demo e-book without a download a small generated EPUB, so `shop demo`'s
+    e-books really deliver. Apart from seed_demo: tests that buy an e-book and expect it to wait
+    for the merchant's file keep a catalog without files. Returns how many files were added."""
+    added = 0
+    with database.job_session() as session:
+        for slug, title, kind, _tax, description, *_ in PRODUCTS:
+            product = session.scalar(select(Product).where(Product.slug == slug))
+            if kind != DIGITAL or product is None or downloads.file_for(session, product.id):
+                continue
+            downloads.store_file(session, product, _ebook(title, description), f"{slug}.epub",
+                                 settings.instance_path)
+            added += 1
+    return added

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
 from shop.checkout.service import shipping_options
-from shop.config import Settings
 from shop.mail import outbox
 from shop.mail.models import OutboxMessage
 from shop.orders import service

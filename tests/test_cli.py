@@ -69,6 +69,8 @@ def test_demo_serves_a_shop(tmp_path):
         assert "Harbour at Dawn" in body
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/media/demo-tote-bag.svg") as r:
             assert r.headers["Content-Type"].startswith("image/svg")
+        # The demo's e-books deliver: each has its (generated) file, outside the public media.
+        assert len(list((tmp_path / "instance" / "downloads").iterdir())) == 2
     finally:
         proc.terminate()
         output = proc.communicate(timeout=10)[0]

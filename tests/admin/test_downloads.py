@@ -90,18 +90,7 @@ def test_links_expire_and_refunds_end_them(admin, database, client):
     assert client.post(form["action"]).status_code == 400  # no CSRF token
 
 
-def without_demo_files(database, settings):
-    """The demo seeds its e-books' files; these tests start from a product without one."""
-    from shop.downloads import service as downloads
-
-    with database.job_session() as session:
-        for record in session.scalars(select(DigitalFile)):
-            (downloads.folder(settings.instance_path) / record.stored_name).unlink(missing_ok=True)
-            session.delete(record)
-
-
-def test_without_a_file_the_order_waits_for_the_merchant(client, database, settings):
-    without_demo_files(database, settings)
+def test_without_a_file_the_order_waits_for_the_merchant(client, database):
     order_url = buy(client, slug="small-hours", email=None)
     page = Browser(client).get(order_url)
     assert "Status: Paid" in page.text and "Your downloads" not in page.text
@@ -138,5 +127,4 @@ def test_physical_products_take_no_file(admin, database):
         content_type="multipart/form-data", follow_redirects=True)
     assert "Only digital products deliver a file." in response.get_data(as_text=True)
     with database.job_session() as session:
-        assert session.scalars(select(DigitalFile).where(
-            DigitalFile.product_id == product_id)).all() == []
+        assert session.scalars(select(DigitalFile)).all() == []

@@ -12,12 +12,11 @@ from shop.downloads import service as downloads
 from shop.downloads.models import DigitalFile, DownloadGrant
 from shop.orders.models import Order
 from tests.admin.conftest import buy
-from tests.admin.test_downloads import BOOK, _upload_book, without_demo_files
+from tests.admin.test_downloads import BOOK, _upload_book
 from tests.browser import Browser
 
 
 def test_adding_a_file_gives_paid_orders_their_download(admin, database, client, settings):
-    without_demo_files(database, settings)
     order_url = buy(client, slug="small-hours", email=None)
     assert "Status: Paid" in Browser(client).get(order_url).text  # no file yet: nothing to send
     _, page = _upload_book(admin, database)
@@ -34,7 +33,6 @@ def test_adding_a_file_gives_paid_orders_their_download(admin, database, client,
 
 
 def test_replacing_a_file_deletes_the_old_one(admin, database, settings):
-    without_demo_files(database, settings)
     _upload_book(admin, database)
     with database.job_session() as session:
         old = session.scalar(select(DigitalFile)).stored_name
@@ -47,6 +45,10 @@ def test_replacing_a_file_deletes_the_old_one(admin, database, settings):
 
 
 def test_demo_ebooks_deliver_generated_files(database, client, settings):
+    from shop.demo import seed_ebook_files
+
+    assert seed_ebook_files(database, settings) == 2  # what `shop demo` does after the catalog
+    assert seed_ebook_files(database, settings) == 0  # and only once
     with database.job_session() as session:
         records = session.scalars(select(DigitalFile)).all()
         assert len(records) == 2

@@ -3,8 +3,6 @@ papercuts say what to do instead of "Not a valid choice" or a bare 413."""
 
 from __future__ import annotations
 
-import io
-
 from sqlalchemy import select
 
 from shop.catalog.models import Product, TaxClass
