@@ -358,7 +358,9 @@ def test_sigterm_lets_the_current_job_finish_and_commit(db_url, tmp_path):
         # The job in progress (sending what is due) finished and committed: nothing is sent
         # again by the next worker, nothing was cut off.
         assert [m.status for m in messages] == ["sent", "sent"]
-        assert not session.scalars(select(WorkerHeartbeat)).all()  # gone with the worker
+        # Marked stopped with the worker (the admin says when), no longer counted as live.
+        [row] = session.scalars(select(WorkerHeartbeat)).all()
+        assert row.stopped_at is not None
     assert len(sink.envelopes) == 2
 
     lines = worker.log_lines()  # every line is JSON
