@@ -22,7 +22,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local step, cookie, csrf, variant, rate, order_path, started
+local step, cookie, csrf, variant, rate, token, shown, order_path, started
 durations = {}  -- per-thread; read back in done()
 failures = 0
 
@@ -56,7 +56,8 @@ function request()
   elseif step == 5 then
     return wrk.format("POST", "/checkout", headers(form_headers),
       "csrf_token=" .. csrf .. "&name=Bench+Customer&street=1+Test+Street&postal_code=10115" ..
-      "&city=Berlin&country=DE&shipping_rate=" .. rate .. "&payment_method=demo&submit=Place+order")
+      "&city=Berlin&country=DE&shipping_rate=" .. rate .. "&payment_method=demo&submit=Place+order" ..
+      "&checkout_token=" .. token .. "&shown_total=" .. shown .. "&shown_country=DE")
   else
     return wrk.format("GET", order_path, headers())
   end
@@ -78,7 +79,10 @@ function response(status, hdrs, body)
       if not (csrf and variant) then return fail() end
     else
       rate = body:match('name="shipping_rate" value="(%d+)" checked')
-      if not (csrf and rate) then return fail() end
+      -- What the page showed: the order is placed once, and only for this total.
+      token = body:match('name="checkout_token" type="hidden" value="([^"]+)"')
+      shown = body:match('name="shown_total" type="hidden" value="(%d+)"')
+      if not (csrf and rate and token and shown) then return fail() end
     end
   elseif step == 2 then
     if status ~= 303 then return fail() end

@@ -21,6 +21,10 @@ from sqlalchemy import event
 from shop import create_app
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+def HIDDEN(name: str) -> re.Pattern[str]:  # noqa: N802 (reads like the CSRF pattern)
+    return re.compile(rf'name="{name}" type="hidden" value="([^"]*)"')
+
+
 STEPS = ("product page", "add to cart", "cart page", "checkout page", "place order", "order page")
 
 
@@ -35,7 +39,10 @@ def one_checkout(client, step) -> None:
     form = {"csrf_token": CSRF.search(page).group(1), "name": "Bench Customer",
             "street": "1 Test Street", "postal_code": "10115", "city": "Berlin", "country": "DE",
             "shipping_rate": re.search(r'name="shipping_rate" value="(\d+)" checked', page).group(1),
-            "payment_method": "demo", "submit": "Place order"}
+            "payment_method": "demo", "submit": "Place order", "shown_country": "DE",
+            # What the page showed: the order is placed once, and only for this total.
+            "checkout_token": HIDDEN("checkout_token").search(page).group(1),
+            "shown_total": HIDDEN("shown_total").search(page).group(1)}
     placed = step("place order", lambda: client.post("/checkout", data=form))
     assert placed.status_code == 303, placed.status_code
     step("order page", lambda: client.get(placed.headers["Location"]))

@@ -49,7 +49,7 @@ def scratch_shop(*, sqlite: bool = False) -> Iterator[tuple[str, dict[str, str]]
         upgrade(database.engine)
         seed_demo(database, load_settings(env))
         with database.job_session() as s:
-            s.execute(update(Variant).where(Variant.sku == SKU).values(stock=STOCK))
+            s.execute(update(Variant).where(Variant.sku == SKU).values(on_hand=STOCK))
         database.dispose()
         yield url, env
     finally:

@@ -38,8 +38,7 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from shop.migrate import upgrade
 
-    upgrade(current_app.extensions["shop.db"].engine, revision)
-    click.echo("database is up to date")
+    click.echo(upgrade(current_app.extensions["shop.db"].engine, revision).describe())
 
 
 @cli.command()
@@ -60,7 +59,7 @@ def demo(host: str, port: int) -> None:
     """Start a demo shop with a sample catalog on SQLite, with demo payments and the worker."""
     import os
 
-    from shop.demo import seed_demo
+    from shop.demo import seed_demo, seed_ebook_files
     from shop.jobs.heartbeat import Heartbeat
     from shop.jobs.worker import JOBS, run_forever
     from shop.migrate import upgrade
@@ -79,6 +78,7 @@ def demo(host: str, port: int) -> None:
     database = app.extensions["shop.db"]
     upgrade(database.engine)
     created = seed_demo(database, settings)
+    seed_ebook_files(database, settings)
     click.echo(f"sample catalog {'created' if created else 'already present'} "
                f"in {settings.instance_path}")
     stop = threading.Event()

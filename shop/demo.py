@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from decimal import ROUND_HALF_UP, Decimal
+from html import escape
 
 from sqlalchemy import func, select
 
@@ -11,6 +14,7 @@ from shop.catalog.models import DIGITAL, PHYSICAL, Product, ProductImage, TaxCla
 from shop.checkout.models import ShippingRate, ShippingZone
 from shop.config import Settings
 from shop.db import Database
+from shop.downloads import service as downloads
 from shop.money import currency_exponent
 
 EU = "AT,BE,BG,CY,CZ,DK,EE,ES,FI,FR,GR,HR,HU,IE,IT,LT,LU,LV,MT,NL,PL,PT,RO,SE,SI,SK"
@@ -74,6 +78,46 @@ def _artwork(title: str, background: str, foreground: str) -> str:
     )
 
 
+def _ebook(title: str, text: str) -> bytes:
+    """A small but valid EPUB 3, so the demo's e-books really deliver something."""
+    book_id = hashlib.sha256(title.encode()).hexdigest()[:32]
+    chapter = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+        f"<head><title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>"
+        + "".join(f"<p>{escape(p)}</p>" for p in text.split("\n\n"))
+        + "<p>This is a sample file from the demo shop.</p></body></html>"
+    )
+    files = {
+        "META-INF/container.xml": (
+            '<?xml version="1.0"?><container version="1.0" '
+            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="book.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>"),
+        "book.opf": (
+            '<?xml version="1.0" encoding="utf-8"?><package xmlns="http://www.idpf.org/2007/opf" '
+            'version="3.0" unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
+            f'<dc:identifier id="id">urn:uuid:{book_id}</dc:identifier><dc:title>{escape(title)}'
+            '</dc:title><dc:language>en</dc:language>'
+            '<meta property="dcterms:modified">2026-01-01T00:00:00Z</meta></metadata><manifest>'
+            '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
+            '<item id="c1" href="chapter.xhtml" media-type="application/xhtml+xml"/></manifest>'
+            '<spine><itemref idref="c1"/></spine></package>'),
+        "nav.xhtml": (
+            '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml" '
+            'xmlns:epub="http://www.idpf.org/2007/ops"><head><title>Contents</title></head><body>'
+            '<nav epub:type="toc"><ol><li><a href="chapter.xhtml">'
+            f"{escape(title)}</a></li></ol></nav></body></html>"),
+        "chapter.xhtml": chapter,
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as epub:
+        # The EPUB rule: "mimetype" first and stored uncompressed.
+        epub.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        for name, content in files.items():
+            epub.writestr(name, content, compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
 def seed_demo(database: Database, settings: Settings) -> bool:
     """Create the sample catalog once; returns False when a catalog already exists."""
     uploads = settings.instance_path / "uploads"
@@ -110,8 +154,24 @@ def seed_demo(database: Database, settings: Settings) -> bool:
                               tax_class_id=classes[tax].id, position=position)
             product.images = [ProductImage(filename=filename, alt=f"Illustration for {title}")]
             product.variants = [
-                Variant(label=label, sku=sku, price=_price(price, currency), stock=stock, position=i)
+                Variant(label=label, sku=sku, price=_price(price, currency), on_hand=stock, position=i)
                 for i, (label, sku, price, stock) in enumerate(variants)
             ]
             session.add(product)
     return True
+
+
+def seed_ebook_files(database: Database, settings: Settings) -> int:
+    """Give each demo e-book without a download a small generated EPUB, so `shop demo`'s
+    e-books really deliver. Apart from seed_demo: tests that buy an e-book and expect it to wait
+    for the merchant's file keep a catalog without files. Returns how many files were added."""
+    added = 0
+    with database.job_session() as session:
+        for slug, title, kind, _tax, description, *_ in PRODUCTS:
+            product = session.scalar(select(Product).where(Product.slug == slug))
+            if kind != DIGITAL or product is None or downloads.file_for(session, product.id):
+                continue
+            downloads.store_file(session, product, _ebook(title, description), f"{slug}.epub",
+                                 settings.instance_path)
+            added += 1
+    return added

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 from shop import resource_dir
@@ -20,11 +23,37 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "heads") -> None:
+@dataclass(frozen=True)
+class Upgraded:
+    before: str | None  # the revision the database was at; None: it had no schema
+    after: str | None
+    tables: int  # tables in the schema afterwards
+
+    def describe(self) -> str:
+        if self.before is None:
+            return (f"Created a new shop database: {self.tables} tables, schema revision "
+                    f"{self.after}.")
+        if self.before == self.after:
+            return f"The database is already up to date (schema revision {self.after})."
+        return f"Upgraded the database schema from revision {self.before} to {self.after}."
+
+
+def _revision(connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) or None
+
+
+def upgrade(engine: Engine, revision: str = "heads") -> Upgraded:
     with engine.connect() as connection:
+        before = _revision(connection)
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+        after = _revision(connection)
+        tables = len(set(inspect(connection).get_table_names()) - {"alembic_version"})
+    return Upgraded(before, after, tables)
 
 
 def current_heads() -> tuple[str, ...]:

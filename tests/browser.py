@@ -80,7 +80,9 @@ class Browser:
                 if chosen is not None:
                     data[name] = chosen.get("value", chosen.get_text())
             elif kind == "textarea":
-                data[name] = element.get_text()
+                # As browsers do (HTML spec): one newline right after <textarea> is not content.
+                text = element.get_text()
+                data[name] = text[2:] if text.startswith("\r\n") else text.removeprefix("\n")
             else:
                 data[name] = element.get("value", "")
         for name, value in (fields or {}).items():

@@ -25,7 +25,7 @@ def test_concurrent_checkouts_never_oversell(pg_url, tmp_path):
     setup = app.extensions["shop.db"]
     with setup.job_session() as s:
         variant = s.scalar(select(Variant).where(Variant.sku == "PRINT-HARB-A3"))
-        variant.stock = UNITS
+        variant.on_hand = UNITS
         variant_id, price = variant.id, variant.price
         rate_id = shipping_options(s, "DE", price)[0].rate_id
 
@@ -61,7 +61,7 @@ def test_concurrent_checkouts_never_oversell(pg_url, tmp_path):
     assert len(results) == RACERS
     assert results.count("ok") == UNITS
     with setup.job_session() as s:
-        assert s.scalar(select(Variant.stock).where(Variant.id == variant_id)) == 0
+        assert s.scalar(select(Variant).where(Variant.id == variant_id)).available == 0
         sold = s.scalar(select(func.sum(OrderLine.quantity)).where(OrderLine.variant_id == variant_id))
         assert sold == UNITS
         numbers = sorted(s.scalars(select(Order.number)).all())

@@ -41,7 +41,7 @@ def test_place_order_reserves_stock_and_numbers_sequentially(demo_catalog, datab
     with database.job_session() as s:
         first = _place(s, "PRINT-HARB-A3", 2, now=jan)
         second = _place(s, "PRINT-HARB-A3", 1, now=jan)
-        assert _variant(s, "PRINT-HARB-A3").stock == 2
+        assert _variant(s, "PRINT-HARB-A3").available == 2
         assert (first.number, second.number) == ("2026-000001", "2026-000002")
         next_year = _place(s, "TOTE-NAT", now=datetime(2027, 1, 1, tzinfo=UTC))
         assert next_year.number == "2027-000001"
@@ -62,7 +62,7 @@ def test_out_of_stock_and_price_change_are_named_errors(demo_catalog, database):
                 currency="EUR", expiry_minutes=30, shipping_rate_id=1))
         assert "price" in exc.value.problems[0]
         assert exc.value.adjusted[0].price_seen == a3.price
-        assert variant.stock == 0
+        assert variant.available == 0
 
 
 def test_shipping_must_match_country(demo_catalog, database):
@@ -79,13 +79,13 @@ def test_expiry_runs_in_the_worker_and_releases_stock(demo_catalog, database):
     with database.job_session() as s:
         stale = _place(s, "PRINT-HARB-A3", 3, now=past)
         fresh = _place(s, "PRINT-HARB-A3", 1)
-        assert _variant(s, "PRINT-HARB-A3").stock == 1
+        assert _variant(s, "PRINT-HARB-A3").available == 1
     assert run_once(database)["expire-orders"] == 1
     assert run_once(database)["expire-orders"] == 0  # nothing left to do, nothing done twice
     with database.job_session() as s:
         assert s.get(Order, stale.id).status == "expired"
         assert s.get(Order, fresh.id).status == "pending_payment"
-        assert _variant(s, "PRINT-HARB-A3").stock == 4
+        assert _variant(s, "PRINT-HARB-A3").available == 4
         with pytest.raises(IllegalTransition):
             service.cancel(s, s.get(Order, stale.id))
 
@@ -93,12 +93,12 @@ def test_expiry_runs_in_the_worker_and_releases_stock(demo_catalog, database):
 def test_cancel_releases_stock_once(demo_catalog, database):
     with database.job_session() as s:
         order = _place(s, "TOTE-BLK", 4)
-        assert _variant(s, "TOTE-BLK").stock == 0
+        assert _variant(s, "TOTE-BLK").available == 0
         service.cancel(s, order)
-        assert _variant(s, "TOTE-BLK").stock == 4
+        assert _variant(s, "TOTE-BLK").available == 4
         with pytest.raises(IllegalTransition):
             service.cancel(s, order)
-        assert _variant(s, "TOTE-BLK").stock == 4
+        assert _variant(s, "TOTE-BLK").available == 4
 
 
 def test_payment_events_are_idempotent(demo_catalog, database):
@@ -132,16 +132,16 @@ def test_late_payment_revives_order_when_stock_allows(demo_catalog, database):
     with database.job_session() as s:
         late = _place(s, "PRINT-FOR-A3", 2, now=past)  # the last two
         service.expire_due_orders(s)
-        assert _variant(s, "PRINT-FOR-A3").stock == 2
+        assert _variant(s, "PRINT-FOR-A3").available == 2
         service.apply_payment_event(s, _paid(late, "late"))
-        assert late.status == "paid" and _variant(s, "PRINT-FOR-A3").stock == 0
+        assert late.status == "paid" and _variant(s, "PRINT-FOR-A3").available == 0
 
         gone = _place(s, "TOTE-BLK", 4, now=past)
         service.expire_due_orders(s)
         _place(s, "TOTE-BLK", 4)  # someone else bought them meanwhile
         service.apply_payment_event(s, _paid(gone, "gone"))
         assert gone.status == "expired" and "out of stock" in gone.attention
-        assert gone.amount_paid == gone.total and _variant(s, "TOTE-BLK").stock == 0
+        assert gone.amount_paid == gone.total and _variant(s, "TOTE-BLK").available == 0
 
 
 def test_refunds_move_to_partially_then_fully_refunded(demo_catalog, database):
@@ -167,7 +167,7 @@ def test_cart_review_is_not_reused_across_transactions(demo_catalog, database):
         assert review_cart(s, cart) is first and first.problems == []
         s.commit()
         with database.job_session() as other:
-            other.scalar(select(Variant).where(Variant.sku == "TOTE-BLK")).stock = 1
+            other.scalar(select(Variant).where(Variant.sku == "TOTE-BLK")).on_hand = 1
         again = review_cart(s, cart)
         assert again is not first
         assert again.adjusted[0].quantity == 1 and "Only 1" in again.problems[0]

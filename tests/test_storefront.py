@@ -15,7 +15,7 @@ from tests.conftest import make_test_app
 
 def _stock(database, sku: str) -> int | None:
     with database.job_session() as s:
-        return s.scalar(select(Variant.stock).where(Variant.sku == sku))
+        return s.scalar(select(Variant).where(Variant.sku == sku)).available
 
 
 def test_purchase_end_to_end_with_demo_payment(client, database):
@@ -146,7 +146,7 @@ def test_cart_explains_price_change_and_sell_out(client, database):
     b.get("/products/tote-bag")
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     with database.job_session() as s:
-        s.scalar(select(Variant).where(Variant.sku == "PRINT-FOR-A3")).stock = 1
+        s.scalar(select(Variant).where(Variant.sku == "PRINT-FOR-A3")).on_hand = 1
         s.scalar(select(Variant).where(Variant.sku == "TOTE-NAT")).price = 1800
     page = b.get("/checkout")  # redirected back to the cart with explanations
     assert page.url == "/cart"
@@ -162,7 +162,7 @@ def test_cached_product_page_never_sells_what_is_gone(client, database, db_url, 
     b = Browser(client)
     assert "only 4 left" in b.get("/products/tote-bag").text
     with database.job_session() as s:
-        s.scalar(select(Variant).where(Variant.sku == "TOTE-BLK")).stock = 0
+        s.scalar(select(Variant).where(Variant.sku == "TOTE-BLK")).on_hand = 0
     page = b.get("/products/tote-bag")  # served from the short-lived catalog cache
     assert "only 4 left" in page.text
     page = b.submit(b.form("form[action$='/cart/add/tote-bag']"),

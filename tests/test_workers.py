@@ -113,7 +113,8 @@ def worker_env(db_url: str, instance: Path, data_key: str, **settings: object) -
 
 def heartbeats(database: Database) -> dict[int, WorkerHeartbeat]:
     with database.job_session() as session:
-        return {row.pid: row for row in session.scalars(select(WorkerHeartbeat))}
+        return {row.pid: row for row in session.scalars(
+            select(WorkerHeartbeat).where(WorkerHeartbeat.stopped_at.is_(None)))}
 
 
 def watcher_lock_holders(database: Database) -> int:
@@ -206,7 +207,7 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
         method = app.extensions["shop.payment_methods"]["bitcoin"]
         seed_demo(database, app.extensions["shop.settings"])
         with database.job_session() as session:
-            stock_before = _variant(session, STOCKED_SKU).stock
+            stock_before = _variant(session, STOCKED_SKU).available
         workers = Workers(tmp_path, worker_env(pg_url, instance, data_key, **btc))
         try:
             started = time.monotonic()
@@ -270,7 +271,7 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
             expired_events = Counter(session.scalars(select(OrderEvent.order_id).where(
                 OrderEvent.order_id.in_(expiring), OrderEvent.to_status == "expired")))
             assert expired_events == Counter({i: 1 for i in expiring})
-            assert _variant(session, STOCKED_SKU).stock == stock_before
+            assert _variant(session, STOCKED_SKU).available == stock_before
 
             # Payments: one "paid" record, one transition, one ledger sale per order.
             orders = session.scalars(select(Order).where(Order.id.in_(paying))).all()
@@ -357,7 +358,9 @@ def test_sigterm_lets_the_current_job_finish_and_commit(db_url, tmp_path):
         # The job in progress (sending what is due) finished and committed: nothing is sent
         # again by the next worker, nothing was cut off.
         assert [m.status for m in messages] == ["sent", "sent"]
-        assert not session.scalars(select(WorkerHeartbeat)).all()  # gone with the worker
+        # Marked stopped with the worker (the admin says when), no longer counted as live.
+        [row] = session.scalars(select(WorkerHeartbeat)).all()
+        assert row.stopped_at is not None
     assert len(sink.envelopes) == 2
 
     lines = worker.log_lines()  # every line is JSON

@@ -115,11 +115,12 @@ def add_variant(session: Session, product: Product, data: VariantData, currency:
                 user: AdminUser | None) -> Variant:
     _check_sku(session, data.sku, None)
     variant = Variant(product_id=product.id, sku=data.sku, label=data.label.strip(),
-                      price=parse_price(data.price, currency), stock=data.stock,
+                      price=parse_price(data.price, currency), on_hand=data.stock,
                       active=data.active, position=len(product.variants))
     session.add(variant)
     session.flush()
-    session.add(StockAdjustment(variant_id=variant.id, stock_before=None, stock_after=data.stock,
+    session.add(StockAdjustment(variant_id=variant.id, kind="count", stock_before=None,
+                                stock_after=data.stock,
                                 reason="New variant", admin_user_id=user.id if user else None,
                                 at=utcnow()))
     return variant
@@ -130,21 +131,24 @@ def update_variant(session: Session, variant: Variant, data: VariantData, curren
     _check_sku(session, data.sku, variant.id)
     variant.sku, variant.label = data.sku, data.label.strip()
     variant.price, variant.active = parse_price(data.price, currency), data.active
-    if data.stock != variant.stock:
+    if data.stock != variant.on_hand:
         set_stock(session, variant, data.stock, "Edited with the variant", user)
 
 
 def set_stock(session: Session, variant: Variant, stock: int | None, reason: str,
               user: AdminUser | None) -> StockAdjustment:
-    """Set the counted stock (None: unlimited), logging before and after."""
+    """Record a count: ``stock`` units are on the shelf (None: unlimited), logging before and
+    after. What orders hold (reserved, committed) is kept apart and stays as it is, so a count
+    never double-counts units that unpaid or unshipped orders still hold."""
     if stock is not None and stock < 0:
         raise CatalogError("Stock cannot be negative.")
-    # Re-read under a row lock so an order placed meanwhile is not silently overwritten.
-    current = session.scalar(select(Variant.stock).where(Variant.id == variant.id).with_for_update())
+    # Lock the row so a shipment recorded meanwhile is not silently overwritten.
+    current = session.scalar(select(Variant.on_hand).where(Variant.id == variant.id)
+                             .with_for_update())
     session.refresh(variant)
-    variant.stock = stock
-    entry = StockAdjustment(variant_id=variant.id, stock_before=current, stock_after=stock,
-                            reason=reason.strip()[:300], admin_user_id=user.id if user else None,
+    variant.on_hand = stock
+    entry = StockAdjustment(variant_id=variant.id, kind="count", stock_before=current,
+                            stock_after=stock, reason=reason.strip()[:300], admin_user_id=user.id if user else None,
                             at=utcnow())
     session.add(entry)
     return entry

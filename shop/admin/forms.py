@@ -8,6 +8,7 @@ from wtforms import (
     HiddenField,
     IntegerField,
     PasswordField,
+    RadioField,
     SelectChoice,
     SelectField,
     StringField,
@@ -131,6 +132,12 @@ class RefundForm(ShopForm):
     amount = StringField("Amount", validators=[InputRequired(), Length(max=20)],
                          render_kw={"inputmode": "decimal"})
     reference = StringField("Reference (e.g. transaction id)", validators=[Length(max=200)])
+    stock = RadioField("Items not shipped yet", default="restock", choices=[
+        SelectChoice("restock", "Put them back in stock (this order will not ship them)"),
+        SelectChoice("keep", "Keep them for this order (it still ships them)"),
+        SelectChoice("write_off", "They are gone (damaged or lost): take them off the shelf"),
+    ])
+    returned = BooleanField("Shipped items came back: put them on the shelf again")
     submit = SubmitField("Refund")
 
 
@@ -141,4 +148,6 @@ class ResolveForm(ShopForm):
 
 class CancelForm(ShopForm):
     reason = StringField("Reason (shown to the customer)", validators=[Length(max=300)])
+    restock = BooleanField("Put the items back in stock (untick if they are damaged or lost)",
+                           default=True)
     submit = SubmitField("Cancel order")

@@ -32,12 +32,22 @@ def _mail(session: Session, settings: Settings, now: datetime) -> list[Check]:
     last = session.scalar(select(func.max(OutboxMessage.sent_at)))
     if not settings.smtp_url:
         return [Check("Email", OFF, f"No SMTP server (SHOP_SMTP_URL): {pending} email(s) waiting.")]
+    # A refused connection is retried, so it never shows as "failed": look at the retries too.
+    retrying = session.scalar(
+        select(OutboxMessage).where(OutboxMessage.status == PENDING, OutboxMessage.attempts > 0,
+                                    OutboxMessage.last_error != "")
+        .order_by(OutboxMessage.id.desc()).limit(1))
+    if retrying is not None:
+        return [Check("Email", WARN, f"Email delivery is failing: {pending} waiting, {failed} "
+                                     f"failed; last sent {_age(last, now)}.",
+                      [f"Last error: {retrying.last_error}. Check SHOP_SMTP_URL and the mail "
+                       "server; the worker keeps retrying."])]
     return [Check("Email", WARN if failed else OK,
                   f"{pending} waiting, {failed} failed; last sent {_age(last, now)}.")]
 
 
 def _workers(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    from shop.jobs.heartbeat import live_workers, newest_beat
+    from shop.jobs.heartbeat import last_stop, live_workers, newest_beat
 
     live = live_workers(session, settings.worker_interval_seconds, now)
     details = [f"{w.host} (process {w.pid}): started {_age(w.started_at, now)}, last beat "
@@ -47,7 +57,14 @@ def _workers(session: Session, settings: Settings, now: datetime) -> list[Check]
     if live:
         return [Check("Worker", OK, f"{len(live)} worker process{'es' if len(live) != 1 else ''} "
                                     "running.", details)]
-    return [Check("Worker", WARN, f"No worker running (last heartbeat {_age(newest_beat(session), now)}).",
+    beat, stopped = newest_beat(session), last_stop(session)
+    if stopped is not None and (beat is None or stopped >= beat):
+        summary = f"No worker running: the last one stopped {_age(stopped, now)}."
+    elif beat is not None:
+        summary = f"No worker running: the last one stopped answering {_age(beat, now)}."
+    else:
+        summary = "No worker has run yet."
+    return [Check("Worker", WARN, summary,
                   ["Orders do not expire, emails are not sent and payments are not detected "
                    "until `shop worker` runs."])]
 
@@ -69,6 +86,48 @@ def checks(session: Session, settings: Settings, now: datetime | None = None,
             result.append(Check(getattr(probe, "__name__", "check").strip("_").title(), WARN,
                                 "Could not be read (is the database migrated?)."))
     return result
+
+
+@dataclass(frozen=True)
+class SetupItem:
+    name: str
+    done: bool
+    detail: str
+    endpoint: str  # where the merchant sets it up
+
+
+def setup_checklist(session: Session, settings: Settings, payment_ready: bool,
+                    now: datetime | None = None) -> list[SetupItem]:
+    """What a new shop still lacks before it can take orders and keep its promises."""
+    from shop.jobs.heartbeat import live_workers
+    from shop.legal import service as legal
+
+    missing = []
+    for slug in ("imprint", "terms", "withdrawal"):
+        page = legal.get_page(session, slug)
+        filled = page is not None and (
+            any(legal.imprint_fields(page).values()) if slug == "imprint" else bool(page.body))
+        if not filled:
+            missing.append(legal.PAGES[slug])
+    workers = live_workers(session, settings.worker_interval_seconds, now or utcnow())
+    return [
+        SetupItem("Payment method", payment_ready,
+                  "Customers can pay." if payment_ready else
+                  "No payment method is set up: set SHOP_STRIPE_SECRET_KEY (cards) or "
+                  "SHOP_BITCOIN_DESCRIPTOR (Bitcoin). Until then nobody can order.",
+                  "admin.settings_page"),
+        SetupItem("Legal pages", not missing,
+                  "Imprint, terms and withdrawal are written." if not missing else
+                  f"Still empty: {', '.join(missing)}.", "admin.legal_pages"),
+        SetupItem("Email (SMTP)", bool(settings.smtp_url),
+                  "Customer emails are sent." if settings.smtp_url else
+                  "No SMTP server (SHOP_SMTP_URL): customers get no order emails.",
+                  "admin.settings_page"),
+        SetupItem("Worker", bool(workers),
+                  "A worker is running." if workers else
+                  "No `shop worker` is running: orders do not expire, emails are not sent and "
+                  "payments are not detected.", "admin.settings_page"),
+    ]
 
 
 def retention(settings: Settings) -> list[tuple[str, str]]:

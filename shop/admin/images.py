@@ -44,8 +44,10 @@ def process_image(data: bytes, folder: Path) -> str:
             image = ImageOps.exif_transpose(source)  # keep its orientation, drop the EXIF
     except ImageRejected:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-            OSError, SyntaxError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(f"The image is too large; at most {MAX_PIXELS // 1_000_000} "
+                            "megapixels.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected("This file is not an image we can read (JPEG, PNG, WebP or GIF).") from exc
 
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)

@@ -46,7 +46,11 @@ class AdminRecoveryCode(Base):
 
 
 class StockAdjustment(Base):
-    """Every manual change of a variant's stock, with who made it and why."""
+    """Every stock movement with its reason: the merchant's counts (``count``) and what orders
+    did to the shelf (``shipped``, ``restocked``, ``returned``, ``written_off``).
+
+    ``stock_before``/``stock_after`` are on hand; ``quantity`` the units an order moved.
+    """
 
     __tablename__ = "stock_adjustments"
 
@@ -55,6 +59,11 @@ class StockAdjustment(Base):
     # None on either side means "unlimited".
     stock_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
     stock_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="count")
+    quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     reason: Mapped[str] = mapped_column(String(300), default="")
     admin_user_id: Mapped[int | None] = mapped_column(
         ForeignKey("admin_users.id", ondelete="SET NULL"), nullable=True

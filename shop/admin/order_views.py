@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from shop.admin import orders as admin_orders
@@ -10,7 +12,7 @@ from shop.admin.forms import ActionForm, CancelForm, RefundForm, ResolveForm, Sh
 from shop.admin.views import bp
 from shop.orders import service
 from shop.orders.models import Order
-from shop.orders.states import LABELS, OrderError, OrderStatus
+from shop.orders.states import LABELS, OrderError, OrderStatus, StockChoice, StockState
 from shop.orders.views import order_totals
 from shop.payments.base import PaymentActionError
 from shop.refunds import service as refunds
@@ -42,10 +44,22 @@ def orders():
     if method not in methods:
         method = ""
     page = request.args.get("page", 1, type=int) or 1
+    dates = {}
+    for name in ("placed_from", "placed_to"):
+        text = request.args.get(name, "").strip()
+        try:
+            dates[name] = date.fromisoformat(text) if text else None
+        except ValueError:
+            dates[name] = None
+            flash(f"“{text[:20]}” is not a date such as 2026-03-31; it was ignored.", "warning")
+    number = request.args.get("q", "")[:40]
     result = admin_orders.list_orders(db_session(), status=status, method=method,
-                                      page=min(max(page, 1), 10**6))
+                                      page=min(max(page, 1), 10**6), number=number, **dates)
+    filters = {"status": status, "method": method, "q": number.strip(),
+               **{k: v.isoformat() if v else "" for k, v in dates.items()}}
     return render_template("admin/orders.html", result=result, status=status, method=method,
-                           methods=methods, labels=LABELS, OrderStatus=OrderStatus)
+                           methods=methods, labels=LABELS, OrderStatus=OrderStatus,
+                           filters=filters)
 
 
 @bp.get("/tasks")
@@ -73,7 +87,20 @@ def order_detail(number: str):
         emails=admin_orders.emails(db, order), ship_form=ShipForm(), cancel_form=CancelForm(),
         resolve_form=ResolveForm(), refund_address=refunds.get(db, order),
         refund_form=refund_form, action=ActionForm(), refundable=refundable,
+        unshipped=_lines_in(order, StockState.COMMITTED),
+        shipped=_lines_in(order, StockState.SHIPPED),
     )
+
+
+def _lines_in(order: Order, state: StockState) -> list:
+    return [line for line in order.lines if line.stock_state == state.value]
+
+
+def _settle_stock(order: Order, form: RefundForm) -> None:
+    """The merchant's stock choice for this refund (before the refund is recorded, so a full
+    refund's default restock does not pre-empt it)."""
+    service.settle_stock(db_session(), order, form.stock.data or "restock", "refunded",
+                         returned=bool(form.returned.data))
 
 
 def _decimal(amount: int, currency: str) -> str:
@@ -128,19 +155,24 @@ def order_cancel(number: str):
         _form_errors(form)
         return _back(order)
     order_id, reason = order.id, (form.reason.data or "").strip() or "Cancelled by the shop"
+    restock = bool(form.restock.data)
     method = _method(order)
     # The method closes what the customer could still pay with (a Stripe page) before the
     # order is cancelled, in its own units of work: nothing of this request may be pending.
     db_session().rollback()
     try:
         method.cancel(database(), order_id, reason)
+        if not restock:  # cancelling put the units back; the merchant says they are gone
+            service.settle_stock(db_session(), _order(number), StockChoice.WRITE_OFF,
+                                 f"cancelled ({reason})")
     except PaymentActionError as exc:
         flash(f"Not cancelled: {exc}", "error")
         return _back(order)
     except OrderError as exc:
         flash(f"Cannot cancel: {exc}. A paid order is refunded instead.", "error")
         return _back(order)
-    flash("Order cancelled; its items are back in stock.", "success")
+    flash("Order cancelled; its items are back in stock." if restock
+          else "Order cancelled; its items were taken off the shelf.", "success")
     return _back(order)
 
 
@@ -162,6 +194,10 @@ def order_refund(number: str):
     except (PaymentActionError, OrderError) as exc:
         flash(f"Refund not made: {exc}", "error")
         return _back(order)
+    # After the provider answered (no variant row stays locked while it is asked): what the
+    # merchant chose for the units. A full refund restocked them already; writing off or
+    # taking back returned units still applies.
+    _settle_stock(_order(number), form)
     flash(message, "success")
     return _back(order)
 

@@ -6,25 +6,19 @@ State changes go through shop.orders.service; this module only reads, or hands o
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from shop.admin.models import Shipment
 from shop.mail.models import OutboxMessage
-from shop.orders import service
 from shop.orders.models import Order, OrderEvent, PaymentRecord
-from shop.orders.states import OrderStatus
-from shop.payments.base import PaymentEvent, PaymentEventKind
 from shop.privacy.crypto import CryptoError
 from shop.privacy.store import ContactDetails, read_contact, unseal
 
 PER_PAGE = 50
-# Orders whose money can still be given back.
-REFUNDABLE = frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.FULFILLED})
 
 
 @dataclass(frozen=True)
@@ -38,12 +32,24 @@ class OrderPage:
         return max(1, math.ceil(self.total / PER_PAGE))
 
 
-def list_orders(session: Session, *, status: str = "", method: str = "", page: int = 1) -> OrderPage:
+def list_orders(session: Session, *, status: str = "", method: str = "", page: int = 1,
+                placed_from: date | None = None, placed_to: date | None = None,
+                number: str = "") -> OrderPage:
     conditions = []
     if status:
         conditions.append(Order.status == status)
     if method:
         conditions.append(Order.payment_method == method)
+    if placed_from is not None:
+        conditions.append(Order.placed_at >= datetime(placed_from.year, placed_from.month,
+                                                      placed_from.day, tzinfo=UTC))
+    if placed_to is not None:  # inclusive: up to the start of the next day
+        conditions.append(Order.placed_at < datetime(placed_to.year, placed_to.month,
+                                                     placed_to.day, tzinfo=UTC) + timedelta(days=1))
+    number = "".join(number.split())[:20]
+    if number:
+        # Any part of the number: "42" finds 2026-000042; the merchant rarely types the zeros.
+        conditions.append(Order.number.contains(number, autoescape=True))
     total = session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0
     items = session.scalars(select(Order).where(*conditions).order_by(Order.id.desc())
                             .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)).all()
@@ -102,35 +108,6 @@ def payments(session: Session, order: Order) -> list[PaymentRecord]:
 def emails(session: Session, order: Order) -> list[OutboxMessage]:
     return list(session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order.id)
                                 .order_by(OutboxMessage.id)))
-
-
-def refundable_amount(order: Order) -> int:
-    return max(0, order.amount_paid - order.amount_refunded)
-
-
-class RefundError(ValueError):
-    pass
-
-
-def record_manual_refund(session: Session, order: Order, amount: int, reference: str) -> bool:
-    """Record money the merchant sent back outside the shop (e.g. a Bitcoin transaction).
-
-    Goes through the payment-event entry point, keyed by the reference, so recording the same
-    transaction twice changes nothing. Returns False for such a repeat.
-    """
-    if order.state not in REFUNDABLE:
-        raise RefundError(f"An order that is {order.status} cannot be refunded.")
-    if not 0 < amount <= refundable_amount(order):
-        raise RefundError("The refund must be more than zero and at most what is left of the "
-                          "payment.")
-    reference = " ".join(reference.split())[:200]
-    key = f"admin-refund:{reference}" if reference else f"admin-refund:{secrets.token_hex(8)}"
-    outcome = service.apply_payment_event(session, PaymentEvent(
-        provider=order.payment_method, key=key, order_ref=order.ref,
-        kind=PaymentEventKind.REFUNDED, amount=amount, currency=order.currency,
-        reference=reference, note=f"Refund recorded by the merchant{f' ({reference})' if reference else ''}",
-    ))
-    return outcome.applied
 
 
 TRACKING_NOTE = "Shipped (tracking reference "

@@ -18,6 +18,7 @@ from shop.admin.images import ImageRejected, thumbnail_name
 from shop.admin.views import bp
 from shop.catalog.models import DIGITAL, Product, ProductImage, Variant
 from shop.downloads import service as downloads
+from shop.orders import service as orders
 from shop.web.context import db_session, settings
 
 
@@ -28,13 +29,22 @@ def _product(product_id: int) -> Product:
     return product
 
 
-def _product_form(product: Product | None = None) -> ProductForm:
-    form = ProductForm(obj=product) if product is not None and request.method == "GET" else ProductForm()
+def _product_form(product: Product | None = None, *, posted: bool = True) -> ProductForm:
+    """The product form: as the merchant sent it when it was this form that was posted,
+    otherwise (a page view, or another form on the page failed) as the product is stored."""
+    from_product = product is not None and (request.method == "GET" or not posted)
+    form = ProductForm(formdata=None, obj=product) if from_product else ProductForm()
     form.tax_class.choices = [SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
                               for t in catalog.tax_classes(db_session())]
-    if product is not None and request.method == "GET":
+    if from_product:
         form.tax_class.data = product.tax_class_id
     return form
+
+
+def _no_tax_class(form: ProductForm) -> None:
+    # "Not a valid choice" says nothing when there is nothing to choose: the page says what to do.
+    if not form.tax_class.choices:
+        form.tax_class.errors = []
 
 
 def _product_data(form: ProductForm) -> catalog.ProductData:
@@ -59,6 +69,7 @@ def products():
 def product_new():
     form = _product_form()
     if not form.validate_on_submit():
+        _no_tax_class(form)
         return render_template("admin/product_form.html", form=form, product=None), \
             (400 if form.is_submitted() else 200)
     try:
@@ -127,7 +138,7 @@ def _variant_errors(form, product):
             flash(f"{getattr(form, name).label.text}: {e}" if name != "csrf_token" else e, "error")
     db_session().rollback()
     return render_template(
-        "admin/product_form.html", form=_product_form(product), product=product,
+        "admin/product_form.html", form=_product_form(product, posted=False), product=product,
         variant_form=form, image_form=ImageForm(), action=ActionForm(),
         thumbnail_name=thumbnail_name, log=catalog.stock_log(db_session(), product),
     ), 400
@@ -146,7 +157,8 @@ def variant_edit(product_id: int, variant_id: int):
     if request.method == "GET":
         form = VariantForm(obj=variant)
         form.price.data = _price_text(variant.price)
-        form.unlimited.data = variant.stock is None
+        form.stock.data = variant.on_hand  # the form's "Stock" is what is on the shelf
+        form.unlimited.data = variant.on_hand is None
     else:
         form = VariantForm()
     stock_form = StockForm(prefix="adjust", formdata=None)
@@ -199,8 +211,8 @@ def product_image_upload(product_id: int):
         flash(str(exc), "error")
         db_session().rollback()
         return render_template(
-            "admin/product_form.html", form=_product_form(product), product=product,
-            variant_form=VariantForm(), image_form=form, action=ActionForm(),
+            "admin/product_form.html", form=_product_form(product, posted=False), product=product,
+            variant_form=VariantForm(formdata=None), image_form=form, action=ActionForm(),
             thumbnail_name=thumbnail_name, log=catalog.stock_log(db_session(), product),
         ), 400
     flash("Image added.", "success")
@@ -235,6 +247,8 @@ def product_file_upload(product_id: int):
         except ValueError as exc:
             flash(str(exc), "error")
         else:
-            flash("Download file saved. Paid orders of this product offer it on their order page.",
+            delivered = orders.deliver_new_file(db_session(), product.id)
+            flash("Download file saved." + (f" {delivered} paid order(s) of this product offer it "
+                                             "on their order page now." if delivered else ""),
                   "success")
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)

@@ -76,13 +76,33 @@ def zones(session: Session) -> list[ShippingZone]:
                                 .order_by(ShippingZone.position, ShippingZone.id)))
 
 
+def _check_zone(session: Session, zone: ShippingZone | None, name: str, codes: list[str]) -> None:
+    """A country belongs to one zone only, so what shipping costs there is never ambiguous;
+    and two zones of one name could not be told apart at checkout."""
+    territories = Locale.parse("en").territories
+    for other in zones(session):
+        if zone is not None and other.id == zone.id:
+            continue
+        if other.name.strip().lower() == name.lower():
+            raise SettingsError(f"A zone named “{other.name}” already exists: choose another "
+                                "name, or add the countries to that zone.")
+        shared = [c for c in codes if c in ShippingZone.country_codes_of(other.countries)]
+        if shared:
+            named = ", ".join(f"{territories.get(c, c)} ({c})" for c in shared[:8])
+            verb = "is" if len(shared) == 1 else "are"
+            raise SettingsError(f"{named} {verb} already in the zone “{other.name}”. A country "
+                                "can be in one zone only: remove it there first.")
+
+
 def save_zone(session: Session, zone: ShippingZone | None, name: str, countries: str) -> ShippingZone:
     if not (name or "").strip():
         raise SettingsError("Give the zone a name.")
+    parsed = parse_countries(countries)
+    _check_zone(session, zone, name.strip()[:100], parsed.split(","))
     if zone is None:
         zone = ShippingZone(name="", countries="", position=len(zones(session)))
         session.add(zone)
-    zone.name, zone.countries = name.strip()[:100], parse_countries(countries)
+    zone.name, zone.countries = name.strip()[:100], parsed
     session.flush()
     return zone
 

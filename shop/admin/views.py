@@ -68,6 +68,21 @@ def _setup(state) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, raise_upload_limit)
 
 
+@bp.errorhandler(413)
+def _too_large(exc):
+    """An upload over the limit: say the limit and lead back to the product."""
+    limit = settings().admin_upload_mb
+    product_id = (request.view_args or {}).get("product_id")
+    back = url_for("admin.product_edit", product_id=product_id) if product_id else url_for(
+        "admin.products")
+    return render_template(
+        "errors/error.html", code=413, title="File too large",
+        message=f"This file is larger than the shop accepts: at most {limit} MB per upload "
+                "(SHOP_ADMIN_UPLOAD_MB). Make it smaller and upload it again.",
+        back=back, back_label="Back to the product" if product_id else "Back to the products",
+    ), 413
+
+
 @bp.before_request
 def _require_admin():
     if request.endpoint in PUBLIC_ENDPOINTS:
@@ -245,8 +260,18 @@ def dashboard():
         OutboxMessage.status == PENDING))
     failed = db.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.status == FAILED))
+    from shop.admin import health
+    from shop.payments.registry import available_methods
+    from shop.web.context import payment_methods
+
+    can_sell = bool(available_methods(payment_methods()))
+    setup = health.setup_checklist(db, settings(), can_sell)
+    # What needs looking at now (a stopped worker, email that does not go out), not only
+    # under Settings.
+    problems = [c for c in health.checks(db, settings()) if c.status == health.WARN]
     return render_template("admin/dashboard.html", to_ship=to_ship, tasks=tasks,
-                           mail_pending=pending, mail_failed=failed)
+                           mail_pending=pending, mail_failed=failed, can_sell=can_sell,
+                           setup=setup, problems=problems)
 
 
 # ---------------------------------------------------------------- account

@@ -109,8 +109,9 @@ def update():
         lines.remove(line)
     else:
         variant = catalog.get_variants(db_session(), [variant_id]).get(variant_id)
-        if variant is not None and variant.stock is not None and form.quantity.data > variant.stock:
-            flash(f"Only {variant.stock} of “{variant.product.title}” left in stock.", "error")
+        left = variant.available if variant is not None else None
+        if left is not None and form.quantity.data > left:
+            flash(f"Only {left} of “{variant.product.title}” left in stock.", "error")
             return redirect(url_for("cart.show"), 303)
         line.quantity = form.quantity.data
     save_cart(session, lines)

@@ -64,12 +64,19 @@ class ProductImage(Base):
 
 
 class Variant(Base):
-    """A purchasable option of a product. stock None means unlimited (e.g. e-books)."""
+    """A purchasable option of a product.
+
+    Stock is kept as saleor keeps it: ``on_hand`` is what is on the shelf (the merchant's count;
+    None means unlimited, e.g. e-books), ``reserved`` is held by unpaid orders and ``committed``
+    by paid orders not shipped yet. What can still be sold is derived (`available`). Only
+    orders.service moves ``reserved``/``committed``; shipping takes from ``on_hand``.
+    """
 
     __tablename__ = "variants"
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_not_negative"),
-        CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),
+        CheckConstraint("on_hand IS NULL OR on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("reserved >= 0 AND committed >= 0", name="held_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -77,7 +84,9 @@ class Variant(Base):
     sku: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(200), default="")
     price: Mapped[int] = mapped_column(Money)
-    stock: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    on_hand: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    committed: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -85,8 +94,25 @@ class Variant(Base):
 
     @property
     def unlimited(self) -> bool:
-        return self.stock is None
+        return self.on_hand is None
+
+    @property
+    def available(self) -> int | None:
+        """Units that can still be sold; None: unlimited."""
+        return available(self.on_hand, self.reserved, self.committed)
+
+    @property
+    def shortfall(self) -> int:
+        """Units orders hold beyond what the last count found on the shelf."""
+        if self.on_hand is None:
+            return 0
+        return max(0, self.reserved + self.committed - self.on_hand)
 
     @property
     def purchasable(self) -> bool:
-        return self.active and self.product.active and (self.stock is None or self.stock > 0)
+        return self.active and self.product.active and self.available != 0
+
+
+def available(on_hand: int | None, reserved: int, committed: int) -> int | None:
+    # A count below what orders hold (damaged goods) leaves nothing to sell, not a negative.
+    return None if on_hand is None else max(0, on_hand - reserved - committed)

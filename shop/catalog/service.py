@@ -17,7 +17,7 @@ from cachetools import TTLCache
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from shop.catalog.models import Product, ProductImage, Variant
+from shop.catalog.models import Product, ProductImage, Variant, available
 
 MAX_QUERY_LENGTH = 100
 
@@ -114,7 +114,7 @@ class VariantView:
     id: int
     label: str
     price: int
-    stock: int | None
+    stock: int | None  # available to sell; None: unlimited
     active: bool
     purchasable: bool
 
@@ -135,7 +135,8 @@ class ProductView:
 # Built once: adding to the cart runs these on every request.
 _PRODUCT_ROWS = (
     select(Product.id, Product.slug, Product.title, Product.description, Product.kind,
-           Variant.id, Variant.label, Variant.price, Variant.stock, Variant.active)
+           Variant.id, Variant.label, Variant.price, Variant.on_hand, Variant.reserved,
+           Variant.committed, Variant.active)
     .outerjoin(Variant, Variant.product_id == Product.id)
     .where(Product.slug == bindparam("slug"), Product.active.is_(True))
     .order_by(Variant.position, Variant.id)
@@ -161,9 +162,10 @@ def product_view(session: Session, slug: str, *, images: bool = True) -> Product
         id=product_id, slug=slug, title=title, description=description, kind=kind,
         images=tuple(ImageView(filename, alt) for filename, alt in image_rows),
         variants=tuple(
-            VariantView(v_id, label, price, stock, active,
-                        purchasable=active and (stock is None or stock > 0))
-            for *_, v_id, label, price, stock, active in rows if v_id is not None
+            VariantView(v_id, label, price, left, active, purchasable=active and left != 0)
+            for *_, v_id, label, price, on_hand, reserved, committed, active in rows
+            if v_id is not None
+            for left in (available(on_hand, reserved, committed),)
         ),
     )
 

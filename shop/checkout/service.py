@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from shop.cart.pricing import PricedLine, ShippingOption, shipping_price, subtotal
 from shop.cart.storage import CartLine
-from shop.catalog.models import PHYSICAL, Product, TaxClass, Variant
+from shop.catalog.models import PHYSICAL, Product, TaxClass, Variant, available
 from shop.checkout.models import ShippingRate, ShippingZone
 
 
@@ -56,7 +56,7 @@ def forget_review(session: Session) -> None:
 # Built once: constructing a statement costs about as much as running it on a warm connection.
 _CART_ROWS = (
     select(Variant.id.label("variant_id"), Variant.label, Variant.sku, Variant.price,
-           Variant.stock, Variant.active, Product.active.label("product_active"),
+           Variant.on_hand, Variant.reserved, Variant.committed, Variant.active, Product.active.label("product_active"),
            Product.slug, Product.title, Product.kind, TaxClass.rate_bp)
     .join(Product, Variant.product_id == Product.id)
     .join(TaxClass, Product.tax_class_id == TaxClass.id)
@@ -80,15 +80,16 @@ def _review(session: Session, cart: list[CartLine]) -> CartReview:
             continue
         name = row.title + (f" ({row.label})" if row.label else "")
         quantity = line.quantity
-        if row.stock is not None and quantity > row.stock:
-            if row.stock == 0:
+        left = available(row.on_hand, row.reserved, row.committed)
+        if left is not None and quantity > left:
+            if left == 0:
                 review.problems.append(f"“{name}” has sold out and was removed from your cart.")
                 continue
             review.problems.append(
-                f"Only {row.stock} of “{name}” left: your quantity was reduced from "
-                f"{quantity} to {row.stock}."
+                f"Only {left} of “{name}” left: your quantity was reduced from "
+                f"{quantity} to {left}."
             )
-            quantity = row.stock
+            quantity = left
         if row.price != line.price_seen:
             review.problems.append(f"The price of “{name}” has changed since you added it.")
         review.adjusted.append(CartLine(row.variant_id, quantity, row.price))

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import secrets
+
 from babel import Locale
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from wtforms import EmailField, RadioField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms import (
+    EmailField,
+    HiddenField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import Email, InputRequired, Length, Optional
 
 from shop.cart.pricing import compute_totals
@@ -15,6 +25,7 @@ from shop.checkout.service import (
     shipping_options,
     use_zones,
 )
+from shop.money import format_money
 from shop.orders import service as orders
 from shop.payments.registry import available_methods
 from shop.web.context import db_session, payment_methods, settings
@@ -46,6 +57,11 @@ class CheckoutForm(ShopForm):
                                 validators=[InputRequired("Please choose how to pay.")])
     refresh = SubmitField("Update shipping options")
     submit = SubmitField("Place order")
+    # What this page showed: placing the order checks it (one order per checkout token, and
+    # only for the total shown, in the country shown).
+    checkout_token = HiddenField()
+    shown_total = HiddenField()
+    shown_country = HiddenField()
 
     ADDRESS_FIELDS = ("name", "street", "postal_code", "city")
 
@@ -78,16 +94,64 @@ def _prepare(form: CheckoutForm, review) -> list:
     return options
 
 
-def _render(form: CheckoutForm, review, options, status: int = 200):
+def _totals(form: CheckoutForm, review, options):
     chosen = next((o for o in options if o.rate_id == form.shipping_rate.data), None)
-    totals = compute_totals(review.lines, chosen.price if chosen else 0,
-                            chosen.tax_rate_bp if chosen else 0)
+    return chosen, compute_totals(review.lines, chosen.price if chosen else 0,
+                                  chosen.tax_rate_bp if chosen else 0)
+
+
+def _render(form: CheckoutForm, review, options, status: int = 200):
+    _, totals = _totals(form, review, options)
+    form.checkout_token.data = _checkout_token()
+    form.shown_total.data = str(totals.total)
+    form.shown_country.data = form.country.data or ""
     return render_template("checkout/checkout.html", form=form, review=review, options=options,
                            totals=totals, methods=payment_methods()), status
 
 
+_TOKEN = "checkout_token"
+
+
+def _checkout_token() -> str:
+    """This checkout's one-time token: kept in the session until it places an order, so every
+    tab and every resend of the form is the same checkout."""
+    token = session.get(_TOKEN)
+    if not isinstance(token, str) or len(token) != 32:
+        token = session[_TOKEN] = secrets.token_urlsafe(24)
+    return token
+
+
+def _to_placed_order(order):
+    """The checkout already placed ``order``: its cart is spent, show the order."""
+    if session.get(_TOKEN) == order.checkout_token:
+        save_cart(session, [])
+        session.pop(_TOKEN, None)
+    flash("This order was already placed; here it is.", "info")
+    return redirect(url_for("orders.show", token=order.token), 303)
+
+
+def _why_total_changed(form: CheckoutForm, chosen, shown: int | None, total: int) -> str:
+    money = lambda amount: format_money(amount, settings().currency, settings().locale)  # noqa: E731
+    if shown is None:
+        return f"Please check the total ({money(total)}) and place the order again."
+    why = ""
+    if form.country.data != form.shown_country.data and chosen is not None:
+        country = dict((c.value, c.label) for c in form.country.choices).get(
+            form.country.data, form.country.data)
+        why = (f" You chose {country}: {chosen.name} there costs "
+               f"{'nothing' if chosen.price == 0 else money(chosen.price)}.")
+    elif chosen is not None:
+        why = f" Shipping ({chosen.name}) costs {money(chosen.price)} now."
+    return (f"The total is now {money(total)} (was {money(shown)}).{why} "
+            "Please check it and place the order again.")
+
+
 @bp.route("", methods=["GET", "POST"])
 def checkout():
+    placed = orders.get_by_checkout_token(db_session(), request.form.get(_TOKEN, "")
+                                          or session.get(_TOKEN) or "")
+    if placed is not None:
+        return _to_placed_order(placed)
     # Shipping rates change rarely: share them between requests as briefly as the catalog.
     use_zones(db_session(), catalog_cache().get(("shipping-zones",),
                                                 lambda: load_zones(db_session())))
@@ -100,6 +164,10 @@ def checkout():
     if not review.lines:
         flash("Your cart is empty.", "warning")
         return redirect(url_for("cart.show"), 303)
+
+    if not available_methods(payment_methods()):
+        # Say so before the customer types an address for an order that cannot be paid.
+        return render_template("checkout/closed.html", review=review), 503
 
     form = CheckoutForm()
     options = _prepare(form, review)
@@ -121,6 +189,7 @@ def checkout():
         value = (getattr(form, name).data or "").strip()
         return value or None
 
+    shown = int(form.shown_total.data) if (form.shown_total.data or "").isdigit() else None
     try:
         order = orders.place_order(
             db_session(),
@@ -131,12 +200,26 @@ def checkout():
                 currency=settings().currency,
                 expiry_minutes=settings().order_expiry_minutes,
                 shipping_rate_id=form.shipping_rate.data,
+                checkout_token=form.checkout_token.data or _checkout_token(),
+                shown_total=-1 if shown is None else shown,
                 contact=orders.ContactDetails(
                     email=clean("email"), name=clean("name"), street=clean("street"),
                     postal_code=clean("postal_code"), city=clean("city"),
                 ),
             ),
         )
+    except orders.AlreadyPlaced as exc:
+        db_session().rollback()
+        placed = orders.get_by_checkout_token(db_session(), exc.checkout_token)
+        if placed is None:  # pragma: no cover - the other request rolled back after all
+            flash("Please place your order again.", "warning")
+            return redirect(url_for("checkout.checkout"), 303)
+        return _to_placed_order(placed)
+    except orders.TotalChanged as exc:
+        db_session().rollback()
+        chosen, _ = _totals(form, review, options)
+        flash(_why_total_changed(form, chosen, shown, exc.total), "warning")
+        return _render(form, review, options, 409)
     except orders.CartChanged as exc:
         for problem in exc.problems:
             flash(problem, "warning")
@@ -147,4 +230,5 @@ def checkout():
         db_session().rollback()
         return redirect(url_for("cart.show"), 303)
     save_cart(session, [])
+    session.pop(_TOKEN, None)
     return redirect(url_for("orders.show", token=order.token), 303)

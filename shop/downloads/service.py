@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from shop.catalog.models import DIGITAL, Product, Variant
@@ -52,16 +52,58 @@ def store_file(session: Session, product: Product, data: bytes, filename: str,
     target.mkdir(parents=True, exist_ok=True)
     stored = secrets.token_hex(16)
     (target / stored).write_bytes(data)
+    _on_rollback_delete(session, target / stored)
     record = session.scalar(select(DigitalFile).where(DigitalFile.product_id == product.id))
     if record is None:
         record = DigitalFile(product_id=product.id, stored_name=stored, original_name="", size=0, sha256="")
         session.add(record)
-    # The previous file stays on disk: grants already given keep working until the new one is
-    # committed, and deleting before the commit could lose the only copy on a rollback.
+    else:
+        # The old file goes once the new one is committed (it may carry a customer's
+        # watermark one day); before that, a rollback must still find it.
+        _on_commit_delete(session, target / record.stored_name)
     record.stored_name, record.original_name = stored, safe_name(filename)
     record.size, record.sha256, record.uploaded_at = len(data), hashlib.sha256(data).hexdigest(), utcnow()
     session.flush()
     return record
+
+
+_AFTER_COMMIT = "shop.downloads.delete_after_commit"
+_AFTER_ROLLBACK = "shop.downloads.delete_after_rollback"
+
+
+def _on_commit_delete(session: Session, path: Path) -> None:
+    session.info.setdefault(_AFTER_COMMIT, []).append(path)
+
+
+def _on_rollback_delete(session: Session, path: Path) -> None:
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(path)
+
+
+@event.listens_for(Session, "after_commit")
+def _delete_replaced(session: Session) -> None:
+    session.info.pop(_AFTER_ROLLBACK, None)
+    for path in session.info.pop(_AFTER_COMMIT, []):
+        path.unlink(missing_ok=True)
+
+
+@event.listens_for(Session, "after_rollback")
+def _delete_unsaved(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+    for path in session.info.pop(_AFTER_ROLLBACK, []):
+        path.unlink(missing_ok=True)
+
+
+def paid_orders_of(session: Session, product_id: int) -> list[Order]:
+    """Orders still entitled to downloads that bought a variant of ``product_id``."""
+    from shop.orders.models import OrderLine
+
+    return list(session.scalars(
+        select(Order).join(OrderLine, OrderLine.order_id == Order.id)
+        .join(Variant, Variant.id == OrderLine.variant_id)
+        .where(Variant.product_id == product_id,
+               Order.status.in_([s.value for s in ENTITLED]))
+        .distinct().order_by(Order.id)
+    ))
 
 
 def file_for(session: Session, product_id: int) -> DigitalFile | None:

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from shop.db import Database, utcnow
@@ -38,7 +38,13 @@ def new_worker_id() -> str:
 
 
 def newest_beat(session: Session) -> datetime | None:
-    return session.scalar(select(func.max(WorkerHeartbeat.last_beat)))
+    return session.scalar(select(func.max(WorkerHeartbeat.last_beat))
+                          .where(WorkerHeartbeat.stopped_at.is_(None)))
+
+
+def last_stop(session: Session) -> datetime | None:
+    """When the last worker that exited cleanly stopped (None: none did, or it was pruned)."""
+    return session.scalar(select(func.max(WorkerHeartbeat.stopped_at)))
 
 
 def live_workers(session: Session, interval_seconds: float,
@@ -46,7 +52,8 @@ def live_workers(session: Session, interval_seconds: float,
     now = now or utcnow()
     return list(session.scalars(
         select(WorkerHeartbeat)
-        .where(WorkerHeartbeat.last_beat >= now - stale_after(interval_seconds))
+        .where(WorkerHeartbeat.last_beat >= now - stale_after(interval_seconds),
+               WorkerHeartbeat.stopped_at.is_(None))
         .order_by(WorkerHeartbeat.started_at, WorkerHeartbeat.worker_id)))
 
 
@@ -105,10 +112,12 @@ class Heartbeat:
             return False
 
     def remove(self) -> None:
-        """A clean exit: the row goes at once, so nobody mistakes this worker for a dead one."""
+        """A clean exit: the row is marked stopped at once, so nobody mistakes this worker for
+        a dead one, and the admin can still say when the last worker stopped."""
         try:
             with self.database.job_session() as session:
-                session.execute(delete(WorkerHeartbeat)
-                                .where(WorkerHeartbeat.worker_id == self.worker_id))
+                session.execute(update(WorkerHeartbeat)
+                                .where(WorkerHeartbeat.worker_id == self.worker_id)
+                                .values(stopped_at=self.clock(), current_job=""))
         except Exception:
             log.exception("could not remove the heartbeat worker_id=%s", self.worker_id)

@@ -24,3 +24,5 @@ class WorkerHeartbeat(Base):
     jobs: Mapped[str] = mapped_column(String(500))
     # Holds the chain watcher's advisory lock (on PostgreSQL only one worker does).
     watching_chain: Mapped[bool] = mapped_column(Boolean)
+    # Set by a clean exit: the row stays so the admin can say when the last worker stopped.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

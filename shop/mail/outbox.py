@@ -35,11 +35,13 @@ ORDER_RECEIVED = "order_received"
 PAYMENT_RECEIVED = "payment_received"
 SHIPPED = "shipped"
 REFUND_ISSUED = "refund_issued"
+ORDER_CANCELLED = "order_cancelled"
 SUBJECTS = {
     ORDER_RECEIVED: "Order {number} received",
     PAYMENT_RECEIVED: "Payment for order {number} received",
     SHIPPED: "Order {number} is on its way",
     REFUND_ISSUED: "Refund for order {number}",
+    ORDER_CANCELLED: "Order {number} cancelled",
 }
 MAX_ATTEMPTS = 10
 # Unsent mail older than this is no longer worth sending (e.g. SMTP was never set up).

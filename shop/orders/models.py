@@ -50,6 +50,9 @@ class Order(Base):
     # Destination country: needed for VAT bookkeeping, identifies nobody on its own.
     country: Mapped[str] = mapped_column(String(2))
     payment_method: Mapped[str] = mapped_column(String(32))
+    # The one-time token of the checkout form that placed this order: posting that form again
+    # (double click, retry, back button) finds this order instead of placing another.
+    checkout_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -99,8 +102,8 @@ class OrderLine(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     tax_rate_bp: Mapped[int] = mapped_column(Integer)
     line_total: Mapped[int] = mapped_column(Money)
-    # Whether this line's quantity is currently subtracted from the variant's stock.
-    stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where this line's units are in the variant's stock (see StockState).
+    stock_state: Mapped[str] = mapped_column(String(12), default="none")
 
     order: Mapped[Order] = relationship(back_populates="lines")
 

@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from shop.admin.models import Shipment
+from shop.admin.models import Shipment, StockAdjustment
 from shop.cart.pricing import compute_totals
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
@@ -32,12 +32,20 @@ from shop.orders.models import (
     OrderNumberCounter,
     PaymentRecord,
 )
-from shop.orders.states import IllegalTransition, OrderError, OrderStatus, check_transition
+from shop.orders.states import (
+    IllegalTransition,
+    OrderError,
+    OrderStatus,
+    StockChoice,
+    StockState,
+    check_transition,
+)
 from shop.payments.base import PaymentEvent, PaymentEventKind
 from shop.privacy import ledger
 from shop.privacy.store import ContactDetails, seal, set_contact
 
 S = OrderStatus
+St = StockState
 
 
 class EmptyCart(OrderError):
@@ -64,6 +72,22 @@ class ShippingUnavailable(OrderError):
         super().__init__("Please choose one of the shipping methods offered for your country.")
 
 
+class TotalChanged(OrderError):
+    """The order would cost something else than the customer was shown: show it again first."""
+
+    def __init__(self, shown: int, total: int):
+        self.shown, self.total = shown, total
+        super().__init__("The total changed since the page was shown.")
+
+
+class AlreadyPlaced(OrderError):
+    """This checkout (its one-time token) already placed an order."""
+
+    def __init__(self, checkout_token: str):
+        self.checkout_token = checkout_token
+        super().__init__("This order was already placed.")
+
+
 @dataclass(frozen=True)
 class PlaceOrder:
     cart: list[CartLine]
@@ -73,6 +97,10 @@ class PlaceOrder:
     expiry_minutes: int
     contact: ContactDetails = ContactDetails()
     shipping_rate_id: int | None = None
+    # The checkout form's one-time token: one order per token (a repeat raises AlreadyPlaced).
+    checkout_token: str | None = None
+    # The total the customer was shown; anything else raises TotalChanged instead of charging it.
+    shown_total: int | None = None
 
 
 # ---------------------------------------------------------------- transitions
@@ -115,6 +143,8 @@ def _unflag(session: Session, order: Order, message: str, now: datetime) -> None
 
 def place_order(session: Session, request: PlaceOrder, now: datetime | None = None) -> Order:
     now = now or utcnow()
+    if request.checkout_token and get_by_checkout_token(session, request.checkout_token):
+        raise AlreadyPlaced(request.checkout_token)
     if not request.cart:
         raise EmptyCart()
     review = review_cart(session, request.cart)
@@ -131,10 +161,12 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
             raise ShippingUnavailable()
         shipping, shipping_tax_bp, shipping_name = option.price, option.tax_rate_bp, option.name
     totals = compute_totals(review.lines, shipping, shipping_tax_bp)
+    if request.shown_total is not None and totals.total != request.shown_total:
+        raise TotalChanged(request.shown_total, totals.total)
 
     # Lock variants in id order so concurrent orders for overlapping items cannot deadlock.
     for line in sorted(review.lines, key=lambda l: l.variant_id):
-        _reserve(session, line.variant_id, line.quantity, line.product_title)
+        _hold(session, line.variant_id, line.quantity, line.product_title, "reserved")
 
     order = Order(
         number=_next_number(session, now.year),
@@ -151,6 +183,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         shipping_method=shipping_name,
         country=request.country.upper(),
         payment_method=request.payment_method,
+        checkout_token=request.checkout_token,
         placed_at=now,
         expires_at=now + timedelta(minutes=request.expiry_minutes),
     )
@@ -166,7 +199,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
                 quantity=line.quantity,
                 tax_rate_bp=line.tax_rate_bp,
                 line_total=line.total,
-                stock_reserved=True,
+                stock_state=St.RESERVED.value,
             )
         )
     contact = request.contact
@@ -176,42 +209,166 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
     session.add(order)
     session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
                            note="Order placed"))
-    if contact.is_empty():
+    try:
+        # The token's unique index is what stops the same checkout posted twice at once: the
+        # second insert waits for the first transaction and then fails. (The caller rolls back,
+        # which also gives back the stock and the order number this attempt took.)
         session.flush()
-    else:
+    except IntegrityError:
+        if request.checkout_token:
+            raise AlreadyPlaced(request.checkout_token) from None
+        raise
+    if not contact.is_empty():
         set_contact(session, order, contact)  # flushes; encrypted under the order's own data key
     outbox.enqueue(session, order, outbox.ORDER_RECEIVED, has_email=bool(contact.email), now=now)
     return order
 
 
-_TAKE_STOCK = (
-    update(Variant)
-    .where(Variant.id == bindparam("variant_id"),
-           Variant.stock.is_(None) | (Variant.stock >= bindparam("quantity")))
-    .values(stock=Variant.stock - bindparam("quantity"))  # NULL - n stays NULL: unlimited stays so
-    .execution_options(synchronize_session=False)
-)
-
-
-def _reserve(session: Session, variant_id: int, quantity: int, title: str) -> None:
-    """Take stock with one conditional UPDATE: atomic on every backend, never below zero."""
+def _hold(session: Session, variant_id: int, quantity: int, title: str, column: str) -> None:
+    """Reserve or commit units with one conditional UPDATE: atomic on every backend, and never
+    more than is available (on hand minus what other orders hold)."""
     forget_review(session)
-    result = session.execute(_TAKE_STOCK, {"variant_id": variant_id, "quantity": quantity})
+    held = getattr(Variant, column)
+    result = session.execute(
+        update(Variant)
+        .where(Variant.id == variant_id,
+               Variant.on_hand.is_(None)
+               | (Variant.on_hand - Variant.reserved - Variant.committed >= quantity))
+        .values({column: held + quantity})
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount != 1:
         raise OutOfStock(title)
 
 
-def _release(session: Session, order: Order) -> None:
+def _shift(session: Session, variant_id: int, *, reserved: int = 0, committed: int = 0,
+           on_hand: int = 0) -> tuple[int | None, int | None] | None:
+    """Move units between the variant's counters; returns on hand (before, after), or None if
+    the variant is gone or unlimited. On hand never goes below zero: a shipment the last count
+    did not find still left the shelf."""
     forget_review(session)
-    for line in order.lines:
-        if line.stock_reserved and line.variant_id is not None:
-            session.execute(
-                update(Variant)
-                .where(Variant.id == line.variant_id, Variant.stock.is_not(None))
-                .values(stock=Variant.stock + line.quantity)
-                .execution_options(synchronize_session=False)
-            )
-        line.stock_reserved = False
+    values: dict = {}
+    if reserved:
+        values["reserved"] = Variant.reserved + reserved
+    if committed:
+        values["committed"] = Variant.committed + committed
+    if on_hand:
+        values["on_hand"] = case((Variant.on_hand + on_hand < 0, 0),
+                                 else_=Variant.on_hand + on_hand)
+    before = session.scalar(select(Variant.on_hand).where(Variant.id == variant_id)
+                            .with_for_update())
+    if values:
+        session.execute(update(Variant).where(Variant.id == variant_id).values(values)
+                        .execution_options(synchronize_session=False))
+    if before is None:
+        return None
+    after = session.scalar(select(Variant.on_hand).where(Variant.id == variant_id))
+    return before, after
+
+
+def _flush_states(session: Session) -> None:
+    # The counters moved by SQL already; write the lines' states now too, so the two never
+    # part (a caller that expunges the order before committing would otherwise lose them).
+    session.flush()
+
+
+def _movement(session: Session, line: OrderLine, order: Order, kind: str,
+              levels: tuple[int | None, int | None] | None, reason: str, now: datetime) -> None:
+    if levels is None:
+        return  # unlimited or deleted variant: there is no shelf to account for
+    session.add(StockAdjustment(variant_id=line.variant_id, order_id=order.id, kind=kind,
+                                quantity=line.quantity, stock_before=levels[0],
+                                stock_after=levels[1], reason=reason[:300], at=now))
+
+
+def _stock_lines(order: Order, state: StockState) -> list[OrderLine]:
+    # Variant order again, so two orders moving the same variants cannot deadlock.
+    return sorted((l for l in order.lines if l.stock_state == state.value
+                   and l.variant_id is not None), key=lambda l: l.variant_id or 0)
+
+
+def _release(session: Session, order: Order, choice: StockChoice, reason: str,
+             now: datetime) -> None:
+    """An unpaid order gives back what it reserved (expired or cancelled)."""
+    for line in _stock_lines(order, St.RESERVED):
+        if choice == StockChoice.WRITE_OFF:
+            levels = _shift(session, line.variant_id, reserved=-line.quantity,
+                            on_hand=-line.quantity)
+            line.stock_state = St.WRITTEN_OFF.value
+            _movement(session, line, order, "written_off", levels, reason, now)
+        else:
+            levels = _shift(session, line.variant_id, reserved=-line.quantity)
+            line.stock_state = St.RELEASED.value
+            if choice == StockChoice.RESTOCK:  # a cancellation; an expiry is not worth a line
+                line.stock_state = St.RESTOCKED.value
+                _movement(session, line, order, "restocked", levels, reason, now)
+    _flush_states(session)
+
+
+def _commit(session: Session, order: Order) -> None:
+    """A paid order's reserved units become committed: still on the shelf, no longer for sale."""
+    for line in _stock_lines(order, St.RESERVED):
+        _shift(session, line.variant_id, reserved=-line.quantity, committed=line.quantity)
+        line.stock_state = St.COMMITTED.value
+    _flush_states(session)
+
+
+def _take_shipped(session: Session, order: Order, reason: str, now: datetime) -> None:
+    for line in _stock_lines(order, St.COMMITTED):
+        levels = _shift(session, line.variant_id, committed=-line.quantity, on_hand=-line.quantity)
+        line.stock_state = St.SHIPPED.value
+        _movement(session, line, order, "shipped", levels, reason, now)
+    _flush_states(session)
+
+
+def settle_stock(session: Session, order: Order, choice: StockChoice | str, reason: str = "",
+                 *, returned: bool = False, now: datetime | None = None) -> int:
+    """What a refund or cancellation does with the order's units; returns how many moved.
+
+    Unshipped units are restocked (free to sell again), written off (gone from the shelf), or
+    kept (the order still ships them). ``returned`` puts shipped units back on the shelf.
+    Each unit moves once: a second call finds nothing left to move.
+    """
+    now = now or utcnow()
+    choice = StockChoice(choice)
+    why = f"Order {order.number}: {reason}" if reason else f"Order {order.number}"
+    moved = 0
+    if choice == StockChoice.WRITE_OFF:
+        # Units restocked already (a full refund does that by default) can still turn out gone.
+        for line in _stock_lines(order, St.RESTOCKED):
+            levels = _shift(session, line.variant_id, on_hand=-line.quantity)
+            line.stock_state = St.WRITTEN_OFF.value
+            _movement(session, line, order, "written_off", levels, why, now)
+            moved += line.quantity
+    if choice != StockChoice.KEEP:
+        for line in _stock_lines(order, St.COMMITTED):
+            if choice == StockChoice.RESTOCK:
+                levels = _shift(session, line.variant_id, committed=-line.quantity)
+                line.stock_state, kind = St.RESTOCKED.value, "restocked"
+            else:
+                levels = _shift(session, line.variant_id, committed=-line.quantity,
+                                on_hand=-line.quantity)
+                line.stock_state, kind = St.WRITTEN_OFF.value, "written_off"
+            _movement(session, line, order, kind, levels, why, now)
+            moved += line.quantity
+        _release(session, order, choice, why, now)
+    if returned:
+        for line in _stock_lines(order, St.SHIPPED):
+            levels = _shift(session, line.variant_id, on_hand=line.quantity)
+            line.stock_state = St.RETURNED.value
+            _movement(session, line, order, "returned", levels, why, now)
+            moved += line.quantity
+    if moved:
+        session.add(OrderEvent(order=order, at=now, from_status=order.status,
+                               to_status=order.status,
+                               note=f"Stock: {moved} unit(s) {_CHOICE_NOTE[choice]}"
+                                    f"{' (returned goods back on the shelf)' if returned else ''}"))
+    _flush_states(session)
+    return moved
+
+
+_CHOICE_NOTE = {StockChoice.RESTOCK: "back in stock", StockChoice.WRITE_OFF: "written off",
+                StockChoice.KEEP: "kept"}
 
 
 def _next_number(session: Session, year: int) -> str:
@@ -246,6 +403,12 @@ def get_by_token(session: Session, token: str) -> Order | None:
     ).unique().one_or_none()
 
 
+def get_by_checkout_token(session: Session, checkout_token: str) -> Order | None:
+    if not checkout_token or not _TOKEN_SHAPE.fullmatch(checkout_token):
+        return None
+    return session.scalar(select(Order).where(Order.checkout_token == checkout_token))
+
+
 def get_by_ref(session: Session, ref: str, *, lock: bool = False) -> Order | None:
     stmt = select(Order).where(Order.ref == ref)
     if lock:
@@ -258,31 +421,47 @@ def get_by_ref(session: Session, ref: str, *, lock: bool = False) -> Order | Non
 def mark_paid(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
     now = now or utcnow()
     if order.state == S.EXPIRED:
-        # Stock went back on the shelf when the order expired; take it again or flag it.
+        # Its reservation ended with the expiry; commit the units again if they are still there.
+        lines = _stock_lines(order, St.RELEASED)
         try:
             with session.begin_nested():
-                for line in sorted(order.lines, key=lambda l: l.variant_id or 0):
-                    if line.variant_id is not None:
-                        _reserve(session, line.variant_id, line.quantity, line.product_title)
-                        line.stock_reserved = True
+                for line in lines:
+                    _hold(session, line.variant_id, line.quantity, line.product_title,
+                          "committed")
         except OutOfStock as exc:
-            for line in order.lines:
-                line.stock_reserved = False
             _flag(session, order, f"Paid after expiry, but {exc.title} is out of stock: "
                                   "refund or restock.", now)
             return
+        for line in lines:
+            line.stock_state = St.COMMITTED.value
+        _flush_states(session)
+    _commit(session, order)
     _transition(session, order, S.PAID, note or "Payment received", now)
     ledger.record_sale(session, order, now)
     outbox.enqueue(session, order, outbox.PAYMENT_RECEIVED, now=now)
     if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping:
         _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled automatically", now)
+        _take_shipped(session, order, "Delivered as a download", now)
+
+
+def deliver_new_file(session: Session, product_id: int, now: datetime | None = None) -> int:
+    """A file was added to a digital product: orders already paid for it get their download
+    now, and an order the downloads alone complete is fulfilled. Returns how many orders."""
+    now = now or utcnow()
+    orders = downloads.paid_orders_of(session, product_id)
+    for order in orders:
+        if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping \
+                and order.state == S.PAID:
+            _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled", now)
+            _take_shipped(session, order, "Delivered as a download", now)
+    return len(orders)
 
 
 def expire(session: Session, order: Order, now: datetime | None = None,
            note: str = "Not paid in time; items released") -> None:
     now = now or utcnow()
     _transition(session, order, S.EXPIRED, note, now)
-    _release(session, order)
+    _release(session, order, StockChoice.KEEP, "", now)
 
 
 def extend_reservation(session: Session, order: Order, until: datetime, note: str = "",
@@ -301,14 +480,22 @@ def extend_reservation(session: Session, order: Order, until: datetime, note: st
                                note=note or f"Reservation extended to {until:%Y-%m-%d %H:%M} UTC"))
 
 
-def cancel(session: Session, order: Order, reason: str = "", now: datetime | None = None) -> None:
+def cancel(session: Session, order: Order, reason: str = "", now: datetime | None = None, *,
+           restock: bool = True) -> None:
+    """Cancel an unpaid order. Its units go back in stock, or (``restock=False``) off the shelf
+    when they are gone; either way a stock movement records the reason."""
     now = now or utcnow()
     _transition(session, order, S.CANCELLED, reason or "Cancelled", now)
-    _release(session, order)
+    settle_stock(session, order, StockChoice.RESTOCK if restock else StockChoice.WRITE_OFF,
+                 f"cancelled ({reason})" if reason else "cancelled", now=now)
+    # The customer hears it from the shop, with the reason the merchant gave.
+    outbox.enqueue(session, order, outbox.ORDER_CANCELLED, reason=reason[:300], now=now)
 
 
 def fulfil(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
-    _transition(session, order, S.FULFILLED, note or "Fulfilled", now or utcnow())
+    now = now or utcnow()
+    _transition(session, order, S.FULFILLED, note or "Fulfilled", now)
+    _take_shipped(session, order, note or "Fulfilled", now)
 
 
 def ship(session: Session, order: Order, tracking: str = "", now: datetime | None = None) -> None:
@@ -319,6 +506,7 @@ def ship(session: Session, order: Order, tracking: str = "", now: datetime | Non
     # data key wherever it is kept, never in the order's history.
     sealed = seal(session, order, "tracking", tracking) if tracking and not order.personal_data_erased_at else None
     _transition(session, order, S.FULFILLED, "Shipped", now)
+    _take_shipped(session, order, f"Order {order.number} shipped", now)
     session.add(Shipment(order_id=order.id, tracking_sealed=sealed, shipped_at=now))
     outbox.enqueue(session, order, outbox.SHIPPED, now=now,
                    **({"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}))
@@ -340,16 +528,22 @@ def close(session: Session, order: Order, now: datetime | None = None) -> None:
 
 
 def record_refund(session: Session, order: Order, amount: int, note: str = "",
-                  now: datetime | None = None) -> None:
+                  now: datetime | None = None, *, reference: str = "") -> None:
     now = now or utcnow()
     if amount <= 0 or order.amount_refunded + amount > order.amount_paid:
         raise OrderError("a refund must be positive and at most what was paid")
     order.amount_refunded += amount
     target = S.REFUNDED if order.amount_refunded >= order.amount_paid else S.PARTIALLY_REFUNDED
     _transition(session, order, target, note or "Refund issued", now)
+    if target == S.REFUNDED:
+        # Nothing of a fully refunded order ships any more: unless the merchant chose otherwise
+        # (settle_stock before the refund), its unshipped units are for sale again.
+        settle_stock(session, order, StockChoice.RESTOCK, "refunded in full", now=now)
     if order.paid_at is not None:  # no sale was booked for money that came after the order ended
-        ledger.record_refund(session, order, amount, now)
-    outbox.enqueue(session, order, outbox.REFUND_ISSUED, amount=amount, now=now)
+        ledger.record_refund(session, order, amount, now, reference=reference)
+    # The email states this refund as it is now, not as the order is when the worker sends it.
+    outbox.enqueue(session, order, outbox.REFUND_ISSUED, amount=amount,
+                   refunded=order.amount_refunded, paid=order.amount_paid, now=now)
 
 
 def expire_due_orders(session: Session, now: datetime | None = None, limit: int = 500) -> int:
@@ -428,7 +622,8 @@ def apply_payment_event(session: Session, event: PaymentEvent, now: datetime | N
             _flag(session, order, f"Additional payment of {event.amount} via {event.provider} "
                                   f"while {order.status}.", now)
     elif event.kind == PaymentEventKind.REFUNDED:
-        record_refund(session, order, event.amount, event.note, now)
+        record_refund(session, order, event.amount, event.note, now,
+                      reference=event.reference or event.key)
     elif event.kind in (PaymentEventKind.REVERTED, PaymentEventKind.ATTENTION):
         _flag(session, order, event.note or f"{event.provider}: {event.kind.value}", now)
     elif event.kind == PaymentEventKind.WITHDRAWN:

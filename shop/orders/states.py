@@ -35,8 +35,26 @@ ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.REFUNDED: frozenset(),
 }
 
-# States in which the order still holds reserved stock.
-HOLDS_STOCK = frozenset({S.PENDING_PAYMENT, S.PAID, S.PARTIALLY_REFUNDED, S.FULFILLED, S.CLOSED})
+class StockState(StrEnum):
+    """Where an order line's units are. Only RESERVED and COMMITTED hold a variant's stock."""
+
+    NONE = "none"
+    RESERVED = "reserved"  # counted in Variant.reserved: the order is not paid yet
+    COMMITTED = "committed"  # counted in Variant.committed: paid, still on the shelf
+    SHIPPED = "shipped"  # taken from on hand
+    RELEASED = "released"  # an unpaid order expired or was cancelled
+    RESTOCKED = "restocked"  # refunded or cancelled before shipping: free to sell again
+    RETURNED = "returned"  # shipped, came back and went on the shelf again
+    WRITTEN_OFF = "written_off"  # refunded or cancelled and gone (damaged, lost)
+
+
+class StockChoice(StrEnum):
+    """What a refund or cancellation does with units that have not been shipped."""
+
+    RESTOCK = "restock"
+    WRITE_OFF = "write_off"
+    KEEP = "keep"  # a partial refund: the order still ships them
+
 TERMINAL = frozenset(s for s, targets in ALLOWED.items() if not targets)
 # Where money that reached the order can be given back (orders paid late or after they ended
 # included: refunds check what was paid, not only the state).

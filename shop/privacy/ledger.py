@@ -103,17 +103,58 @@ def allocate(amount: int, weights: dict[int, int]) -> dict[int, int]:
     return shares
 
 
-def record_refund(session: Session, order: Order, amount: int, now: datetime) -> LedgerEntry:
-    """A negative entry, split over the sale's VAT rates in proportion to their gross."""
+def _booked(session: Session, order: Order) -> dict[int, tuple[int, int]]:
+    """(gross, VAT) per rate still booked for the order: its sale less every later entry."""
+    rows = session.execute(
+        select(LedgerRate.tax_rate_bp, func.sum(LedgerRate.gross), func.sum(LedgerRate.vat))
+        .join(LedgerEntry, LedgerRate.entry_id == LedgerEntry.id)
+        .where(LedgerEntry.order_number == order.number)
+        .group_by(LedgerRate.tax_rate_bp)
+    ).all()
+    if not rows:  # no sale recorded (cannot happen for a paid order): what the order says
+        return {r.tax_rate_bp: (r.gross, r.vat) for r in _rates(_sale_gross_by_rate(order))}
+    return {rate: (int(gross), int(vat)) for rate, gross, vat in rows}
+
+
+def _refund_rates(amount: int, booked: dict[int, tuple[int, int]]) -> list[LedgerRate]:
+    """Reverse ``amount`` of what is booked, per rate. The refund that reaches what is left
+    takes exactly the remainder, gross and VAT, so a fully refunded order nets to zero per
+    rate; an earlier one is split in proportion to what is left and never reverses more VAT
+    than is left of a rate."""
+    left = {rate: gv for rate, gv in booked.items() if gv[0] > 0}
+    left_gross = sum(g for g, _ in left.values())
+    out: dict[int, list[int]] = {}
+    if amount >= left_gross:
+        out = {rate: [g, v] for rate, (g, v) in left.items()}
+        extra = amount - left_gross  # money beyond the sale (an overpayment) given back
+        if extra and booked:
+            for rate, share in allocate(extra, {r: max(g, 1) for r, (g, _) in booked.items()}).items():
+                out.setdefault(rate, [0, 0])
+                out[rate][0] += share
+                out[rate][1] += vat_included(share, rate)
+    elif amount > 0:
+        for rate, share in allocate(amount, {r: g for r, (g, _) in left.items()}).items():
+            if share:
+                out[rate] = [share, min(vat_included(share, rate), left[rate][1])]
+    return [LedgerRate(tax_rate_bp=rate, gross=-g, vat=-v, net=-(g - v))
+            for rate, (g, v) in sorted(out.items(), reverse=True) if g or v]
+
+
+def record_refund(session: Session, order: Order, amount: int, now: datetime, *,
+                  reference: str = "") -> LedgerEntry:
+    """A negative entry reversing ``amount`` of the sale per VAT rate; ``reference`` is this
+    refund's own provider reference."""
     count = session.scalar(
         select(func.count()).select_from(LedgerEntry)
         .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
     ) or 0
-    shares = allocate(amount, _sale_gross_by_rate(order))
-    rates = _rates({rate: -share for rate, share in shares.items() if share})
-    method, reference = _payment(session, order, "refunded")
+    rates = _refund_rates(amount, _booked(session, order))
+    method = order.payment_method
+    if not reference:  # older callers: the latest refund the provider reported
+        refs = _payment(session, order, "refunded")[1].split(", ")
+        reference = refs[-1] if refs else ""
     entry = _entry(order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method,
-                   reference)
+                   reference[:500])
     session.add(entry)
     session.flush()
     return entry

@@ -27,7 +27,7 @@ def _order(database, **where) -> Order:
 
 def _stock(database, sku: str) -> int | None:
     with database.job_session() as session:
-        return session.scalar(select(Variant.stock).where(Variant.sku == sku))
+        return session.scalar(select(Variant).where(Variant.sku == sku)).available
 
 
 def _bitcoin_order(database) -> str:

@@ -67,7 +67,7 @@ def test_create_edit_archive_a_product_with_variants(admin, database, client):
     assert "Variant added." in page.messages()
     with database.job_session() as session:
         variant = session.scalar(select(Variant).where(Variant.sku == "APRON-M"))
-        assert (variant.price, variant.stock, variant.active) == (3490, 5, True)
+        assert (variant.price, variant.on_hand, variant.active) == (3490, 5, True)
         product = session.get(Product, product_id)
         assert product.slug == "linen-apron" and product.active
         variant_id = variant.id
@@ -96,7 +96,7 @@ def test_create_edit_archive_a_product_with_variants(admin, database, client):
     b.submit(b.form("form[action$='/stock']"), {"adjust-unlimited": "y", "adjust-reason": "Made to order"})
     with database.job_session() as session:
         variant = session.get(Variant, variant_id)
-        assert (variant.price, variant.stock) == (3600, None)
+        assert (variant.price, variant.on_hand) == (3600, None)
         log = session.scalars(select(StockAdjustment).where(StockAdjustment.variant_id == variant_id)
                               .order_by(StockAdjustment.id)).all()
         assert [(e.stock_before, e.stock_after) for e in log] == [(None, 5), (5, 7), (7, 3), (3, None)]

@@ -105,14 +105,14 @@ def test_shipping_zones_and_rates(admin, database, client):
     b = admin
     b.get("/admin/settings/shipping")
     page = b.submit(b.form("form[action$='/shipping/zones']"),
-                    {"newzone-name": "Alps", "newzone-countries": "ch, li"})
+                    {"newzone-name": "Alps", "newzone-countries": "li, sm"})
     assert "Shipping zone saved." in page.messages()
     bad = b.submit(b.form("form[action$='/shipping/zones']"),
                    {"newzone-name": "Nowhere", "newzone-countries": "XX, Q1"})
     assert any("Not a two-letter country code: XX, Q1" in m for m in bad.messages())
     with database.job_session() as session:
         zone = session.scalar(select(ShippingZone).where(ShippingZone.name == "Alps"))
-        assert zone.countries == "CH,LI"
+        assert zone.countries == "LI,SM"
         standard = session.scalar(select(TaxClass.id).where(TaxClass.code == "standard"))
     page = b.get("/admin/settings/shipping")
     form = b.form(f"form[action$='/zones/{zone.id}/rates']")
@@ -123,12 +123,12 @@ def test_shipping_zones_and_rates(admin, database, client):
         rate = session.scalar(select(ShippingRate).where(ShippingRate.zone_id == zone.id))
         assert (rate.name, rate.price, rate.free_over) == ("Alpine post", 1500, 10000)
 
-    # Customers in Switzerland can now choose it.
+    # Customers in Liechtenstein can now choose it.
     customer = Browser(client)
     customer.get("/products/tote-bag")
     customer.submit(customer.form("form[action$='/cart/add/tote-bag']"))
     customer.get("/checkout")
-    page = customer.submit(customer.form("main form"), {"country": "CH"}, button="Update shipping options")
+    page = customer.submit(customer.form("main form"), {"country": "LI"}, button="Update shipping options")
     assert "Alpine post (Alps) — €15.00" in page.text
 
     # Edit, then delete the rate; then the zone.
@@ -139,7 +139,7 @@ def test_shipping_zones_and_rates(admin, database, client):
         edited = session.get(ShippingRate, rate.id)
         assert (edited.price, edited.free_over) == (1750, None)
     # Saving cleared the storefront's short-lived cache: the customer sees the new price at once.
-    page = customer.submit(customer.form("main form"), {"country": "CH"}, button="Update shipping options")
+    page = customer.submit(customer.form("main form"), {"country": "LI"}, button="Update shipping options")
     assert "Alpine post (Alps) — €17.50" in page.text
     b.submit(b.form(f"form[action$='/rates/{rate.id}/delete']"))
     b.submit(b.form(f"form[action$='/zones/{zone.id}/delete']"))

@@ -45,7 +45,7 @@ def _attempt_status(app, session_id: str) -> str:
 
 def _stock(app, sku: str) -> int:
     with app.extensions["shop.db"].job_session() as s:
-        return s.scalar(select(Variant.stock).where(Variant.sku == sku))
+        return s.scalar(select(Variant).where(Variant.sku == sku)).available
 
 
 def test_completed_and_paid_marks_the_order_paid(card_app, fake):
