@@ -6,6 +6,7 @@ configured shows as "off".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
