@@ -48,6 +48,8 @@ def _revision(connection) -> str | None:
 def upgrade(engine: Engine, revision: str = "heads") -> Upgraded:
     with engine.connect() as connection:
         before = _revision(connection)
+        # End that read: on SQLite the migrations must start outside a transaction (env.py).
+        connection.rollback()
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
