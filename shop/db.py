@@ -75,7 +75,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling delays BEGIN until the first write, so a read
         # and the write that depends on it would not be one transaction; emit BEGIN ourselves.
-        # Writers (job sessions, requests that change something: Database.writer) begin
+        # Writers (requests that change something, short jobs that ask: Database.writer) begin
         # IMMEDIATE: they take the write lock up front and wait (busy_timeout) for each other
         # instead of failing with "database is locked" when their snapshot went stale between
         # their read and their write. Everything else begins deferred and only reads.
@@ -125,9 +125,13 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @contextmanager
-    def job_session(self) -> Iterator[Session]:
-        """One unit of work for a background job: commit on success, roll back on error."""
-        session = self.sessionmaker(bind=self.writer)
+    def job_session(self, *, write_lock: bool = False) -> Iterator[Session]:
+        """One unit of work for a background job: commit on success, roll back on error.
+
+        ``write_lock=True`` for a short job that reads and then writes while others may write
+        too (on SQLite it takes the write lock up front and waits for it instead of failing);
+        never for a job that does slow work, such as a network call, inside."""
+        session = self.sessionmaker(bind=self.writer) if write_lock else self.sessionmaker()
         try:
             yield session
             session.commit()

@@ -102,14 +102,14 @@ def test_sqlite_concurrent_orders_and_user_creation_do_not_lock(tmp_path, sqlite
     def orders() -> None:
         for _ in range(8):
             try:
-                with database.job_session() as s:
+                with database.job_session(write_lock=True) as s:  # as a checkout request
                     place(s, "EBOOK-SMALL")
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 
     def users(n: int) -> None:
         try:
-            with database.job_session() as s:
+            with database.job_session(write_lock=True) as s:  # as `shop admin create-user`
                 auth.create_user(s, f"clerk{n}", "a long enough passphrase 123")
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)

@@ -29,7 +29,7 @@ def create_user(name: str, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with current_app.extensions["shop.db"].job_session() as session:
+    with current_app.extensions["shop.db"].job_session(write_lock=True) as session:
         try:
             user = auth.create_user(session, name, password)
         except auth.AdminError as exc:
@@ -46,7 +46,7 @@ def set_password(name: str, password_stdin: bool) -> None:
     """Give NAME a new password (signs out all its sessions)."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else \
         click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    with current_app.extensions["shop.db"].job_session() as session:
+    with current_app.extensions["shop.db"].job_session(write_lock=True) as session:
         user = _user(session, name)
         try:
             auth.set_password(session, user, password)
@@ -60,7 +60,7 @@ def set_password(name: str, password_stdin: bool) -> None:
 @with_appcontext
 def disable_2fa(name: str) -> None:
     """Turn off two-factor authentication for NAME (lost phone and recovery codes)."""
-    with current_app.extensions["shop.db"].job_session() as session:
+    with current_app.extensions["shop.db"].job_session(write_lock=True) as session:
         user = _user(session, name)
         auth.disable_totp(session, user)
         user.session_version += 1

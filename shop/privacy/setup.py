@@ -18,11 +18,10 @@ def setup(app: Flask, settings: Settings) -> None:
     ring = EpochRing(keyring_folder(settings), keyring)
     app.extensions["shop.epochs"] = ring
     bind(app.extensions["shop.db"], settings, keyring, ring)
-    # Root handlers (gunicorn, `shop worker`) and the app's own logger; the CLI installs it
-    # again after configuring its handlers.
+    # Root handlers (gunicorn, `shop worker`) and the app's own logger. Handlers added later --
+    # Flask's default handler on the first use of app.logger, a server's -- are covered by the
+    # record factory install_redaction also sets up. app.logger is deliberately not touched
+    # here: in `shop worker` Flask's handler would print every line a second time.
     install_redaction()
-    # app.logger adds Flask's default handler on first use: make it exist now, so that handler
-    # carries the filter too (the record factory covers every record in any case).
-    install_redaction(app.logger)
     install_redaction(logging.getLogger(app.import_name))
     silence_payload_loggers()
