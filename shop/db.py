@@ -141,9 +141,9 @@ class Database:
         finally:
             session.close()
 
-    # A short unit of work that writes, e.g. between two calls to a payment provider: a job
-    # session, which on SQLite takes the write lock when it begins.
-    write_session = job_session
+    def write_session(self):
+        """A short unit of work that writes, e.g. between two calls to a payment provider."""
+        return self.job_session(write_lock=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
