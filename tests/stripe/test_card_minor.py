@@ -96,7 +96,7 @@ def test_an_order_paid_after_expiry_can_be_refunded_and_says_it_was_paid(card_ap
     with database.job_session() as s:
         orders.expire_due_orders(s, utcnow() + timedelta(days=2))
     with database.job_session() as s:  # the last print sold meanwhile
-        s.execute(update(Variant).where(Variant.sku == SKU).values(stock=0))
+        s.execute(update(Variant).where(Variant.sku == SKU).values(on_hand=0))
     post_event(client, fake.complete_session(session_id))
     late = load_order(card_app, order.id)
     assert (late.status, late.amount_paid) == ("expired", order.total)
