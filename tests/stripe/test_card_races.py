@@ -29,8 +29,9 @@ def _attempt_status(app, session_id: str) -> str:
 
 
 def _stock(app, sku: str = "PRINT-HARB-A3") -> int:
+    """What can still be sold."""
     with app.extensions["shop.db"].job_session() as s:
-        return s.scalar(select(Variant.stock).where(Variant.sku == sku))
+        return s.scalar(select(Variant).where(Variant.sku == sku)).available
 
 
 def test_webhook_landing_while_the_return_waits_for_stripe_stays_paid(card_app, fake):
