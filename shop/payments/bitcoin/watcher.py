@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from shop.db import Database, utcnow
 from shop.payments.bitcoin import invoice as inv
+from shop.payments.bitcoin import rawtx
 from shop.payments.bitcoin.models import (
     BitcoinBlock,
     BitcoinInvoice,
@@ -521,8 +522,8 @@ class ChainWatcher:
         """A transaction from ZMQ. `refresh` first picks up invoices created meanwhile; a
         caller handling a burst (a new block publishes all its transactions) refreshes once."""
         try:
-            tx = CTransaction.deserialize(raw)
-        except Exception:
+            tx = rawtx.parse_tx(raw)
+        except rawtx.ParseError:
             log.warning("ignored an unparseable transaction from ZMQ")
             return 0
         if refresh:
