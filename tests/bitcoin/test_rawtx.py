@@ -5,7 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
-from bitcoin.core import CBlock, CBlockHeader, CMutableTransaction, CTransaction, CTxIn, CTxOut, b2lx
+from bitcoin.core import (
+    CBlock,
+    CBlockHeader,
+    CMutableTransaction,
+    CTransaction,
+    CTxIn,
+    CTxOut,
+    b2lx,
+)
 from bitcoin.core.script import CScript
 from bitcoin.core.serialize import VectorSerializer
 
