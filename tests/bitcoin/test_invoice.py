@@ -181,3 +181,29 @@ def test_concurrent_allocation_on_postgres(pg_url, tmp_path):
 
 def test_test_descriptor_is_the_configured_one(method):
     assert method.descriptor.canonical.startswith(TEST_DESCRIPTOR.split("tpub")[0])
+
+
+def test_address_gap_reads_only_paid_invoices_from_an_index(db, method):
+    """The gap check runs every watcher round: with no paid invoice among many it must not scan
+    the table, yet count from the last address that received anything."""
+    now = datetime.now(UTC)
+    fp = method.descriptor.fingerprint()
+    with db.job_session() as s:
+        invoices = [inv.create_invoice(s, place(s, now=now), method.descriptor, method.policy,
+                                       inv.LockedRate(RATE), now) for _ in range(4)]
+        assert inv.address_gap(s, fp) == 4
+        invoices[1].received_sats = 1_000
+        s.flush()
+        assert inv.address_gap(s, fp) == 2
+        query = inv.last_used_query(fp)
+        conn = s.connection()
+        if db.is_postgres:
+            # A table of four rows would be scanned anyway: ask whether the index can answer.
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+        else:
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(r[-1]) for r in
+                            conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+        assert "ix_bitcoin_invoices_received" in plan, plan

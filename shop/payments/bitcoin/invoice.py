@@ -198,18 +198,21 @@ def _next_index(session: Session, fingerprint: str) -> int:
     return taken - 1
 
 
+def last_used_query(fingerprint: str):
+    # Answered from the partial index ix_bitcoin_invoices_received (received_sats > 0).
+    return (select(BitcoinInvoice.derivation_index)
+            .where(BitcoinInvoice.descriptor_fingerprint == fingerprint,
+                   BitcoinInvoice.received_sats > 0)
+            .order_by(BitcoinInvoice.derivation_index.desc()).limit(1))
+
+
 def address_gap(session: Session, fingerprint: str) -> int:
     """Handed-out addresses after the last one that received anything.
 
     A wallet stops looking after its gap limit (often 20) of unused addresses in a row; past
     that, the merchant's wallet will not show funds that did arrive until its limit is raised.
     """
-    last_used = session.scalar(
-        select(BitcoinInvoice.derivation_index)
-        .where(BitcoinInvoice.descriptor_fingerprint == fingerprint,
-               BitcoinInvoice.received_sats > 0)
-        .order_by(BitcoinInvoice.derivation_index.desc()).limit(1)
-    )
+    last_used = session.scalar(last_used_query(fingerprint))
     highest = session.scalar(
         select(BitcoinInvoice.derivation_index)
         .where(BitcoinInvoice.descriptor_fingerprint == fingerprint)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import io
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -31,8 +30,9 @@ from urllib.parse import unquote, urlsplit
 
 import zmq
 from bitcoin.core import CBlock, CBlockHeader, CTransaction, b2lx
-from bitcoin.core.serialize import VectorSerializer
 from bitcoin.rpc import JSONRPCError, Proxy
+
+from shop.payments.bitcoin import rawtx
 
 __all__ = [
     "CHAIN_TO_NETWORK",
@@ -67,7 +67,7 @@ _HEX64: Final[re.Pattern[str]] = re.compile(r"[0-9a-fA-F]{64}")
 
 class BlockTransactions(NamedTuple):
     hashPrevBlock: bytes  # noqa: N815 - the name CBlock uses, so either can be scanned
-    vtx: list[CTransaction]
+    vtx: list[rawtx.Tx]
 
 
 class NodeError(Exception):
@@ -418,16 +418,15 @@ class NodeClient:
     def get_block_transactions(self, block_hash: str) -> BlockTransactions:
         """The block's header and transactions (``getblock <hash> 0``), parsed for scanning.
 
-        Unlike ``get_block`` this does not build CBlock's merkle trees (python-bitcoinlib does
-        that eagerly, re-serialising and hashing every transaction twice): for a full block
-        that is most of the time, and the header hash is still checked against the request.
+        Unlike ``get_block`` this builds no merkle trees, scripts or witnesses (`rawtx` reads
+        only what the watcher uses): for a full block python-bitcoinlib's parse was most of the
+        time. The header hash is still checked against the request.
         """
         wanted = _check_hash(block_hash, "block hash")
         raw = self.call("getblock", wanted, 0)
         try:
-            stream = io.BytesIO(bytes.fromhex(raw))
-            header = CBlockHeader.stream_deserialize(stream)
-            vtx = VectorSerializer.stream_deserialize(CTransaction, stream)
+            header_bytes, vtx = rawtx.parse_block_txs(bytes.fromhex(raw))
+            header = CBlockHeader.deserialize(header_bytes)
         except Exception as exc:
             raise NodeError(f"the node returned an unparseable block: {exc}") from None
         if b2lx(header.GetHash()) != wanted:
@@ -473,11 +472,12 @@ class NodeClient:
             raise NodeError("the node returned a transaction with a different txid")
         return tx
 
-    def get_raw_transactions(self, txids: Sequence[str]) -> dict[str, CTransaction | None]:
-        """Many mempool transactions in one request; None for those no longer there."""
+    def get_raw_transactions(self, txids: Sequence[str]) -> dict[str, rawtx.Tx | None]:
+        """Many mempool transactions in one request, parsed for scanning (`rawtx`); None for
+        those no longer there."""
         wanted = [_check_hash(t, "txid") for t in txids]
         answers = self.call_batch("getrawtransaction", [[t, 0] for t in wanted])
-        found: dict[str, CTransaction | None] = {}
+        found: dict[str, rawtx.Tx | None] = {}
         for txid, raw in zip(wanted, answers, strict=True):
             if isinstance(raw, NodeRPCError):
                 if raw.code != RPC_INVALID_ADDRESS_OR_KEY:
@@ -485,7 +485,7 @@ class NodeClient:
                 found[txid] = None
                 continue
             try:
-                tx = CTransaction.deserialize(bytes.fromhex(raw))
+                tx = rawtx.parse_tx(bytes.fromhex(raw))
             except Exception as exc:
                 raise NodeError(f"the node returned an unparseable transaction: {exc}") from None
             if b2lx(tx.GetTxid()) != txid:
