@@ -14,16 +14,10 @@ from sqlalchemy import func, select
 from shop.orders.models import Order, OrderEvent, PaymentRecord
 from shop.payments.bitcoin.models import BitcoinInvoice, BitcoinPayment
 from tests.bitcoin.conftest import make_watcher, new_invoice
+from tests.bitcoin.test_watcher import order_of
 from tests.bitcoin.fake_node import random_p2wpkh
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def order_of(database, order_id: int) -> Order:
-    with database.job_session() as s:
-        order = s.get(Order, order_id)
-        s.expunge(order)
-        return order
 
 
 def invoice_of(database, invoice_id: int) -> BitcoinInvoice:

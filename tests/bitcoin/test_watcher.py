@@ -22,6 +22,17 @@ from tests.bitcoin.fake_node import random_p2wpkh
 pytestmark = pytest.mark.timeout(300)  # the thousand-invoice case on a busy machine
 
 
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def state(database, invoice_id: int) -> str:
     """"status", or "status/exception" when there is one."""
     with database.job_session() as s:
@@ -376,14 +387,6 @@ def test_zmq_wakes_the_watcher_long_before_the_poll(db, method):
             stop, 60.0, zmq_node.zmq_endpoint, zmq_node.zmq_endpoint))
         thread.start()
         try:
-            def wait_for(predicate, timeout=5.0):
-                deadline = time.monotonic() + timeout
-                while time.monotonic() < deadline:
-                    if predicate():
-                        return True
-                    time.sleep(0.02)
-                return False
-
             def synced():
                 with db.job_session() as s:
                     row = s.get(BitcoinWatcherStatus, 1)
@@ -502,14 +505,6 @@ def test_zmq_sequence_removal_stops_counting_a_replaced_payment_at_once(db, meth
             stop, 60.0, zmq_node.zmq_endpoint, "", zmq_node.zmq_endpoint))
         thread.start()
         try:
-            def wait_for(predicate, timeout=5.0):
-                deadline = time.monotonic() + timeout
-                while time.monotonic() < deadline:
-                    if predicate():
-                        return True
-                    time.sleep(0.02)
-                return False
-
             assert wait_for(lambda: state(db, invoice_id) == "processing")
             time.sleep(0.3)  # ZMQ subscriptions take a moment to be established
             zmq_node._publish("sequence", b"not a sequence frame")  # ignored, no crash
