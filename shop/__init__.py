@@ -58,6 +58,12 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app.extensions["shop.payment_methods"] = build_methods(settings)
     app.extensions["shop.catalog_cache"] = CatalogCache(settings.catalog_cache_seconds)
 
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only the client address: the scheme and host the app uses stay its own settings.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0,
+                                x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
     CSRFProtect(app)
     app.before_request(context.open_call_budget)
     app.teardown_request(context.close_call_budget)

@@ -80,6 +80,9 @@ class Settings:
     # retries included. Must stay below the web server's worker timeout (checked when gunicorn
     # starts with shop/gunicorn_conf.py), so a hanging provider never gets a worker killed.
     request_budget_seconds: float = 8.0
+    # Reverse proxies in front of the app (nginx: 1) whose X-Forwarded-For is believed, so the
+    # sign-in throttle tells clients apart instead of seeing one proxy address for everyone.
+    trusted_proxies: int = field(default=0, metadata={"min": 0})
     # Master key wrapping the per-order data keys (urlsafe base64 of 32 bytes); outside
     # production a generated one is kept in the instance folder. Old keys, comma separated,
     # stay readable during a rotation (`shop privacy rotate-key`).

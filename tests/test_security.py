@@ -147,3 +147,21 @@ def test_healthz_checks_the_database(client):
     assert response.status_code == 200 and response.json == {
         "status": "ok", "database": "ok",
         "worker": "missing", "worker_last_beat_seconds": None}  # tests/test_workers.py: heartbeat
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(tmp_path):
+    """The sign-in throttle counts per client: behind nginx every request comes from 127.0.0.1."""
+    from flask import request
+
+    from tests.conftest import make_test_app
+
+    seen = []
+    for proxies in (0, 1):
+        app = make_test_app(f"sqlite:///{tmp_path / f'p{proxies}.sqlite3'}", tmp_path / "i",
+                            trusted_proxies=proxies)
+        app.add_url_rule("/_addr", "addr", lambda: seen.append(request.remote_addr) or "")
+        client = app.test_client()
+        client.get("/_addr", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                   headers={"X-Forwarded-For": "203.0.113.7"})
+        app.extensions["shop.db"].dispose()
+    assert seen == ["127.0.0.1", "203.0.113.7"]  # believed only when configured
