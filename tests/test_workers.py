@@ -529,7 +529,11 @@ def test_json_log_lines_are_redacted(capsys):
     from shop.jobs.logs import configure_logging
 
     root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
+    # As in a fresh `shop worker` process: an app built by an earlier test in this process may
+    # have given the "shop" logger Flask's own handler, which would print a second, text line.
+    shop_logger = logging.getLogger("shop")
+    saved, level, shop_saved = root.handlers[:], root.level, shop_logger.handlers[:]
+    shop_logger.handlers[:] = []
     try:
         configure_logging("json")
         logging.getLogger("shop.test").warning("mail for ada@example.org from 203.0.113.9 job=x")
@@ -539,6 +543,7 @@ def test_json_log_lines_are_redacted(capsys):
             logging.getLogger("shop.test").exception("job failed job=send-emails")
     finally:
         root.handlers[:], root.level = saved, level
+        shop_logger.handlers[:] = shop_saved
     first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
     assert first["message"] == "mail for [email] from [ip] job=x"
     assert first["level"] == "WARNING" and first["logger"] == "shop.test"
