@@ -464,13 +464,7 @@ class NodeClient:
             if exc.code == RPC_INVALID_ADDRESS_OR_KEY:
                 return None
             raise
-        try:
-            tx = CTransaction.deserialize(bytes.fromhex(raw))
-        except Exception as exc:
-            raise NodeError(f"the node returned an unparseable transaction: {exc}") from None
-        if b2lx(tx.GetTxid()) != wanted:
-            raise NodeError("the node returned a transaction with a different txid")
-        return tx
+        return _checked_tx(raw, wanted, CTransaction.deserialize)
 
     def get_raw_transactions(self, txids: Sequence[str]) -> dict[str, rawtx.Tx | None]:
         """Many mempool transactions in one request, parsed for scanning (`rawtx`); None for
@@ -484,13 +478,7 @@ class NodeClient:
                     raise raw
                 found[txid] = None
                 continue
-            try:
-                tx = rawtx.parse_tx(bytes.fromhex(raw))
-            except Exception as exc:
-                raise NodeError(f"the node returned an unparseable transaction: {exc}") from None
-            if b2lx(tx.GetTxid()) != txid:
-                raise NodeError("the node returned a transaction with a different txid")
-            found[txid] = tx
+            found[txid] = _checked_tx(raw, txid, rawtx.parse_tx)
         return found
 
     def get_mempool_entry(self, txid: str) -> dict[str, Any] | None:
@@ -508,6 +496,17 @@ class NodeClient:
         if not isinstance(result, dict):
             raise NodeError("getmempoolentry did not return an object")
         return result
+
+
+def _checked_tx(raw: Any, txid: str, parse: Any) -> Any:
+    """Parse the hex the node returned and make sure it is the transaction asked for."""
+    try:
+        tx = parse(bytes.fromhex(raw))
+    except Exception as exc:
+        raise NodeError(f"the node returned an unparseable transaction: {exc}") from None
+    if b2lx(tx.GetTxid()) != txid:
+        raise NodeError("the node returned a transaction with a different txid")
+    return tx
 
 
 class ZmqSubscriber:
