@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     from shop.db import Database
     from shop.payments.registry import build_methods
     from shop.privacy import setup as privacy
-    from shop.web import context, security, views
+    from shop.web import context, i18n, security, views
 
     settings = resolve_secrets(load_settings(environ, config))
     app = Flask(
@@ -55,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app.extensions["shop.settings"] = settings
     app.extensions["shop.db"] = Database(settings.database_url)
     privacy.setup(app, settings)
+    i18n.setup(app, settings)
     app.extensions["shop.payment_methods"] = build_methods(settings)
     app.extensions["shop.catalog_cache"] = CatalogCache(settings.catalog_cache_seconds)
 
