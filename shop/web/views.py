@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_time
 from flask import Flask, abort, jsonify, send_from_directory, session
+from flask_babel import get_locale
 from sqlalchemy import text
 
 from shop.cart.storage import cart_count
@@ -40,6 +45,16 @@ def register(app: Flask) -> None:
     def percent_filter(rate_bp: int) -> str:
         whole, frac = divmod(rate_bp, 100)
         return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
+
+    @app.template_filter("localtime")
+    def localtime_filter(moment: datetime, date: bool = True) -> str:
+        """A stored (UTC) time in the store's time zone, written for the page's language, with
+        the zone's abbreviation so nobody has to guess (e.g. "Dec 2, 2026 9:30 AM CET")."""
+        local = moment.astimezone(ZoneInfo(settings().timezone))
+        locale = get_locale() or settings().locale
+        time = format_time(local, "short", locale=locale)
+        day = f"{format_date(local, 'medium', locale=locale)} " if date else ""
+        return f"{day}{time} {local.tzname()}"
 
     @app.context_processor
     def shop_globals():
