@@ -121,6 +121,14 @@ def read_contact(session: Session, order: Order) -> ContactDetails | None:
     })
 
 
+def held_fields(session: Session, order: Order) -> frozenset[str]:
+    """Which contact fields the order holds (without decrypting them)."""
+    contact = session.get(OrderContact, order.id)
+    if contact is None:
+        return frozenset()
+    return frozenset(name for name in FIELDS if getattr(contact, name) is not None)
+
+
 def has_contact(session: Session, order: Order) -> bool:
     contact = session.get(OrderContact, order.id)
     return contact is not None and any(getattr(contact, name) is not None for name in FIELDS)
