@@ -24,7 +24,8 @@
   function copyButtons() {
     [["btc-address", "copy-address"], ["btc-amount", "copy-amount"]].forEach(function (pair) {
       var el = document.getElementById(pair[0]);
-      if (!el || !navigator.clipboard || el.parentNode.querySelector("button.copy")) { return; }
+      var holder = el && (el.closest("p") || el.parentNode);
+      if (!el || !navigator.clipboard || holder.querySelector("button.copy")) { return; }
       var label = text(pair[1]);
       var button = document.createElement("button");
       button.type = "button";
@@ -36,8 +37,8 @@
           setTimeout(function () { button.textContent = label; }, 2000);
         });
       });
-      el.parentNode.appendChild(document.createTextNode(" "));
-      el.parentNode.appendChild(button);
+      holder.appendChild(document.createTextNode(" "));
+      holder.appendChild(button);
     });
   }
 
