@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 
 from shop.catalog.models import Variant
@@ -285,12 +283,6 @@ def test_bitcoin_status_endpoint_and_script_friendly_page(db_url, tmp_path):
 
 
 # ---------------------------------------------------------------- logo and favicon
-
-def _png(size=(300, 120), colour=(200, 30, 30)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, "PNG")
-    return out.getvalue()
-
 
 def test_default_favicon_is_served_locally(client):
     page = Browser(client).get("/")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_wtf.file import FileField
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
-
-from flask_wtf.file import FileField
 
 from shop.admin import branding, health
 from shop.admin import store_settings as ss

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import pycountry
-
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 

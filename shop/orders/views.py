@@ -8,11 +8,11 @@ from wtforms import SubmitField
 from shop.admin.orders import shipments
 from shop.cart.pricing import PricedLine, compute_totals
 from shop.db import utcnow
+from shop.mail import outbox
 from shop.orders import service
 from shop.orders.models import Order
 from shop.orders.states import LABELS, OrderStatus
 from shop.payments.base import OrderView
-from shop.mail import outbox
 from shop.privacy.store import read_contact
 from shop.web.context import db_session, payment_methods, settings
 from shop.web.forms import ShopForm
