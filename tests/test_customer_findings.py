@@ -303,3 +303,12 @@ def test_json_status_is_not_cached_by_shared_caches(db_url, tmp_path):
     assert "no-store" in response.headers.get("Cache-Control", "")
     assert json.loads(response.data)["order_url"].endswith(page.url.removesuffix("/bitcoin"))
     app.extensions["shop.db"].dispose()
+
+
+def test_shipping_zones_take_only_real_countries():
+    from shop.admin.store_settings import SettingsError, parse_countries
+
+    assert parse_countries("de, at") == "DE,AT"
+    for grouping in ("EU", "EZ", "UN", "XA", "QO"):
+        with pytest.raises(SettingsError, match=grouping):
+            parse_countries(f"DE, {grouping}")
