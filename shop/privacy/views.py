@@ -17,7 +17,7 @@ from shop.orders.models import Order
 from shop.orders.states import OrderStatus
 from shop.privacy.export import export_order_data
 from shop.privacy.purge import keep_reason, request_erasure
-from shop.privacy.store import held_fields
+from shop.privacy.store import held_fields, holds_other_personal_data
 from shop.web.context import db_session, settings
 from shop.web.forms import ShopForm
 
@@ -66,11 +66,13 @@ def privacy_panel(order: Order) -> dict:
     session = db_session()
     verdict = None if order.personal_data_erased_at else keep_reason(session, order)
     held = held_fields(session, order)
+    other = not order.personal_data_erased_at and holds_other_personal_data(session, order)
     unpaid_until = None
     if order.state == OrderStatus.PENDING_PAYMENT:
         unpaid_until = order.expires_at + timedelta(hours=settings().retention_unpaid_hours)
     return {
-        "holds_contact": bool(held),
+        "holds_contact": bool(held) or other,
+        "holds_other": other,
         "holds_email": "email" in held,
         "holds_address": bool(held - {"email"}),
         # Pressing the button erases at once only when the order no longer needs the data.
