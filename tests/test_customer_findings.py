@@ -312,3 +312,14 @@ def test_shipping_zones_take_only_real_countries():
     for grouping in ("EU", "EZ", "UN", "XA", "QO"):
         with pytest.raises(SettingsError, match=grouping):
             parse_countries(f"DE, {grouping}")
+
+
+def test_store_time_zone_setting(db_url, tmp_path):
+    from shop.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="SHOP_TIMEZONE"):
+        load_settings({"SHOP_TIMEZONE": "Mars/Olympus_Mons"})
+    app = _app(db_url, tmp_path, timezone="UTC")
+    page = _buy(Browser(app.test_client()), "small-hours", {"country": "FR"})
+    assert "UTC" in page.soup.select_one("ol.history").get_text(" ")
+    app.extensions["shop.db"].dispose()
