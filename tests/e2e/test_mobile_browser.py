@@ -208,3 +208,31 @@ def test_bitcoin_page_updates_in_place_with_javascript(browser, live_server, scr
     screenshot(page, "bitcoin-updated-in-place")
     other.context.close()
     context.close()
+
+
+def test_new_customer_sections_pass_axe(browser, live_server):
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright")
+    base = live_server.url
+    context = _context(browser, 390)
+    page = context.new_page()
+    problems = {}
+
+    def check(name: str) -> None:
+        results = axe.Axe().run(page)
+        found = [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+                 for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
+        if found:
+            problems[name] = found
+
+    page.goto(base + "/legal/privacy")
+    check("privacy notice")
+    _add(page, base, "small-hours")
+    page.get_by_role("link", name="Check out").click()
+    page.get_by_label("Email (optional)").fill("axe@example.org")
+    page.get_by_label(re.compile("Bitcoin")).check()
+    page.get_by_role("button", name=re.compile("Place order")).click()
+    check("order page with details, next step and privacy panel")
+    page.get_by_role("button", name="Pay with Bitcoin").click()
+    check("bitcoin page with copy buttons")
+    context.close()
+    assert problems == {}
