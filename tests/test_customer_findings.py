@@ -323,3 +323,17 @@ def test_store_time_zone_setting(db_url, tmp_path):
     page = _buy(Browser(app.test_client()), "small-hours", {"country": "FR"})
     assert "UTC" in page.soup.select_one("ol.history").get_text(" ")
     app.extensions["shop.db"].dispose()
+
+
+def test_checkout_does_not_promise_emails_the_shop_cannot_send(client, db_url, tmp_path):
+    b = Browser(client)
+    b.get("/products/small-hours")
+    b.submit(b.form("form[action$='/cart/add/small-hours']"))
+    hint = b.get("/checkout").soup.select_one("#email-hint").get_text()
+    assert "sends no emails" in hint and "order updates" not in hint
+    app = _mail_app(db_url, tmp_path)
+    b = Browser(app.test_client())
+    b.get("/products/small-hours")
+    b.submit(b.form("form[action$='/cart/add/small-hours']"))
+    assert "order updates" in b.get("/checkout").soup.select_one("#email-hint").get_text()
+    app.extensions["shop.db"].dispose()
