@@ -19,5 +19,6 @@ def page(slug: str):
         "legal/page.html", slug=slug, title=service.PAGES[slug], page=stored,
         paragraphs=service.paragraphs(stored.body if stored else ""),
         imprint=service.imprint_fields(stored), imprint_labels=service.IMPRINT_FIELDS,
-        inventory=service.inventory() if slug == "privacy" else [],
+        notice=service.customer_notice() if slug == "privacy" else [],
+
     )

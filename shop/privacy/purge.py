@@ -84,15 +84,20 @@ class Verdict:
     why: str
 
 
+def N_(message: str) -> str:
+    """Marks a customer-facing reason for the catalogs; the order page translates it."""
+    return message
+
+
 KEEP_REASONS = {
-    S.PENDING_PAYMENT: "the order is awaiting payment (if it is not paid, your details are "
-                       "erased after it has expired)",
-    S.PAID: "the order is paid but not yet sent, and your details are needed to deliver it",
-    S.PARTIALLY_REFUNDED: "the order is partly refunded and not yet sent, and your details are "
-                          "needed to finish it",
+    S.PENDING_PAYMENT: N_("the order is awaiting payment (if it is not paid, your details are "
+                          "erased after it has expired)"),
+    S.PAID: N_("the order is paid but not yet sent, and your details are needed to deliver it"),
+    S.PARTIALLY_REFUNDED: N_("the order is partly refunded and not yet sent, and your details "
+                             "are needed to finish it"),
 }
-ATTENTION_REASON = ("the shop is still settling something about this order (a payment, refund "
-                    "or dispute) and needs your details for it")
+ATTENTION_REASON = N_("the shop is still settling something about this order (a payment, "
+                      "refund or dispute) and needs your details for it")
 
 
 def _refund_times(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
@@ -125,6 +130,9 @@ def erasure_due_at(order: Order, settings: Settings, refunded_at: datetime | Non
             t for t in (order.closed_at, order.paid_at, order.placed_at) if t]
         ended = max(times)
         window, why = returns, "return window over"
+    elif state == S.PAID and not order.requires_shipping:
+        return Verdict(None, N_("the order is paid but its download is not ready yet, and your "
+                                "email address is needed to tell you when it is"))
     else:
         return Verdict(None, KEEP_REASONS.get(state, "the order is still open"))
     if order.personal_data_erase_requested_at is not None:

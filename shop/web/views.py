@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_time
 from flask import Flask, abort, jsonify, send_from_directory, session
+from flask_babel import get_locale
 from sqlalchemy import text
 
+from shop.admin import branding
 from shop.cart.storage import cart_count
 from shop.money import format_money
 from shop.web.context import db_session, settings
@@ -41,9 +47,20 @@ def register(app: Flask) -> None:
         whole, frac = divmod(rate_bp, 100)
         return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
 
+    @app.template_filter("localtime")
+    def localtime_filter(moment: datetime, date: bool = True) -> str:
+        """A stored (UTC) time in the store's time zone, written for the page's language, with
+        the zone's abbreviation so nobody has to guess (e.g. "Dec 2, 2026 9:30 AM CET")."""
+        local = moment.astimezone(ZoneInfo(settings().timezone))
+        locale = get_locale() or settings().locale
+        time = format_time(local, "short", locale=locale)
+        day = f"{format_date(local, 'medium', locale=locale)} " if date else ""
+        return f"{day}{time} {local.tzname()}"
+
     @app.context_processor
     def shop_globals():
-        return {"store": settings(), "cart_items": cart_count(session)}
+        return {"store": settings(), "cart_items": cart_count(session),
+                "branding": branding.current(settings().instance_path / "uploads")}
 
     @app.get("/healthz")
     def healthz():
