@@ -67,10 +67,11 @@ class Writer:
         rows = self.pending.setdefault(table, [])
         rows.append(row)
         if len(rows) >= self.chunk:
-            self.flush(table)
+            self.flush()
 
-    def flush(self, table: str | None = None) -> None:
-        for name in [table] if table else list(self.pending):
+    def flush(self) -> None:
+        # Parents before children: the foreign keys are checked row by row.
+        for name in [t.name for t in metadata.sorted_tables if t.name in self.pending]:
             rows = self.pending.get(name)
             if not rows:
                 continue

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from shop.money import currency_exponent, vat_included
 from shop.orders.models import Order, PaymentRecord
-from shop.privacy.models import LedgerEntry, LedgerLine, LedgerRate
+from shop.privacy.models import LedgerDay, LedgerEntry, LedgerLine, LedgerRate
 
 
 def _payment(session: Session, order: Order, kind: str) -> tuple[str, str]:
@@ -265,5 +265,7 @@ def delete_expired(session: Session, now: datetime, years: int) -> int:
     # Children explicitly too: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
     session.execute(delete(LedgerLine).where(LedgerLine.entry_id.in_(ids)))
     session.execute(delete(LedgerRate).where(LedgerRate.entry_id.in_(ids)))
+    # The cutoff is a 1 January: the day sums before it go with their entries.
+    session.execute(delete(LedgerDay).where(LedgerDay.day < cutoff.date()))
     result = session.execute(delete(LedgerEntry).where(LedgerEntry.entry_date < cutoff))
     return result.rowcount or 0
