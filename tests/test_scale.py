@@ -259,6 +259,8 @@ def test_ledger_export_streams_the_old_csv(books, database, merchant):
     assert "".join(chunks) == expected and chunks[0] == ",".join(ledger.CSV_COLUMNS) + "\n"
     with database.job_session() as s:
         assert ledger.export_csv(s, start, end) == expected
+        # The session's connection is left as it was: it can still write.
+        s.execute(update(Order).where(Order.id == -1).values(attention=None))
 
 
 def test_admin_lists_page_by_keyset(books, database, merchant):

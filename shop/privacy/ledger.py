@@ -246,8 +246,9 @@ def iter_csv(connection: Connection, start: date, end: date) -> Iterator[str]:
     yield buffer.getvalue()
     buffer.seek(0)
     buffer.truncate()
-    result = connection.execution_options(stream_results=True, yield_per=EXPORT_BATCH).execute(
-        _export_rows(start, end))
+    # For this statement only (Connection.execution_options would change the connection).
+    result = connection.execute(_export_rows(start, end), execution_options={
+        "stream_results": True, "yield_per": EXPORT_BATCH})
     try:
         for (entry_date, kind, number, order_date, country, currency, rate_bp, net, vat, gross,
              method, reference, key) in result:
