@@ -297,3 +297,13 @@ def test_admin_lists_page_by_keyset(books, database, merchant):
     b.get("/admin/orders?method=card")
     assert all(row.select("td")[2].get_text() == "card"
                for row in b.page.soup.select("table.lines tbody tr"))
+
+
+def test_order_number_lookups(books, database):
+    with database.job_session() as s:
+        year = s.scalar(select(func.max(Order.number)))[:4]
+        for typed in ("42", "000042", "0042", f"{year}-42", f"{year}-000042"):
+            assert [o.number for o in admin_orders.list_orders(s, number=typed).items] == [
+                f"{year}-000042"], typed
+        assert f"{year}-000123" in [o.number for o in admin_orders.list_orders(s, number="-00012").items]
+        assert admin_orders.list_orders(s, number="99999").items == []

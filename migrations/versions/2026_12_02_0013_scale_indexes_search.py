@@ -4,7 +4,7 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-02 00:13:00
 
-- products (position, id) of active products: the catalog listing's sort, read by keyset.
+- products (active, position, id): the catalog listing's filter and sort, read by keyset.
 - orders: a partial index on the attention flag (tasks) and one on placed_at (date filter).
 - product_search: the full-text index of title and description. PostgreSQL: a table of
   weighted tsvectors (title A, description B) with a GIN index, in the text search
@@ -58,9 +58,10 @@ END
 
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    active = sa.text("active")
-    op.create_index("ix_products_listing", "products", ["position", "id"],
-                    postgresql_where=active, sqlite_where=active)
+    # Not partial: SQLite uses a partial index only when the query repeats its WHERE word for
+    # word, and SQLAlchemy writes "active = 1" there; an equality on the first column serves
+    # both databases.
+    op.create_index("ix_products_listing", "products", ["active", "position", "id"])
     attention = sa.text("attention IS NOT NULL")
     op.create_index("ix_orders_attention", "orders", ["id"],
                     postgresql_where=attention, sqlite_where=attention)

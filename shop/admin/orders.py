@@ -5,6 +5,7 @@ State changes go through shop.orders.service; this module only reads, or hands o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from shop.admin.models import Shipment
 from shop.mail.models import OutboxMessage
-from shop.orders.models import Order, OrderEvent, PaymentRecord
+from shop.orders.models import Order, OrderEvent, OrderNumberCounter, PaymentRecord
 from shop.privacy.crypto import CryptoError
 from shop.privacy.store import ContactDetails, read_contact, unseal
 
@@ -48,9 +49,21 @@ def list_orders(session: Session, *, status: str = "", method: str = "",
                                                      placed_to.day, tzinfo=UTC) + timedelta(days=1))
     number = "".join(number.split())[:20]
     if number:
-        # Any part of the number: "42" finds 2026-000042; the merchant rarely types the zeros.
-        conditions.append(Order.number.contains(number, autoescape=True))
+        conditions.append(_number_matches(session, number))
     return _keyset(session, select(Order).where(*conditions), before_id, after_id)
+
+
+def _number_matches(session: Session, number: str):
+    """The merchant rarely types the zeros: "42" finds 2026-000042 (and 2025-000042), as does
+    "2026-42". Both are lookups in the unique index on the number; anything else is searched as
+    a part of a number, which reads orders until a page is full."""
+    full = re.fullmatch(r"(\d{4})-(\d{1,9})", number)
+    if full:
+        return Order.number == f"{full.group(1)}-{int(full.group(2)):06d}"
+    if number.isdigit() and len(number) <= 9:
+        years = session.scalars(select(OrderNumberCounter.year)).all()
+        return Order.number.in_([f"{year}-{int(number):06d}" for year in years])
+    return Order.number.contains(number, autoescape=True)
 
 
 def _keyset(session: Session, stmt, before_id: int | None, after_id: int | None) -> OrderPage:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -29,8 +29,7 @@ class Product(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('physical', 'digital')", name="kind"),
         # The listing's sort, read by keyset (shop.catalog.service.list_products).
-        Index("ix_products_listing", "position", "id",
-              postgresql_where=text("active"), sqlite_where=text("active")),
+        Index("ix_products_listing", "active", "position", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
