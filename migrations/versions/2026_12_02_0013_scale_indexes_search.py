@@ -5,7 +5,8 @@ Revises: 0012
 Create Date: 2026-12-02 00:13:00
 
 - products (active, position, id): the catalog listing's filter and sort, read by keyset.
-- orders: a partial index on the attention flag (tasks) and one on placed_at (date filter).
+- orders: a partial index on the attention flag (tasks), (status, id) for the list filtered by
+  status newest first, and placed_at (date filter).
 - product_search: the full-text index of title and description. PostgreSQL: a table of
   weighted tsvectors (title A, description B) with a GIN index, in the text search
   configuration of the store's language (written by shop.catalog.search). SQLite: an FTS5
@@ -66,6 +67,7 @@ def upgrade() -> None:
     op.create_index("ix_orders_attention", "orders", ["id"],
                     postgresql_where=attention, sqlite_where=attention)
     op.create_index("ix_orders_placed_at", "orders", ["placed_at"])
+    op.create_index("ix_orders_status_id", "orders", ["status", "id"])
 
     op.create_table(
         "ledger_days",
@@ -117,6 +119,7 @@ def downgrade() -> None:
     if postgres:
         op.execute("DROP FUNCTION ledger_days_add()")
     op.drop_table("ledger_days")
+    op.drop_index("ix_orders_status_id", table_name="orders")
     op.drop_index("ix_orders_placed_at", table_name="orders")
     op.drop_index("ix_orders_attention", table_name="orders")
     op.drop_index("ix_products_listing", table_name="products")

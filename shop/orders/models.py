@@ -32,6 +32,8 @@ class Order(Base):
         Index("ix_orders_attention", "id", postgresql_where=text("attention IS NOT NULL"),
               sqlite_where=text("attention IS NOT NULL")),
         Index("ix_orders_placed_at", "placed_at"),
+        # The admin list filtered by status, newest first (SQLite sorted every match without).
+        Index("ix_orders_status_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
