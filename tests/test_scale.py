@@ -307,3 +307,21 @@ def test_order_number_lookups(books, database):
                 f"{year}-000042"], typed
         assert f"{year}-000123" in [o.number for o in admin_orders.list_orders(s, number="-00012").items]
         assert admin_orders.list_orders(s, number="99999").items == []
+
+
+def test_search_index_is_rebuilt_for_a_new_store_language(db_url, tmp_path):
+    from shop.catalog import search
+
+    english = make_test_app(db_url, tmp_path / "en").extensions["shop.db"]
+    _add_products(english, [("Kaffee aus Äthiopien", "", 0, True)])
+    german = make_test_app(db_url, tmp_path / "de", locale="de_DE").extensions["shop.db"]
+    with german.engine.begin() as conn:
+        rebuilt = search.ensure_language(conn, german.search_config)
+    # PostgreSQL stems in the index: it must be rebuilt; SQLite's FTS5 does not depend on it.
+    assert rebuilt == german.is_postgres
+    with german.engine.begin() as conn:
+        assert not search.ensure_language(conn, german.search_config)
+    with german.job_session() as s:
+        assert _titles(service.list_products(s, query="Kaffees")) == ["Kaffee aus Äthiopien"]
+    english.dispose()
+    german.dispose()
