@@ -52,8 +52,41 @@ def match_expression(query: str, postgres: bool) -> str | None:
     return " ".join(f'"{w}"*' for w in found)
 
 
-_PG_DOCUMENT = ("setweight(to_tsvector(CAST(CAST(:config AS text) AS regconfig), title), 'A') || "
-                "setweight(to_tsvector(CAST(CAST(:config AS text) AS regconfig), description), 'B')")
+_CONFIG = "CAST(CAST(:config AS text) AS regconfig)"
+
+
+def unaccent(connection: Connection) -> bool:
+    """Whether PostgreSQL's unaccent extension is installed (migration 0013 tries to): then
+    index and queries fold accents alike, so "rostung" finds "Röstung". Asked once per
+    database connection."""
+    if connection.dialect.name != "postgresql":
+        return False
+    info = connection.connection.info
+    if "shop.unaccent" not in info:
+        info["shop.unaccent"] = connection.execute(text(
+            "SELECT 1 FROM pg_extension WHERE extname = 'unaccent'")).first() is not None
+    return info["shop.unaccent"]
+
+
+def _fold(connection: Connection, sql: str) -> str:
+    return f"unaccent({sql})" if unaccent(connection) else sql
+
+
+def index_tag(connection: Connection, config: str) -> str:
+    """What the index rows record of how they were made (a change means: rebuild)."""
+    return f"{config}+unaccent" if unaccent(connection) else config
+
+
+def tsquery_sql(connection: Connection) -> str:
+    """to_tsquery of the bound :match in the bound :config, folded like the documents."""
+    return f"to_tsquery({_CONFIG}, {_fold(connection, 'CAST(:match AS text)')})"
+
+
+def _pg_insert(connection: Connection, where: str) -> str:
+    document = (f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'title')}), 'A') || "
+                f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'description')}), 'B')")
+    return (f"INSERT INTO product_search (product_id, language, document) "
+            f"SELECT id, CAST(:tag AS text), {document} FROM products WHERE {where}")
 
 
 def sync(connection: Connection, product_ids: Iterable[int], config: str) -> None:
@@ -64,10 +97,9 @@ def sync(connection: Connection, product_ids: Iterable[int], config: str) -> Non
     if connection.dialect.name == "postgresql":
         connection.execute(text("DELETE FROM product_search WHERE product_id IN :ids")
                            .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
-        connection.execute(text(
-            f"INSERT INTO product_search (product_id, language, document) "
-            f"SELECT id, CAST(:config AS text), {_PG_DOCUMENT} FROM products WHERE id IN :ids")
-            .bindparams(bindparam("ids", expanding=True)), {"ids": ids, "config": config})
+        connection.execute(text(_pg_insert(connection, "id IN :ids"))
+                           .bindparams(bindparam("ids", expanding=True)),
+                           {"ids": ids, "config": config, "tag": index_tag(connection, config)})
     else:
         connection.execute(text("DELETE FROM product_search WHERE rowid IN :ids")
                            .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
@@ -82,10 +114,9 @@ def reindex(connection: Connection, config: str = "simple", first_id: int = 0) -
     if connection.dialect.name == "postgresql":
         connection.execute(text("DELETE FROM product_search WHERE product_id >= :first"),
                            {"first": first_id})
-        connection.execute(text(
-            f"INSERT INTO product_search (product_id, language, document) "
-            f"SELECT id, CAST(:config AS text), {_PG_DOCUMENT} FROM products WHERE id >= :first"),
-            {"config": config, "first": first_id})
+        connection.execute(text(_pg_insert(connection, "id >= :first")),
+                           {"config": config, "first": first_id,
+                            "tag": index_tag(connection, config)})
     else:
         connection.execute(text("DELETE FROM product_search WHERE rowid >= :first"),
                            {"first": first_id})
@@ -95,12 +126,13 @@ def reindex(connection: Connection, config: str = "simple", first_id: int = 0) -
 
 
 def ensure_language(connection: Connection, config: str) -> bool:
-    """Rebuild the PostgreSQL index if it was built for another language; True if it was."""
+    """Rebuild the PostgreSQL index if it was built another way (language, accent folding);
+    True if it was."""
     if connection.dialect.name != "postgresql":
         return False
     stale = connection.execute(text(
-        "SELECT 1 FROM product_search WHERE language <> :config LIMIT 1"), {"config": config}
-    ).first()
+        "SELECT 1 FROM product_search WHERE language <> :tag LIMIT 1"),
+        {"tag": index_tag(connection, config)}).first()
     if stale is None:
         return False
     reindex(connection, config)

@@ -165,7 +165,7 @@ def _ranked(session: Session, match: str):
     if session.get_bind().dialect.name == "postgresql":
         sql = text(
             "SELECT s.product_id, CAST(ts_rank(s.document, q) AS double precision) AS rank "
-            "FROM product_search s, to_tsquery(CAST(:config AS regconfig), :match) q "
+            f"FROM product_search s, {search.tsquery_sql(session.connection())} q "
             "WHERE s.document @@ q"
         ).bindparams(config=session.info.get("search_config", "simple"), match=match)
     else:
