@@ -327,3 +327,16 @@ def test_search_index_is_rebuilt_for_a_new_store_language(db_url, tmp_path):
         assert _titles(service.list_products(s, query="Kaffees")) == ["Kaffee aus Äthiopien"]
     english.dispose()
     german.dispose()
+
+
+def test_day_sums_go_with_the_entries_past_retention(app, database):
+    seed(database.url, products=10, orders=50, days=30, now=datetime(2018, 6, 30, tzinfo=UTC),
+         quiet=True)
+    seed(database.url, products=0, orders=50, days=30, now=NOW, quiet=True, seed_value=2)
+    with database.job_session() as s:
+        assert bookkeeping.vat_summary(s, date(2018, 1, 1), date(2018, 12, 31))
+        ledger.delete_expired(s, NOW, 7)  # kept 7 full years after 2018: gone on 1 Jan 2026
+    with database.job_session() as s:
+        assert bookkeeping.vat_summary(s, date(2018, 1, 1), date(2018, 12, 31)) == []
+        recent = (date(2026, 1, 1), date(2026, 12, 31))
+        assert bookkeeping.vat_summary(s, *recent) == _old_vat_summary(s, *recent) != []
