@@ -126,8 +126,9 @@ def seed_demo(database: Database, settings: Settings) -> bool:
     with database.job_session() as session:
         if session.scalar(select(func.count()).select_from(Product)):
             return False
-        standard = TaxClass(code="standard", name="Standard rate", rate_bp=1900)
-        reduced = TaxClass(code="reduced", name="Reduced rate (food, books)", rate_bp=700)
+        standard = TaxClass(code="standard", name="Standard rate", rate_bp=1900, category="standard")
+        reduced = TaxClass(code="reduced", name="Reduced rate (food, books)", rate_bp=700,
+                           category="reduced")
         session.add_all([standard, reduced])
         session.flush()
         classes = {"standard": standard, "reduced": reduced}

@@ -73,10 +73,14 @@ class LedgerRate(Base):
     """Net, VAT and gross of one entry at one VAT rate."""
 
     __tablename__ = "ledger_rates"
-    __table_args__ = (UniqueConstraint("entry_id", "tax_rate_bp"),)
+    __table_args__ = (UniqueConstraint("entry_id", "tax_country", "tax_rate_bp"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id", ondelete="CASCADE"))
+    # The country whose VAT this is (an OSS return lists it per member state of consumption);
+    # "" for an export without EU VAT; NULL in entries from before VAT by destination (the
+    # store's own country's VAT).
+    tax_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     tax_rate_bp: Mapped[int] = mapped_column(Integer)
     net: Mapped[int] = mapped_column(Money)
     vat: Mapped[int] = mapped_column(Money)

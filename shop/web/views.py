@@ -41,6 +41,13 @@ def register(app: Flask) -> None:
         whole, frac = divmod(rate_bp, 100)
         return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
 
+    @app.template_global("country_name")
+    def country_name(code: str) -> str:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+        return (locale.territories.get(code, code) if locale is not None else code) if code else ""
+
     @app.context_processor
     def shop_globals():
         return {"store": settings(), "cart_items": cart_count(session)}
