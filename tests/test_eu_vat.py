@@ -5,6 +5,8 @@ The demo store is German: a print is standard-rated (19 % at home), an e-book re
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 from sqlalchemy import select
 
@@ -20,8 +22,6 @@ from shop.tax import rates
 from tests.browser import Browser
 from tests.conftest import make_test_app
 from tests.privacy.helpers import ADA, pay
-
-from datetime import UTC, date, datetime
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -128,6 +128,11 @@ def test_without_consent_the_download_waits_for_the_withdrawal_period(make_store
                                 now=later)
         # The link's own days start when the download does.
         assert grant.expires_at > order.downloads_from
+        from shop.mail import outbox
+
+        message = outbox.render(store.extensions["shop.settings"], order, outbox.PAYMENT_RECEIVED,
+                                {}, "ada@example.org")
+        assert "withdrawal period has ended" in message.get_body(("plain",)).get_content()
     assert "available from" in page.text.lower()
 
 

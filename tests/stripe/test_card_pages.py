@@ -11,8 +11,7 @@ from sqlalchemy import select
 
 from shop.orders.models import Order
 from tests.browser import Browser
-from tests.stripe.conftest import run_event_worker
-from tests.stripe.conftest import LiveServer
+from tests.stripe.conftest import LiveServer, run_event_worker
 
 
 def _to_card_order(client) -> tuple[Browser, str]:
