@@ -182,3 +182,35 @@ def test_checkout_and_cart_show_the_destination_vat(make_store):
     assert "Includes VAT 21% (Netherlands) on €36.90" in page.text
     cart = b.get("/cart")  # the country is known now
     assert "21%" in cart.text and "Netherlands" in cart.text
+
+
+def test_two_countries_at_the_same_rate_are_booked_apart_and_refunded_exactly(store):
+    """Under the threshold a German print to Cyprus carries German 19 %, a standard-rated
+    download Cypriot 19 %: same rate, two returns."""
+    from shop.catalog.models import DIGITAL, Product
+    from tests.privacy.helpers import refund
+
+    with store.extensions["shop.db"].job_session() as s:
+        standard = s.scalar(select(TaxClass).where(TaxClass.code == "standard"))
+        app = Product(slug="app", title="Pattern app", kind=DIGITAL, tax_class_id=standard.id)
+        app.variants = [Variant(sku="APP", price=1000, on_hand=None)]
+        s.add(app)
+        s.flush()
+        variant = s.scalar(select(Variant).where(Variant.sku == "PRINT-HARB-A4"))
+        rate_id = shipping_options(s, "CY", variant.price + 1000)[0].rate_id
+        order = service.place_order(s, service.PlaceOrder(
+            cart=[CartLine(variant.id, 1, variant.price), CartLine(app.variants[0].id, 1, 1000)],
+            country="CY", payment_method="demo", currency="EUR", expiry_minutes=30,
+            shipping_rate_id=rate_id, contact=ADA, digital_consent=True), now=T0)
+        pay(s, order, now=T0)
+        sale = s.scalar(select(LedgerEntry).where(LedgerEntry.kind == "sale"))
+        assert sorted((r.tax_country, r.tax_rate_bp, r.gross) for r in sale.rates) == [
+            ("CY", 1900, 1000), ("DE", 1900, 2400 + order.shipping)]
+        refund(s, order, 777, now=T0, key="r1")
+        refund(s, order, order.total - 777, now=T0, key="r2")
+        left = {}
+        for entry in s.scalars(select(LedgerEntry)):
+            for r in entry.rates:
+                key = (r.tax_country, r.tax_rate_bp)
+                left[key] = [a + b for a, b in zip(left.get(key, [0, 0]), [r.gross, r.vat])]
+        assert left == {("CY", 1900): [0, 0], ("DE", 1900): [0, 0]}
