@@ -235,8 +235,14 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         # Digital goods need no postal address: never keep one even if a form sent it.
         contact = ContactDetails(email=contact.email)
     session.add(order)
+    note = "Order placed"
+    if consented:
+        note += "; the customer agreed to immediate delivery of the digital content"
+    elif digital:
+        note += (f"; no consent to immediate delivery: downloads from "
+                 f"{order.downloads_from:%Y-%m-%d %H:%M} UTC")
     session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
-                           note="Order placed"))
+                           note=note))
     try:
         # The token's unique index is what stops the same checkout posted twice at once: the
         # second insert waits for the first transaction and then fails. (The caller rolls back,
