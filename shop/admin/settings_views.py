@@ -23,8 +23,9 @@ class TaxForm(ShopForm):
     name = StringField("Name", validators=[Length(max=100)])
     rate = StringField("VAT rate (%)", validators=[InputRequired(), Length(max=10)])
     category = SelectField("Rate in other EU countries", choices=[
-        ("standard", "Standard rate"), ("reduced", "Reduced rate"),
-        ("super_reduced", "Super-reduced rate"), ("zero", "Zero rate")], validate_choice=True)
+        SelectChoice("standard", "Standard rate"), SelectChoice("reduced", "Reduced rate"),
+        SelectChoice("super_reduced", "Super-reduced rate"), SelectChoice("zero", "Zero rate")],
+        validate_choice=True)
     country_rates = StringField("Own rates per country (e.g. NL=9, FR=5.5)",
                                 validators=[Length(max=2000)])
     submit = SubmitField("Save")
