@@ -208,9 +208,10 @@ def test_two_countries_at_the_same_rate_are_booked_apart_and_refunded_exactly(st
             ("CY", 1900, 1000), ("DE", 1900, 2400 + order.shipping)]
         refund(s, order, 777, now=T0, key="r1")
         refund(s, order, order.total - 777, now=T0, key="r2")
-        left = {}
+        left: dict[tuple, list[int]] = {}
         for entry in s.scalars(select(LedgerEntry)):
             for r in entry.rates:
-                key = (r.tax_country, r.tax_rate_bp)
-                left[key] = [a + b for a, b in zip(left.get(key, [0, 0]), [r.gross, r.vat])]
+                sums = left.setdefault((r.tax_country, r.tax_rate_bp), [0, 0])
+                sums[0] += r.gross
+                sums[1] += r.vat
         assert left == {("CY", 1900): [0, 0], ("DE", 1900): [0, 0]}
