@@ -7,8 +7,8 @@ from wtforms.validators import InputRequired, NumberRange
 from shop.cart.pricing import MAX_LINES, MAX_QUANTITY, compute_totals
 from shop.cart.storage import CartLine, load_cart, save_cart
 from shop.catalog import service as catalog
-from shop.catalog.views import add_to_cart_form
-from shop.checkout.service import localize_lines, review_cart
+from shop.catalog.views import add_to_cart_form, catalog_cache
+from shop.checkout.service import load_tax_classes, localize_lines, review_cart, use_tax_classes
 from shop.web.context import db_session
 from shop.web.forms import ShopForm
 
@@ -48,6 +48,8 @@ def show():
     country = session.get("country")
     lines = review.lines
     if isinstance(country, str) and len(country) == 2 and country.isalpha():
+        use_tax_classes(db_session(), catalog_cache().get(
+            ("tax-classes",), lambda: load_tax_classes(db_session())))
         lines = localize_lines(db_session(), review.lines, country)
     else:
         country = None

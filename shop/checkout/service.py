@@ -127,19 +127,35 @@ def tax_policy(session: Session) -> tax.TaxPolicy:
 _TAX_CLASSES = "shop.tax_classes"
 
 
+_TAX_ROWS = (
+    select(TaxClass.id, TaxClass.rate_bp, TaxClass.category, TaxClassRate.country,
+           TaxClassRate.rate_bp)
+    .outerjoin(TaxClassRate, TaxClassRate.tax_class_id == TaxClass.id)
+)
+
+
+def load_tax_classes(session: Session) -> dict[int, tax.TaxClassInfo]:
+    """Every tax class with its per-country rates, as plain values, in one query."""
+    rows: dict[int, tuple[int, str, list[tuple[str, int]]]] = {}
+    for class_id, home_bp, category, country, rate_bp in session.execute(_TAX_ROWS):
+        entry = rows.setdefault(class_id, (home_bp, category, []))
+        if country is not None:
+            entry[2].append((country, rate_bp))
+    return {class_id: tax.TaxClassInfo(home_bp, category, tuple(sorted(overrides)))
+            for class_id, (home_bp, category, overrides) in rows.items()}
+
+
+def use_tax_classes(session: Session, classes: dict[int, tax.TaxClassInfo]) -> None:
+    """Let this unit of work use ``classes`` (e.g. from the catalog's short-lived cache), so the
+    VAT shown and the VAT charged come from one snapshot, as with the shipping zones."""
+    session.info[_TAX_CLASSES] = classes
+
+
 def tax_classes(session: Session) -> dict[int, tax.TaxClassInfo]:
-    """Every tax class with its per-country rates, read once per unit of work."""
+    """The tax classes this unit of work uses, read once."""
     classes = session.info.get(_TAX_CLASSES)
     if classes is None:
-        overrides: dict[int, list[tuple[str, int]]] = {}
-        for class_id, country, rate_bp in session.execute(
-                select(TaxClassRate.tax_class_id, TaxClassRate.country, TaxClassRate.rate_bp)):
-            overrides.setdefault(class_id, []).append((country, rate_bp))
-        classes = session.info[_TAX_CLASSES] = {
-            class_id: tax.TaxClassInfo(rate_bp, category, tuple(sorted(overrides.get(class_id, []))))
-            for class_id, rate_bp, category in session.execute(
-                select(TaxClass.id, TaxClass.rate_bp, TaxClass.category))
-        }
+        classes = session.info[_TAX_CLASSES] = load_tax_classes(session)
     return classes
 
 

@@ -22,11 +22,13 @@ from shop.cart.pricing import compute_totals
 from shop.cart.storage import load_cart, save_cart
 from shop.catalog.views import catalog_cache
 from shop.checkout.service import (
+    load_tax_classes,
     load_zones,
     localize_lines,
     review_cart,
     shipping_countries,
     shipping_options,
+    use_tax_classes,
     use_zones,
 )
 from shop.money import format_money
@@ -179,6 +181,8 @@ def checkout():
     # Shipping rates change rarely: share them between requests as briefly as the catalog.
     use_zones(db_session(), catalog_cache().get(("shipping-zones",),
                                                 lambda: load_zones(db_session())))
+    use_tax_classes(db_session(), catalog_cache().get(("tax-classes",),
+                                                      lambda: load_tax_classes(db_session())))
     review = review_cart(db_session(), load_cart(session))
     if review.problems:
         for problem in review.problems:
