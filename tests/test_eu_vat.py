@@ -215,3 +215,18 @@ def test_two_countries_at_the_same_rate_are_booked_apart_and_refunded_exactly(st
                 sums[0] += r.gross
                 sums[1] += r.vat
         assert left == {("CY", 1900): [0, 0], ("DE", 1900): [0, 0]}
+
+
+def test_vat_settings_are_checked_at_start_up():
+    from shop.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as error:
+        load_settings({"SHOP_VAT_SCHEME": "threshold", "SHOP_VAT_FIXED_PRICE": "both",
+                       "SHOP_DIGITAL_WITHOUT_CONSENT": "ignore"})
+    problems = " ".join(error.value.problems)
+    for name in ("SHOP_VAT_SCHEME", "SHOP_VAT_FIXED_PRICE", "SHOP_DIGITAL_WITHOUT_CONSENT"):
+        assert name in problems
+    with pytest.raises(ConfigError, match="stores in the EU"):
+        load_settings({"SHOP_VAT_SCHEME": "oss", "SHOP_COUNTRY": "CH"})
+    settings = load_settings({"SHOP_VAT_SCHEME": "oss", "SHOP_VAT_FIXED_PRICE": "net"})
+    assert (settings.vat_scheme, settings.vat_fixed_price) == ("oss", "net")

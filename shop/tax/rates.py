@@ -29,7 +29,7 @@ SCHEMES = (ORIGIN, OSS)
 GROSS, NET = "gross", "net"
 FIXED = (GROSS, NET)
 CATEGORIES = ("standard", "reduced", "super_reduced", "zero")
-DIGITAL = "digital"
+DIGITAL = "digital"  # catalog.models.DIGITAL; repeated so these rules import no ORM
 
 _DATA = Path(__file__).with_name("eu_rates.json")
 
