@@ -54,8 +54,13 @@ def test_the_order_button_says_it_commits_to_pay(store):
 
 
 def test_missing_consent_blocks_an_e_book_order_with_a_clear_error(store):
+    from shop.orders import consent
+
     b = _ebook_checkout(store)
-    assert b.page.soup.find("input", attrs={"name": "digital_consent", "type": "checkbox"})
+    box = b.page.soup.find("input", attrs={"name": "digital_consent", "type": "checkbox"})
+    # The wording the order records as consent.VERSION is the wording the customer saw.
+    assert b.page.soup.find("label", attrs={"for": box["id"]}).get_text() == \
+        consent.wording(consent.VERSION)
     page = b.submit(b.form("main form"), {"country": "NL"}, button="Place order", expect=400)
     assert "lose my right of withdrawal" in page.text
     assert "Please confirm that delivery may start now" in page.text

@@ -32,7 +32,6 @@ from shop.checkout.service import (
     use_zones,
 )
 from shop.money import format_money
-from shop.orders import consent
 from shop.orders import service as orders
 from shop.payments.registry import available_methods
 from shop.web.context import db_session, payment_methods, settings
@@ -212,7 +211,7 @@ def checkout():
             form.country.errors = [*form.country.errors, _("We cannot ship to this country yet.")]
         valid = valid and not missing and bool(options)
     if review.has_digital and not form.digital_consent.data \
-            and settings().digital_without_consent == consent.REFUSE:
+            and orders.refuses_without_consent(db_session()):
         form.digital_consent.errors = [*form.digital_consent.errors, _(
             "Please confirm that delivery may start now and that you thereby lose your right "
             "of withdrawal, or remove the digital items from your cart.")]

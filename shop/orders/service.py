@@ -155,6 +155,14 @@ def _unflag(session: Session, order: Order, message: str, now: datetime) -> None
                            note=f"Withdrawn (no longer true): {message}"[:500]))
 
 
+def refuses_without_consent(session: Session) -> bool:
+    """Whether this store refuses digital orders without the consent to immediate delivery
+    (SHOP_DIGITAL_WITHOUT_CONSENT=refuse) rather than delaying their downloads."""
+    settings = session.info.get("shop.settings")
+    return getattr(settings, "digital_without_consent", digital_consent.REFUSE) == \
+        digital_consent.REFUSE
+
+
 def place_order(session: Session, request: PlaceOrder, now: datetime | None = None) -> Order:
     now = now or utcnow()
     if request.checkout_token and get_by_checkout_token(session, request.checkout_token):
@@ -168,9 +176,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         raise EmptyCart()
     digital = any(line.kind == DIGITAL for line in review.lines)
     consented = digital and request.digital_consent
-    settings = session.info.get("shop.settings")
-    if digital and not consented and \
-            getattr(settings, "digital_without_consent", digital_consent.REFUSE) == digital_consent.REFUSE:
+    if digital and not consented and refuses_without_consent(session):
         raise ConsentMissing()
 
     lines = localize_lines(session, review.lines, request.country)
