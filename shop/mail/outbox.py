@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
+from babel import Locale
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -122,19 +123,61 @@ def _environment() -> Environment:
         loader=FileSystemLoader(str(resource_dir("templates") / "mail")),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # Messages are marked with _() for the catalogs; the language of the order picks them
+    # (issue 16's languages work installs the real translations here).
+    env.install_null_translations(newstyle=True)
     return env
 
 
+# The legal texts the order confirmation carries, as the durable medium (§ 312f BGB).
+CONFIRMATION_LEGAL = ("terms", "withdrawal")
+
+
+def legal_texts(session: Session) -> dict[str, str]:
+    """The merchant's terms and withdrawal information as they stand now (plain text)."""
+    from shop.legal import service as legal
+
+    texts = {}
+    for slug in CONFIRMATION_LEGAL:
+        page = legal.get_page(session, slug)
+        texts[slug] = page.body if page is not None else ""
+    return texts
+
+
+def _totals(order: Order):
+    from shop.cart.pricing import PricedLine, compute_totals
+
+    lines = [PricedLine(l.variant_id or 0, "", l.product_title, l.variant_label, l.sku, l.kind,
+                        l.unit_price, l.quantity, l.tax_rate_bp, tax_country=l.tax_country)
+             for l in order.lines]
+    return compute_totals(lines, order.shipping, order.shipping_tax_rate_bp,
+                          order.shipping_tax_country)
+
+
+def _percent(rate_bp: int) -> str:
+    whole, frac = divmod(rate_bp, 100)
+    return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
+
+
 def render(settings: Settings, order: Order, kind: str, payload: dict[str, Any],
-           to: str) -> EmailMessage:
+           to: str, *, legal: dict[str, str] | None = None) -> EmailMessage:
+    from shop.legal.service import PAGES
+    from shop.orders.consent import wording
+
     env = _environment()
     env.filters["money"] = lambda amount, currency=None: format_money(
         amount, currency or order.currency, settings.locale)
+    env.filters["percent_bp"] = _percent
     base = settings.base_url.rstrip("/")
     context = {
         "store_name": settings.store_name, "order": order, "kind": kind, "payload": payload,
         "order_url": f"{base}/orders/{order.token}" if base else None,
+        "home_country": settings.country, "totals": _totals(order),
+        "country_name": lambda code: Locale.parse(settings.locale).territories.get(code, code),
+        "consent_text": wording(order.digital_consent_version),
+        "legal": [(PAGES[slug], text) for slug, text in (legal or {}).items() if text],
     }
     message = EmailMessage()
     message["Subject"] = SUBJECTS[kind].format(number=order.number)
@@ -215,8 +258,9 @@ def _deliver_one(session: Session, message: OutboxMessage, settings: Settings,
         return False
     message.attempts += 1
     try:
+        legal = legal_texts(session) if message.kind == ORDER_RECEIVED else None
         send(config, render(settings, order, message.kind, _open_payload(session, order, message),
-                            to))
+                            to, legal=legal))
     except smtp.SendError as exc:
         message.last_error = exc.summary[:200]
         if exc.permanent or message.attempts >= MAX_ATTEMPTS:

@@ -56,6 +56,12 @@ def register(app: Flask) -> None:
         time = format_time(local, "short", locale=locale)
         day = f"{format_date(local, 'medium', locale=locale)} " if date else ""
         return f"{day}{time} {local.tzname()}"
+    @app.template_global("country_name")
+    def country_name(code: str) -> str:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+        return (locale.territories.get(code, code) if locale is not None else code) if code else ""
 
     @app.context_processor
     def shop_globals():
