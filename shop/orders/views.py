@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from babel import Locale
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from wtforms import SubmitField
@@ -67,7 +66,6 @@ def show(token: str, status: int = 200):
     return render_template(
         "orders/order.html", order=order, totals=order_totals(order), method=method, panel=panel,
         status_label=LABELS[order.state], OrderStatus=OrderStatus, contact=contact,
-        country_name=Locale.parse(settings().locale).territories.get(order.country, order.country),
         mail_possible=_mail_possible(), link_emailed=emailed, email_link_form=EmailLinkForm(),
         tracking=[s.tracking for s in shipments(session, order) if s.tracking],
     ), status
