@@ -23,6 +23,8 @@ bp = Blueprint("bitcoin", __name__, url_prefix="/orders")
 # Seconds between the page's own reloads while something may still change.
 REFRESH_OPEN = 10
 REFRESH_WAITING = 30
+# The order was paid another way (a companion in the same request, e.g. Lightning).
+PAID_STATES = (OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CLOSED)
 
 
 @bp.record_once
@@ -74,9 +76,20 @@ def page(token: str):
     status, exception = inv.Status(invoice.status), inv.Exc(invoice.exception)
     settled = status == inv.Status.SETTLED
     open_ = status in (inv.Status.NEW, inv.Status.PROCESSING)
-    final = settled or order.state != OrderStatus.PENDING_PAYMENT and not open_
+    paid_otherwise = not settled and order.state in PAID_STATES
+    final = settled or paid_otherwise or order.state != OrderStatus.PENDING_PAYMENT and not open_
     delayed = method.detection_delayed(session, now)
-    uri = inv.bip21_uri(invoice)
+    parts = []
+    if status == inv.Status.NEW and invoice.received_sats == 0 and invoice.expires_at > now \
+            and order.state == OrderStatus.PENDING_PAYMENT:
+        # Other methods ride along in the same request (Lightning: `lightning=<bolt11>`), for
+        # the same amount and deadline; paying either way settles the order.
+        from shop.orders.views import order_view
+        from shop.payments.registry import bip21_parts
+
+        parts = bip21_parts(payment_methods(), order_view(order), invoice.amount_sats,
+                            invoice.order_total, invoice.rate, invoice.expires_at)
+    uri = inv.bip21_uri(invoice, {p.param: p.value for p in parts if p.value})
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
     # Without JavaScript the page follows the payment by reloading itself. WCAG 2.2.1 asks that
     # a customer can turn such timing off: "?updates=off" serves the page without it.
@@ -84,6 +97,7 @@ def page(token: str):
     return render_template(
         "payments/bitcoin_page.html", order=order, invoice=invoice, status=status,
         exception=exception, state_label=inv.label(status, exception), uri=uri, qr=qr_svg(uri),
+        parts=parts, paid_otherwise=paid_otherwise,
         btc=inv.btc_text(inv.remaining_sats(invoice)), remaining=inv.remaining_sats(invoice),
         total_btc=inv.btc_text(invoice.amount_sats), seconds_left=seconds_left,
         minutes_left=(seconds_left + 59) // 60, delayed=delayed, simulated=invoice.simulated,
