@@ -194,7 +194,7 @@ class LightningPayment:
     # -- invoices -------------------------------------------------------------------------
 
     def invoice_for(self, order: OrderView, sats: int, covers: int, rate: str,
-                    expires_at: datetime) -> LightningInvoice:
+                    expires_at: datetime, now: datetime | None = None) -> LightningInvoice:
         """The order's invoice (made once); raises service.LightningUnavailable."""
         assert self.database is not None
         with self.database.job_session() as session:
@@ -208,7 +208,7 @@ class LightningPayment:
             order_id=order.id, order_ref=order.ref, amount_msat=sats * 1000,
             order_total=covers, currency=order.currency, rate=rate,
             description=service.description_for(self.settings.store_name, order.number),
-            expires_at=expires_at))
+            expires_at=expires_at), now)
 
     def new_invoice(self, order: OrderView, now: datetime | None = None) -> LightningInvoice:
         """For an order paid by Lightning alone: amount at the current rate, the usual window."""
@@ -224,7 +224,7 @@ class LightningPayment:
             raise service.LightningUnavailable("Lightning is temporarily unavailable (no "
                                                "current exchange rate).")
         sats = sats_due(covers, order.currency, LockedRate(rate))
-        return self.invoice_for(order, sats, covers, format(rate, "f"), now + self.window)
+        return self.invoice_for(order, sats, covers, format(rate, "f"), now + self.window, now)
 
     def bip21_part(self, order: OrderView, sats: int, covers: int, rate: str,
                    expires_at: datetime) -> Bip21Part | None:

@@ -224,7 +224,7 @@ def reconcile(database: Database, backend: LightningBackend, now: datetime | Non
             with database.job_session(write_lock=True) as session:
                 found += bool(record_settlement(session, node_invoice, now))
         elif node_invoice.state == "canceled":
-            with database.job_session() as session:
+            with database.job_session(write_lock=True) as session:
                 session.execute(update(LightningInvoice)
                                 .where(LightningInvoice.payment_hash == payment_hash,
                                        LightningInvoice.status == "open")
@@ -235,7 +235,7 @@ def reconcile(database: Database, backend: LightningBackend, now: datetime | Non
 def record_status(database: Database, backend: str, error: str | None,
                   now: datetime | None = None) -> None:
     now = now or utcnow()
-    with database.job_session() as session:
+    with database.job_session(write_lock=True) as session:
         state = stream_state(session, backend)
         if error is None:
             state.last_success_at, state.last_error = now, ""

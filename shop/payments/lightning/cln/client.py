@@ -14,7 +14,8 @@ from pyln.client import LightningRpc, RpcError
 from shop.payments.lightning.backend import LightningError, NodeInfo, NodeInvoice, ts
 
 STATES = {"unpaid": "open", "paid": "settled", "expired": "expired"}
-WAIT_TIMED_OUT = 904  # waitanyinvoice's error code when its timeout passes without a payment
+WAIT_TIMED_OUT = 904
+DUPLICATE_LABEL = 900  # waitanyinvoice's error code when its timeout passes without a payment
 
 
 def _msat(value) -> int:
@@ -45,8 +46,23 @@ class ClnRpc:
     def create_invoice(self, amount_msat: int, description: str, expiry_seconds: int,
                        label: str) -> tuple[str, str]:
         # Core Lightning adds route hints for private channels by itself when it needs them.
-        data = self._call("invoice", amount_msat=amount_msat, label=label,
-                          description=description, expiry=expiry_seconds)
+        try:
+            data = self.rpc.call("invoice", {"amount_msat": amount_msat, "label": label,
+                                             "description": description,
+                                             "expiry": expiry_seconds})
+        except RpcError as exc:
+            if not (isinstance(exc.error, dict) and exc.error.get("code") == DUPLICATE_LABEL):
+                raise LightningError(f"Core Lightning refused invoice: "
+                                     f"{getattr(exc, 'error', exc)}") from None
+            # An earlier attempt made it and its answer was lost: the label makes that one ours.
+            found = self._call("listinvoices", label=label).get("invoices", [])
+            if not found or _msat(found[0].get("amount_msat")) != amount_msat \
+                    or found[0].get("status") != "unpaid":
+                raise LightningError(f"Core Lightning has another invoice labelled {label}") \
+                    from None
+            data = found[0]
+        except (OSError, ValueError, TypeError) as exc:
+            raise LightningError(f"Core Lightning unreachable: {exc}") from None
         try:
             return data["payment_hash"], data["bolt11"]
         except (KeyError, TypeError):

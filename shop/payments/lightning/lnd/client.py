@@ -169,10 +169,11 @@ class LndStream:
                 invoice = invoice_from(message.get("result", {}))
                 if invoice.state == "settled":
                     yield invoice
-        except (OSError, http.client.HTTPException, ssl.SSLError, socket.timeout) as exc:
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            # (http.client raises ValueError/AttributeError when the socket is closed under it.)
             if self._conn is None:
                 return  # closed on purpose
-            raise LightningError(f"LND's invoice stream broke: {exc}") from None
+            raise LightningError(f"LND's invoice stream broke: {exc!r}") from None
         finally:
             self.close()
 
