@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,9 +188,13 @@ def record_settlement(session: Session, settled: NodeInvoice,
 def stream_state(session: Session, backend: str) -> LightningStreamState:
     state = session.get(LightningStreamState, backend)
     if state is None:
-        state = LightningStreamState(backend=backend, last_index=0, last_error="")
-        session.add(state)
-        session.flush()
+        # Two sessions may create it at once (the stream and the reconcile): one insert wins.
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+            else sqlite.insert
+        session.execute(insert(LightningStreamState)
+                        .values(backend=backend, last_index=0, last_error="")
+                        .on_conflict_do_nothing(index_elements=["backend"]))
+        state = session.get(LightningStreamState, backend)
     return state
 
 

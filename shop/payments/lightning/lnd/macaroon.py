@@ -117,6 +117,6 @@ def check_file(path: str) -> bytes:
     extra = too_broad(granted)
     if extra:
         raise MacaroonError(
-            f"it also grants {', '.join(extra[:6])}{' …' if len(extra) > 6 else ''}: anyone who "
+            f"it also grants {', '.join(extra)}: anyone who "
             f"reads it could spend the node's money (admin macaroon?); {BAKE_HINT}")
     return raw
