@@ -36,7 +36,7 @@ from tests.lightning.conftest import cln_node, ln_app, lnd_node
 
 
 def _new(database, method) -> tuple[int, str, str]:
-    with database.job_session() as s:
+    with database.job_session(write_lock=True) as s:
         order = place(s, method="lightning")
         view = order_view(order)
     invoice = method.new_invoice(view)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pyln.proto.invoice import Invoice
@@ -42,7 +41,7 @@ def _checkout(b: Browser, method_label: str = "Lightning"):
 
 
 def _new_invoice(db, method, **contact) -> tuple[int, LightningInvoice]:
-    with db.job_session() as session:
+    with db.job_session(write_lock=True) as session:
         order = place(session, method="lightning")
         if contact:
             from shop.privacy.store import set_contact

@@ -204,11 +204,17 @@ class LightningPayment:
         note = self.offer(sats * 1000)
         if note:
             raise service.LightningUnavailable(note)
-        return service.ensure_invoice(self.database, self.backend, service.InvoiceRequest(
-            order_id=order.id, order_ref=order.ref, amount_msat=sats * 1000,
-            order_total=covers, currency=order.currency, rate=rate,
-            description=service.description_for(self.settings.store_name, order.number),
-            expires_at=expires_at), now)
+        try:
+            return service.ensure_invoice(self.database, self.backend, service.InvoiceRequest(
+                order_id=order.id, order_ref=order.ref, amount_msat=sats * 1000,
+                order_total=covers, currency=order.currency, rate=rate,
+                description=service.description_for(self.settings.store_name, order.number),
+                expires_at=expires_at), now)
+        except service.NodeFailed as exc:
+            # Remembered like an unreachable node: the next reloads do not wait for it again.
+            with self._lock:
+                self._info = (time.monotonic(), str(exc))
+            raise
 
     def new_invoice(self, order: OrderView, now: datetime | None = None) -> LightningInvoice:
         """For an order paid by Lightning alone: amount at the current rate, the usual window."""

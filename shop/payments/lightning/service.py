@@ -45,6 +45,10 @@ class LightningUnavailable(Exception):
     """Lightning cannot be offered for this order now; the message is for the customer."""
 
 
+class NodeFailed(LightningUnavailable):
+    """The node did not make the invoice (unreachable, refused, or an invoice not as asked)."""
+
+
 @dataclass(frozen=True)
 class InvoiceRequest:
     order_id: int
@@ -122,8 +126,8 @@ def ensure_invoice(database: Database, backend: LightningBackend, request: Invoi
             session.execute(update(LightningInvoice)
                             .where(LightningInvoice.order_id == request.order_id)
                             .values(status="failed", error=str(exc)[:300]))
-        raise LightningUnavailable("Lightning is unavailable right now (the shop's node "
-                                   "cannot be reached).") from None
+        raise NodeFailed("Lightning is unavailable right now (the shop's node cannot be "
+                         "reached).") from None
     with database.job_session(write_lock=True) as session:
         session.execute(update(LightningInvoice)
                         .where(LightningInvoice.order_id == request.order_id)
