@@ -68,6 +68,7 @@ class FakeLnd:
         self.port = 0
         self.server: ThreadingHTTPServer | None = None
         self._streams: set = set()
+        self._conns: set = set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -93,12 +94,14 @@ class FakeLnd:
             self.server.server_close()
             self.server = None
         with self.lock:
-            for conn in list(self._streams):
+            # Every connection goes with the node, kept-alive ones and open streams alike.
+            for conn in list(self._streams | self._conns):
                 try:
                     conn.shutdown(2)
                 except OSError:
                     pass
             self._streams.clear()
+            self._conns.clear()
             self.lock.notify_all()
 
     def restart(self, downtime: float = 0.0) -> None:
@@ -209,6 +212,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.node.lock:
+            self.node._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.node.lock:
+            self.node._conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
 
     def _send(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()

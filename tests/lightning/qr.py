@@ -30,9 +30,12 @@ def decode_svg(svg) -> str:
     import cv2
 
     grid = svg_matrix(svg)
-    scale = 8
-    image = np.array([[0 if dark else 255 for dark in row] for row in grid], dtype=np.uint8)
-    image = np.kron(image, np.ones((scale, scale), dtype=np.uint8))
-    text, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    assert text, "OpenCV found no QR code in the page's SVG"
-    return text
+    base = np.array([[0 if dark else 255 for dark in row] for row in grid], dtype=np.uint8)
+    # OpenCV's detectors miss some dense codes at one size and read them at another.
+    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
+        for scale in (8, 6, 10, 4, 12):
+            image = np.kron(base, np.ones((scale, scale), dtype=np.uint8))
+            text, _points, _ = detector.detectAndDecode(image)
+            if text:
+                return text
+    raise AssertionError("OpenCV found no QR code in the page's SVG")

@@ -89,6 +89,7 @@ def test_one_real_bolt11_invoice_per_order_through_the_pages(app, db, node):
     assert dict(decoded.tags)["d"] == f"Demo Shop order {order.number}"
     assert dict(decoded.tags)["x"] == pytest.approx(30 * 60, abs=5)  # the payment window
     assert row.expires_at - row.created_at == timedelta(minutes=30)
+    assert order.expires_at == row.expires_at  # the stock is held while the invoice is open
     if node.kind == "lnd":  # asked with private=true: route hints for the private channel
         assert len(decoded.route_hints.route_hints) == 1
     # The QR code is the lightning: URI of the same invoice.
@@ -118,7 +119,7 @@ def test_settlement_marks_the_order_paid_exactly_once(app, db, method, node):
         # Duplicates: the stream's repeat, the reconcile poll, and the same event again.
         running.listener.reconcile()
         settled = method.backend.lookup(invoice.payment_hash)
-        assert service.handle_settled(db, method.backend.name, settled) == []
+        assert service.handle_settled(db, method.backend.name, [settled]) == []
     order = _order(db, order_id)
     assert order.amount_paid == order.total
     assert not order.attention

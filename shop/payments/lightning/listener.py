@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ADVISORY_LOCK_KEY = 0x5B17C0 + 17  # any constant; only the Lightning listener takes it
 RETRY_SECONDS = 2.0
+# Settlements waiting in the queue are recorded together, one transaction (one fsync) for all.
+BATCH = 200
 
 
 class LightningListener:
@@ -86,28 +88,47 @@ class LightningListener:
         service.record_status(self.database, self.backend.name, None, self.clock())
         return found
 
-    def handle(self, settled: NodeInvoice) -> None:
-        service.handle_settled(self.database, self.backend.name, settled, self.clock())
+    def handle(self, batch: list[NodeInvoice]) -> None:
+        try:
+            service.handle_settled(self.database, self.backend.name, batch, self.clock())
+        except SQLAlchemyError:
+            if len(batch) == 1:
+                raise
+            # One bad settlement must not hold back the others: each in its own transaction.
+            for settled in batch:
+                service.handle_settled(self.database, self.backend.name, [settled],
+                                       self.clock())
         if self.on_settled is not None:
-            self.on_settled(settled)
+            for settled in batch:
+                self.on_settled(settled)
 
     def _read_stream(self, items: queue.Queue, stop: threading.Event) -> None:
-        """Reader thread: stream from the stored index, reconnecting until stopped."""
+        """Reader thread: stream from the stored index, reconnecting until stopped. What it
+        queued but was not committed yet is replayed after a reconnect (harmless: settlements
+        are idempotent)."""
         while not stop.is_set():
             try:
                 stream = self._stream = self.backend.stream(
                     service.last_index(self.database, self.backend.name))
                 for settled in stream:
                     items.put(settled)
-                    # Wait until it is committed, so a reconnect resumes after it.
-                    items.join()
             except LightningError as exc:
                 items.put(exc)
-                items.join()
                 stop.wait(RETRY_SECONDS)
             except Exception:  # a bug must not end the listener; logged, then retried
                 log.exception("lightning stream reader failed")
                 stop.wait(RETRY_SECONDS)
+
+    def _reconcile_loop(self, stop: threading.Event) -> None:
+        """Its own thread: looking up many open invoices must not delay the stream."""
+        while not stop.is_set():
+            try:
+                self.reconcile()
+            except LightningError as exc:
+                log.warning("lightning reconcile failed error=%s", exc)
+            except SQLAlchemyError:
+                log.exception("lightning reconcile failed (database)")
+            stop.wait(self.poll_seconds)
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -123,50 +144,52 @@ class LightningListener:
         self.release()
 
     def _listen(self, stop: threading.Event) -> None:
-        items: queue.Queue = queue.Queue()
-        reader_stop = threading.Event()
-        reader = threading.Thread(target=self._read_stream, args=(items, reader_stop),
-                                  name="lightning-stream", daemon=True)
-        reader.start()
-        next_poll = 0.0
+        items: queue.Queue = queue.Queue(maxsize=BATCH * 10)
+        helpers_stop = threading.Event()
+        helpers = [threading.Thread(target=self._read_stream, args=(items, helpers_stop),
+                                    name="lightning-stream", daemon=True),
+                   threading.Thread(target=self._reconcile_loop, args=(helpers_stop,),
+                                    name="lightning-reconcile", daemon=True)]
+        for thread in helpers:
+            thread.start()
+        next_lock_check = time.monotonic() + self.poll_seconds
         try:
             while not stop.is_set():
-                if time.monotonic() >= next_poll:
-                    try:
-                        self.reconcile()
-                    except LightningError as exc:
-                        log.warning("lightning reconcile failed error=%s", exc)
-                    except SQLAlchemyError:
-                        log.exception("lightning reconcile failed (database)")
-                    next_poll = time.monotonic() + self.poll_seconds
+                if time.monotonic() >= next_lock_check:
                     if not self.acquire():
                         return  # another worker listens now
+                    next_lock_check = time.monotonic() + self.poll_seconds
                 try:
-                    item = items.get(timeout=max(0.05, min(1.0, next_poll - time.monotonic())))
+                    first = items.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                try:
-                    if isinstance(item, LightningError):
-                        log.warning("lightning stream interrupted error=%s", item)
-                        service.record_status(self.database, self.backend.name, str(item),
-                                              self.clock())
-                    else:
-                        self.handle(item)
-                except SQLAlchemyError:
-                    log.exception("lightning settlement not recorded; the reconcile retries")
-                finally:
-                    items.task_done()
+                batch = [first]
+                while len(batch) < BATCH:  # what else is waiting goes in the same transaction
+                    try:
+                        batch.append(items.get_nowait())
+                    except queue.Empty:
+                        break
+                for error in (x for x in batch if isinstance(x, LightningError)):
+                    log.warning("lightning stream interrupted error=%s", error)
+                    service.record_status(self.database, self.backend.name, str(error),
+                                          self.clock())
+                settled = [x for x in batch if not isinstance(x, LightningError)]
+                if settled:
+                    try:
+                        self.handle(settled)
+                    except SQLAlchemyError:
+                        log.exception("lightning settlement not recorded; the reconcile "
+                                      "retries")
         finally:
-            reader_stop.set()
+            helpers_stop.set()
             stream = self._stream
             if stream is not None:
                 stream.close()
-            while True:  # let a reader waiting for its last item go
+            while True:  # let a reader blocked on a full queue go
                 try:
                     items.get_nowait()
                 except queue.Empty:
                     break
-                items.task_done()
 
 
 def start_listener(database: Database, settings, stop: threading.Event) -> threading.Thread | None:

@@ -132,6 +132,11 @@ def ensure_invoice(database: Database, backend: LightningBackend, request: Invoi
         session.execute(update(LightningInvoice)
                         .where(LightningInvoice.order_id == request.order_id)
                         .values(status="open", payment_hash=payment_hash, bolt11=text))
+        order = orders.get_by_ref(session, request.order_ref, lock=True)
+        if order is not None and order.state == OrderStatus.PENDING_PAYMENT:
+            # The customer may pay until the invoice expires: the stock must not go back before.
+            orders.extend_reservation(session, order, request.expires_at,
+                                      "Stock held while the Lightning invoice is open", now)
         return get_invoice(session, request.order_id)
 
 
@@ -202,14 +207,16 @@ def stream_state(session: Session, backend: str) -> LightningStreamState:
     return state
 
 
-def handle_settled(database: Database, backend: str, settled: NodeInvoice,
+def handle_settled(database: Database, backend: str, batch: list[NodeInvoice],
                    now: datetime | None = None) -> list[PaymentEvent]:
-    """One settlement from the stream: applied and the resume index moved, in one transaction,
-    so a crash before the commit replays it and after it never does."""
+    """Settlements from the stream: applied and the resume index moved, in one transaction, so
+    a crash before the commit replays them and after it never does."""
     with database.job_session(write_lock=True) as session:
-        events = record_settlement(session, settled, now)
+        events = []
+        for settled in batch:
+            events += record_settlement(session, settled, now)
         state = stream_state(session, backend)
-        state.last_index = max(state.last_index, settled.index)
+        state.last_index = max([state.last_index, *(s.index for s in batch)])
         return events
 
 

@@ -12,6 +12,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ class LndRest:
         self.timeout = timeout
         self.macaroon_hex = check_file(macaroon_path).hex()
         self.context = pinned_context(cert_path)
+        self._local = threading.local()
 
     def _connect(self, timeout: float | None) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(self.host, self.port, context=self.context,
@@ -56,16 +58,29 @@ class LndRest:
         timeout = self.timeout if left is None else min(self.timeout, left)
         if timeout <= 0:
             raise LightningError("no time left to ask the Lightning node")
-        conn = self._connect(timeout)
-        try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                         headers=self._headers())
-            response = conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-            raise LightningError(f"LND unreachable: {exc}") from None
-        finally:
-            conn.close()
+        payload = json.dumps(body) if body is not None else None
+        # One kept-alive connection per thread: a TLS handshake per call would cost more than
+        # the call (the reconcile looks up every open invoice).
+        conn = getattr(self._local, "conn", None)
+        for attempt in (1, 2):
+            fresh = conn is None
+            if fresh:
+                conn = self._local.conn = self._connect(timeout)
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request(method, path, body=payload, headers=self._headers())
+                response = conn.getresponse()
+                raw = response.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = self._local.conn = None
+                # A kept-alive connection the node closed meanwhile: try once on a new one. (If
+                # an invoice was made before the break, it stays unused and expires.)
+                if fresh or attempt == 2:
+                    raise LightningError(f"LND unreachable: {exc}") from None
         try:
             data = json.loads(raw or b"{}")
         except ValueError:
