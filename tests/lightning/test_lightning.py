@@ -247,3 +247,20 @@ def test_admin_health_shows_the_node_and_its_inbound_liquidity(app, db, method, 
         checks = {c.name: c for c in health.checks(session, settings, utcnow(), methods=methods)}
     assert checks["Lightning node"].status == "warning"
     assert any("inbound liquidity" in d for d in checks["Lightning node"].details)
+
+
+def test_one_listener_at_a_time_on_postgresql(app, db, method, node):
+    from shop.payments.lightning.listener import LightningListener
+
+    if not db.is_postgres:
+        pytest.skip("SQLite serves one worker; the advisory lock is PostgreSQL's")
+    first = LightningListener(db, method.backend)
+    second = LightningListener(db, method.backend)
+    try:
+        assert first.acquire()
+        assert not second.acquire()  # stands by
+        first.release()
+        assert second.acquire()  # takes over when the first goes
+    finally:
+        first.release()
+        second.release()

@@ -30,6 +30,7 @@ ADVISORY_LOCK_KEY = 0x5B17C0 + 17  # any constant; only the Lightning listener t
 RETRY_SECONDS = 2.0
 # Settlements waiting in the queue are recorded together, one transaction (one fsync) for all.
 BATCH = 200
+HELPER_JOIN_SECONDS = 10.0
 
 
 class LightningListener:
@@ -111,9 +112,10 @@ class LightningListener:
                 stream = self._stream = self.backend.stream(
                     service.last_index(self.database, self.backend.name))
                 for settled in stream:
-                    items.put(settled)
+                    if not _put(items, settled, stop):
+                        return
             except LightningError as exc:
-                items.put(exc)
+                _put(items, exc, stop)
                 stop.wait(RETRY_SECONDS)
             except Exception:  # a bug must not end the listener; logged, then retried
                 log.exception("lightning stream reader failed")
@@ -190,6 +192,19 @@ class LightningListener:
                     items.get_nowait()
                 except queue.Empty:
                     break
+            for thread in helpers:  # no database work left running behind the listener
+                thread.join(HELPER_JOIN_SECONDS)
+
+
+def _put(items: queue.Queue, item, stop: threading.Event) -> bool:
+    """Queue `item` unless the listener stops first (then nobody would take it)."""
+    while not stop.is_set():
+        try:
+            items.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def start_listener(database: Database, settings, stop: threading.Event) -> threading.Thread | None:

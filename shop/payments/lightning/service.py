@@ -215,6 +215,10 @@ def handle_settled(database: Database, backend: str, batch: list[NodeInvoice],
         events = []
         for settled in batch:
             events += record_settlement(session, settled, now)
+            # Keep the identity map small: every autoflush scans it, so a batch would slow
+            # down with its length.
+            session.flush()
+            session.expunge_all()
         state = stream_state(session, backend)
         state.last_index = max([state.last_index, *(s.index for s in batch)])
         return events
