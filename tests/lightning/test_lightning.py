@@ -127,6 +127,10 @@ def test_settlement_marks_the_order_paid_exactly_once(app, db, method, node):
     with db.job_session() as session:
         row = service.get_invoice(session, order_id)
         assert (row.status, row.received_msat) == ("settled", SATS * 1000)
+        # Refunded on-chain to an address the customer gives: no spending rights on the node.
+        refundable = method.refundable(session, session.get(Order, order_id))
+        assert refundable.to_address and not refundable.automatic
+        assert refundable.amount == order.total
 
 
 def test_unpaid_invoice_expires_with_the_order(app, db, method, node):
