@@ -268,3 +268,23 @@ def test_one_listener_at_a_time_on_postgresql(app, db, method, node):
     finally:
         first.release()
         second.release()
+
+
+def test_the_worker_starts_the_listener_from_the_settings(app, db, method, node):
+    import threading
+
+    from shop.payments.registry import start_listeners
+
+    order_id, invoice = _new_invoice(db, method)
+    stop = threading.Event()
+    threads = start_listeners(db, app.extensions["shop.settings"], stop)
+    try:
+        assert [t.name for t in threads] == ["lightning-listener"]
+        wait_for(lambda: _following(db, node))
+        node.settle(invoice.payment_hash)
+        wait_for(lambda: _order(db, order_id).status in ("paid", "fulfilled"))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert not any(t.is_alive() for t in threads)

@@ -36,8 +36,7 @@ def backend_from(settings: Any) -> LightningBackend | None:
     if which == "cln":
         from shop.payments.lightning.cln.client import ClnRpc
 
-        return ClnRpc(settings.lightning_cln_rpc,
-                      wait_seconds=max(1, int(settings.lightning_poll_seconds)))
+        return ClnRpc(settings.lightning_cln_rpc)
     if which == "simulated":
         from shop.payments.lightning.simulated import SimulatedNode
 

@@ -28,7 +28,9 @@ def _msat(value) -> int:
 class ClnRpc:
     name = "cln"
 
-    def __init__(self, socket_path: str, wait_seconds: int = 30):
+    # waitanyinvoice returns after this long without a payment: a blocked socket call cannot be
+    # interrupted, so this bounds how long stopping the worker waits for the stream.
+    def __init__(self, socket_path: str, wait_seconds: int = 5):
         if not os.path.isabs(socket_path):
             raise ValueError("must be the absolute path of lightningd's lightning-rpc socket")
         self.rpc = LightningRpc(socket_path)
