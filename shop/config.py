@@ -146,6 +146,13 @@ class Settings:
     bitcoin_poll_seconds: float = 30.0
     # The demo's simulated chain (no node, regtest keys); refused in production.
     bitcoin_simulated: bool = False
+    # Lightning (shop/payments/lightning/): the merchant's own LND (REST) or Core Lightning node.
+    lightning_lnd_url: str = ""
+    lightning_lnd_macaroon: str = ""
+    lightning_lnd_cert: str = ""
+    lightning_cln_rpc: str = ""
+    lightning_poll_seconds: float = 30.0
+    lightning_timeout_seconds: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -324,6 +331,7 @@ def _validate(s: Settings) -> list[str]:
     problems += _validate_rates(s)
     problems += _validate_privacy(s)
     problems += _validate_bitcoin(s)
+    problems += _validate_lightning(s)
     problems += _validate_admin(s)
     if s.production:
         if s.secret_key in KNOWN_UNSAFE_SECRETS or len(s.secret_key) < 32:
@@ -360,6 +368,12 @@ def _validate_tax(s: Settings) -> list[str]:
 
 def _validate_bitcoin(s: Settings) -> list[str]:
     from shop.payments.bitcoin.settings import validate
+
+    return validate(s)
+
+
+def _validate_lightning(s: Settings) -> list[str]:
+    from shop.payments.lightning.settings import validate
 
     return validate(s)
 

@@ -25,6 +25,7 @@ from shop.payments.bitcoin.models import (  # noqa: F401
     BitcoinWatcherStatus,
 )
 from shop.payments.bitcoin.rate_models import RateQuote  # noqa: F401
+from shop.payments.lightning.models import LightningInvoice, LightningStreamState  # noqa: F401
 from shop.payments.stripe.models import CardPayment, CardRefund, StripeEventRecord  # noqa: F401
 from shop.privacy.models import (  # noqa: F401
     LedgerDay,

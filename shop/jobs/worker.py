@@ -114,13 +114,19 @@ def serve(database: Database, settings, *, grace_seconds: float = SHUTDOWN_GRACE
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from shop.payments.registry import start_listeners
+
     watcher_thread = start_watcher(database, settings, stop)  # its own loop (ZMQ + poll)
     watcher = getattr(watcher_thread, "watcher", None)
-    names = [job.name for job in JOBS] + (["chain-watcher"] if watcher_thread else [])
+    listeners = start_listeners(database, settings, stop)  # e.g. a Lightning node's stream
+    names = [job.name for job in JOBS] + (["chain-watcher"] if watcher_thread else []) + \
+        [t.name for t in listeners]
     heartbeat = Heartbeat(database, names, watching=lambda: bool(watcher and watcher.watching))
     log.info("worker id worker_id=%s jobs=%s", heartbeat.worker_id, ",".join(names))
     heartbeat.beat("")
     run_forever(database, settings.worker_interval_seconds, stop, heartbeat=heartbeat)
+    for thread in listeners:
+        thread.join(WATCHER_JOIN_SECONDS)
     if watcher_thread is not None:
         watcher_thread.join(WATCHER_JOIN_SECONDS)
         if watcher_thread.is_alive():

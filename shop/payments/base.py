@@ -112,6 +112,30 @@ class HealthCheck:
     details: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Bip21Part:
+    """What another method adds to an on-chain payment request, so one QR code (a BIP21 URI)
+    offers both: e.g. `lightning=<bolt11>`. Left out (`value` empty) with a note for the
+    customer when it cannot be offered right now."""
+
+    param: str  # the BIP21 query parameter
+    value: str
+    label: str  # what the customer reads next to the copyable text
+    note: str = ""
+    # Demo only: a POST endpoint that pretends this part was paid ("Simulate payment").
+    demo_action: str = ""
+
+
+class Bip21Companion(Protocol):
+    """Optional, beside PaymentMethod: a method that can ride along with an on-chain request
+    (registry.bip21_parts asks every method that has it)."""
+
+    def bip21_part(self, order: OrderView, sats: int, covers: int, rate: str,
+                   expires_at: datetime) -> Bip21Part | None:
+        """Its part for an on-chain request of `sats` covering `covers` (order currency, minor
+        units) at `rate`, valid until `expires_at`; None when it has nothing to add."""
+
+
 class PaymentActionError(Exception):
     """A payment action was refused or could not be done; the message says why, for a person."""
 

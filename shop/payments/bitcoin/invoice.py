@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from urllib.parse import urlencode
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -577,10 +578,12 @@ def btc_text(sats: int) -> str:
     return f"{whole}.{frac:08d}"
 
 
-def bip21_uri(invoice: BitcoinInvoice) -> str:
-    # Only address and amount: a label or message would tell the payer's wallet (and anyone
-    # reading its backups) which shop this was for.
-    return f"bitcoin:{invoice.address}?amount={btc_text(remaining_sats(invoice))}"
+def bip21_uri(invoice: BitcoinInvoice, extra: dict[str, str] | None = None) -> str:
+    # Only address and amount (and what other methods add, such as `lightning=`): a label or
+    # message would tell the payer's wallet (and anyone reading its backups) which shop this
+    # was for.
+    query = {"amount": btc_text(remaining_sats(invoice)), **(extra or {})}
+    return f"bitcoin:{invoice.address}?" + urlencode(query, safe=":")
 
 
 def remaining_sats(invoice: BitcoinInvoice) -> int:

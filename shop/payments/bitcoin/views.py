@@ -33,6 +33,8 @@ bp = Blueprint("bitcoin", __name__, url_prefix="/orders")
 # Seconds between the page's own reloads while something may still change.
 REFRESH_OPEN = 10
 REFRESH_WAITING = 30
+# The order was paid another way (a companion in the same request, e.g. Lightning).
+PAID_STATES = (OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CLOSED)
 
 
 @bp.record_once
@@ -79,12 +81,14 @@ def _state(method: BitcoinPayment, order: Order, invoice: BitcoinInvoice) -> dic
     status, exception = inv.Status(invoice.status), inv.Exc(invoice.exception)
     settled = status == inv.Status.SETTLED
     open_ = status in (inv.Status.NEW, inv.Status.PROCESSING)
-    final = settled or order.state != OrderStatus.PENDING_PAYMENT and not open_
+    paid_otherwise = not settled and order.state in PAID_STATES
+    final = settled or paid_otherwise or order.state != OrderStatus.PENDING_PAYMENT and not open_
     delayed = method.detection_delayed(session, now)
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
     return dict(
         status=status, exception=exception, state_label=inv.label(status, exception),
-        settled=settled, final=final, delayed=delayed, seconds_left=seconds_left,
+        settled=settled, final=final, paid_otherwise=paid_otherwise, delayed=delayed,
+        seconds_left=seconds_left,
         remaining=inv.remaining_sats(invoice), btc=inv.btc_text(inv.remaining_sats(invoice)),
         refresh=None if final else (REFRESH_WAITING if delayed else REFRESH_OPEN),
     )
@@ -98,7 +102,18 @@ def page(token: str):
     if invoice is None:
         return redirect(url_for("orders.show", token=token), 303)
     state = _state(method, order, invoice)
-    uri = inv.bip21_uri(invoice)
+    parts = []
+    if state["status"] == inv.Status.NEW and invoice.received_sats == 0 and \
+            state["seconds_left"] > 0 and order.state == OrderStatus.PENDING_PAYMENT:
+        # Other methods ride along in the same request (Lightning: `lightning=<bolt11>`), for
+        # the same amount and deadline; paying either way settles the order. Only the page
+        # asks, never the status endpoint the script polls.
+        from shop.orders.views import order_view
+        from shop.payments.registry import bip21_parts
+
+        parts = bip21_parts(payment_methods(), order_view(order), invoice.amount_sats,
+                            invoice.order_total, invoice.rate, invoice.expires_at)
+    uri = inv.bip21_uri(invoice, {p.param: p.value for p in parts if p.value})
     # Without JavaScript the page follows the payment by reloading itself; with it, bitcoin.js
     # asks the status endpoint and updates the page in place. WCAG 2.2.1 asks that a customer
     # can turn such timing off: "?updates=off" serves the page without either.
@@ -109,7 +124,7 @@ def page(token: str):
         "payments/bitcoin_page.html", order=order, invoice=invoice, uri=uri, qr=qr_svg(uri),
         total_btc=inv.btc_text(invoice.amount_sats), minutes_left=(state["seconds_left"] + 59) // 60,
         simulated=invoice.simulated, updates_off=updates_off and not state["final"],
-        S=inv.Status, E=inv.Exc, **state,
+        parts=parts, S=inv.Status, E=inv.Exc, **state,
         demo_rate=invoice.simulated and invoice.rate_quote_id is None and invoice.currency != "BTC",
     )
 

@@ -1,0 +1,93 @@
+"""The small interface both Lightning nodes sit behind, with its own exception types.
+
+The domain never sees a node's JSON or a library's errors: a backend returns `NodeInvoice`s
+and `NodeInfo`, and raises `LightningError` (node unreachable, refused, or said something we
+cannot use). Amounts are integer millisatoshis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import bolt11
+
+
+class LightningError(Exception):
+    """The node could not be reached or refused; the message is for the merchant's logs."""
+
+
+class PermissionTooBroad(LightningError):
+    """The credential could spend the node's money: the shop refuses to start with it."""
+
+
+@dataclass(frozen=True)
+class NodeInvoice:
+    payment_hash: str  # hex
+    bolt11: str
+    state: str  # open | settled | canceled | expired
+    amount_msat: int
+    received_msat: int = 0
+    settled_at: datetime | None = None
+    # The node's own counter of settled invoices (LND settle_index, CLN pay_index): streams
+    # resume after the highest one handled.
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    pubkey: str
+    synced: bool
+    block_height: int
+    # What channels can still receive (the peers' side, less reserves) right now.
+    inbound_msat: int
+    active_channels: int
+
+
+class InvoiceStream(Protocol):
+    def __iter__(self) -> Iterator[NodeInvoice]:
+        """Settled invoices with an index above the one the stream was opened at, in order;
+        ends (or raises LightningError) when the connection drops."""
+
+    def close(self) -> None: ...
+
+
+class LightningBackend(Protocol):
+    name: str  # "lnd" | "cln" | "simulated": keys the stored stream index
+
+    def create_invoice(self, amount_msat: int, description: str, expiry_seconds: int,
+                       label: str) -> tuple[str, str]:
+        """A new invoice at the node; returns (payment hash hex, bolt11)."""
+
+    def lookup(self, payment_hash: str) -> NodeInvoice | None: ...
+
+    def stream(self, after_index: int) -> InvoiceStream: ...
+
+    def info(self) -> NodeInfo: ...
+
+
+def ts(seconds: int | str | None) -> datetime | None:
+    if not seconds or int(seconds) <= 0:
+        return None
+    return datetime.fromtimestamp(int(seconds), UTC)
+
+
+def check_bolt11(text: str, payment_hash: str, amount_msat: int, description: str) -> None:
+    """The node's invoice is for what we asked: this hash, this amount, this description.
+
+    A node or proxy answering with another invoice must not make customers pay someone else.
+    """
+    try:
+        decoded = bolt11.decode(text)
+    except Exception as exc:  # the library raises several unrelated types
+        raise LightningError(f"the node returned an invoice that does not decode ({exc})") \
+            from None
+    if decoded.payment_hash != payment_hash:
+        raise LightningError("the node's invoice carries another payment hash")
+    if int(decoded.amount_msat or 0) != amount_msat:
+        raise LightningError(f"the node's invoice is for {decoded.amount_msat} msat, "
+                             f"not {amount_msat}")
+    if decoded.description != description:
+        raise LightningError("the node's invoice carries another description")

@@ -1,0 +1,1 @@
+"""Core Lightning over its JSON-RPC unix socket (pyln-client)."""
