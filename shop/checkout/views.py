@@ -28,6 +28,7 @@ from shop.checkout.service import (
 from shop.money import format_money
 from shop.orders import service as orders
 from shop.payments.registry import available_methods
+from shop.web import i18n
 from shop.web.context import db_session, payment_methods, settings
 from shop.web.forms import NoControlCharacters, ShopForm
 
@@ -202,6 +203,7 @@ def checkout():
                 shipping_rate_id=form.shipping_rate.data,
                 checkout_token=form.checkout_token.data or _checkout_token(),
                 shown_total=-1 if shown is None else shown,
+                locale=i18n.locale(),
                 contact=orders.ContactDetails(
                     email=clean("email"), name=clean("name"), street=clean("street"),
                     postal_code=clean("postal_code"), city=clean("city"),

@@ -50,6 +50,9 @@ class Order(Base):
     # Destination country: needed for VAT bookkeeping, identifies nobody on its own.
     country: Mapped[str] = mapped_column(String(2))
     payment_method: Mapped[str] = mapped_column(String(32))
+    # The language the customer shopped in (de_DE, nl, en): their emails are written in it.
+    # NULL for orders from before languages: the store's SHOP_LOCALE.
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The one-time token of the checkout form that placed this order: posting that form again
     # (double click, retry, back button) finds this order instead of placing another.
     checkout_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)

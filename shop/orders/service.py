@@ -101,6 +101,8 @@ class PlaceOrder:
     checkout_token: str | None = None
     # The total the customer was shown; anything else raises TotalChanged instead of charging it.
     shown_total: int | None = None
+    # The language of the checkout (a locale such as de_DE): the order's emails use it.
+    locale: str | None = None
 
 
 # ---------------------------------------------------------------- transitions
@@ -183,6 +185,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         shipping_method=shipping_name,
         country=request.country.upper(),
         payment_method=request.payment_method,
+        locale=request.locale,
         checkout_token=request.checkout_token,
         placed_at=now,
         expires_at=now + timedelta(minutes=request.expiry_minutes),

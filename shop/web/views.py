@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from babel.numbers import format_percent
 from flask import Flask, abort, jsonify, send_from_directory, session
 from sqlalchemy import text
 
 from shop.cart.storage import cart_count
 from shop.money import format_money
+from shop.web import i18n
 from shop.web.context import db_session, settings
 
 
@@ -33,13 +37,13 @@ def register(app: Flask) -> None:
 
     @app.template_filter("money")
     def money_filter(amount: int, currency: str | None = None) -> str:
-        s = settings()
-        return format_money(amount, currency or s.currency, s.locale)
+        return format_money(amount, currency or settings().currency, i18n.locale())
 
     @app.template_filter("percent_bp")
     def percent_filter(rate_bp: int) -> str:
-        whole, frac = divmod(rate_bp, 100)
-        return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
+        # Exact: basis points become a Decimal, never a float ("7,7 %" in German).
+        return format_percent(Decimal(rate_bp) / 10_000, locale=i18n.locale(),
+                              decimal_quantization=False)
 
     @app.context_processor
     def shop_globals():
