@@ -21,9 +21,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shop import resource_dir
+from shop import i18n, resource_dir
 from shop.config import Settings
 from shop.db import Database, utcnow
+from shop.i18n import N_
 from shop.mail import smtp
 from shop.mail.models import DROPPED, FAILED, PENDING, SENT, OutboxMessage
 from shop.money import format_money
@@ -37,11 +38,11 @@ SHIPPED = "shipped"
 REFUND_ISSUED = "refund_issued"
 ORDER_CANCELLED = "order_cancelled"
 SUBJECTS = {
-    ORDER_RECEIVED: "Order {number} received",
-    PAYMENT_RECEIVED: "Payment for order {number} received",
-    SHIPPED: "Order {number} is on its way",
-    REFUND_ISSUED: "Refund for order {number}",
-    ORDER_CANCELLED: "Order {number} cancelled",
+    ORDER_RECEIVED: N_("Order %(number)s received"),
+    PAYMENT_RECEIVED: N_("Payment for order %(number)s received"),
+    SHIPPED: N_("Order %(number)s is on its way"),
+    REFUND_ISSUED: N_("Refund for order %(number)s"),
+    ORDER_CANCELLED: N_("Order %(number)s cancelled"),
 }
 MAX_ATTEMPTS = 10
 # Unsent mail older than this is no longer worth sending (e.g. SMTP was never set up).
@@ -82,22 +83,45 @@ def _environment() -> Environment:
         loader=FileSystemLoader(str(resource_dir("templates") / "mail")),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # The language is chosen per message (use_locale), so the callables look it up when called.
+    # Jinja's newstyle wrappers do the %-formatting themselves.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: i18n.current().gettext(message),
+        lambda singular, plural, n: i18n.current().ngettext(singular, plural, n), newstyle=True)
     return env
+
+
+def order_locale(order: Order, settings: Settings) -> str:
+    """The language the customer shopped in; the store's for orders from before languages."""
+    return order.locale or settings.locale
 
 
 def render(settings: Settings, order: Order, kind: str, payload: dict[str, Any],
            to: str) -> EmailMessage:
+    locale = order_locale(order, settings)
+    with i18n.use_locale(locale):
+        return _render(settings, order, kind, payload, to, locale)
+
+
+def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any], to: str,
+            locale: str) -> EmailMessage:
     env = _environment()
     env.filters["money"] = lambda amount, currency=None: format_money(
-        amount, currency or order.currency, settings.locale)
+        amount, currency or order.currency, locale)
     base = settings.base_url.rstrip("/")
+    language = i18n.language_of(locale)
+    # The link opens the order page in the order's language (the store's own needs no prefix).
+    prefix = "" if language == i18n.language_of(settings.locale) else f"/{language}"
     context = {
         "store_name": settings.store_name, "order": order, "kind": kind, "payload": payload,
-        "order_url": f"{base}/orders/{order.token}" if base else None,
+        "order_url": f"{base}{prefix}/orders/{order.token}" if base else None,
+        "language": language,
     }
     message = EmailMessage()
-    message["Subject"] = SUBJECTS[kind].format(number=order.number)
+    message["Subject"] = i18n.gettext(SUBJECTS[kind], number=order.number)
+    message["Content-Language"] = language
     message["From"] = formataddr((settings.store_name, settings.mail_from))
     message["To"] = to
     message["Date"] = format_datetime(utcnow())

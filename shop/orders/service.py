@@ -24,6 +24,7 @@ from shop.catalog.models import Variant
 from shop.checkout.service import forget_review, review_cart, shipping_options
 from shop.db import utcnow
 from shop.downloads import service as downloads
+from shop.i18n import lazy_gettext as _l
 from shop.mail import outbox
 from shop.orders.models import (
     Order,
@@ -50,7 +51,7 @@ St = StockState
 
 class EmptyCart(OrderError):
     def __init__(self) -> None:
-        super().__init__("Your cart is empty.")
+        super().__init__(_l("Your cart is empty."))
 
 
 class CartChanged(OrderError):
@@ -58,18 +59,19 @@ class CartChanged(OrderError):
 
     def __init__(self, problems: list[str], adjusted: list[CartLine]):
         self.problems, self.adjusted = problems, adjusted
-        super().__init__(" ".join(problems))
+        super().__init__(" ".join(str(p) for p in problems))
 
 
 class OutOfStock(OrderError):
     def __init__(self, title: str):
         self.title = title
-        super().__init__(f"Sorry, “{title}” sold out while you were checking out.")
+        super().__init__(_l("Sorry, “%(product)s” sold out while you were checking out.",
+                            product=title))
 
 
 class ShippingUnavailable(OrderError):
     def __init__(self) -> None:
-        super().__init__("Please choose one of the shipping methods offered for your country.")
+        super().__init__(_l("Please choose one of the shipping methods offered for your country."))
 
 
 class TotalChanged(OrderError):
@@ -77,7 +79,7 @@ class TotalChanged(OrderError):
 
     def __init__(self, shown: int, total: int):
         self.shown, self.total = shown, total
-        super().__init__("The total changed since the page was shown.")
+        super().__init__(_l("The total changed since the page was shown."))
 
 
 class AlreadyPlaced(OrderError):
@@ -85,7 +87,7 @@ class AlreadyPlaced(OrderError):
 
     def __init__(self, checkout_token: str):
         self.checkout_token = checkout_token
-        super().__init__("This order was already placed.")
+        super().__init__(_l("This order was already placed."))
 
 
 @dataclass(frozen=True)

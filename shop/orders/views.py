@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
+from flask_babel import gettext as _
 
 from shop.admin.orders import shipments
 from shop.cart.pricing import PricedLine, compute_totals
@@ -44,6 +45,6 @@ def show(token: str):
     panel = method.panel(db_session(), order) if method is not None else None
     return render_template(
         "orders/order.html", order=order, totals=order_totals(order), method=method, panel=panel,
-        status_label=LABELS[order.state], OrderStatus=OrderStatus,
+        status_label=_(LABELS[order.state]), OrderStatus=OrderStatus,
         tracking=[s.tracking for s in shipments(db_session(), order) if s.tracking],
     )

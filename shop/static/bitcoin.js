@@ -11,15 +11,21 @@
     };
     tick();
   }
+  // The page gives the button's words in its own language.
+  var labels = document.getElementById("copy-labels");
+  var copyLabel = labels ? labels.getAttribute("data-copy") : "Copy";
+  var copiedLabel = labels ? labels.getAttribute("data-copied") : "Copied";
   ["btc-address", "btc-amount"].forEach(function (id) {
     var el = document.getElementById(id);
     if (!el || !navigator.clipboard) { return; }
     var button = document.createElement("button");
     button.type = "button";
-    button.textContent = "Copy";
+    button.textContent = copyLabel;
     button.addEventListener("click", function () {
-      navigator.clipboard.writeText(el.textContent.trim()).then(function () {
-        button.textContent = "Copied";
+      // data-copy: the amount as wallets read it ("0.00015980"), whatever the page's locale.
+      var text = el.getAttribute("data-copy") || el.textContent;
+      navigator.clipboard.writeText(text.trim()).then(function () {
+        button.textContent = copiedLabel;
       });
     });
     el.parentNode.appendChild(document.createTextNode(" "));

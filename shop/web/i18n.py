@@ -9,11 +9,16 @@ and no route is registered twice. The admin stays English.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from babel import Locale
+from babel.dates import format_date, format_time, get_datetime_format
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale, get_translations
 
 from shop import i18n
 from shop.config import Settings
+from shop.money import format_btc, format_rate, format_sats
 
 TRANSLATIONS_DIR = i18n.TRANSLATIONS_DIR
 _PREFIX_KEY = "shop.language_prefix"
@@ -73,8 +78,6 @@ def language_links() -> list[dict[str, str]]:
     query = request.query_string.decode("latin-1")
     path = request.path + (f"?{query}" if query else "")
     current = language()
-    from babel import Locale
-
     return [{"code": code, "href": f"{root}/{code}{path}", "current": code == current,
              "name": Locale.parse(code).get_display_name(code).capitalize()}
             for code in i18n.shipped_languages()]
@@ -91,6 +94,24 @@ def locale() -> str:
     if has_request_context() and is_admin():
         return current_app.extensions["shop.settings"].locale
     return str(get_locale())
+
+
+def _when(moment: datetime) -> str:
+    """Date and time in the reader's notation, in UTC and saying so."""
+    loc = locale()
+    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    text = get_datetime_format("medium", locale=loc).replace("'", "").format(
+        format_time(at, "short", tzinfo=UTC, locale=loc), format_date(at, "medium", locale=loc))
+    return f"{text} UTC"
+
+
+def _clock(moment: datetime) -> str:
+    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return f"{format_time(at, 'short', tzinfo=UTC, locale=locale())} UTC"
+
+
+def _country_name(code: str) -> str:
+    return Locale.parse(locale()).territories.get(code, code)
 
 
 def _vary(response: Response) -> Response:
@@ -111,3 +132,11 @@ def setup(app: Flask, settings: Settings) -> None:
     app.after_request(_vary)
     app.jinja_env.globals.update(html_lang=language, language_links=language_links,
                                  current_locale=locale)
+    app.jinja_env.filters.update(
+        when=_when, clock=_clock,
+        day=lambda moment: format_date(moment, "medium", locale=locale()),
+        country_name=_country_name,
+        btc=lambda sats: format_btc(sats, locale()),
+        sats=lambda sats: format_sats(sats, locale()),
+        rate=lambda rate, currency: format_rate(rate, currency, locale()),
+    )

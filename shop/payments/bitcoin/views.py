@@ -6,6 +6,7 @@ import io
 
 import segno
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 
@@ -57,7 +58,7 @@ def qr_svg(data: str) -> Markup:
     segno.make(data, error="m").save(
         out, kind="svg", xmldecl=False, svgns=True, nl=False, scale=5, border=4,
         dark="#000", light="#fff", svgclass="qr", lineclass=None, omitsize=False,
-        title="QR code of the payment request",
+        title=_("QR code of the payment request"),
     )
     return Markup(out.getvalue().decode())
 
@@ -83,7 +84,7 @@ def page(token: str):
     updates_off = request.args.get("updates") == "off"
     return render_template(
         "payments/bitcoin_page.html", order=order, invoice=invoice, status=status,
-        exception=exception, state_label=inv.label(status, exception), uri=uri, qr=qr_svg(uri),
+        exception=exception, state_label=_(inv.label(status, exception)), uri=uri, qr=qr_svg(uri),
         btc=inv.btc_text(inv.remaining_sats(invoice)), remaining=inv.remaining_sats(invoice),
         total_btc=inv.btc_text(invoice.amount_sats), seconds_left=seconds_left,
         minutes_left=(seconds_left + 59) // 60, delayed=delayed, simulated=invoice.simulated,
@@ -130,9 +131,9 @@ def simulate(token: str):
         flash(str(exc), "warning")
     except IntegrityError:
         # Another simulated block took this height a moment ago.
-        flash("The simulated network was busy; please press the button again.", "warning")
+        flash(_("The simulated network was busy; please press the button again."), "warning")
     else:
-        flash("Simulated payment sent and confirmed in a simulated block (no real money).",
+        flash(_("Simulated payment sent and confirmed in a simulated block (no real money)."),
               "success")
     return redirect(url_for("bitcoin.page", token=token), 303)
 

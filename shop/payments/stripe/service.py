@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop.db import Database, utcnow
+from shop.i18n import lazy_gettext as _l
 from shop.orders import service as orders
 from shop.orders.models import Order, PaymentRecord
 from shop.orders.states import REFUNDABLE, OrderError, OrderStatus
@@ -66,15 +67,15 @@ class CardPaymentError(PaymentActionError):
 
 class CardUnavailable(CardPaymentError):
     def __init__(self) -> None:
-        super().__init__("Card payments are unavailable at the moment (our payment provider did "
-                         "not answer). Nothing was charged and your order is still reserved; "
-                         "please try again in a minute.")
+        super().__init__(_l("Card payments are unavailable at the moment (our payment provider "
+                            "did not answer). Nothing was charged and your order is still "
+                            "reserved; please try again in a minute."))
 
 
 class CardCheckoutFailed(CardPaymentError):
     def __init__(self) -> None:
-        super().__init__("The card payment page could not be opened. Nothing was charged and "
-                         "your order is still reserved; please try again, or contact us.")
+        super().__init__(_l("The card payment page could not be opened. Nothing was charged and "
+                            "your order is still reserved; please try again, or contact us."))
 
 
 class NotPayable(CardPaymentError):
@@ -83,7 +84,7 @@ class NotPayable(CardPaymentError):
 
 class PaymentProcessing(CardPaymentError):
     def __init__(self) -> None:
-        super().__init__("Your card payment is being confirmed; there is nothing more to pay.")
+        super().__init__(_l("Your card payment is being confirmed; there is nothing more to pay."))
 
 
 class NotRefundable(CardPaymentError):
@@ -254,9 +255,9 @@ def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
     with database.write_session() as session:
         order = _lock_order(session, order_id)
         if order.payment_method != "card":
-            raise NotPayable("This order is not paid by card.")
+            raise NotPayable(_l("This order is not paid by card."))
         if order.state != S.PENDING_PAYMENT:
-            raise NotPayable("This order is not awaiting payment.")
+            raise NotPayable(_l("This order is not awaiting payment."))
         latest = latest_attempt(session, order.id)
         if latest is not None:
             if (latest.status == "open" and latest.url
