@@ -57,14 +57,23 @@ def _locale_for(language: str, settings: Settings) -> str:
     return language
 
 
+def _accepted(languages: tuple[str, ...]) -> str | None:
+    """The browser's most preferred language we ship; nl-BE counts as nl. (Werkzeug's
+    best_match prefers any exact match, so "nl-BE, en;q=0.5" would give English.)"""
+    for tag, quality in request.accept_languages:  # highest quality first
+        primary = tag.replace("_", "-").split("-")[0].lower()
+        if quality > 0 and primary in languages:
+            return primary
+    return None
+
+
 def select_locale(settings: Settings, languages: tuple[str, ...]) -> str:
     if is_admin():
         return "en"
     chosen = request.environ.get(_PREFIX_KEY)
     if chosen is None:
         g.language_negotiated = True
-        chosen = request.accept_languages.best_match(languages) or \
-            i18n.language_of(settings.locale)
+        chosen = _accepted(languages) or i18n.language_of(settings.locale)
     return _locale_for(chosen, settings)
 
 
