@@ -8,6 +8,8 @@ the request's (the web layer installs a provider) or the one a job chose with `u
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,6 +21,8 @@ from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import LazyProxy, Translations
+
+log = logging.getLogger(__name__)
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 SOURCE_LANGUAGE = "en"
@@ -54,10 +58,15 @@ def compile_catalogs(directory: Path = TRANSLATIONS_DIR) -> list[Path]:
             continue
         with po.open("rb") as f:
             catalog = read_po(f, locale=po.parent.parent.name)
-        tmp = mo.with_suffix(".mo.tmp")
-        with tmp.open("wb") as f:
-            write_mo(f, catalog, use_fuzzy=False)
-        tmp.replace(mo)  # atomic: a process reading the catalog never sees half a file
+        tmp = mo.with_suffix(f".mo.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as f:
+                write_mo(f, catalog, use_fuzzy=False)
+            tmp.replace(mo)  # atomic: a process reading the catalog never sees half a file
+        except OSError as exc:
+            # An installed package may be read-only: its wheel carries compiled catalogs.
+            log.warning("cannot compile %s: %s", po, exc)
+            continue
         written.append(mo)
     return written
 
