@@ -121,7 +121,6 @@ def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any]
     }
     message = EmailMessage()
     message["Subject"] = i18n.gettext(SUBJECTS[kind], number=order.number)
-    message["Content-Language"] = language
     message["From"] = formataddr((settings.store_name, settings.mail_from))
     message["To"] = to
     message["Date"] = format_datetime(utcnow())
@@ -129,6 +128,7 @@ def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any]
     message["Message-ID"] = make_msgid(domain=domain)
     message.set_content(env.get_template(f"{kind}.txt").render(context))
     message.add_alternative(env.get_template(f"{kind}.html").render(context), subtype="html")
+    message["Content-Language"] = language  # after set_content, which clears Content-* headers
     return message
 
 
