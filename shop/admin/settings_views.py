@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
@@ -18,25 +20,25 @@ from shop.web.forms import ShopForm
 
 
 class TaxForm(ShopForm):
-    code = StringField("Code", validators=[InputRequired(), Length(max=40)])
-    name = StringField("Name", validators=[Length(max=100)])
-    rate = StringField("VAT rate (%)", validators=[InputRequired(), Length(max=10)])
-    submit = SubmitField("Save")
+    code = StringField(_l("Code"), validators=[InputRequired(), Length(max=40)])
+    name = StringField(_l("Name"), validators=[Length(max=100)])
+    rate = StringField(_l("VAT rate (%)"), validators=[InputRequired(), Length(max=10)])
+    submit = SubmitField(_l("Save"))
 
 
 class ZoneForm(ShopForm):
-    name = StringField("Zone name", validators=[InputRequired(), Length(max=100)])
-    countries = StringField("Countries (two-letter codes, comma separated)",
+    name = StringField(_l("Zone name"), validators=[InputRequired(), Length(max=100)])
+    countries = StringField(_l("Countries (two-letter codes, comma separated)"),
                             validators=[InputRequired(), Length(max=2000)])
-    submit = SubmitField("Save zone")
+    submit = SubmitField(_l("Save zone"))
 
 
 class RateForm(ShopForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=100)])
-    price = StringField("Price (tax included)", validators=[InputRequired(), Length(max=20)])
-    free_over = StringField("Free from order value (optional)", validators=[Length(max=20)])
-    tax_class = SelectField("Tax class", coerce=int)
-    submit = SubmitField("Save rate")
+    name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
+    price = StringField(_l("Price (tax included)"), validators=[InputRequired(), Length(max=20)])
+    free_over = StringField(_l("Free from order value (optional)"), validators=[Length(max=20)])
+    tax_class = SelectField(_l("Tax class"), coerce=int)
+    submit = SubmitField(_l("Save rate"))
 
 
 def _errors(form) -> None:
@@ -75,7 +77,7 @@ def _save_tax(tax: TaxClass | None):
         db_session().rollback()
         flash(str(exc), "error")
     else:
-        flash("Tax class saved. It applies to orders placed from now on.", "success")
+        flash(_("Tax class saved. It applies to orders placed from now on."), "success")
     return redirect(url_for("admin.tax_page"), 303)
 
 
@@ -106,7 +108,7 @@ def tax_delete(tax_id: int):
     except ss.SettingsError as exc:
         flash(str(exc), "error")
     else:
-        flash("Tax class deleted.", "success")
+        flash(_("Tax class deleted."), "success")
     return redirect(url_for("admin.tax_page"), 303)
 
 
@@ -157,7 +159,7 @@ def _save_zone(zone: ShippingZone | None):
         db_session().rollback()
         flash(str(exc), "error")
     else:
-        flash("Shipping zone saved.", "success")
+        flash(_("Shipping zone saved."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
 
 
@@ -177,7 +179,7 @@ def zone_delete(zone_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     ss.delete_zone(db_session(), zone)
-    flash("Shipping zone deleted.", "success")
+    flash(_("Shipping zone deleted."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
 
 
@@ -195,7 +197,7 @@ def _save_rate(zone: ShippingZone, rate: ShippingRate | None):
         db_session().rollback()
         flash(str(exc), "error")
     else:
-        flash("Shipping rate saved.", "success")
+        flash(_("Shipping rate saved."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
 
 
@@ -223,5 +225,5 @@ def rate_delete(rate_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     db_session().delete(rate)
-    flash("Shipping rate deleted.", "success")
+    flash(_("Shipping rate deleted."), "success")
     return redirect(url_for("admin.shipping_page"), 303)

@@ -28,9 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop.config import Settings
+from shop.db import Database, utcnow
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
-from shop.db import Database, utcnow
 from shop.orders.models import Order, OrderContact, OrderEvent
 from shop.orders.states import OrderStatus
 from shop.privacy import epochs, ledger
