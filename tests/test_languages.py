@@ -132,5 +132,9 @@ def test_a_german_purchase_places_a_german_order(client, database):
     page = b.submit(b.form("main form"), {"country": "AT", "email": ""})
     assert page.url.startswith("/de/orders/")
     assert _lang(page.response) == "de"
+    # The order's history: notes the services store as message ids are shown translated.
+    history = page.soup.select_one("ol.history").get_text(" ")
+    assert "Bestellung aufgegeben" in history and "Order placed" not in history
+    assert "Zahlung ausstehend" in page.text and "Gesamt" in page.text
     with database.job_session() as s:
         assert s.scalar(select(Order.locale)) == "de"

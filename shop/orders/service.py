@@ -24,6 +24,7 @@ from shop.catalog.models import Variant
 from shop.checkout.service import forget_review, review_cart, shipping_options
 from shop.db import utcnow
 from shop.downloads import service as downloads
+from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
 from shop.mail import outbox
 from shop.orders.models import (
@@ -213,7 +214,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         contact = ContactDetails(email=contact.email)
     session.add(order)
     session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
-                           note="Order placed"))
+                           note=N_("Order placed")))
     try:
         # The token's unique index is what stops the same checkout posted twice at once: the
         # second insert waits for the first transaction and then fails. (The caller rolls back,
@@ -441,12 +442,12 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
             line.stock_state = St.COMMITTED.value
         _flush_states(session)
     _commit(session, order)
-    _transition(session, order, S.PAID, note or "Payment received", now)
+    _transition(session, order, S.PAID, note or N_("Payment received"), now)
     ledger.record_sale(session, order, now)
     outbox.enqueue(session, order, outbox.PAYMENT_RECEIVED, now=now)
     if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping:
-        _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled automatically", now)
-        _take_shipped(session, order, "Delivered as a download", now)
+        _transition(session, order, S.FULFILLED, N_("Downloads ready: fulfilled automatically"), now)
+        _take_shipped(session, order, N_("Delivered as a download"), now)
 
 
 def deliver_new_file(session: Session, product_id: int, now: datetime | None = None) -> int:
@@ -457,13 +458,13 @@ def deliver_new_file(session: Session, product_id: int, now: datetime | None = N
     for order in orders:
         if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping \
                 and order.state == S.PAID:
-            _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled", now)
-            _take_shipped(session, order, "Delivered as a download", now)
+            _transition(session, order, S.FULFILLED, N_("Downloads ready: fulfilled"), now)
+            _take_shipped(session, order, N_("Delivered as a download"), now)
     return len(orders)
 
 
 def expire(session: Session, order: Order, now: datetime | None = None,
-           note: str = "Not paid in time; items released") -> None:
+           note: str = N_("Not paid in time; items released")) -> None:
     now = now or utcnow()
     _transition(session, order, S.EXPIRED, note, now)
     _release(session, order, StockChoice.KEEP, "", now)
@@ -490,7 +491,7 @@ def cancel(session: Session, order: Order, reason: str = "", now: datetime | Non
     """Cancel an unpaid order. Its units go back in stock, or (``restock=False``) off the shelf
     when they are gone; either way a stock movement records the reason."""
     now = now or utcnow()
-    _transition(session, order, S.CANCELLED, reason or "Cancelled", now)
+    _transition(session, order, S.CANCELLED, reason or N_("Cancelled"), now)
     settle_stock(session, order, StockChoice.RESTOCK if restock else StockChoice.WRITE_OFF,
                  f"cancelled ({reason})" if reason else "cancelled", now=now)
     # The customer hears it from the shop, with the reason the merchant gave.
@@ -499,7 +500,7 @@ def cancel(session: Session, order: Order, reason: str = "", now: datetime | Non
 
 def fulfil(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
     now = now or utcnow()
-    _transition(session, order, S.FULFILLED, note or "Fulfilled", now)
+    _transition(session, order, S.FULFILLED, note or N_("Fulfilled"), now)
     _take_shipped(session, order, note or "Fulfilled", now)
 
 
@@ -510,7 +511,7 @@ def ship(session: Session, order: Order, tracking: str = "", now: datetime | Non
     # The reference is personal (the carrier maps it to the address): sealed under the order's
     # data key wherever it is kept, never in the order's history.
     sealed = seal(session, order, "tracking", tracking) if tracking and not order.personal_data_erased_at else None
-    _transition(session, order, S.FULFILLED, "Shipped", now)
+    _transition(session, order, S.FULFILLED, N_("Shipped"), now)
     _take_shipped(session, order, f"Order {order.number} shipped", now)
     session.add(Shipment(order_id=order.id, tracking_sealed=sealed, shipped_at=now))
     outbox.enqueue(session, order, outbox.SHIPPED, now=now,
@@ -529,7 +530,7 @@ def resolve_attention(session: Session, order: Order, note: str = "",
 
 
 def close(session: Session, order: Order, now: datetime | None = None) -> None:
-    _transition(session, order, S.CLOSED, "Closed", now or utcnow())
+    _transition(session, order, S.CLOSED, N_("Closed"), now or utcnow())
 
 
 def record_refund(session: Session, order: Order, amount: int, note: str = "",
@@ -539,7 +540,7 @@ def record_refund(session: Session, order: Order, amount: int, note: str = "",
         raise OrderError("a refund must be positive and at most what was paid")
     order.amount_refunded += amount
     target = S.REFUNDED if order.amount_refunded >= order.amount_paid else S.PARTIALLY_REFUNDED
-    _transition(session, order, target, note or "Refund issued", now)
+    _transition(session, order, target, note or N_("Refund issued"), now)
     if target == S.REFUNDED:
         # Nothing of a fully refunded order ships any more: unless the merchant chose otherwise
         # (settle_stock before the refund), its unshipped units are for sale again.

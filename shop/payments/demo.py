@@ -49,7 +49,7 @@ class DemoPayment:
         return PaymentEvent(
             provider=PROVIDER, key=f"demo:{order.ref}", order_ref=order.ref,
             kind=PaymentEventKind.PAID, amount=order.total, currency=order.currency,
-            reference=f"demo-{order.number}", note="Demo payment (no real money)",
+            reference=f"demo-{order.number}", note=N_("Demo payment (no real money)"),
         )
 
     def panel(self, session: Session, order: Order) -> Panel:

@@ -311,7 +311,7 @@ def request_erasure(session: Session, order: Order, now: datetime | None = None)
                                        "order itself and its bookkeeping record (no personal "
                                        "data) remain."))
     session.add(OrderEvent(order_id=order.id, at=now, from_status=order.status,
-                           to_status=order.status, note="Erasure of personal data requested"))
+                           to_status=order.status, note=N_("Erasure of personal data requested")))
     session.flush()
     return ErasureOutcome(False, _l("Your request is recorded. We cannot erase your details yet: "
                                     "%(why)s. They will be erased automatically as soon as "

@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from shop.db import utcnow
+from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderEvent
 from shop.orders.states import OrderStatus
@@ -90,7 +91,7 @@ def request_address(session: Session, order: Order, now: datetime | None = None)
         session.add(row)
         session.add(OrderEvent(order=order, at=now or utcnow(), from_status=order.status,
                                to_status=order.status,
-                               note="Refund: please give a Bitcoin address on this page"))
+                               note=N_("Refund: please give a Bitcoin address on this page")))
     return row
 
 
@@ -107,7 +108,7 @@ def give_address(session: Session, order: Order, text: str, network: str,
     row.address = seal(session, order, PURPOSE, validate_address(text, network))
     row.given_at = now or utcnow()
     session.add(OrderEvent(order=order, at=row.given_at, from_status=order.status,
-                           to_status=order.status, note="Refund address received"))
+                           to_status=order.status, note=N_("Refund address received")))
     return row
 
 

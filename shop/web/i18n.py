@@ -145,6 +145,9 @@ def setup(app: Flask, settings: Settings) -> None:
         when=_when, clock=_clock,
         day=lambda moment: format_date(moment, "medium", locale=locale()),
         country_name=_country_name,
+        # Text whose id was marked elsewhere (N_) or stored, such as an order event's note:
+        # translated when the catalog has it, shown as it is otherwise (never %-formatted).
+        translated=lambda text: get_translations().gettext(text) if text else text,
         btc=lambda sats: format_btc(sats, locale()),
         sats=lambda sats: format_sats(sats, locale()),
         rate=lambda rate, currency: format_rate(rate, currency, locale()),

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop.db import Database, utcnow
+from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
 from shop.orders import service as orders
 from shop.orders.models import Order, PaymentRecord
@@ -678,8 +679,8 @@ def _sync_session(session: Session, order: Order, attempt: CardPayment | None, f
                    order.currency, now, "Card payment failed")
             if order.state == S.PENDING_PAYMENT and not _others_open(session, order, attempt):
                 orders.expire(session, order, now,
-                              note="Your card payment failed; the order and its items were "
-                                   "released")
+                              note=N_("Your card payment failed; the order and its items "
+                                      "were released"))
         elif move_attempt(session, attempt, "processing", now) or attempt.status == "processing":
             _apply(session, order, f"{state.id}:processing", PaymentEventKind.PENDING, 0,
                    order.currency, now, "Card payment processing")
@@ -718,7 +719,7 @@ def _session_paid(session: Session, order: Order, attempt: CardPayment, state,
         return
     move_attempt(session, attempt, "paid", now)
     _apply(session, order, f"{state.id}:paid", PaymentEventKind.PAID, amount, currency, now,
-           note="Paid by card (Stripe)", reference=state.payment_intent or "")
+           note=N_("Paid by card (Stripe)"), reference=state.payment_intent or "")
 
 
 # ---------------------------------------------------------------- refunds
@@ -755,7 +756,7 @@ def _refund_status(session: Session, order: Order, row: CardRefund, stripe_statu
             with session.begin_nested():
                 _apply(session, order, f"refund:{row.refund_id}", PaymentEventKind.REFUNDED,
                        row.amount, row.currency, now,
-                       note="Card refund" if previous != "sending" else "Card refund issued",
+                       note=N_("Card refund") if previous != "sending" else N_("Card refund issued"),
                        reference=row.refund_id or "")
         except OrderError as exc:
             _apply(session, order, f"refund:{row.refund_id}:unapplied",
