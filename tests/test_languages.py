@@ -140,3 +140,11 @@ def test_a_german_purchase_places_a_german_order(client, database):
     assert "Zahlung ausstehend" in page.text and "Gesamt" in page.text
     with database.job_session() as s:
         assert s.scalar(select(Order.locale)) == "de"
+
+
+def test_prefixed_order_links_are_redacted_in_logs_too():
+    from shop.privacy.logging import redact
+
+    token = "A" * 43
+    for path in (f"/de/orders/{token}", f"/nl/orders/{token}/bitcoin", f"/fr/downloads/{token}"):
+        assert token not in redact(f'"GET {path} HTTP/1.1" 200')

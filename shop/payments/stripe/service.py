@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shop import i18n
 from shop.db import Database, utcnow
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
@@ -201,6 +202,8 @@ class _CheckoutRequest:
     shipping_minor: int | None
     shipping_label: str | None
     expires_at: int
+    # Stripe's page in the language the customer shopped in (None: Stripe follows the browser).
+    locale: str | None = None
 
 
 def _line_items(order: Order) -> list[LineItem]:
@@ -217,7 +220,8 @@ def _line_items(order: Order) -> list[LineItem]:
 def _request_for(order: Order, attempt: CardPayment) -> _CheckoutRequest:
     return _CheckoutRequest(attempt.id, attempt.attempt, order.ref, order.currency,
                             tuple(_line_items(order)), order.shipping or None,
-                            order.shipping_method or None, _unix(attempt.expires_at))
+                            order.shipping_method or None, _unix(attempt.expires_at),
+                            i18n.language_of(order.locale) if order.locale else None)
 
 
 def _new_attempt(session: Session, order: Order, number: int, now: datetime) -> CardPayment:
@@ -238,7 +242,7 @@ def _create(gateway: StripeGateway, request: _CheckoutRequest, success_url: str,
         order_ref=request.order_ref, attempt=request.attempt, currency=request.currency,
         lines=list(request.lines), shipping_minor=request.shipping_minor,
         shipping_label=request.shipping_label, success_url=success_url, cancel_url=cancel_url,
-        expires_at=request.expires_at, replay=replay,
+        expires_at=request.expires_at, replay=replay, locale=request.locale,
     )
 
 
