@@ -148,3 +148,21 @@ def test_prefixed_order_links_are_redacted_in_logs_too():
     token = "A" * 43
     for path in (f"/de/orders/{token}", f"/nl/orders/{token}/bitcoin", f"/fr/downloads/{token}"):
         assert token not in redact(f'"GET {path} HTTP/1.1" 200')
+
+
+def test_an_unknown_region_in_accept_language_is_ignored_not_an_error(client):
+    response = client.get("/cart", headers={"Accept-Language": "nl-XX, nl-QQ;q=0.9"})
+    assert response.status_code == 200 and _lang(response) == "nl"
+    response = client.get("/de/cart", headers={"Accept-Language": "de-ZZ"})
+    assert response.status_code == 200 and _lang(response) == "de"
+
+
+def test_switch_on_a_page_shown_after_a_refused_post_links_to_pages_that_exist(client):
+    product = _soup(client.get("/de/products/small-hours"))
+    form = product.select_one("form[action$='/cart/add/small-hours']")
+    data = {i["name"]: i.get("value", "") for i in form.select("input[name]")}
+    data["quantity"] = "0"  # refused: the product page again, at the form's address
+    refused = client.post(form["action"], data=data)
+    assert refused.status_code == 400 and _lang(refused) == "de"
+    for link in _soup(refused).select("nav.language-links a, .language-links a"):
+        assert client.get(link["href"]).status_code == 200, link["href"]

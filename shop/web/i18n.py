@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from babel import Locale
+from babel import Locale, localedata
 from babel.dates import format_date, format_time, get_datetime_format
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale, get_translations
@@ -51,9 +51,11 @@ def _locale_for(language: str, settings: Settings) -> str:
         return store
     for tag, _quality in request.accept_languages:
         parts = tag.replace("_", "-").split("-")
-        if parts[0].lower() == language and len(parts) > 1 and parts[1].isalpha() \
-                and len(parts[1]) == 2:
-            return f"{language}_{parts[1].upper()}"
+        if parts[0].lower() == language and len(parts) > 1:
+            candidate = f"{language}_{parts[1].upper()}"
+            # Only regions Babel knows: a made-up "nl-XX" from a browser must not break the page.
+            if parts[1].isalpha() and len(parts[1]) == 2 and localedata.exists(candidate):
+                return candidate
     return language
 
 
@@ -86,6 +88,8 @@ def language_links() -> list[dict[str, str]]:
     root = request.environ.get(_ROOT_KEY, "")
     query = request.query_string.decode("latin-1")
     path = request.path + (f"?{query}" if query else "")
+    if request.url_rule is not None and "GET" not in (request.url_rule.methods or ()):
+        path = "/"  # a page shown after a refused form post: its address only takes posts
     current = language()
     return [{"code": code, "href": f"{root}/{code}{path}", "current": code == current,
              "name": Locale.parse(code).get_display_name(code).capitalize()}
@@ -139,8 +143,7 @@ def setup(app: Flask, settings: Settings) -> None:
     i18n.set_provider(lambda: get_translations() if has_request_context() else None)
     app.wsgi_app = LanguagePrefix(app.wsgi_app, languages)  # type: ignore[method-assign]
     app.after_request(_vary)
-    app.jinja_env.globals.update(html_lang=language, language_links=language_links,
-                                 current_locale=locale)
+    app.jinja_env.globals.update(html_lang=language, language_links=language_links)
     app.jinja_env.filters.update(
         when=_when, clock=_clock,
         day=lambda moment: format_date(moment, "medium", locale=locale()),
