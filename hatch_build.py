@@ -19,8 +19,8 @@ class CompileCatalogs(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict) -> None:
-        if self.target_name != "wheel":
-            return
+        if self.target_name != "wheel" or version == "editable":
+            return  # an editable install reads the source tree, which compiles on first use
         root = Path(self.root) / "shop" / "translations"
         self._out = tempfile.TemporaryDirectory(prefix="shop-mo-")
         for po in sorted(root.glob("*/LC_MESSAGES/*.po")):
