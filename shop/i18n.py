@@ -37,6 +37,7 @@ def N_(message: str) -> str:
     return message
 
 
+@lru_cache(maxsize=4)  # read per request and per email; catalogs come with a release
 def shipped_languages(directory: Path = TRANSLATIONS_DIR) -> tuple[str, ...]:
     """English (the source) and every language with a catalog, English first."""
     found = sorted(p.name for p in directory.glob("*")
