@@ -35,7 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bitcoin_common import scratch_database, shop_app
-from sqlalchemy import Integer, String, bindparam, cast, func, insert, literal, select, text
+from sqlalchemy import event, Integer, String, bindparam, cast, func, insert, literal, select, text
 
 from shop.db import UTCDateTime
 from shop.orders.models import Order
@@ -181,7 +181,7 @@ class Timing(float):
 
 
 def timed(fn, what: str = "") -> Timing:
-    profiler = cProfile.Profile() if what in PROFILE else None
+    profiler = cProfile.Profile(time.process_time) if what in PROFILE else None
     cpu = time.process_time()
     t = time.perf_counter()
     if profiler:
@@ -287,6 +287,15 @@ def run(args, url, tmp, node: RemoteNode) -> None:
             fetch_times.append(time.perf_counter() - t)
 
     client.get_block_transactions = timed_get_block
+    statements = [0]
+
+    @event.listens_for(database.engine, "before_cursor_execute")
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements[0] += 1
+        if os.environ.get("BENCH_SQL"):
+            print("SQL", " ".join(statement.split())[:150])
+
+    block_statements = []
     for r in range(args.repeat):
         node.mempool(0, payees())
         result = watcher.sync()
@@ -294,12 +303,16 @@ def run(args, url, tmp, node: RemoteNode) -> None:
         node.block(args.txs - 1 - args.payers)
         fetch_times.clear()
         results = []
+        statements[0] = 0
         block_times.append(timed(lambda: results.append(watcher.sync()),
                                  "block" if r == args.repeat - 1 else ""))
         assert results[0].blocks == 1, results
+        block_statements.append(statements[0])
+    event.remove(database.engine, "before_cursor_execute", count)
     client.get_block_transactions = original
     print(f"(a) {args.txs}-tx block, sync()  {summary(block_times)}; fetch+parse of the last "
-          f"{fetch_times[0]:.3f} s", flush=True)
+          f"{fetch_times[0]:.3f} s; SQL statements per block {statistics.median(block_statements):.0f}",
+          flush=True)
 
     # (b) restart: a new watcher (empty watch set, nothing seen) and fresh database
     # connections; `--mempool` transactions wait, 10 of them paying us. Timed: until the

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
@@ -43,6 +44,8 @@ class Settings:
     currency: str = "EUR"
     country: str = "DE"
     locale: str = "en"
+    # The store's time zone (IANA name): times customers see are shown in it, with its name.
+    timezone: str = "Europe/Berlin"
     # Minutes an unpaid order keeps its stock reserved.
     order_expiry_minutes: int = 30
     # The clearly labelled pretend payment method of the demo; refused in production.
@@ -289,6 +292,11 @@ def _validate(s: Settings) -> list[str]:
         Locale.parse(s.locale)
     except (UnknownLocaleError, ValueError):
         problems.append(f"SHOP_LOCALE {s.locale!r} is not a known locale such as en or de_DE")
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"SHOP_TIMEZONE {s.timezone!r} is not a known time zone such as "
+                        "Europe/Berlin or UTC")
     if not s.store_name.strip():
         problems.append("SHOP_STORE_NAME must not be empty")
     if not 1 <= s.order_expiry_minutes <= 7 * 24 * 60:

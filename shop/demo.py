@@ -15,7 +15,9 @@ from shop.checkout.models import ShippingRate, ShippingZone
 from shop.config import Settings
 from shop.db import Database
 from shop.downloads import service as downloads
-from shop.money import currency_exponent
+from shop.money import BTC, currency_exponent
+
+SATS_PER_BTC = 100_000_000
 
 EU = "AT,BE,BG,CY,CZ,DK,EE,ES,FI,FR,GR,HR,HU,IE,IT,LT,LU,LV,MT,NL,PL,PT,RO,SE,SI,SK"
 
@@ -59,6 +61,14 @@ PRODUCTS = [
 
 
 def _price(amount: str, currency: str) -> int:
+    """The demo's euro price in ``currency``: the same number in a fiat currency, but converted
+    at the demo's made-up rate for a shop priced in bitcoin (a print is not 24 BTC), rounded to
+    100 sats so prices read like prices."""
+    if currency == BTC:
+        from shop.payments.bitcoin.simulated import DEMO_RATE
+
+        sats = Decimal(amount) * SATS_PER_BTC / DEMO_RATE
+        return int((sats / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * 100
     exponent = currency_exponent(currency)
     return int((Decimal(amount) * (10 ** exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 

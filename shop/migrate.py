@@ -58,6 +58,14 @@ def upgrade(engine: Engine, revision: str = "heads") -> Upgraded:
     return Upgraded(before, after, tables)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Step the schema back (tests prove every migration reverses; DEPLOY.md's rollback)."""
+    with engine.connect() as connection:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+
 def current_heads() -> tuple[str, ...]:
     from alembic.script import ScriptDirectory
 

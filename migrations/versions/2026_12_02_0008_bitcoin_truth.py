@@ -104,5 +104,58 @@ def upgrade() -> None:
             batch.alter_column(column, server_default=None)
 
 
+# Back to one state: the status decides, except where the exception was the old state's point.
+EXCEPTION_TO_STATE = {"partial": "underpaid", "over": "overpaid", "late": "paid_late",
+                      "reverted": "reverted"}
+STATUS_TO_STATE = {"new": "new", "processing": "seen", "settled": "confirmed",
+                   "expired": "expired", "invalid": "invalid"}
+
+
 def downgrade() -> None:
-    raise NotImplementedError("restore the backup taken before upgrading")
+    """Reverses the schema. Invoice states map back as closely as the old model allows (a
+    merchant's mark becomes the plain state); a money amount past 2^31 on PostgreSQL stops it."""
+    with op.batch_alter_table("bitcoin_payments") as batch:
+        batch.add_column(sa.Column("replaceable", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
+    with op.batch_alter_table("bitcoin_payments") as batch:
+        batch.alter_column("replaceable", server_default=None)
+        batch.drop_index("ix_bitcoin_payments_block_height")
+        for column in ("spends", "unconfirmed_parents", "conflict_seen"):
+            batch.drop_column(column)
+
+    events = sa.table("bitcoin_invoice_events", sa.column("from_state", sa.String),
+                      sa.column("to_state", sa.String))
+    op.execute(events.update().values(from_state=sa.func.substr(events.c.from_state, 1, 16),
+                                      to_state=sa.func.substr(events.c.to_state, 1, 16)))
+    with op.batch_alter_table("bitcoin_invoice_events") as batch:
+        for column in ("from_state", "to_state"):
+            batch.alter_column(column, type_=sa.String(16), existing_type=sa.String(40))
+
+    with op.batch_alter_table("bitcoin_invoices") as batch:
+        batch.add_column(sa.Column("state", sa.String(16), nullable=False, server_default="new"))
+    invoices = sa.table("bitcoin_invoices", sa.column("state", sa.String),
+                        sa.column("status", sa.String), sa.column("exception", sa.String))
+    for status, state in STATUS_TO_STATE.items():
+        op.execute(invoices.update().where(invoices.c.status == status).values(state=state))
+    for exception, state in EXCEPTION_TO_STATE.items():
+        op.execute(invoices.update().where(invoices.c.exception == exception)
+                   .values(state=state))
+    with op.batch_alter_table("bitcoin_invoices") as batch:
+        batch.alter_column("state", server_default=None)
+        for name in ("status", "exception", "marked"):
+            batch.drop_constraint(batch.f(f"ck_bitcoin_invoices_{name}"), type_="check")
+        for index in ("ix_bitcoin_invoices_status_expires_at", "ix_bitcoin_invoices_monitor_until",
+                      "ix_bitcoin_invoices_exception"):
+            batch.drop_index(index)
+        for column in ("status", "exception", "marked", "mark_reason", "credited_sats",
+                       "revision", "flags"):
+            batch.drop_column(column)
+        batch.create_check_constraint(
+            "state", "state IN ('new', 'seen', 'confirmed', 'expired', 'underpaid', 'overpaid', "
+                     "'paid_late', 'invalid', 'reverted')")
+        batch.create_index("ix_bitcoin_invoices_state_monitor_until", ["state", "monitor_until"])
+
+    if op.get_bind().dialect.name == "postgresql":
+        for table, columns in MONEY_COLUMNS.items():
+            for column in columns:
+                op.alter_column(table, column, type_=sa.Integer(), existing_type=sa.BigInteger())

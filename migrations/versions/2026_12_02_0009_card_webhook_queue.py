@@ -40,7 +40,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("stripe_events", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_stripe_events_status", type_="check")
+        batch_op.drop_constraint(batch_op.f("ck_stripe_events_status"), type_="check")
         batch_op.drop_index(batch_op.f("ix_stripe_events_status"))
         for column in ("dismissed_at", "applied_at", "last_error", "next_try_at", "tries",
                        "data", "status"):

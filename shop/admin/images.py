@@ -28,8 +28,8 @@ def thumbnail_name(filename: str) -> str:
     return f"{stem}-thumb.{ext}"
 
 
-def process_image(data: bytes, folder: Path) -> str:
-    """Check, clean and store one image; returns the new file name inside `folder`."""
+def decode_image(data: bytes) -> Image.Image:
+    """The uploaded file's pixels, upright; ImageRejected (with a message) for anything else."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -49,17 +49,27 @@ def process_image(data: bytes, folder: Path) -> str:
                             "megapixels.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected("This file is not an image we can read (JPEG, PNG, WebP or GIF).") from exc
+    return image
 
+
+def clean_copy(image: Image.Image) -> tuple[Image.Image, bool]:
+    """RGB(A) pixels in a fresh image: no info dict is carried over, so no EXIF, XMP, ICC or
+    comments. Returns it and whether it has transparency."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     image = image.convert("RGBA" if has_alpha else "RGB")
+    clean = Image.new(image.mode, image.size)
+    clean.paste(image)
+    return clean, has_alpha
+
+
+def process_image(data: bytes, folder: Path) -> str:
+    """Check, clean and store one image; returns the new file name inside `folder`."""
+    clean, has_alpha = clean_copy(decode_image(data))
     fmt, ext = ("PNG", "png") if has_alpha else ("JPEG", "jpg")
-    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    clean.thumbnail((MAX_SIDE, MAX_SIDE))
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"p-{secrets.token_hex(12)}.{ext}"
     options = {"optimize": True} if fmt == "PNG" else {"quality": 85, "optimize": True}
-    # A fresh image object: no info dict is carried over, so no EXIF, XMP, ICC or comments.
-    clean = Image.new(image.mode, image.size)
-    clean.paste(image)
     clean.save(folder / filename, fmt, **options)
     clean.thumbnail((THUMB_SIDE, THUMB_SIDE))
     clean.save(folder / thumbnail_name(filename), fmt, **options)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf.file import FileField
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
-from shop.admin import health
+from shop.admin import branding, health
 from shop.admin import store_settings as ss
 from shop.admin.forms import ActionForm
+from shop.admin.images import ImageRejected
 from shop.admin.views import bp
 from shop.catalog.models import TaxClass
 from shop.checkout.models import ShippingRate, ShippingZone
@@ -227,3 +229,52 @@ def rate_delete(rate_id: int):
     db_session().delete(rate)
     flash(_("Shipping rate deleted."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
+
+
+# ---------------------------------------------------------------- logo and favicon
+
+class BrandingForm(ShopForm):
+    logo = FileField(_l("Logo (shown in the shop's header next to its name)"))
+    favicon = FileField(_l("Favicon (the small icon of browser tabs; square works best)"))
+    submit = SubmitField(_l("Upload"))
+
+
+def _uploads():
+    return settings().instance_path / "uploads"
+
+
+@bp.route("/settings/branding", methods=["GET", "POST"])
+def branding_page():
+    form = BrandingForm()
+    status = 200
+    if form.validate_on_submit():
+        logo, favicon = form.logo.data, form.favicon.data
+        if not logo and not favicon:
+            flash(_("Choose a logo, a favicon or both."), "error")
+            status = 400
+        else:
+            try:
+                if logo:
+                    branding.save_logo(_uploads(), logo.read())
+                if favicon:
+                    branding.save_favicon(_uploads(), favicon.read())
+            except ImageRejected as exc:
+                flash(str(exc), "error")
+                status = 400
+            else:
+                flash(_("Saved: the shop shows it now."), "success")
+                return redirect(url_for("admin.branding_page"), 303)
+    elif form.is_submitted():
+        status = 400
+        _errors(form)
+    return render_template("admin/branding.html", form=form, action=ActionForm(),
+                           current=branding.current(_uploads())), status
+
+
+@bp.post("/settings/branding/remove")
+def branding_remove():
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    branding.remove(_uploads())
+    flash(_("Logo and favicon removed: the shop shows its name and the default icon."), "success")
+    return redirect(url_for("admin.branding_page"), 303)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from shop.admin.catalog import CatalogError, parse_price
 from shop.catalog.models import Product, TaxClass
 from shop.checkout.models import ShippingRate, ShippingZone
+from shop.checkout.service import real_countries
 
 
 class SettingsError(ValueError):
@@ -35,7 +36,7 @@ def parse_rate(text: str) -> int:
 
 def parse_countries(text: str) -> str:
     codes = [c for c in re.split(r"[\s,;]+", (text or "").upper()) if c]
-    known = {c for c in Locale.parse("en").territories if len(c) == 2 and c.isalpha()}
+    known = real_countries()  # not EU, UN or another grouping: customers live in countries
     unknown = [c for c in codes if c not in known]
     if unknown:
         raise SettingsError(f"Not a two-letter country code: {', '.join(unknown[:5])}.")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
+import pycountry
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -172,6 +174,13 @@ def _zones(session: Session) -> tuple[Zone, ...]:
     if zones is None:
         zones = session.info[_ZONES] = load_zones(session)
     return zones
+
+
+@cache
+def real_countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes: the countries a customer can live in. CLDR's territory list,
+    which names them, also has groupings (EU, Eurozone, United Nations, World) and pseudo-locales."""
+    return frozenset(country.alpha_2 for country in pycountry.countries)
 
 
 def shipping_countries(session: Session) -> list[str]:

@@ -22,6 +22,7 @@ from shop.cart.storage import load_cart, save_cart
 from shop.catalog.views import catalog_cache
 from shop.checkout.service import (
     load_zones,
+    real_countries,
     review_cart,
     shipping_countries,
     shipping_options,
@@ -55,6 +56,7 @@ class CheckoutForm(ShopForm):
                        render_kw={"autocomplete": "address-level2"})
     country = SelectField(_l("Country"),
                           validators=[InputRequired(_l("Please choose your country."))],
+                          invalid_choice_message=_l("Please choose your country from the list."),
                           render_kw={"autocomplete": "country"})
     shipping_rate = RadioField(_l("Shipping method"), coerce=int, validate_choice=False,
                                validators=[Optional()])
@@ -74,10 +76,10 @@ class CheckoutForm(ShopForm):
 def _country_choices(requires_shipping: bool) -> list[SelectChoice]:
     # Country names in the customer's language, sorted as they read them.
     territories = Locale.parse(i18n.locale()).territories
-    if requires_shipping:
-        codes = shipping_countries(db_session())
-    else:
-        codes = [code for code in territories if len(code) == 2 and code.isalpha() and code != "ZZ"]
+    countries = real_countries()
+    # Physical goods go where a zone ships; digital ones to any real country (VAT needs it).
+    codes = [c for c in shipping_countries(db_session()) if c in countries] \
+        if requires_shipping else countries
     return sorted((SelectChoice(c, territories.get(c, c)) for c in codes),
                   key=lambda choice: choice.label)
 
@@ -85,14 +87,17 @@ def _country_choices(requires_shipping: bool) -> list[SelectChoice]:
 def _prepare(form: CheckoutForm, review) -> list:
     form.country.choices = _country_choices(review.requires_shipping)
     codes = [choice.value for choice in form.country.choices]
-    if form.country.data not in codes:
+    posted_elsewhere = request.method == "POST" and not form.refresh.data and bool(form.country.data)
+    # A posted country that is not on the list is refused by the field's choice check, never
+    # silently replaced by another one.
+    if form.country.data not in codes and not posted_elsewhere:
         form.country.data = settings().country if settings().country in codes else (codes or [None])[0]
     form.payment_method.choices = [SelectChoice(m.code, _(m.label))
                                    for m in available_methods(payment_methods())]
     if len(form.payment_method.choices) == 1 and not form.payment_method.data:
         form.payment_method.data = form.payment_method.choices[0].value
     options = []
-    if review.requires_shipping and form.country.data:
+    if review.requires_shipping and form.country.data in codes:
         options = shipping_options(db_session(), form.country.data, review.subtotal)
         form.shipping_rate.choices = [SelectChoice(o.rate_id, o.name) for o in options]
         if form.shipping_rate.data not in [o.rate_id for o in options] and options:

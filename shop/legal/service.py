@@ -1,4 +1,4 @@
-"""Legal pages: read and save, and the privacy notice's data inventory. No Flask."""
+"""Legal pages: read and save, and the privacy notice (from the data inventory). No Flask."""
 
 from __future__ import annotations
 
@@ -76,6 +76,60 @@ class DataItem:
     legal_basis: str
     retention: str
     erasure: str
+
+
+@dataclass(frozen=True)
+class NoticeItem:
+    """One entry of the customer-facing privacy notice, in plain language, for the inventory's
+    columns it explains. ``order_data``: kept and erased with the order's personal data (the
+    notice's "How long" section); otherwise ``kept`` says how long."""
+
+    columns: tuple[str, ...]
+    what: str
+    why: str
+    basis: str
+    order_data: bool = True
+    kept: str = ""
+    written: bool = True  # False: generated from docs/PRIVACY.md until someone writes it
+
+
+CONTRACT = N_("needed to carry out your order (our contract with you)")
+
+# What customers read at /legal/privacy. tests/test_customer_findings.py fails when a column of
+# docs/PRIVACY.md's inventory is not explained here.
+NOTICE = (
+    NoticeItem(("order_contacts.email",), N_("Your email address, if you give one"),
+               N_("to send you the order confirmation, and emails about payment, shipping and "
+                  "refunds"),
+               N_("needed to carry out your order (our contract with you); giving it is optional")),
+    NoticeItem(("order_contacts.name", "order_contacts.street", "order_contacts.postal_code",
+                "order_contacts.city"),
+               N_("Your name and postal address, only when you buy something we ship"),
+               N_("to send you the parcel"), CONTRACT),
+    NoticeItem(("shipments.tracking_sealed", "shipments.tracking"),
+               N_("The parcel's tracking reference"),
+               N_("so that you can follow your parcel"), CONTRACT),
+    NoticeItem(("refund_addresses.address",),
+               N_("A Bitcoin address for a refund, only if we ask you for one"),
+               N_("to send you the refund"), CONTRACT),
+    NoticeItem(("signin_failures.key",),
+               N_("When someone fails to sign in to the shop's administration: the user name "
+                  "tried, or a scrambled form of the network address that changes every day "
+                  "(never the address itself)"),
+               N_("to protect the shop against password guessing"),
+               N_("our legitimate interest in keeping the shop secure"),
+               order_data=False, kept=N_("24 hours")),
+)
+
+
+def customer_notice(path: Path | None = None) -> list[NoticeItem]:
+    """The notice's entries: the written ones, then any inventory column nobody wrote plain
+    text for yet, with the inventory's own words (so a new column is never left out)."""
+    written = {column for item in NOTICE for column in item.columns}
+    missing = [NoticeItem((item.column,), item.what, item.purpose, item.legal_basis,
+                          written=False)
+               for item in inventory(path) if item.column not in written]
+    return [*NOTICE, *missing]
 
 
 def inventory(path: Path | None = None) -> list[DataItem]:

@@ -20,5 +20,5 @@ def page(slug: str):
         "legal/page.html", slug=slug, title=_(service.PAGES[slug]), page=stored,
         paragraphs=service.paragraphs(stored.body if stored else ""),
         imprint=service.imprint_fields(stored), imprint_labels={k: _(v) for k, v in service.IMPRINT_FIELDS.items()},
-        inventory=service.inventory() if slug == "privacy" else [],
+        notice=service.customer_notice() if slug == "privacy" else [],
     )

@@ -37,12 +37,14 @@ PAYMENT_RECEIVED = "payment_received"
 SHIPPED = "shipped"
 REFUND_ISSUED = "refund_issued"
 ORDER_CANCELLED = "order_cancelled"
+ORDER_LINK = "order_link"
 SUBJECTS = {
     ORDER_RECEIVED: N_("Order %(number)s received"),
     PAYMENT_RECEIVED: N_("Payment for order %(number)s received"),
     SHIPPED: N_("Order %(number)s is on its way"),
     REFUND_ISSUED: N_("Refund for order %(number)s"),
     ORDER_CANCELLED: N_("Order %(number)s cancelled"),
+    ORDER_LINK: N_("Your link to order %(number)s"),
 }
 MAX_ATTEMPTS = 10
 # Unsent mail older than this is no longer worth sending (e.g. SMTP was never set up).
@@ -73,6 +75,44 @@ def enqueue(session: Session, order: Order, kind: str, *, has_email: bool | None
                             status=PENDING, created_at=now or utcnow(),
                             next_attempt_at=now or utcnow())
     session.add(message)
+    return message
+
+
+# The customer's "send me the link" button: one email every few minutes, a few a day, so the
+# button cannot be used to flood the address the order holds.
+LINK_EVERY = timedelta(minutes=10)
+LINK_DAY_LIMIT = 5
+
+
+class LinkRateLimited(Exception):
+    def __init__(self, retry_at: datetime):
+        self.retry_at = retry_at
+        super().__init__(f"the next link email can be sent at {retry_at:%Y-%m-%d %H:%M} UTC")
+
+
+def link_emailed(session: Session, order: Order) -> bool:
+    """Whether an email carrying the order page's link has actually gone out (queued is not
+    enough: SMTP may be down, or the address mistyped)."""
+    return session.scalar(select(OutboxMessage.id).where(
+        OutboxMessage.order_id == order.id, OutboxMessage.status == SENT).limit(1)) is not None
+
+
+def queue_order_link(session: Session, order: Order, now: datetime | None = None) -> OutboxMessage:
+    """Queue the order page's link to the email address the order already holds.
+
+    Raises LinkRateLimited when asked again too soon; ValueError when the order has no address.
+    """
+    now = now or utcnow()
+    recent = list(session.scalars(select(OutboxMessage.created_at).where(
+        OutboxMessage.order_id == order.id, OutboxMessage.kind == ORDER_LINK,
+        OutboxMessage.created_at > now - timedelta(days=1))))
+    if recent and max(recent) > now - LINK_EVERY:
+        raise LinkRateLimited(max(recent) + LINK_EVERY)
+    if len(recent) >= LINK_DAY_LIMIT:
+        raise LinkRateLimited(min(recent) + timedelta(days=1))
+    message = enqueue(session, order, ORDER_LINK, now=now)
+    if message is None:
+        raise ValueError("the order has no email address")
     return message
 
 

@@ -128,6 +128,9 @@ def erasure_due_at(order: Order, settings: Settings, refunded_at: datetime | Non
             t for t in (order.closed_at, order.paid_at, order.placed_at) if t]
         ended = max(times)
         window, why = returns, "return window over"
+    elif state == S.PAID and not order.requires_shipping:
+        return Verdict(None, N_("the order is paid but its download is not ready yet, and your "
+                                "email address is needed to tell you when it is"))
     else:
         return Verdict(None, KEEP_REASONS.get(state, N_("the order is still open")))
     if order.personal_data_erase_requested_at is not None:

@@ -121,6 +121,33 @@ def read_contact(session: Session, order: Order) -> ContactDetails | None:
     })
 
 
+def holds_other_personal_data(session: Session, order: Order) -> bool:
+    """Whether a table other than the contact holds personal data of the order (a refund
+    address, a tracking reference): every table with a column marked personal and an order_id,
+    so a feature added later is counted without being named here."""
+    from sqlalchemy import or_
+
+    from shop.models import metadata
+
+    for table in metadata.sorted_tables:
+        marked = [c for c in table.columns if c.info.get("personal")]
+        if not marked or "order_id" not in table.columns or table.name == OrderContact.__tablename__:
+            continue
+        found = session.execute(select(table.c.order_id).where(
+            table.c.order_id == order.id, or_(*(c.isnot(None) for c in marked))).limit(1))
+        if found.first() is not None:
+            return True
+    return False
+
+
+def held_fields(session: Session, order: Order) -> frozenset[str]:
+    """Which contact fields the order holds (without decrypting them)."""
+    contact = session.get(OrderContact, order.id)
+    if contact is None:
+        return frozenset()
+    return frozenset(name for name in FIELDS if getattr(contact, name) is not None)
+
+
 def has_contact(session: Session, order: Order) -> bool:
     contact = session.get(OrderContact, order.id)
     return contact is not None and any(getattr(contact, name) is not None for name in FIELDS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, url_for
 from flask_babel import gettext as _
@@ -15,9 +16,10 @@ from wtforms import SubmitField
 
 from shop.orders import service
 from shop.orders.models import Order
+from shop.orders.states import OrderStatus
 from shop.privacy.export import export_order_data
 from shop.privacy.purge import keep_reason, request_erasure
-from shop.privacy.store import has_contact
+from shop.privacy.store import held_fields, holds_other_personal_data
 from shop.web.context import db_session, settings
 from shop.web.forms import ShopForm
 
@@ -65,8 +67,19 @@ def privacy_panel(order: Order) -> dict:
     """What the order page's privacy section shows."""
     session = db_session()
     verdict = None if order.personal_data_erased_at else keep_reason(session, order)
+    held = held_fields(session, order)
+    other = not order.personal_data_erased_at and holds_other_personal_data(session, order)
+    unpaid_until = None
+    if order.state == OrderStatus.PENDING_PAYMENT:
+        unpaid_until = order.expires_at + timedelta(hours=settings().retention_unpaid_hours)
     return {
-        "holds_contact": has_contact(session, order),
+        "holds_contact": bool(held) or other,
+        "holds_other": other,
+        "holds_email": "email" in held,
+        "holds_address": bool(held - {"email"}),
+        # Pressing the button erases at once only when the order no longer needs the data.
+        "erase_at_once": verdict is not None and verdict.due_at is not None,
+        "unpaid_until": unpaid_until,
         "erased_at": order.personal_data_erased_at,
         "requested_at": order.personal_data_erase_requested_at,
         "due_at": verdict.due_at if verdict else None,

@@ -10,6 +10,7 @@ and no route is registered twice. The admin stays English.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from babel import Locale, localedata
 from babel.dates import format_date, format_time, get_datetime_format
@@ -109,18 +110,22 @@ def locale() -> str:
     return str(get_locale())
 
 
-def _when(moment: datetime) -> str:
-    """Date and time in the reader's notation, in UTC and saying so."""
+def _in_store_zone(moment: datetime) -> datetime:
+    # Stored times are UTC (SQLite hands them back naive).
+    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return at.astimezone(ZoneInfo(current_app.extensions["shop.settings"].timezone))
+
+
+def _localtime(moment: datetime, date: bool = True) -> str:
+    """A stored time in the store's time zone (SHOP_TIMEZONE), written the reader's way, with
+    the zone's abbreviation so nobody has to guess ("02.12.2026, 09:30 CET" in German)."""
     loc = locale()
-    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    text = get_datetime_format("medium", locale=loc).replace("'", "").format(
-        format_time(at, "short", tzinfo=UTC, locale=loc), format_date(at, "medium", locale=loc))
-    return f"{text} UTC"
-
-
-def _clock(moment: datetime) -> str:
-    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return f"{format_time(at, 'short', tzinfo=UTC, locale=locale())} UTC"
+    at = _in_store_zone(moment)
+    time = format_time(at, "short", tzinfo=at.tzinfo, locale=loc)
+    if date:
+        time = get_datetime_format("medium", locale=loc).replace("'", "").format(
+            time, format_date(at, "medium", locale=loc))
+    return f"{time} {at.tzname()}"
 
 
 def _country_name(code: str) -> str:
@@ -145,8 +150,8 @@ def setup(app: Flask, settings: Settings) -> None:
     app.after_request(_vary)
     app.jinja_env.globals.update(html_lang=language, language_links=language_links)
     app.jinja_env.filters.update(
-        when=_when, clock=_clock,
-        day=lambda moment: format_date(moment, "medium", locale=locale()),
+        localtime=_localtime,
+        day=lambda moment: format_date(_in_store_zone(moment), "medium", locale=locale()),
         country_name=_country_name,
         # Text whose id was marked elsewhere (N_) or stored, such as an order event's note:
         # translated when the catalog has it, shown as it is otherwise (never %-formatted).

@@ -8,6 +8,7 @@ from babel.numbers import format_percent
 from flask import Flask, abort, jsonify, send_from_directory, session
 from sqlalchemy import text
 
+from shop.admin import branding
 from shop.cart.storage import cart_count
 from shop.money import format_money
 from shop.web import i18n
@@ -47,7 +48,8 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def shop_globals():
-        return {"store": settings(), "cart_items": cart_count(session)}
+        return {"store": settings(), "cart_items": cart_count(session),
+                "branding": branding.current(settings().instance_path / "uploads")}
 
     @app.get("/healthz")
     def healthz():

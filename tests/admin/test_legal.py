@@ -3,7 +3,7 @@ privacy notice lists the data inventory."""
 
 from __future__ import annotations
 
-from shop.legal.service import inventory
+from shop.legal.service import customer_notice, inventory
 from tests.browser import Browser
 
 
@@ -53,9 +53,11 @@ def test_merchant_writes_the_imprint_and_terms(admin, client):
 def test_privacy_notice_lists_the_inventory(client):
     items = inventory()
     assert {i.column for i in items} >= {"order_contacts.email", "order_contacts.name"}
+    notice = customer_notice()
+    assert {i.column for i in items} <= {c for entry in notice for c in entry.columns}
     page = Browser(client).get("/legal/privacy")
-    rows = page.soup.select("main table tbody tr")
-    assert len(rows) == len(items)
+    entries = page.soup.select("main ul.notice")[0].select("li")
+    assert len(entries) == len(notice)
     text = page.text
-    assert "customer's email address" in text and "no IP addresses are stored" in text
-    assert "as above" not in text  # each row reads on its own
+    assert "Your email address, if you give one" in text and "we store no IP addresses" in text
+    assert "as above" not in text  # each entry reads on its own

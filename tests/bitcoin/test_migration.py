@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import uuid
 
 import pytest
 from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, MetaData, Numeric, String, Text
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select
 
 from shop.db import make_engine
 from shop.migrate import upgrade
-from tests.conftest import _postgres_admin_url
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -55,25 +52,6 @@ CASES = {
     "invalid": ("invalid", ""),
     "reverted": ("invalid", "reverted"),
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    """A database with no schema at all, of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        return
-    admin_url, reason = _postgres_admin_url()
-    if admin_url is None:
-        pytest.skip(reason)
-    name = f"shop_migrate_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_upgrade_keeps_payments_and_history_and_maps_states(empty_url):

@@ -5,7 +5,17 @@ from __future__ import annotations
 import io
 
 import segno
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
@@ -63,36 +73,66 @@ def qr_svg(data: str) -> Markup:
     return Markup(out.getvalue().decode())
 
 
-@bp.get("/<token>/bitcoin")
-def page(token: str):
-    method = _method()
-    order = _order(token)
+def _state(method: BitcoinPayment, order: Order, invoice: BitcoinInvoice) -> dict:
+    """What the page shows and the status endpoint reports, computed once for both."""
     session = db_session()
-    invoice = inv.get_invoice(session, order.id)
     now = utcnow()
-    if invoice is None:
-        return redirect(url_for("orders.show", token=token), 303)
     status, exception = inv.Status(invoice.status), inv.Exc(invoice.exception)
     settled = status == inv.Status.SETTLED
     open_ = status in (inv.Status.NEW, inv.Status.PROCESSING)
     final = settled or order.state != OrderStatus.PENDING_PAYMENT and not open_
     delayed = method.detection_delayed(session, now)
-    uri = inv.bip21_uri(invoice)
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
-    # Without JavaScript the page follows the payment by reloading itself. WCAG 2.2.1 asks that
-    # a customer can turn such timing off: "?updates=off" serves the page without it.
+    return dict(
+        status=status, exception=exception, state_label=_(inv.label(status, exception)),
+        settled=settled, final=final, delayed=delayed, seconds_left=seconds_left,
+        remaining=inv.remaining_sats(invoice), btc=inv.btc_text(inv.remaining_sats(invoice)),
+        refresh=None if final else (REFRESH_WAITING if delayed else REFRESH_OPEN),
+    )
+
+
+@bp.get("/<token>/bitcoin")
+def page(token: str):
+    method = _method()
+    order = _order(token)
+    invoice = inv.get_invoice(db_session(), order.id)
+    if invoice is None:
+        return redirect(url_for("orders.show", token=token), 303)
+    state = _state(method, order, invoice)
+    uri = inv.bip21_uri(invoice)
+    # Without JavaScript the page follows the payment by reloading itself; with it, bitcoin.js
+    # asks the status endpoint and updates the page in place. WCAG 2.2.1 asks that a customer
+    # can turn such timing off: "?updates=off" serves the page without either.
     updates_off = request.args.get("updates") == "off"
+    if updates_off:
+        state["refresh"] = None
     return render_template(
-        "payments/bitcoin_page.html", order=order, invoice=invoice, status=status,
-        exception=exception, state_label=_(inv.label(status, exception)), uri=uri, qr=qr_svg(uri),
-        btc=inv.btc_text(inv.remaining_sats(invoice)), remaining=inv.remaining_sats(invoice),
-        total_btc=inv.btc_text(invoice.amount_sats), seconds_left=seconds_left,
-        minutes_left=(seconds_left + 59) // 60, delayed=delayed, simulated=invoice.simulated,
-        refresh=None if final or updates_off else (REFRESH_WAITING if delayed else REFRESH_OPEN),
-        updates_off=updates_off and not final,
-        S=inv.Status, E=inv.Exc, settled=settled,
+        "payments/bitcoin_page.html", order=order, invoice=invoice, uri=uri, qr=qr_svg(uri),
+        total_btc=inv.btc_text(invoice.amount_sats), minutes_left=(state["seconds_left"] + 59) // 60,
+        simulated=invoice.simulated, updates_off=updates_off and not state["final"],
+        S=inv.Status, E=inv.Exc, **state,
         demo_rate=invoice.simulated and invoice.rate_quote_id is None and invoice.currency != "BTC",
     )
+
+
+@bp.get("/<token>/bitcoin/status.json")
+def status(token: str):
+    """The payment's state for the page's script: nothing the page does not show already."""
+    method = _method()
+    order = _order(token)
+    invoice = inv.get_invoice(db_session(), order.id)
+    if invoice is None:
+        abort(404)
+    state = _state(method, order, invoice)
+    response = jsonify(
+        status=state["status"].value, exception=state["exception"].value,
+        state_label=state["state_label"], final=state["final"], settled=state["settled"],
+        delayed=state["delayed"], remaining_sats=state["remaining"], btc=state["btc"],
+        received_sats=invoice.received_sats, seconds_left=state["seconds_left"],
+        refresh=state["refresh"], order_url=url_for("orders.show", token=token),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/<token>/bitcoin")
