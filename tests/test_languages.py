@@ -166,3 +166,67 @@ def test_switch_on_a_page_shown_after_a_refused_post_links_to_pages_that_exist(c
     assert refused.status_code == 400 and _lang(refused) == "de"
     for link in _soup(refused).select("nav.language-links a, .language-links a"):
         assert client.get(link["href"]).status_code == 200, link["href"]
+
+
+# ---------------------------------------------------------------- issue 16's customer findings
+
+def test_the_order_page_explains_itself_in_the_customers_language(client):
+    """Next steps, details and privacy panel in German; times in the store's zone (Europe/Berlin
+    by default), written the German way with the zone's name."""
+    import re
+
+    b = Browser(client)
+    b.get("/de/products/small-hours")
+    b.submit(b.form("form[action$='/cart/add/small-hours']"))
+    b.get("/de/checkout")
+    page = b.submit(b.form("main form"), {"country": "AT", "email": ""},
+                    button="Zahlungspflichtig bestellen")
+    assert page.url.startswith("/de/orders/")
+    assert "Wie es weitergeht" in page.text and "What happens next" not in page.text
+    assert "Bitte zahlen Sie bis" in page.soup.select_one(".next-step").get_text(" ")
+    details = page.soup.select_one("section.order-details").get_text(" ")
+    assert "Österreich" in details and "keine angegeben" in details
+    history = page.soup.select_one("ol.history").get_text(" ")
+    assert re.search(r"\d{2}\.\d{2}\.\d{4}, \d{2}:\d{2} (CET|CEST)", history), history
+    assert "UTC" not in history
+    privacy = page.soup.select_one("section.privacy").get_text(" ")
+    assert "digitale Waren brauchen keine Postanschrift" in privacy
+
+
+@pytest.mark.parametrize("prefix, what, basis", [
+    ("/nl", "Uw naam en postadres, alleen als u iets koopt dat wij verzenden",
+     "nodig om uw bestelling uit te voeren"),
+    ("/fr", "Votre nom et votre adresse postale", "nécessaire à l’exécution de votre commande"),
+])
+def test_the_privacy_notice_entries_are_translated(client, prefix, what, basis):
+    page = _soup(client.get(f"{prefix}/legal/privacy"))
+    text = page.get_text(" ")
+    assert what in text and basis in text
+    assert "Your name and postal address" not in text and "Legal basis" not in text
+
+
+def test_the_order_link_email_is_written_in_the_orders_language(db_url, tmp_path):
+    from sqlalchemy import select
+
+    from shop.demo import seed_demo
+    from shop.mail.outbox import render
+    from shop.orders.models import Order
+
+    app = make_test_app(db_url, tmp_path / "instance-mail", smtp_url="smtp://127.0.0.1:2525",
+                        mail_from="shop@example.org", base_url="https://shop.example")
+    seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
+    b = Browser(app.test_client())
+    b.get("/fr/products/small-hours")
+    b.submit(b.form("form[action$='/cart/add/small-hours']"))
+    b.get("/fr/checkout")
+    page = b.submit(b.form("main form"), {"country": "FR", "email": "ada@example.org"},
+                    button="Commander avec obligation de paiement")
+    assert page.soup.select_one("form.email-link input[type=submit]")["value"] == \
+        "M’envoyer le lien par e-mail"
+    with app.extensions["shop.db"].job_session() as s:
+        order = s.scalar(select(Order))
+        message = render(app.extensions["shop.settings"], order, "order_link", {}, "ada@example.org")
+    assert message["Subject"] == f"Votre lien vers la commande {order.number}"
+    body = message.get_body(("plain",)).get_content()
+    assert "Conservez cet e-mail" in body and f"https://shop.example/fr/orders/{order.token}" in body
+    app.extensions["shop.db"].dispose()

@@ -72,3 +72,20 @@ def test_a_store_priced_in_bitcoin_writes_amounts_alike_at_checkout_and_payment(
     shown = page.soup.select_one("#btc-amount").get_text(strip=True) + " BTC"
     assert shown == total
     assert "," not in page.soup.select_one("#btc-amount")["data-copy"]
+
+
+def test_the_scripted_page_gets_its_words_in_the_customers_language(db_url, tmp_path):
+    """bitcoin.js writes only what the page hands it: button labels and the status label."""
+    from shop.payments.bitcoin import invoice as inv
+
+    app = _app(db_url, tmp_path)
+    b = Browser(app.test_client())
+    _checkout, page = _pay_with_bitcoin(b, "de", "Zahlungspflichtig bestellen")
+    body = page.soup.select_one("#btc-body")
+    assert body["data-text-copy-address"] == "Adresse kopieren"
+    assert body["data-text-copy-amount"] == "Betrag kopieren"
+    assert body["data-text-updating"].startswith("Diese Seite aktualisiert sich alle")
+    status = b.client.get(body["data-status-url"])
+    assert body["data-status-url"].startswith("/de/")
+    assert status.get_json()["state_label"] == page.soup.select_one("#btc-state").get_text()
+    assert status.get_json()["state_label"] != inv.STATUS_LABELS[inv.Status.NEW]
