@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     """Build the app. `config` overrides settings (tests); `environ` replaces os.environ."""
     from flask_wtf.csrf import CSRFProtect
 
+    from shop.catalog.search import config_for as search_config_for
     from shop.catalog.service import CatalogCache
     from shop.config import load_settings, resolve_secrets
     from shop.db import Database
@@ -53,7 +54,8 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         WTF_CSRF_SSL_STRICT=settings.production,
     )
     app.extensions["shop.settings"] = settings
-    app.extensions["shop.db"] = Database(settings.database_url)
+    app.extensions["shop.db"] = Database(settings.database_url,
+                                         search_config=search_config_for(settings.locale))
     privacy.setup(app, settings)
     i18n.setup(app, settings)
     app.extensions["shop.payment_methods"] = build_methods(settings)

@@ -36,9 +36,15 @@ def db() -> None:
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
+    from shop.catalog.search import ensure_language
     from shop.migrate import upgrade
 
-    click.echo(upgrade(current_app.extensions["shop.db"].engine, revision).describe())
+    database = current_app.extensions["shop.db"]
+    click.echo(upgrade(database.engine, revision).describe())
+    # The search index follows SHOP_LOCALE: after a change of language, rebuild it once here.
+    with database.engine.begin() as conn:
+        if ensure_language(conn, database.search_config):
+            click.echo(f"Rebuilt the product search index for {database.search_config!r}.")
 
 
 @cli.command()

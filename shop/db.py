@@ -112,10 +112,13 @@ def checkpoint_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    def __init__(self, url: str, **engine_kwargs: object):
+    def __init__(self, url: str, *, search_config: str = "simple", **engine_kwargs: object):
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # The text search configuration the product index is written in (shop.catalog.search).
+        self.search_config = search_config
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False,
+                                         info={"search_config": search_config})
         # Bind a session here for work that writes (see _sqlite_begin); on PostgreSQL it is the
         # same engine and pool.
         self.writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")

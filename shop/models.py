@@ -26,7 +26,13 @@ from shop.payments.bitcoin.models import (  # noqa: F401
 )
 from shop.payments.bitcoin.rate_models import RateQuote  # noqa: F401
 from shop.payments.stripe.models import CardPayment, CardRefund, StripeEventRecord  # noqa: F401
-from shop.privacy.models import LedgerEntry, LedgerLine, LedgerRate, PrivacyJobRun  # noqa: F401
+from shop.privacy.models import (  # noqa: F401
+    LedgerDay,
+    LedgerEntry,
+    LedgerLine,
+    LedgerRate,
+    PrivacyJobRun,
+)
 from shop.refunds.models import RefundAddress  # noqa: F401
 
 metadata = Base.metadata

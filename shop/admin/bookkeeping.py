@@ -7,18 +7,12 @@ No Flask. The ledger holds no personal data; the CSV export is the ledger's own
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shop.privacy.models import LedgerEntry, LedgerRate
-
-
-def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    """[start 00:00, the day after end 00:00) UTC, like the ledger's CSV export."""
-    return (datetime(start.year, start.month, start.day, tzinfo=UTC),
-            datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1))
+from shop.privacy.models import LedgerDay
 
 
 @dataclass(frozen=True)
@@ -32,15 +26,16 @@ class VatRow:
 
 
 def vat_summary(session: Session, start: date, end: date) -> list[VatRow]:
-    """Net, VAT and gross per currency, destination country and rate; refunds count negative."""
-    lo, hi = _bounds(start, end)
+    """Net, VAT and gross per currency, destination country and rate; refunds count negative.
+
+    Read from the per-day sums the database keeps of the ledger (LedgerDay): a year is at most
+    365 rows per combination, however many orders it had."""
     rows = session.execute(
-        select(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp,
-               func.sum(LedgerRate.net), func.sum(LedgerRate.vat), func.sum(LedgerRate.gross))
-        .join(LedgerRate, LedgerRate.entry_id == LedgerEntry.id)
-        .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
-        .group_by(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp)
-        .order_by(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp.desc())
+        select(LedgerDay.currency, LedgerDay.destination_country, LedgerDay.tax_rate_bp,
+               func.sum(LedgerDay.net), func.sum(LedgerDay.vat), func.sum(LedgerDay.gross))
+        .where(LedgerDay.day >= start, LedgerDay.day <= end)
+        .group_by(LedgerDay.currency, LedgerDay.destination_country, LedgerDay.tax_rate_bp)
+        .order_by(LedgerDay.currency, LedgerDay.destination_country, LedgerDay.tax_rate_bp.desc())
     )
     return [VatRow(c, country, int(rate), int(n), int(v), int(g)) for c, country, rate, n, v, g in rows]
 

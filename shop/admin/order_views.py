@@ -35,16 +35,26 @@ def _method(order: Order):
     return method
 
 
+def _cursor(name: str) -> int | None:
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        abort(400, f"“{raw[:20]}” is not a position in this list; start again from the first page.")
+    return int(raw)
+
+
 @bp.get("/orders")
 def orders():
     status = request.args.get("status", "")
     method = request.args.get("method", "")
     if status and status not in {s.value for s in OrderStatus}:
         status = ""
-    methods = admin_orders.payment_methods_used(db_session())
+    # The shop's own methods, not a DISTINCT over every order ever placed; orders of a method
+    # since removed stay visible under "all".
+    methods = sorted(payment_methods())
     if method not in methods:
         method = ""
-    page = request.args.get("page", 1, type=int) or 1
     dates = {}
     for name in ("placed_from", "placed_to"):
         text = request.args.get(name, "").strip()
@@ -55,7 +65,8 @@ def orders():
             flash(f"“{text[:20]}” is not a date such as 2026-03-31; it was ignored.", "warning")
     number = request.args.get("q", "")[:40]
     result = admin_orders.list_orders(db_session(), status=status, method=method,
-                                      page=min(max(page, 1), 10**6), number=number, **dates)
+                                      before_id=_cursor("before"), after_id=_cursor("after"),
+                                      number=number, **dates)
     filters = {"status": status, "method": method, "q": number.strip(),
                **{k: v.isoformat() if v else "" for k, v in dates.items()}}
     return render_template("admin/orders.html", result=result, status=status, method=method,
@@ -65,7 +76,9 @@ def orders():
 
 @bp.get("/tasks")
 def tasks():
-    return render_template("admin/tasks.html", orders=admin_orders.tasks(db_session()),
+    result = admin_orders.tasks(db_session(), before_id=_cursor("before"),
+                                after_id=_cursor("after"))
+    return render_template("admin/tasks.html", orders=result.items, result=result,
                            labels=LABELS)
 
 

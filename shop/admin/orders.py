@@ -5,16 +5,16 @@ State changes go through shop.orders.service; this module only reads, or hands o
 
 from __future__ import annotations
 
-import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from shop.admin.models import Shipment
 from shop.mail.models import OutboxMessage
-from shop.orders.models import Order, OrderEvent, PaymentRecord
+from shop.orders.models import Order, OrderEvent, OrderNumberCounter, PaymentRecord
 from shop.privacy.crypto import CryptoError
 from shop.privacy.store import ContactDetails, read_contact, unseal
 
@@ -23,18 +23,19 @@ PER_PAGE = 50
 
 @dataclass(frozen=True)
 class OrderPage:
+    """Newest first, read by keyset on the id: ``older``/``newer`` are the ids to continue
+    from (None: nothing there). No count of all matching orders: it cost a full scan."""
+
     items: list[Order]
-    total: int
-    page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / PER_PAGE))
+    older: int | None
+    newer: int | None
 
 
-def list_orders(session: Session, *, status: str = "", method: str = "", page: int = 1,
+def list_orders(session: Session, *, status: str = "", method: str = "",
+                before_id: int | None = None, after_id: int | None = None,
                 placed_from: date | None = None, placed_to: date | None = None,
                 number: str = "") -> OrderPage:
+    """``before_id``: the page of orders older than that id; ``after_id``: newer than it."""
     conditions = []
     if status:
         conditions.append(Order.status == status)
@@ -48,22 +49,44 @@ def list_orders(session: Session, *, status: str = "", method: str = "", page: i
                                                      placed_to.day, tzinfo=UTC) + timedelta(days=1))
     number = "".join(number.split())[:20]
     if number:
-        # Any part of the number: "42" finds 2026-000042; the merchant rarely types the zeros.
-        conditions.append(Order.number.contains(number, autoescape=True))
-    total = session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0
-    items = session.scalars(select(Order).where(*conditions).order_by(Order.id.desc())
-                            .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)).all()
-    return OrderPage(list(items), total, page)
+        conditions.append(_number_matches(session, number))
+    return _keyset(session, select(Order).where(*conditions), before_id, after_id)
 
 
-def payment_methods_used(session: Session) -> list[str]:
-    return list(session.scalars(select(Order.payment_method).distinct().order_by(Order.payment_method)))
+def _number_matches(session: Session, number: str):
+    """The merchant rarely types the zeros: "42" finds 2026-000042 (and 2025-000042), as does
+    "2026-42". Both are lookups in the unique index on the number; anything else is searched as
+    a part of a number, which reads orders until a page is full."""
+    full = re.fullmatch(r"(\d{4})-(\d{1,9})", number)
+    if full:
+        return Order.number == f"{full.group(1)}-{int(full.group(2)):06d}"
+    if number.isdigit() and len(number) <= 9:
+        years = session.scalars(select(OrderNumberCounter.year)).all()
+        return Order.number.in_([f"{year}-{int(number):06d}" for year in years])
+    return Order.number.contains(number, autoescape=True)
 
 
-def tasks(session: Session) -> list[Order]:
+def _keyset(session: Session, stmt, before_id: int | None, after_id: int | None) -> OrderPage:
+    if after_id is not None:  # newer: walk up from the cursor, then show newest first
+        rows = list(session.scalars(stmt.where(Order.id > after_id).order_by(Order.id)
+                                    .limit(PER_PAGE + 1)))
+        more = len(rows) > PER_PAGE
+        rows = rows[:PER_PAGE][::-1]
+        return OrderPage(rows, rows[-1].id if rows else None,
+                         rows[0].id if rows and more else None)
+    if before_id is not None:
+        stmt = stmt.where(Order.id < before_id)
+    rows = list(session.scalars(stmt.order_by(Order.id.desc()).limit(PER_PAGE + 1)))
+    more = len(rows) > PER_PAGE
+    rows = rows[:PER_PAGE]
+    return OrderPage(rows, rows[-1].id if rows and more else None,
+                     rows[0].id if rows and before_id is not None else None)
+
+
+def tasks(session: Session, *, before_id: int | None = None,
+          after_id: int | None = None) -> OrderPage:
     """Orders that need the merchant: late, under- or overpaid, reverted or disputed payments."""
-    return list(session.scalars(select(Order).where(Order.attention.is_not(None))
-                                .order_by(Order.id.desc())))
+    return _keyset(session, select(Order).where(Order.attention.is_not(None)), before_id, after_id)
 
 
 def get_order(session: Session, number: str) -> Order | None:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from shop.db import Base, Money, UTCDateTime, utcnow
 
@@ -25,7 +26,11 @@ class TaxClass(Base):
 
 class Product(Base):
     __tablename__ = "products"
-    __table_args__ = (CheckConstraint("kind IN ('physical', 'digital')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('physical', 'digital')", name="kind"),
+        # The listing's sort, read by keyset (shop.catalog.service.list_products).
+        Index("ix_products_listing", "active", "position", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(120), unique=True)
@@ -116,3 +121,14 @@ class Variant(Base):
 def available(on_hand: int | None, reserved: int, committed: int) -> int | None:
     # A count below what orders hold (damaged goods) leaves nothing to sell, not a negative.
     return None if on_hand is None else max(0, on_hand - reserved - committed)
+
+
+@event.listens_for(Session, "after_flush")
+def _sync_search_index(session: Session, _context) -> None:
+    """Keep the product search index in the same transaction as the products it copies."""
+    changed = {obj.id for obj in (*session.new, *session.dirty, *session.deleted)
+               if isinstance(obj, Product) and obj.id is not None}
+    if changed:
+        from shop.catalog.search import sync
+
+        sync(session.connection(), changed, session.info.get("search_config", "simple"))

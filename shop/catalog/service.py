@@ -8,15 +8,17 @@ Nothing that takes money relies on it: adding to the cart and checking out read 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cachetools import TTLCache
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Float, Integer, and_, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
+from shop.catalog import search
 from shop.catalog.models import Product, ProductImage, Variant, available
 
 MAX_QUERY_LENGTH = 100
@@ -36,60 +38,143 @@ class ProductCard:
 
 @dataclass(frozen=True)
 class Page:
+    """One page of a listing or search, read by keyset: no offset, no total count.
+
+    ``next_cursor``/``prev_cursor`` go into ``?after=``/``?before=`` links; None: no such page.
+    """
+
     items: list[ProductCard]
-    total: int
-    page: int
+    next_cursor: str | None
+    prev_cursor: str | None
     per_page: int
 
     @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
     def has_prev(self) -> bool:
-        return self.page > 1
+        return self.prev_cursor is not None
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.next_cursor is not None
 
 
-def list_products(session: Session, *, query: str = "", page: int = 1, per_page: int = 12) -> Page:
-    conditions = [Product.active.is_(True)]
-    query = query.strip()[:MAX_QUERY_LENGTH]
-    if query:
-        words = query.lower().split()[:8]
-        for word in words:
-            conditions.append(
-                or_(
-                    func.lower(Product.title).contains(word, autoescape=True),
-                    func.lower(Product.description).contains(word, autoescape=True),
-                )
-            )
-    total = session.scalar(select(func.count()).select_from(Product).where(*conditions)) or 0
-    prices = (
-        select(Variant.product_id, func.min(Variant.price).label("lo"),
-               func.max(Variant.price).label("hi"))
-        .where(Variant.active.is_(True))
-        .group_by(Variant.product_id)
-        .subquery()
-    )
-    first_image = (
-        select(ProductImage.filename)
-        .where(ProductImage.product_id == Product.id)
-        .order_by(ProductImage.position, ProductImage.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(Product.slug, Product.title, Product.kind, prices.c.lo, prices.c.hi, first_image)
-        .outerjoin(prices, prices.c.product_id == Product.id)
-        .where(*conditions)
-        .order_by(Product.position, Product.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    return Page([ProductCard(*row) for row in rows], total, page, per_page)
+class BadCursor(ValueError):
+    """A ``?after=``/``?before=`` value this shop did not make."""
+
+
+# A listing cursor is "<position>~<id>"; a search cursor "<rank>~<id>" with the rank as
+# Python writes a float (exact, so the next page starts exactly after the last row shown).
+_LIST_CURSOR = re.compile(r"(-?\d{1,10})~(\d{1,12})")
+_SEARCH_CURSOR = re.compile(r"(-?\d{1,20}(?:\.\d{1,20})?(?:e-?\d{1,3})?)~(\d{1,12})")
+
+
+def parse_cursor(raw: str, *, search: bool) -> tuple[int | float, int]:
+    match = (_SEARCH_CURSOR if search else _LIST_CURSOR).fullmatch(raw)
+    if match is None:
+        raise BadCursor(raw[:40])
+    key = float(match.group(1)) if search else int(match.group(1))
+    if search and not math.isfinite(key):
+        raise BadCursor(raw[:40])
+    if not search and not -2**31 <= key < 2**31:
+        raise BadCursor(raw[:40])
+    return key, int(match.group(2))
+
+
+def _cursor(key: int | float, product_id: int) -> str:
+    return f"{key!r}~{product_id}"
+
+
+_PRICE = (select(func.min(Variant.price))
+          .where(Variant.product_id == Product.id, Variant.active.is_(True)))
+_LOW = _PRICE.scalar_subquery()
+_HIGH = _PRICE.with_only_columns(func.max(Variant.price)).scalar_subquery()
+_FIRST_IMAGE = (
+    select(ProductImage.filename)
+    .where(ProductImage.product_id == Product.id)
+    .order_by(ProductImage.position, ProductImage.id)
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+def list_products(session: Session, *, query: str = "", after: str | None = None,
+                  before: str | None = None, per_page: int = 12) -> Page:
+    """Active products by (position, id), or by search rank when ``query`` has words.
+
+    Each page costs the same wherever it is: an index seek past the cursor, then the cheapest
+    and dearest variant and the first image of just the products shown.
+    """
+    match = search.match_expression(query.strip()[:MAX_QUERY_LENGTH],
+                                    session.get_bind().dialect.name == "postgresql")
+    backwards = before is not None
+    raw = before if backwards else after
+    if query.strip() and match is None:
+        return Page([], None, None, per_page)
+    if match is None:
+        sort_key, source = Product.position, None
+    else:
+        source = _ranked(session, match)
+        sort_key = source.c.rank
+    # Listing ascending by position; search descending by rank. Backwards: the reverse.
+    descending = (match is not None) != backwards
+    order = ([sort_key.desc() if descending else sort_key.asc(),
+              Product.id.desc() if backwards else Product.id.asc()])
+
+    def fetch(conditions: list, limit: int) -> list:
+        stmt = (select(Product.slug, Product.title, Product.kind, _LOW, _HIGH, _FIRST_IMAGE,
+                       sort_key, Product.id)
+                # Bare, not "IS true": PostgreSQL matches only this form to the index.
+                .where(Product.active, *conditions)
+                .order_by(*order).limit(limit))
+        if source is not None:
+            stmt = stmt.join_from(Product, source, source.c.product_id == Product.id)
+        return session.execute(stmt).all()
+
+    limit = per_page + 1
+    if raw is None:
+        rows = fetch([], limit)
+    elif match is None:
+        key, last_id = parse_cursor(raw, search=False)
+        # Two index seeks, each as cheap anywhere in the catalog: the rest of the cursor's
+        # position, then the positions after it. (One row-value comparison would do on
+        # PostgreSQL, but SQLite seeks only its first column, and positions repeat.)
+        rows = fetch([Product.position == key,
+                      Product.id < last_id if backwards else Product.id > last_id], limit)
+        if len(rows) < limit:
+            rows += fetch([Product.position < key if backwards else Product.position > key],
+                          limit - len(rows))
+    else:
+        key, last_id = parse_cursor(raw, search=True)
+        rows = fetch([or_(sort_key > key, and_(sort_key == key, Product.id < last_id))
+                      if backwards else
+                      or_(sort_key < key, and_(sort_key == key, Product.id > last_id))], limit)
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if backwards:
+        rows.reverse()
+    items = [ProductCard(*row[:6]) for row in rows]
+    if not rows:
+        return Page(items, None, None, per_page)
+    first, last = _cursor(*rows[0][6:8]), _cursor(*rows[-1][6:8])
+    if backwards:
+        return Page(items, last, first if more else None, per_page)
+    return Page(items, last if more else None, first if raw is not None else None, per_page)
+
+
+def _ranked(session: Session, match: str):
+    """(product_id, rank) of every product matching; higher ranks first, title over text."""
+    if session.get_bind().dialect.name == "postgresql":
+        sql = text(
+            "SELECT s.product_id, CAST(ts_rank(s.document, q) AS double precision) AS rank "
+            f"FROM product_search s, {search.tsquery_sql(session.connection())} q "
+            "WHERE s.document @@ q"
+        ).bindparams(config=session.info.get("search_config", "simple"), match=match)
+    else:
+        # bm25 is lower for better matches; a title word weighs ten description words.
+        sql = text(
+            "SELECT rowid AS product_id, -bm25(product_search, 10.0, 1.0) AS rank "
+            "FROM product_search WHERE product_search MATCH :match"
+        ).bindparams(match=match)
+    return sql.columns(product_id=Integer, rank=Float).subquery("ranked")
 
 
 def get_variants(session: Session, ids: list[int]) -> dict[int, Variant]:

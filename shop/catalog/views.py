@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from wtforms import IntegerField, RadioField, SelectChoice, SubmitField
 from wtforms.validators import InputRequired, NumberRange
@@ -24,13 +24,6 @@ class AddToCartForm(ShopForm):
     submit = SubmitField(_l("Add to cart"))
 
 
-def _page_arg() -> int:
-    raw = request.args.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
-        abort(404)
-    return int(raw)
-
-
 def catalog_cache() -> service.CatalogCache:
     return current_app.extensions["shop.catalog_cache"]
 
@@ -38,12 +31,25 @@ def catalog_cache() -> service.CatalogCache:
 @bp.get("/")
 def index():
     query = " ".join(request.args.get("q", "")[: service.MAX_QUERY_LENGTH].split())
-    page_number, per_page = _page_arg(), settings().products_per_page
-    page = catalog_cache().get(
-        ("list", query.lower(), page_number, per_page),
-        lambda: service.list_products(db_session(), query=query, page=page_number, per_page=per_page),
-    )
-    if page.page > page.pages:
+    if "page" in request.args:
+        # Links from before keyset paging (?page=N): their pages moved, so send them to the
+        # first one for good; anything else is not a page of ours.
+        if not request.args["page"].isdigit():
+            abort(404)
+        return redirect(url_for("catalog.index", q=query or None), 301)
+    after, before = request.args.get("after"), request.args.get("before")
+    if after is not None and before is not None:
+        abort(400, "Give either after or before, not both.")
+    per_page = settings().products_per_page
+    try:
+        page = catalog_cache().get(
+            ("list", query.lower(), after, before, per_page),
+            lambda: service.list_products(db_session(), query=query, after=after, before=before,
+                                          per_page=per_page),
+        )
+    except service.BadCursor:
+        abort(400, "This page link is damaged; start again from the first page.")
+    if not page.items and (after is not None or before is not None):
         abort(404)
     return render_template("catalog/index.html", page=page, query=query)
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -27,6 +28,12 @@ class Order(Base):
         CheckConstraint(f"status IN ({STATUS_VALUES})", name="status"),
         CheckConstraint("total >= 0 AND subtotal >= 0 AND shipping >= 0", name="amounts"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
+        # Tasks: the few orders that need the merchant, newest first.
+        Index("ix_orders_attention", "id", postgresql_where=text("attention IS NOT NULL"),
+              sqlite_where=text("attention IS NOT NULL")),
+        Index("ix_orders_placed_at", "placed_at"),
+        # The admin list filtered by status, newest first (SQLite sorted every match without).
+        Index("ix_orders_status_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -100,10 +100,10 @@ def generate_key() -> None:
 @with_appcontext
 def ledger_export(start: str, end: str, output) -> None:
     """Write the bookkeeping ledger of a period as CSV (one row per entry and VAT rate)."""
-    from shop.privacy.ledger import export_csv
+    from shop.privacy.ledger import stream_csv
 
     first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
     if last < first:
         raise click.BadParameter("--to must not be before --from", param_hint="--to")
-    with _database().job_session() as session:
-        output.write(export_csv(session, first, last))
+    for chunk in stream_csv(_database().engine, first, last):
+        output.write(chunk)

@@ -61,7 +61,8 @@ def bind(database: Database, settings: Settings, keyring: Keyring, ring=None) ->
     from shop.privacy.epochs import EpochRing
 
     ring = ring or EpochRing(keyring_folder(settings), keyring)
-    database.sessionmaker.configure(info={_KEYRING: keyring, _SETTINGS: settings,
+    database.sessionmaker.configure(info={**database.sessionmaker.kw.get("info", {}),
+                                          _KEYRING: keyring, _SETTINGS: settings,
                                           "shop.epochs": ring})
 
 

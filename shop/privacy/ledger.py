@@ -12,16 +12,18 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 from shop.money import currency_exponent, vat_included
 from shop.orders.models import Order, PaymentRecord
-from shop.privacy.models import LedgerEntry, LedgerLine, LedgerRate
+from shop.privacy.models import LedgerDay, LedgerEntry, LedgerLine, LedgerRate
 
 
 def _payment(session: Session, order: Order, kind: str) -> tuple[str, str]:
@@ -186,16 +188,6 @@ def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return lo, hi
 
 
-def entries(session: Session, start: date, end: date) -> list[LedgerEntry]:
-    lo, hi = _day_bounds(start, end)
-    return list(session.scalars(
-        select(LedgerEntry)
-        .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
-        .order_by(LedgerEntry.entry_date, LedgerEntry.id)
-        .options(selectinload(LedgerEntry.rates), selectinload(LedgerEntry.lines))
-    ).all())
-
-
 @dataclass(frozen=True)
 class Totals:
     net: int
@@ -225,22 +217,72 @@ def _amount(minor: int, currency: str) -> str:
     return f"{Decimal(minor).scaleb(-exponent):.{exponent}f}"
 
 
-def export_csv(session: Session, start: date, end: date, out: io.TextIOBase | None = None) -> str:
-    """One row per entry and VAT rate, amounts as exact decimals; returns the CSV text too."""
-    buffer = out if out is not None else io.StringIO()
+EXPORT_BATCH = 2000  # rows fetched from the server-side cursor at a time
+CHUNK_CHARS = 64 * 1024  # CSV text handed on at a time
+
+
+def _export_rows(start: date, end: date):
+    lo, hi = _day_bounds(start, end)
+    # Plain rows, not objects, and only the columns written (never the entry's lines).
+    return (
+        select(LedgerEntry.entry_date, LedgerEntry.kind, LedgerEntry.order_number,
+               LedgerEntry.order_date, LedgerEntry.destination_country, LedgerEntry.currency,
+               LedgerRate.tax_rate_bp, LedgerRate.net, LedgerRate.vat, LedgerRate.gross,
+               LedgerEntry.payment_method, LedgerEntry.payment_reference, LedgerEntry.key)
+        .join(LedgerRate, LedgerRate.entry_id == LedgerEntry.id)
+        .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
+        .order_by(LedgerEntry.entry_date, LedgerEntry.id, LedgerRate.tax_rate_bp.desc())
+    )
+
+
+def iter_csv(connection: Connection, start: date, end: date) -> Iterator[str]:
+    """The ledger of a period as CSV text in chunks, read through a server-side cursor: memory
+    stays the same for a day or for years. One row per entry and VAT rate, amounts as exact
+    decimals. ``connection`` should be one only this export reads from: it stays in use until
+    the last chunk."""
+    buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for entry in entries(session, start, end):
-        for rate in entry.rates:
+    yield buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    # For this statement only (Connection.execution_options would change the connection).
+    result = connection.execute(_export_rows(start, end), execution_options={
+        "stream_results": True, "yield_per": EXPORT_BATCH})
+    try:
+        for (entry_date, kind, number, order_date, country, currency, rate_bp, net, vat, gross,
+             method, reference, key) in result:
             writer.writerow([
-                entry.entry_date.isoformat(), entry.kind, entry.order_number,
-                entry.order_date.date().isoformat(), entry.destination_country, entry.currency,
-                f"{Decimal(rate.tax_rate_bp).scaleb(-2):.2f}",
-                _amount(rate.net, entry.currency), _amount(rate.vat, entry.currency),
-                _amount(rate.gross, entry.currency), entry.payment_method,
-                entry.payment_reference, entry.key,
+                entry_date.isoformat(), kind, number, order_date.date().isoformat(), country,
+                currency, f"{Decimal(rate_bp).scaleb(-2):.2f}", _amount(net, currency),
+                _amount(vat, currency), _amount(gross, currency), method, reference, key,
             ])
-    return buffer.getvalue() if isinstance(buffer, io.StringIO) else ""
+            if buffer.tell() >= CHUNK_CHARS:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    finally:
+        result.close()
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
+def stream_csv(engine: Engine, start: date, end: date) -> Iterator[str]:
+    """``iter_csv`` on a connection of its own, opened at the first chunk and closed after the
+    last (or when the reader goes away): for a web response streamed after its request ended.
+    The connection only reads (on SQLite a deferred transaction, which takes no write lock)."""
+    with engine.connect() as connection:
+        yield from iter_csv(connection, start, end)
+
+
+def export_csv(session: Session, start: date, end: date, out: io.TextIOBase | None = None) -> str:
+    """The whole CSV of a period: written to ``out``, or returned (for small periods)."""
+    chunks = iter_csv(session.connection(), start, end)
+    if out is None:
+        return "".join(chunks)
+    for chunk in chunks:
+        out.write(chunk)
+    return ""
 
 
 # ---------------------------------------------------------------- retention
@@ -265,5 +307,7 @@ def delete_expired(session: Session, now: datetime, years: int) -> int:
     # Children explicitly too: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
     session.execute(delete(LedgerLine).where(LedgerLine.entry_id.in_(ids)))
     session.execute(delete(LedgerRate).where(LedgerRate.entry_id.in_(ids)))
+    # The cutoff is a 1 January: the day sums before it go with their entries.
+    session.execute(delete(LedgerDay).where(LedgerDay.day < cutoff.date()))
     result = session.execute(delete(LedgerEntry).where(LedgerEntry.entry_date < cutoff))
     return result.rowcount or 0

@@ -85,6 +85,24 @@ class LedgerRate(Base):
     entry: Mapped[LedgerEntry] = relationship(back_populates="rates")
 
 
+class LedgerDay(Base):
+    """Sums of the ledger's rate rows per UTC day of entry, currency, destination and rate.
+
+    Written only by a database trigger on ledger_rates (migration 0013), so a VAT summary reads
+    one row per day and combination; the purge deletes past days with their entries.
+    """
+
+    __tablename__ = "ledger_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    destination_country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    tax_rate_bp: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    net: Mapped[int] = mapped_column(Money)
+    vat: Mapped[int] = mapped_column(Money)
+    gross: Mapped[int] = mapped_column(Money)
+
+
 class PrivacyJobRun(Base):
     """When a periodic privacy job last ran, so the worker runs the purge once a day."""
 

@@ -1,0 +1,139 @@
+"""Full-text search over product titles and descriptions (no Flask).
+
+The index is the table ``product_search`` (migration 0013), a derived copy outside the models:
+on PostgreSQL weighted tsvectors (title A, description B) under a GIN index, stemmed in the
+text search configuration of the store's language (``SHOP_LOCALE``: de -> german, ...,
+'simple' for a language PostgreSQL does not stem); on SQLite an FTS5 table with the porter
+stemmer and diacritics folded. Every ORM flush that adds or changes a product rewrites its
+rows (``sync``, called from shop.catalog.models); bulk loads and a change of language call
+``reindex``. Each query word also matches as a prefix, so a partial word ("kaff") finds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+# PostgreSQL's built-in snowball configurations, by language code.
+CONFIGS = {
+    "ar": "arabic", "ca": "catalan", "da": "danish", "de": "german", "el": "greek",
+    "en": "english", "es": "spanish", "eu": "basque", "fi": "finnish", "fr": "french",
+    "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian",
+    "it": "italian", "lt": "lithuanian", "ne": "nepali", "nl": "dutch", "no": "norwegian",
+    "nb": "norwegian", "nn": "norwegian", "pt": "portuguese", "ro": "romanian",
+    "ru": "russian", "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish",
+    "yi": "yiddish",
+}
+MAX_WORDS = 8
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def config_for(locale: str) -> str:
+    """The PostgreSQL text search configuration for a locale such as de_DE."""
+    return CONFIGS.get(re.split(r"[_-]", locale or "")[0].lower(), "simple")
+
+
+def words(query: str) -> list[str]:
+    """Letters and digits only: nothing of the query reaches a query parser as syntax."""
+    return _WORD.findall(query.lower())[:MAX_WORDS]
+
+
+def match_expression(query: str, postgres: bool) -> str | None:
+    """Every word, each also as a prefix, in the syntax of to_tsquery or FTS5 MATCH."""
+    found = [w.replace("_", "") for w in words(query)]
+    found = [w for w in found if w]
+    if not found:
+        return None
+    if postgres:
+        return " & ".join(f"{w}:*" for w in found)
+    return " ".join(f'"{w}"*' for w in found)
+
+
+_CONFIG = "CAST(CAST(:config AS text) AS regconfig)"
+
+
+def unaccent(connection: Connection) -> bool:
+    """Whether PostgreSQL's unaccent extension is installed (migration 0013 tries to): then
+    index and queries fold accents alike, so "rostung" finds "Röstung". Asked once per
+    database connection."""
+    if connection.dialect.name != "postgresql":
+        return False
+    info = connection.connection.info
+    if "shop.unaccent" not in info:
+        info["shop.unaccent"] = connection.execute(text(
+            "SELECT 1 FROM pg_extension WHERE extname = 'unaccent'")).first() is not None
+    return info["shop.unaccent"]
+
+
+def _fold(connection: Connection, sql: str) -> str:
+    return f"unaccent({sql})" if unaccent(connection) else sql
+
+
+def index_tag(connection: Connection, config: str) -> str:
+    """What the index rows record of how they were made (a change means: rebuild)."""
+    return f"{config}+unaccent" if unaccent(connection) else config
+
+
+def tsquery_sql(connection: Connection) -> str:
+    """to_tsquery of the bound :match in the bound :config, folded like the documents."""
+    return f"to_tsquery({_CONFIG}, {_fold(connection, 'CAST(:match AS text)')})"
+
+
+def _pg_insert(connection: Connection, where: str) -> str:
+    document = (f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'title')}), 'A') || "
+                f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'description')}), 'B')")
+    return (f"INSERT INTO product_search (product_id, language, document) "
+            f"SELECT id, CAST(:tag AS text), {document} FROM products WHERE {where}")
+
+
+def sync(connection: Connection, product_ids: Iterable[int], config: str) -> None:
+    """Rewrite the index rows of these products (gone ones are removed)."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("DELETE FROM product_search WHERE product_id IN :ids")
+                           .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
+        connection.execute(text(_pg_insert(connection, "id IN :ids"))
+                           .bindparams(bindparam("ids", expanding=True)),
+                           {"ids": ids, "config": config, "tag": index_tag(connection, config)})
+    else:
+        connection.execute(text("DELETE FROM product_search WHERE rowid IN :ids")
+                           .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
+        connection.execute(text(
+            "INSERT INTO product_search (rowid, title, description) "
+            "SELECT id, title, description FROM products WHERE id IN :ids")
+            .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
+
+
+def reindex(connection: Connection, config: str = "simple", first_id: int = 0) -> None:
+    """Rebuild the index of every product from ``first_id`` on (all of them by default)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("DELETE FROM product_search WHERE product_id >= :first"),
+                           {"first": first_id})
+        connection.execute(text(_pg_insert(connection, "id >= :first")),
+                           {"config": config, "first": first_id,
+                            "tag": index_tag(connection, config)})
+    else:
+        connection.execute(text("DELETE FROM product_search WHERE rowid >= :first"),
+                           {"first": first_id})
+        connection.execute(text("INSERT INTO product_search (rowid, title, description) "
+                                "SELECT id, title, description FROM products WHERE id >= :first"),
+                           {"first": first_id})
+
+
+def ensure_language(connection: Connection, config: str) -> bool:
+    """Rebuild the PostgreSQL index if it was built another way (language, accent folding);
+    True if it was."""
+    if connection.dialect.name != "postgresql":
+        return False
+    stale = connection.execute(text(
+        "SELECT 1 FROM product_search WHERE language <> :tag LIMIT 1"),
+        {"tag": index_tag(connection, config)}).first()
+    if stale is None:
+        return False
+    reindex(connection, config)
+    return True
