@@ -14,7 +14,6 @@ order numbers continue). Afterwards the search index is rebuilt and statistics a
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import sys
 import time
@@ -50,13 +49,14 @@ RATES = (1900, 700)
 
 
 DAY_SUMS = """
-    INSERT INTO ledger_days (day, currency, destination_country, tax_rate_bp, net, vat, gross)
-    SELECT (e.entry_date AT TIME ZONE 'UTC')::date, e.currency, e.destination_country,
-           r.tax_rate_bp, sum(r.net), sum(r.vat), sum(r.gross)
+    INSERT INTO ledger_days (day, currency, tax_country, destination_country, tax_rate_bp,
+                             net, vat, gross)
+    SELECT (e.entry_date AT TIME ZONE 'UTC')::date, e.currency, COALESCE(r.tax_country, '-'),
+           e.destination_country, r.tax_rate_bp, sum(r.net), sum(r.vat), sum(r.gross)
     FROM ledger_rates r JOIN ledger_entries e ON e.id = r.entry_id
     WHERE r.id >= :first
-    GROUP BY 1, 2, 3, 4
-    ON CONFLICT (day, currency, destination_country, tax_rate_bp) DO UPDATE
+    GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (day, currency, tax_country, destination_country, tax_rate_bp) DO UPDATE
     SET net = ledger_days.net + EXCLUDED.net, vat = ledger_days.vat + EXCLUDED.vat,
         gross = ledger_days.gross + EXCLUDED.gross"""
 

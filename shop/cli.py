@@ -65,7 +65,7 @@ def demo(host: str, port: int) -> None:
     """Start a demo shop with a sample catalog on SQLite, with demo payments and the worker."""
     import os
 
-    from shop.demo import seed_demo, seed_ebook_files
+    from shop.demo import seed_demo, seed_ebook_files, seed_legal_samples
     from shop.jobs.heartbeat import Heartbeat
     from shop.jobs.worker import JOBS, run_forever
     from shop.migrate import upgrade
@@ -85,6 +85,7 @@ def demo(host: str, port: int) -> None:
     upgrade(database.engine)
     created = seed_demo(database, settings)
     seed_ebook_files(database, settings)
+    seed_legal_samples(database)
     click.echo(f"sample catalog {'created' if created else 'already present'} "
                f"in {settings.instance_path}")
     stop = threading.Event()

@@ -109,6 +109,18 @@ class Settings:
     # means no email is sent. mail_from is the sender address, shown with the store's name.
     smtp_url: str = ""
     mail_from: str = ""
+    # VAT (shop/tax/rates.py, docs/TAX.md). "origin": under the EU's €10,000 cross-border
+    # threshold, SHOP_COUNTRY's VAT on goods sent anywhere in the EU; "oss": registered for the
+    # One-Stop-Shop, the destination's VAT for consumers in other EU countries. Digital goods
+    # are always taxed where the customer is; exports outside the EU carry no VAT.
+    vat_scheme: str = "origin"
+    # Prices include VAT. "gross": the shown price is the same in every country (the VAT share
+    # changes); "net": the price before VAT is, the gross follows the destination's rate.
+    vat_fixed_price: str = "gross"
+    # Digital content delivered at once needs the customer's consent to immediate delivery
+    # (and so losing the right of withdrawal). Without it: "refuse" the order, or "delay" the
+    # download until the 14-day withdrawal period has ended.
+    digital_without_consent: str = "refuse"
     # Digital goods: a paid order's download link works this many days, this many times.
     download_days: int = 7
     download_count: int = 5
@@ -307,6 +319,7 @@ def _validate(s: Settings) -> list[str]:
         problems.append("SHOP_WORKER_INTERVAL_SECONDS must be between 0.05 and 3600")
     if s.log_format not in ("text", "json"):
         problems.append(f"SHOP_LOG_FORMAT must be text or json (got {s.log_format!r})")
+    problems += _validate_tax(s)
     problems += _validate_stripe(s)
     problems += _validate_rates(s)
     problems += _validate_privacy(s)
@@ -323,6 +336,25 @@ def _validate(s: Settings) -> list[str]:
                             "mark an order paid")
         if s.base_url and not s.base_url.startswith("https://"):
             problems.append("SHOP_BASE_URL must use https in production")
+    return problems
+
+
+def _validate_tax(s: Settings) -> list[str]:
+    from shop.tax import rates
+
+    problems = []
+    if s.vat_scheme not in rates.SCHEMES:
+        problems.append(f"SHOP_VAT_SCHEME must be origin (under the EU's €10,000 threshold) or oss "
+                        f"(registered for the One-Stop-Shop) (got {s.vat_scheme!r})")
+    elif s.vat_scheme == rates.OSS and s.country not in rates.eu_rates().members():
+        problems.append(f"SHOP_VAT_SCHEME=oss is for stores in the EU; SHOP_COUNTRY is {s.country!r}")
+    if s.vat_fixed_price not in rates.FIXED:
+        problems.append(f"SHOP_VAT_FIXED_PRICE must be gross (the same price in every country) or "
+                        f"net (the price before VAT stays) (got {s.vat_fixed_price!r})")
+    if s.digital_without_consent not in ("refuse", "delay"):
+        problems.append("SHOP_DIGITAL_WITHOUT_CONSENT must be refuse (no order without the consent "
+                        "to immediate delivery) or delay (the download waits for the withdrawal "
+                        f"period) (got {s.digital_without_consent!r})")
     return problems
 
 

@@ -136,8 +136,9 @@ def seed_demo(database: Database, settings: Settings) -> bool:
     with database.job_session() as session:
         if session.scalar(select(func.count()).select_from(Product)):
             return False
-        standard = TaxClass(code="standard", name="Standard rate", rate_bp=1900)
-        reduced = TaxClass(code="reduced", name="Reduced rate (food, books)", rate_bp=700)
+        standard = TaxClass(code="standard", name="Standard rate", rate_bp=1900, category="standard")
+        reduced = TaxClass(code="reduced", name="Reduced rate (food, books)", rate_bp=700,
+                           category="reduced")
         session.add_all([standard, reduced])
         session.flush()
         classes = {"standard": standard, "reduced": reduced}
@@ -185,3 +186,123 @@ def seed_ebook_files(database: Database, settings: Settings) -> int:
                                  settings.instance_path)
             added += 1
     return added
+
+
+# Sample legal texts for the demo, each clearly marked as a sample: a merchant must write (or
+# have a lawyer write) their own before selling. German law (the demo is a German shop) is the
+# model; the withdrawal information follows the statutory model (Anlage 1 and 2 zu Art. 246a
+# EGBGB, Annex I of Directive 2011/83/EU).
+SAMPLE_NOTE = ("SAMPLE TEXT of the demo shop — not legal advice. Replace it with your own "
+               "before you sell anything.")
+SAMPLE_IMPRINT = {
+    "legal_name": "Harbour Prints Demo GmbH (sample)",
+    "representative": "Ada Example, managing director",
+    "address": "Kaiweg 1\n20457 Hamburg\nGermany",
+    "email": "hello@shop.example",
+    "phone": "",
+    "vat_id": "DE000000000 (sample)",
+    "registration": "Amtsgericht Hamburg, HRB 000000 (sample)",
+}
+SAMPLE_PAGES = {
+    "imprint": f"""{SAMPLE_NOTE}
+
+Responsible for the content of this website: Ada Example, address as above.
+
+EU online dispute resolution: we are neither obliged nor willing to take part in dispute
+resolution proceedings before a consumer arbitration board.""",
+    "terms": f"""{SAMPLE_NOTE}
+
+1. Scope
+These terms apply to all orders placed in this shop by consumers.
+
+2. Contract
+Our product pages are an invitation to order. By clicking "Place order and pay" you make a
+binding offer; the contract is concluded when we confirm the order by email or deliver.
+
+3. Prices and payment
+All prices include VAT. For deliveries to other EU countries the VAT of the destination country
+may apply; the checkout shows the VAT that applies to your order. Shipping costs are shown
+before you order. You pay by the method you chose at checkout.
+
+4. Delivery
+Physical goods are shipped to the address you give, usually within 2–5 working days. Digital
+goods are made available for download on your order page once payment has arrived.
+
+5. Right of withdrawal
+Consumers have a right of withdrawal as explained in our withdrawal information.
+
+6. Warranty
+The statutory warranty rights apply.""",
+    "withdrawal": f"""{SAMPLE_NOTE}
+
+Right of withdrawal
+You have the right to withdraw from this contract within 14 days without giving any reason.
+The withdrawal period will expire after 14 days from the day on which you acquire, or a third
+party other than the carrier and indicated by you acquires, physical possession of the goods.
+For digital content not supplied on a tangible medium, it expires 14 days from the day of the
+conclusion of the contract.
+
+To exercise the right of withdrawal, you must inform us (Harbour Prints Demo GmbH, Kaiweg 1,
+20457 Hamburg, Germany, hello@shop.example) of your decision to withdraw from this contract by
+an unequivocal statement (e.g. a letter sent by post or an email). You may use the attached
+model withdrawal form, but it is not obligatory. To meet the withdrawal deadline, it is
+sufficient for you to send your communication before the withdrawal period has expired.
+
+Effects of withdrawal
+If you withdraw from this contract, we shall reimburse to you all payments received from you,
+including the costs of delivery (with the exception of the supplementary costs resulting from
+your choice of a type of delivery other than the least expensive standard delivery offered by
+us), without undue delay and in any event not later than 14 days from the day on which we are
+informed about your decision to withdraw. We will use the same means of payment as you used
+for the initial transaction. We may withhold reimbursement until we have received the goods
+back or you have supplied evidence of having sent back the goods, whichever is the earliest.
+You shall send back the goods without undue delay and in any event not later than 14 days
+from the day on which you communicate your withdrawal to us. You will have to bear the direct
+cost of returning the goods. You are only liable for any diminished value of the goods
+resulting from handling other than what is necessary to establish their nature,
+characteristics and functioning.
+
+Early expiry for digital content
+The right of withdrawal for digital content not supplied on a tangible medium expires early
+once delivery has begun, if you expressly agreed that we begin before the withdrawal period
+ends and acknowledged that you thereby lose your right of withdrawal (the checkbox at
+checkout). Without that agreement, your download starts when the withdrawal period has ended.
+
+Model withdrawal form
+(Complete and return this form only if you wish to withdraw from the contract.)
+To: Harbour Prints Demo GmbH, Kaiweg 1, 20457 Hamburg, Germany, hello@shop.example
+I/We (*) hereby give notice that I/We (*) withdraw from my/our (*) contract of sale of the
+following goods (*)/for the supply of the following digital content (*):
+Ordered on (*)/received on (*):
+Name of consumer(s):
+Address of consumer(s):
+Signature of consumer(s) (only if this form is notified on paper):
+Date:
+(*) Delete as appropriate.""",
+    "privacy": f"""{SAMPLE_NOTE}
+
+Controller: Harbour Prints Demo GmbH, Kaiweg 1, 20457 Hamburg, Germany, hello@shop.example.
+
+We process only what your order needs, to perform the contract (Art. 6 (1) (b) GDPR) and to
+meet our bookkeeping duties (Art. 6 (1) (c) GDPR). The table below lists every item, why we
+keep it and when it is erased. You have the right to access, rectification, erasure,
+restriction, data portability and objection, and the right to lodge a complaint with a
+supervisory authority.""",
+}
+
+
+def seed_legal_samples(database: Database) -> int:
+    """Write the sample legal texts into the pages still empty; returns how many were written.
+    Apart from seed_demo: a test of an empty shop (and the production warning) keeps them
+    empty. `shop demo` calls it."""
+    from shop.legal import service as legal
+
+    written = 0
+    with database.job_session() as session:
+        for slug, body in SAMPLE_PAGES.items():
+            page = legal.get_page(session, slug)
+            if page is not None and (page.body or any(legal.imprint_fields(page).values())):
+                continue
+            legal.save_page(session, slug, body, SAMPLE_IMPRINT if slug == "imprint" else None)
+            written += 1
+    return written

@@ -13,11 +13,14 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from functools import lru_cache
 from gettext import NullTranslations
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel import Locale
+from babel.dates import format_date, format_time, get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import LazyProxy, Translations
@@ -127,3 +130,14 @@ def lazy_gettext(message: str, **variables: object) -> LazyProxy:
     """Text translated when shown, not when made (services run before the language is known
     to them, and a cached value may be shown to customers of several languages)."""
     return LazyProxy(gettext, message, enable_cache=False, **variables)
+
+
+def format_localtime(moment: datetime, timezone: str, locale: str, date: bool = True) -> str:
+    """A stored time in the store's time zone (SHOP_TIMEZONE), written the reader's way, with
+    the zone's abbreviation so nobody has to guess ("02.12.2026, 09:30 CET" in German)."""
+    at = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZoneInfo(timezone))
+    text = format_time(at, "short", tzinfo=at.tzinfo, locale=locale)
+    if date:
+        text = get_datetime_format("medium", locale=locale).replace("'", "").format(
+            text, format_date(at, "medium", locale=locale))
+    return f"{text} {at.tzname()}"

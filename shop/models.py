@@ -1,7 +1,7 @@
 """Imports every model so Base.metadata is complete (Alembic and the schema test use this)."""
 
 from shop.admin.models import AdminRecoveryCode, AdminUser, Shipment, StockAdjustment  # noqa: F401
-from shop.catalog.models import Product, ProductImage, TaxClass, Variant  # noqa: F401
+from shop.catalog.models import Product, ProductImage, TaxClass, TaxClassRate, Variant  # noqa: F401
 from shop.checkout.models import ShippingRate, ShippingZone  # noqa: F401
 from shop.db import Base
 from shop.downloads.models import DigitalFile, DownloadGrant  # noqa: F401

@@ -27,6 +27,7 @@ def _mixed_order(s):
     goods = book.price * 3 + bag.price
     rate = shipping_options(s, "DE", goods)[0].rate_id
     return service.place_order(s, service.PlaceOrder(
+        digital_consent=True,
         cart=[CartLine(book.id, 3, book.price), CartLine(bag.id, 1, bag.price)], country="DE",
         payment_method="demo", currency="EUR", expiry_minutes=30, shipping_rate_id=rate,
         contact=ADA), now=T0)

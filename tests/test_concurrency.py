@@ -40,6 +40,7 @@ def test_concurrent_checkouts_never_oversell(pg_url, tmp_path):
             barrier.wait()
             with db.job_session() as s:
                 service.place_order(s, service.PlaceOrder(
+                    digital_consent=True,
                     cart=[CartLine(variant_id, 1, price)], country="DE", payment_method="demo",
                     currency="EUR", expiry_minutes=30, shipping_rate_id=rate_id))
             outcome = "ok"

@@ -27,6 +27,7 @@ def _place(session, sku: str, quantity: int = 1, *, now=None, rate_id=None, **kw
 
         rate_id = shipping_options(session, "DE", variant.price * quantity)[0].rate_id
     return service.place_order(session, service.PlaceOrder(
+        digital_consent=True,
         cart=[CartLine(variant.id, quantity, variant.price)], country="DE", payment_method="demo",
         currency="EUR", expiry_minutes=30, shipping_rate_id=rate_id, **kw), now=now)
 
@@ -58,6 +59,7 @@ def test_out_of_stock_and_price_change_are_named_errors(demo_catalog, database):
         a3 = _variant(s, "PRINT-NT-A3")
         with pytest.raises(service.CartChanged) as exc:
             service.place_order(s, service.PlaceOrder(
+                digital_consent=True,
                 cart=[CartLine(a3.id, 1, a3.price - 100)], country="DE", payment_method="demo",
                 currency="EUR", expiry_minutes=30, shipping_rate_id=1))
         assert "price" in exc.value.problems[0]
@@ -70,7 +72,7 @@ def test_shipping_must_match_country(demo_catalog, database):
         variant = _variant(s, "TOTE-NAT")
         with pytest.raises(service.ShippingUnavailable):
             service.place_order(s, service.PlaceOrder(
-                cart=[CartLine(variant.id, 1, variant.price)], country="BR",
+                digital_consent=True, cart=[CartLine(variant.id, 1, variant.price)], country="BR",
                 payment_method="demo", currency="EUR", expiry_minutes=30, shipping_rate_id=1))
 
 

@@ -192,18 +192,21 @@ def test_seeded_products_are_searchable(db_url):
 
 # ---------------------------------------------------------------- admin lists, VAT, export
 
-def _old_vat_summary(s, start: date, end: date):
+def _old_vat_summary(s, start: date, end: date, home: str = ""):
     """What the summary computed before day sums existed: every rate row of the period."""
     lo, hi = ledger._day_bounds(start, end)
     rows = s.execute(
-        select(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp,
+        select(LedgerEntry.currency, LedgerRate.tax_country, LedgerEntry.destination_country,
+               LedgerRate.tax_rate_bp,
                func.sum(LedgerRate.net), func.sum(LedgerRate.vat), func.sum(LedgerRate.gross))
         .join(LedgerRate, LedgerRate.entry_id == LedgerEntry.id)
         .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
-        .group_by(LedgerEntry.currency, LedgerEntry.destination_country, LedgerRate.tax_rate_bp)
-        .order_by(LedgerEntry.currency, LedgerEntry.destination_country,
-                  LedgerRate.tax_rate_bp.desc()))
-    return [bookkeeping.VatRow(c, k, int(r), int(n), int(v), int(g)) for c, k, r, n, v, g in rows]
+        .group_by(LedgerEntry.currency, LedgerRate.tax_country, LedgerEntry.destination_country,
+                  LedgerRate.tax_rate_bp))
+    out = [bookkeeping.VatRow(c, home if k is None else k, int(r), int(n), int(v), int(g), d)
+           for c, k, d, r, n, v, g in rows]
+    return sorted(out, key=lambda r: (r.currency, r.country == "", r.country, -r.rate_bp,
+                                      r.destination))
 
 
 def _old_export(s, start: date, end: date) -> str:
@@ -223,7 +226,9 @@ def _old_export(s, start: date, end: date) -> str:
         for rate in entry.rates:
             writer.writerow([entry.entry_date.isoformat(), entry.kind, entry.order_number,
                              entry.order_date.date().isoformat(), entry.destination_country,
-                             entry.currency, f"{Decimal(rate.tax_rate_bp).scaleb(-2):.2f}",
+                             entry.currency,
+                             rate.tax_country if rate.tax_country is not None else "",
+                             f"{Decimal(rate.tax_rate_bp).scaleb(-2):.2f}",
                              amount(rate.net, entry.currency), amount(rate.vat, entry.currency),
                              amount(rate.gross, entry.currency), entry.payment_method,
                              entry.payment_reference, entry.key])
@@ -241,7 +246,8 @@ def test_vat_summary_from_day_sums_equals_every_rate_row(books, database):
     with database.job_session() as s:
         for start, end in ((date(2026, 5, 1), date(2026, 6, 30)), (date(2026, 6, 3), date(2026, 6, 3)),
                            (date(2026, 1, 1), date(2026, 12, 31)), (date(2025, 1, 1), date(2025, 2, 1))):
-            assert bookkeeping.vat_summary(s, start, end) == _old_vat_summary(s, start, end)
+            assert bookkeeping.vat_summary(s, start, end, "DE") == \
+                _old_vat_summary(s, start, end, "DE")
         assert bookkeeping.vat_summary(s, date(2026, 5, 1), date(2026, 6, 30))
 
 

@@ -112,6 +112,7 @@ def place(s, model: Model, rng: random.Random) -> str:
                 or model.raw_available(c.variant_id) >= c.quantity) for c in cart)
     try:
         order = service.place_order(s, service.PlaceOrder(
+            digital_consent=True,
             cart=cart, country="DE", payment_method="demo", currency="EUR", expiry_minutes=30,
             shipping_rate_id=rate))
     except (service.CartChanged, service.OutOfStock):

@@ -78,7 +78,8 @@ def test_digital_only_checkout_asks_no_address(client, database):
     assert page.soup.find(attrs={"name": "street"}) is None
     assert page.soup.find(attrs={"name": "name"}) is None
     assert "Digital goods need no address" in page.text
-    order_page = b.submit(b.form("main form"), {"country": "FR"}, button="Place order")
+    order_page = b.submit(b.form("main form"), {"country": "FR", "digital_consent": "y"},
+                          button="Place order")
     assert "Total €7.99" in order_page.text
     assert "the only way back to it" in order_page.text  # no email given
     with database.job_session() as s:

@@ -144,7 +144,7 @@ def place_expiring(database: Database, n: int, email: bool) -> list[int]:
                                      name="Ada Lovelace", street="1 Harbour Road",
                                      postal_code="10115", city="Berlin")
             order = service.place_order(session, service.PlaceOrder(
-                cart=[CartLine(variant.id, 1, variant.price)], country="DE",
+                digital_consent=True, cart=[CartLine(variant.id, 1, variant.price)], country="DE",
                 payment_method="bitcoin", currency="EUR", expiry_minutes=15, contact=contact,
                 shipping_rate_id=rate.rate_id), now=past)
             ids.append(order.id)
@@ -159,7 +159,7 @@ def place_bitcoin(database: Database, method, node: FakeNode, n: int, email: boo
         with database.job_session() as session:
             variant = _variant(session, DIGITAL_SKU)
             order = service.place_order(session, service.PlaceOrder(
-                cart=[CartLine(variant.id, 1, variant.price)], country="DE",
+                digital_consent=True, cart=[CartLine(variant.id, 1, variant.price)], country="DE",
                 payment_method="bitcoin", currency="EUR", expiry_minutes=15,
                 contact=ContactDetails(email=f"btc{i}@example.org" if email else None)))
             invoice = inv.create_invoice(session, order, method.descriptor, method.policy,

@@ -10,7 +10,7 @@ from shop.admin import bookkeeping
 from shop.admin.views import bp
 from shop.db import utcnow
 from shop.privacy import ledger
-from shop.web.context import database, db_session
+from shop.web.context import database, db_session, settings
 
 
 def _period() -> tuple[date, date, list[str]]:
@@ -33,9 +33,12 @@ def _period() -> tuple[date, date, list[str]]:
 @bp.get("/bookkeeping")
 def bookkeeping_page():
     start, end, errors = _period()
-    rows = bookkeeping.vat_summary(db_session(), start, end)
+    home = settings().country
+    rows = bookkeeping.vat_summary(db_session(), start, end, home)
     return render_template("admin/bookkeeping.html", start=start, end=end, errors=errors,
-                           rows=rows, by_rate=bookkeeping.vat_by_rate(rows)), (400 if errors else 200)
+                           rows=rows, by_rate=bookkeeping.vat_by_rate(rows), home=home,
+                           domestic=bookkeeping.domestic(rows, home),
+                           oss=bookkeeping.oss_return(rows, home)), (400 if errors else 200)
 
 
 @bp.get("/bookkeeping/ledger.csv")

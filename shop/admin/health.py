@@ -97,19 +97,27 @@ class SetupItem:
     endpoint: str  # where the merchant sets it up
 
 
+def missing_legal_pages(session: Session) -> list[str]:
+    """The legal pages (slugs) still empty: an EU shop must publish all four before selling."""
+    from shop.legal import service as legal
+
+    missing = []
+    for slug in ("imprint", "terms", "withdrawal", "privacy"):
+        page = legal.get_page(session, slug)
+        filled = page is not None and (
+            any(legal.imprint_fields(page).values()) if slug == "imprint" else bool(page.body))
+        if not filled:
+            missing.append(slug)
+    return missing
+
+
 def setup_checklist(session: Session, settings: Settings, payment_ready: bool,
                     now: datetime | None = None) -> list[SetupItem]:
     """What a new shop still lacks before it can take orders and keep its promises."""
     from shop.jobs.heartbeat import live_workers
     from shop.legal import service as legal
 
-    missing = []
-    for slug in ("imprint", "terms", "withdrawal"):
-        page = legal.get_page(session, slug)
-        filled = page is not None and (
-            any(legal.imprint_fields(page).values()) if slug == "imprint" else bool(page.body))
-        if not filled:
-            missing.append(legal.PAGES[slug])
+    missing = [legal.PAGES[slug] for slug in missing_legal_pages(session)]
     workers = live_workers(session, settings.worker_interval_seconds, now or utcnow())
     return [
         SetupItem("Payment method", payment_ready,
@@ -118,7 +126,7 @@ def setup_checklist(session: Session, settings: Settings, payment_ready: bool,
                   "SHOP_BITCOIN_DESCRIPTOR (Bitcoin). Until then nobody can order.",
                   "admin.settings_page"),
         SetupItem("Legal pages", not missing,
-                  "Imprint, terms and withdrawal are written." if not missing else
+                  "Imprint, terms, withdrawal and privacy are written." if not missing else
                   f"Still empty: {', '.join(missing)}.", "admin.legal_pages"),
         SetupItem("Email (SMTP)", bool(settings.smtp_url),
                   "Customer emails are sent." if settings.smtp_url else

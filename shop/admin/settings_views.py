@@ -17,6 +17,7 @@ from shop.admin.views import bp
 from shop.catalog.models import TaxClass
 from shop.checkout.models import ShippingRate, ShippingZone
 from shop.money import Money
+from shop.tax import rates as eu
 from shop.web.context import db_session, payment_methods, settings
 from shop.web.forms import ShopForm
 
@@ -25,6 +26,12 @@ class TaxForm(ShopForm):
     code = StringField(_l("Code"), validators=[InputRequired(), Length(max=40)])
     name = StringField(_l("Name"), validators=[Length(max=100)])
     rate = StringField(_l("VAT rate (%)"), validators=[InputRequired(), Length(max=10)])
+    category = SelectField(_l("Rate in other EU countries"), choices=[
+        SelectChoice("standard", _l("Standard rate")), SelectChoice("reduced", _l("Reduced rate")),
+        SelectChoice("super_reduced", _l("Super-reduced rate")), SelectChoice("zero", _l("Zero rate"))],
+        validate_choice=True)
+    country_rates = StringField(_l("Own rates per country (e.g. NL=9, FR=5.5)"),
+                                validators=[Length(max=2000)])
     submit = SubmitField(_l("Save"))
 
 
@@ -62,10 +69,14 @@ def settings_page():
 def tax_page():
     classes = ss.tax_classes(db_session())
     forms = {t.id: TaxForm(formdata=None, prefix=f"tax{t.id}", code=t.code, name=t.name,
-                           rate=f"{t.rate_bp / 100:g}") for t in classes}
+                           rate=f"{t.rate_bp / 100:g}", category=t.category,
+                           country_rates=eu.format_overrides(
+                               tuple((r.country, r.rate_bp) for r in t.country_rates)))
+             for t in classes}
     return render_template("admin/tax.html", classes=classes, forms=forms,
                            new=TaxForm(formdata=None, prefix="new"),
-                           action=ActionForm())
+                           action=ActionForm(), eu_rates=eu.eu_rates(),
+                           scheme=settings().vat_scheme, fixed=settings().vat_fixed_price)
 
 
 def _save_tax(tax: TaxClass | None):
@@ -74,7 +85,8 @@ def _save_tax(tax: TaxClass | None):
         _errors(form)
         return redirect(url_for("admin.tax_page"), 303)
     try:
-        ss.save_tax_class(db_session(), tax, form.code.data, form.name.data, form.rate.data)
+        ss.save_tax_class(db_session(), tax, form.code.data, form.name.data, form.rate.data,
+                          form.category.data, form.country_rates.data or "")
     except ss.SettingsError as exc:
         db_session().rollback()
         flash(str(exc), "error")

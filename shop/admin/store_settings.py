@@ -49,7 +49,22 @@ def tax_classes(session: Session) -> list[TaxClass]:
     return list(session.scalars(select(TaxClass).order_by(TaxClass.rate_bp.desc(), TaxClass.id)))
 
 
-def save_tax_class(session: Session, tax: TaxClass | None, code: str, name: str, rate: str) -> TaxClass:
+def save_tax_class(session: Session, tax: TaxClass | None, code: str, name: str, rate: str,
+                   category: str | None = None, country_rates: str | None = None) -> TaxClass:
+    """Save a tax class: its home rate, which EU table column applies abroad (``category``)
+    and the merchant's own per-country rates ("NL=9, FR=5.5"; None leaves them as they are)."""
+    from shop.catalog.models import TaxClassRate
+    from shop.tax import rates as eu
+
+    if category is not None and category not in eu.CATEGORIES:
+        raise SettingsError("Choose which EU rate applies abroad: standard, reduced, "
+                            "super-reduced or zero.")
+    overrides = None
+    if country_rates is not None:
+        try:
+            overrides = eu.parse_overrides(country_rates)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
     code = (code or "").strip().lower()
     if not re.fullmatch(r"[a-z0-9_-]{1,40}", code):
         raise SettingsError("A code is 1–40 lower-case letters, digits, dashes or underscores.")
@@ -60,7 +75,14 @@ def save_tax_class(session: Session, tax: TaxClass | None, code: str, name: str,
         tax = TaxClass(code=code, name="", rate_bp=0)
         session.add(tax)
     tax.code, tax.name, tax.rate_bp = code, (name or code).strip()[:100], parse_rate(rate)
+    if category is not None:
+        tax.category = category
+    if overrides is not None:
+        tax.country_rates = [TaxClassRate(country=c, rate_bp=bp) for c, bp in overrides]
     session.flush()
+    from shop.checkout.service import forget_tax_classes
+
+    forget_tax_classes(session)
     return tax
 
 

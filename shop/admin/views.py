@@ -270,9 +270,14 @@ def dashboard():
     # What needs looking at now (a stopped worker, email that does not go out), not only
     # under Settings.
     problems = [c for c in health.checks(db, settings()) if c.status == health.WARN]
+    # In production an empty legal page is a legal risk, not a to-do: say so at the top.
+    from shop.legal.service import PAGES
+
+    legal_missing = [PAGES[slug] for slug in health.missing_legal_pages(db)] \
+        if settings().production else []
     return render_template("admin/dashboard.html", to_ship=to_ship, tasks=tasks,
                            mail_pending=pending, mail_failed=failed, can_sell=can_sell,
-                           setup=setup, problems=problems)
+                           setup=setup, problems=problems, legal_missing=legal_missing)
 
 
 # ---------------------------------------------------------------- account

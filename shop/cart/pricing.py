@@ -1,7 +1,8 @@
 """Cart totals, shipping choice and the VAT breakdown. Pure functions over plain values.
 
-Prices are tax-inclusive. VAT is computed once per rate over the summed gross of that rate
-(lines and shipping), which is how an invoice shows it and avoids per-line rounding drift.
+Prices are tax-inclusive. VAT is computed once per country and rate over the summed gross of
+that rate (lines and shipping), which is how an invoice shows it and avoids per-line rounding
+drift. Which country's VAT, and the price abroad, come from shop/tax/rates.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class PricedLine:
     unit_price: int
     quantity: int
     tax_rate_bp: int
+    tax_class_id: int = 0
+    # Whose VAT applies once the destination is known ("" an export); None: not localized yet.
+    tax_country: str | None = None
 
     @property
     def total(self) -> int:
@@ -37,6 +41,7 @@ class VatLine:
     rate_bp: int
     gross: int
     vat: int
+    country: str | None = None
 
     @property
     def net(self) -> int:
@@ -64,6 +69,7 @@ class ShippingOption:
     price: int
     free_over: int | None
     tax_rate_bp: int
+    tax_country: str | None = None
 
 
 def subtotal(lines: list[PricedLine]) -> int:
@@ -71,16 +77,18 @@ def subtotal(lines: list[PricedLine]) -> int:
 
 
 def compute_totals(
-    lines: list[PricedLine], shipping: int = 0, shipping_tax_rate_bp: int = 0
+    lines: list[PricedLine], shipping: int = 0, shipping_tax_rate_bp: int = 0,
+    shipping_tax_country: str | None = None,
 ) -> Totals:
-    gross_by_rate: dict[int, int] = defaultdict(int)
+    gross_by_rate: dict[tuple[int, str | None], int] = defaultdict(int)
     for line in lines:
-        gross_by_rate[line.tax_rate_bp] += line.total
+        gross_by_rate[line.tax_rate_bp, line.tax_country] += line.total
     if shipping:
-        gross_by_rate[shipping_tax_rate_bp] += shipping
+        gross_by_rate[shipping_tax_rate_bp, shipping_tax_country] += shipping
     vat = tuple(
-        VatLine(rate, gross, vat_included(gross, rate))
-        for rate, gross in sorted(gross_by_rate.items(), reverse=True)
+        VatLine(rate, gross, vat_included(gross, rate), country)
+        for (rate, country), gross in sorted(gross_by_rate.items(),
+                                             key=lambda item: (-item[0][0], item[0][1] or ""))
     )
     sub = subtotal(lines)
     return Totals(subtotal=sub, shipping=shipping, total=sub + shipping, vat=vat)

@@ -9,8 +9,8 @@ from wtforms.validators import InputRequired, NumberRange
 from shop.cart.pricing import MAX_LINES, MAX_QUANTITY, compute_totals
 from shop.cart.storage import CartLine, load_cart, save_cart
 from shop.catalog import service as catalog
-from shop.catalog.views import add_to_cart_form
-from shop.checkout.service import review_cart
+from shop.catalog.views import add_to_cart_form, catalog_cache
+from shop.checkout.service import load_tax_classes, localize_lines, review_cart, use_tax_classes
 from shop.web.context import db_session
 from shop.web.forms import ShopForm
 
@@ -46,8 +46,17 @@ def show():
         flash(str(problem), "warning")
     if review.problems:
         save_cart(session, review.adjusted)
+    # Once the checkout knows the customer's country, the cart shows that country's VAT.
+    country = session.get("country")
+    lines = review.lines
+    if isinstance(country, str) and len(country) == 2 and country.isalpha():
+        use_tax_classes(db_session(), catalog_cache().get(
+            ("tax-classes",), lambda: load_tax_classes(db_session())))
+        lines = localize_lines(db_session(), review.lines, country)
+    else:
+        country = None
     return render_template(
-        "cart/cart.html", review=review, totals=compute_totals(review.lines),
+        "cart/cart.html", review=review, lines=lines, totals=compute_totals(lines), country=country,
         update_form=UpdateLineForm, remove_form=RemoveLineForm(),
     )
 

@@ -22,6 +22,25 @@ class TaxClass(Base):
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     rate_bp: Mapped[int] = mapped_column(Integer)
+    # Which column of the EU rate table (shop/tax/eu_rates.json) applies abroad: standard,
+    # reduced, super_reduced or zero. ``rate_bp`` stays the store's own (home) rate.
+    category: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
+
+    country_rates: Mapped[list[TaxClassRate]] = relationship(
+        order_by="TaxClassRate.country", cascade="all, delete-orphan", lazy="selectin")
+
+
+class TaxClassRate(Base):
+    """The merchant's rate for a tax class in one country, where the EU table's does not fit
+    (e.g. books at a rate other than the country's lowest reduced one)."""
+
+    __tablename__ = "tax_class_rates"
+    __table_args__ = (CheckConstraint("rate_bp >= 0 AND rate_bp <= 10000", name="rate_range"),)
+
+    tax_class_id: Mapped[int] = mapped_column(ForeignKey("tax_classes.id", ondelete="CASCADE"),
+                                              primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    rate_bp: Mapped[int] = mapped_column(Integer)
 
 
 class Product(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import pycountry
@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from shop.cart.pricing import PricedLine, ShippingOption, shipping_price, subtotal
 from shop.cart.storage import CartLine
-from shop.catalog.models import PHYSICAL, Product, TaxClass, Variant, available
+from shop.catalog.models import PHYSICAL, Product, TaxClass, TaxClassRate, Variant, available
 from shop.checkout.models import ShippingRate, ShippingZone
 from shop.i18n import lazy_gettext as _l
+from shop.tax import rates as tax
 
 
 @dataclass
@@ -27,6 +28,10 @@ class CartReview:
     @property
     def requires_shipping(self) -> bool:
         return any(line.kind == PHYSICAL for line in self.lines)
+
+    @property
+    def has_digital(self) -> bool:
+        return any(line.kind != PHYSICAL for line in self.lines)
 
     @property
     def subtotal(self) -> int:
@@ -60,7 +65,7 @@ def forget_review(session: Session) -> None:
 _CART_ROWS = (
     select(Variant.id.label("variant_id"), Variant.label, Variant.sku, Variant.price,
            Variant.on_hand, Variant.reserved, Variant.committed, Variant.active, Product.active.label("product_active"),
-           Product.slug, Product.title, Product.kind, TaxClass.rate_bp)
+           Product.slug, Product.title, Product.kind, TaxClass.rate_bp, Product.tax_class_id)
     .join(Product, Variant.product_id == Product.id)
     .join(TaxClass, Product.tax_class_id == TaxClass.id)
     .where(Variant.id.in_(bindparam("ids", expanding=True)))
@@ -109,9 +114,79 @@ def _review(session: Session, cart: list[CartLine]) -> CartReview:
                 unit_price=row.price,
                 quantity=quantity,
                 tax_rate_bp=row.rate_bp,
+                tax_class_id=row.tax_class_id,
             )
         )
     return review
+
+
+# ---------------------------------------------------------------- VAT by destination
+
+def tax_policy(session: Session) -> tax.TaxPolicy:
+    settings = session.info.get("shop.settings")
+    if settings is None:
+        return tax.TaxPolicy()
+    return tax.TaxPolicy(settings.country, settings.vat_scheme, settings.vat_fixed_price)
+
+
+_TAX_CLASSES = "shop.tax_classes"
+
+
+_TAX_ROWS = (
+    select(TaxClass.id, TaxClass.rate_bp, TaxClass.category, TaxClassRate.country,
+           TaxClassRate.rate_bp)
+    .outerjoin(TaxClassRate, TaxClassRate.tax_class_id == TaxClass.id)
+)
+
+
+def load_tax_classes(session: Session) -> dict[int, tax.TaxClassInfo]:
+    """Every tax class with its per-country rates, as plain values, in one query."""
+    rows: dict[int, tuple[int, str, list[tuple[str, int]]]] = {}
+    for class_id, home_bp, category, country, rate_bp in session.execute(_TAX_ROWS):
+        entry = rows.setdefault(class_id, (home_bp, category, []))
+        if country is not None:
+            entry[2].append((country, rate_bp))
+    return {class_id: tax.TaxClassInfo(home_bp, category, tuple(sorted(overrides)))
+            for class_id, (home_bp, category, overrides) in rows.items()}
+
+
+def use_tax_classes(session: Session, classes: dict[int, tax.TaxClassInfo]) -> None:
+    """Let this unit of work use ``classes`` (e.g. from the catalog's short-lived cache), so the
+    VAT shown and the VAT charged come from one snapshot, as with the shipping zones."""
+    session.info[_TAX_CLASSES] = classes
+
+
+def tax_classes(session: Session) -> dict[int, tax.TaxClassInfo]:
+    """The tax classes this unit of work uses, read once."""
+    classes = session.info.get(_TAX_CLASSES)
+    if classes is None:
+        classes = session.info[_TAX_CLASSES] = load_tax_classes(session)
+    return classes
+
+
+def forget_tax_classes(session: Session) -> None:
+    session.info.pop(_TAX_CLASSES, None)
+
+
+def _taxed(session: Session, class_id: int, home_bp: int, kind: str, country: str
+           ) -> tuple[str, int, tax.TaxClassInfo]:
+    policy = tax_policy(session)
+    info = tax_classes(session).get(class_id) or tax.TaxClassInfo(home_bp)
+    where = tax.taxed_in(policy, kind, country)
+    return where, tax.rate_in(info, where, policy), info
+
+
+def localize_lines(session: Session, lines: list[PricedLine], country: str) -> list[PricedLine]:
+    """The cart's lines for a customer in ``country``: whose VAT, which rate, and the price
+    (changed only when the store keeps net prices fixed)."""
+    fixed = tax_policy(session).fixed
+    out = []
+    for line in lines:
+        where, rate, info = _taxed(session, line.tax_class_id, line.tax_rate_bp, line.kind,
+                                   country.upper())
+        out.append(replace(line, tax_rate_bp=rate, tax_country=where,
+                           unit_price=tax.localize(line.unit_price, info.home_bp, rate, fixed)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -121,6 +196,7 @@ class Rate:
     price: int
     free_over: int | None
     tax_rate_bp: int
+    tax_class_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +210,7 @@ class Zone:
 _ZONE_ROWS = (
     select(ShippingZone.id, ShippingZone.name, ShippingZone.countries,
            ShippingRate.id, ShippingRate.name, ShippingRate.price,
-           ShippingRate.free_over, TaxClass.rate_bp)
+           ShippingRate.free_over, TaxClass.rate_bp, ShippingRate.tax_class_id)
     .outerjoin(ShippingRate, ShippingRate.zone_id == ShippingZone.id)
     .outerjoin(TaxClass, ShippingRate.tax_class_id == TaxClass.id)
     .order_by(ShippingZone.position, ShippingZone.id, ShippingRate.position, ShippingRate.id)
@@ -144,11 +220,11 @@ _ZONE_ROWS = (
 def load_zones(session: Session) -> tuple[Zone, ...]:
     """Zones with their rates and the rates' VAT, as plain immutable values, in one query."""
     grouped: dict[int, tuple[str, str, list[Rate]]] = {}
-    for zone_id, zone_name, countries, rate_id, name, price, free_over, tax_bp in (
+    for zone_id, zone_name, countries, rate_id, name, price, free_over, tax_bp, class_id in (
             session.execute(_ZONE_ROWS)):
         entry = grouped.setdefault(zone_id, (zone_name, countries, []))
         if rate_id is not None:
-            entry[2].append(Rate(rate_id, name, price, free_over, tax_bp))
+            entry[2].append(Rate(rate_id, name, price, free_over, tax_bp, class_id))
     return tuple(
         Zone(zone_id, name, tuple(ShippingZone.country_codes_of(countries)), tuple(rates))
         for zone_id, (name, countries, rates) in grouped.items()
@@ -192,17 +268,26 @@ def shipping_countries(session: Session) -> list[str]:
 
 
 def shipping_options(session: Session, country: str, goods_total: int) -> list[ShippingOption]:
+    """What shipping to ``country`` costs, with the VAT it carries there (as its goods: the
+    destination's under OSS, at home under the threshold, none for an export)."""
     country = country.upper()
-    return [
-        ShippingOption(
-            rate_id=rate.id,
-            zone_name=zone.name,
-            name=rate.name,
-            list_price=rate.price,
-            price=shipping_price(rate.price, rate.free_over, goods_total),
-            free_over=rate.free_over,
-            tax_rate_bp=rate.tax_rate_bp,
-        )
-        for zone in _zones(session) if country in zone.country_codes
-        for rate in zone.rates
-    ]
+    fixed = tax_policy(session).fixed
+    options = []
+    for zone in _zones(session):
+        if country not in zone.country_codes:
+            continue
+        for rate in zone.rates:
+            where, bp, info = _taxed(session, rate.tax_class_id or 0, rate.tax_rate_bp, PHYSICAL,
+                                     country)
+            list_price = tax.localize(rate.price, info.home_bp, bp, fixed)
+            options.append(ShippingOption(
+                rate_id=rate.id,
+                zone_name=zone.name,
+                name=rate.name,
+                list_price=list_price,
+                price=shipping_price(list_price, rate.free_over, goods_total),
+                free_over=rate.free_over,
+                tax_rate_bp=bp,
+                tax_country=where,
+            ))
+    return options

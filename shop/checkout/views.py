@@ -7,6 +7,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import (
+    BooleanField,
     EmailField,
     HiddenField,
     RadioField,
@@ -21,11 +22,14 @@ from shop.cart.pricing import compute_totals
 from shop.cart.storage import load_cart, save_cart
 from shop.catalog.views import catalog_cache
 from shop.checkout.service import (
+    load_tax_classes,
     load_zones,
+    localize_lines,
     real_countries,
     review_cart,
     shipping_countries,
     shipping_options,
+    use_tax_classes,
     use_zones,
 )
 from shop.money import format_money
@@ -62,8 +66,14 @@ class CheckoutForm(ShopForm):
                                validators=[Optional()])
     payment_method = RadioField(_l("Payment method"),
                                 validators=[InputRequired(_l("Please choose how to pay."))])
+    # Shown only when the cart holds digital goods (§ 356 (5) BGB); the order records it with
+    # consent.VERSION, whose wording this label must stay (tests check it).
+    digital_consent = BooleanField(_l(
+        "I agree that delivery of the digital content starts now, before the withdrawal "
+        "period ends, and I acknowledge that I thereby lose my right of withdrawal."))
     refresh = SubmitField(_l("Update shipping options"))
-    submit = SubmitField(_l("Place order"))
+    # Says that it commits to pay (§ 312j (3) BGB: "zahlungspflichtig bestellen").
+    submit = SubmitField(_l("Place order and pay"))
     # What this page showed: placing the order checks it (one order per checkout token, and
     # only for the total shown, in the country shown).
     checkout_token = HiddenField()
@@ -98,17 +108,26 @@ def _prepare(form: CheckoutForm, review) -> list:
         form.payment_method.data = form.payment_method.choices[0].value
     options = []
     if review.requires_shipping and form.country.data in codes:
-        options = shipping_options(db_session(), form.country.data, review.subtotal)
+        goods = sum(line.total for line in localize_lines(db_session(), review.lines,
+                                                           form.country.data))
+        options = shipping_options(db_session(), form.country.data, goods)
         form.shipping_rate.choices = [SelectChoice(o.rate_id, o.name) for o in options]
         if form.shipping_rate.data not in [o.rate_id for o in options] and options:
             form.shipping_rate.data = options[0].rate_id
     return options
 
 
+def _lines(form: CheckoutForm, review):
+    """The cart priced for the chosen country (whose VAT, and the price if net is fixed)."""
+    return localize_lines(db_session(), review.lines, form.country.data) if form.country.data \
+        else review.lines
+
+
 def _totals(form: CheckoutForm, review, options):
     chosen = next((o for o in options if o.rate_id == form.shipping_rate.data), None)
-    return chosen, compute_totals(review.lines, chosen.price if chosen else 0,
-                                  chosen.tax_rate_bp if chosen else 0)
+    return chosen, compute_totals(_lines(form, review), chosen.price if chosen else 0,
+                                  chosen.tax_rate_bp if chosen else 0,
+                                  chosen.tax_country if chosen else None)
 
 
 def _render(form: CheckoutForm, review, options, status: int = 200):
@@ -116,8 +135,12 @@ def _render(form: CheckoutForm, review, options, status: int = 200):
     form.checkout_token.data = _checkout_token()
     form.shown_total.data = str(totals.total)
     form.shown_country.data = form.country.data or ""
+    if form.country.data:
+        # The cart page shows this country's VAT from now on (a session value, no cookie of its own).
+        session["country"] = form.country.data
     return render_template("checkout/checkout.html", form=form, review=review, options=options,
-                           totals=totals, methods=payment_methods()), status
+                           lines=_lines(form, review), totals=totals,
+                           methods=payment_methods()), status
 
 
 _TOKEN = "checkout_token"
@@ -172,6 +195,8 @@ def checkout():
     # Shipping rates change rarely: share them between requests as briefly as the catalog.
     use_zones(db_session(), catalog_cache().get(("shipping-zones",),
                                                 lambda: load_zones(db_session())))
+    use_tax_classes(db_session(), catalog_cache().get(("tax-classes",),
+                                                      lambda: load_tax_classes(db_session())))
     review = review_cart(db_session(), load_cart(session))
     if review.problems:
         for problem in review.problems:
@@ -190,18 +215,24 @@ def checkout():
     options = _prepare(form, review)
     if request.method == "GET" or form.refresh.data:
         return _render(form, review, options)
-    if not form.validate():
-        return _render(form, review, options, 400)
+    # Every problem at once (payment choice, address, consent): one round trip to fix them all.
+    valid = form.validate()
     if review.requires_shipping:
         missing = [f for f in form.ADDRESS_FIELDS if not (getattr(form, f).data or "").strip()]
         for name in missing:
-            getattr(form, name).errors = [*getattr(form, name).errors,
-                                          _("Needed to ship your order.")]
+            field = getattr(form, name)
+            field.errors = [*field.errors, _("Needed to ship your order.")]
         if not options:
-            form.country.errors = [*form.country.errors,
-                                   _("We cannot ship to this country yet.")]
-        if missing or not options:
-            return _render(form, review, options, 400)
+            form.country.errors = [*form.country.errors, _("We cannot ship to this country yet.")]
+        valid = valid and not missing and bool(options)
+    if review.has_digital and not form.digital_consent.data \
+            and orders.refuses_without_consent(db_session()):
+        form.digital_consent.errors = [*form.digital_consent.errors, _(
+            "Please confirm that delivery may start now and that you thereby lose your right "
+            "of withdrawal, or remove the digital items from your cart.")]
+        valid = False
+    if not valid:
+        return _render(form, review, options, 400)
 
     def clean(name: str) -> str | None:
         value = (getattr(form, name).data or "").strip()
@@ -221,6 +252,7 @@ def checkout():
                 checkout_token=form.checkout_token.data or _checkout_token(),
                 shown_total=-1 if shown is None else shown,
                 locale=i18n.locale(),
+                digital_consent=bool(form.digital_consent.data) and review.has_digital,
                 contact=orders.ContactDetails(
                     email=clean("email"), name=clean("name"), street=clean("street"),
                     postal_code=clean("postal_code"), city=clean("city"),
@@ -244,6 +276,10 @@ def checkout():
             flash(str(problem), "warning")
         save_cart(session, exc.adjusted)
         return redirect(url_for("cart.show"), 303)
+    except orders.ConsentMissing as exc:  # the view checked already; the service has the last word
+        db_session().rollback()
+        form.digital_consent.errors = [str(exc)]
+        return _render(form, review, options, 400)
     except (orders.OutOfStock, orders.ShippingUnavailable, orders.EmptyCart) as exc:
         flash(str(exc), "error")
         db_session().rollback()

@@ -122,6 +122,9 @@ def grant_for_paid_order(session: Session, order: Order, now: datetime | None = 
     file, i.e. when the downloads alone fulfil the order."""
     now = now or utcnow()
     days, count = _limits(session)
+    # Without the consent to immediate delivery the link starts after the withdrawal period,
+    # and its days count from then.
+    start = max(now, order.downloads_from) if order.downloads_from else now
     digital = [line for line in order.lines if line.kind == DIGITAL and line.variant_id is not None]
     if not digital:
         return False
@@ -132,7 +135,7 @@ def grant_for_paid_order(session: Session, order: Order, now: datetime | None = 
     for f in files:
         if f.id not in have:
             session.add(DownloadGrant(order_id=order.id, digital_file_id=f.id,
-                                      token=secrets.token_urlsafe(32), expires_at=now + timedelta(days=days),
+                                      token=secrets.token_urlsafe(32), expires_at=start + timedelta(days=days),
                                       downloads_left=count, created_at=now))
     session.flush()
     return len(digital) == len(order.lines) and len(files) == len(product_ids)
@@ -145,10 +148,17 @@ class OfferedDownload:
     size: int
     expires_at: datetime
     downloads_left: int
+    # Not before this (the withdrawal period of an order placed without the consent to
+    # immediate delivery); None: at once.
+    available_from: datetime | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.available_from is not None and self.available_from > utcnow()
 
     @property
     def usable(self) -> bool:
-        return self.downloads_left > 0 and self.expires_at > utcnow()
+        return self.downloads_left > 0 and self.expires_at > utcnow() and not self.waiting
 
 
 def offered(session: Session, order: Order) -> list[OfferedDownload]:
@@ -157,7 +167,8 @@ def offered(session: Session, order: Order) -> list[OfferedDownload]:
     rows = session.execute(
         select(DownloadGrant, DigitalFile).join(DigitalFile, DigitalFile.id == DownloadGrant.digital_file_id)
         .where(DownloadGrant.order_id == order.id).order_by(DownloadGrant.id))
-    return [OfferedDownload(g.token, f.original_name, f.size, g.expires_at, g.downloads_left)
+    return [OfferedDownload(g.token, f.original_name, f.size, g.expires_at, g.downloads_left,
+                            order.downloads_from)
             for g, f in rows]
 
 
@@ -173,6 +184,10 @@ def take_download(session: Session, token: str, instance_path: Path,
     order = session.get(Order, grant.order_id)
     if order is None or order.state not in ENTITLED:
         raise DownloadUnavailable(_l("This order no longer includes the download."))
+    if order.downloads_from is not None and now < order.downloads_from:
+        raise DownloadUnavailable(_l(
+            "This download starts on %(when)s UTC, when the withdrawal period has ended (you did "
+            "not agree to immediate delivery).", when=f"{order.downloads_from:%Y-%m-%d %H:%M}"))
     if grant.expires_at <= now:
         raise DownloadUnavailable(_l("This download link has expired."))
     # One conditional UPDATE: two clicks at once cannot both take the last download.

@@ -12,11 +12,14 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
+from babel import Locale
+from babel.numbers import format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -138,18 +141,47 @@ def order_locale(order: Order, settings: Settings) -> str:
     return order.locale or settings.locale
 
 
+# The legal texts the order confirmation carries, as the durable medium (§ 312f BGB).
+CONFIRMATION_LEGAL = ("terms", "withdrawal")
+
+
+def legal_texts(session: Session) -> dict[str, str]:
+    """The merchant's terms and withdrawal information as they stand now (plain text)."""
+    from shop.legal import service as legal
+
+    texts = {}
+    for slug in CONFIRMATION_LEGAL:
+        page = legal.get_page(session, slug)
+        texts[slug] = page.body if page is not None else ""
+    return texts
+
+
+def _totals(order: Order):
+    from shop.cart.pricing import PricedLine, compute_totals
+
+    lines = [PricedLine(l.variant_id or 0, "", l.product_title, l.variant_label, l.sku, l.kind,
+                        l.unit_price, l.quantity, l.tax_rate_bp, tax_country=l.tax_country)
+             for l in order.lines]
+    return compute_totals(lines, order.shipping, order.shipping_tax_rate_bp,
+                          order.shipping_tax_country)
 def render(settings: Settings, order: Order, kind: str, payload: dict[str, Any],
-           to: str) -> EmailMessage:
+           to: str, *, legal: dict[str, str] | None = None) -> EmailMessage:
     locale = order_locale(order, settings)
     with i18n.use_locale(locale):
-        return _render(settings, order, kind, payload, to, locale)
+        return _render(settings, order, kind, payload, to, locale, legal)
 
 
 def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any], to: str,
-            locale: str) -> EmailMessage:
+            locale: str, legal: dict[str, str] | None) -> EmailMessage:
+    from shop.legal.service import PAGES
+    from shop.orders.consent import wording
     env = _environment()
     env.filters["money"] = lambda amount, currency=None: format_money(
         amount, currency or order.currency, locale)
+    # Exact: basis points become a Decimal, never a float ("7,7 %" in German).
+    env.filters["percent_bp"] = lambda rate_bp: format_percent(
+        Decimal(rate_bp) / 10_000, locale=locale, decimal_quantization=False)
+    env.filters["localtime"] = lambda moment: i18n.format_localtime(moment, settings.timezone, locale)
     base = settings.base_url.rstrip("/")
     language = i18n.language_of(locale)
     # The link opens the order page in the order's language (the store's own needs no prefix).
@@ -158,6 +190,10 @@ def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any]
         "store_name": settings.store_name, "order": order, "kind": kind, "payload": payload,
         "order_url": f"{base}{prefix}/orders/{order.token}" if base else None,
         "language": language,
+        "home_country": settings.country, "totals": _totals(order),
+        "country_name": lambda code: Locale.parse(locale).territories.get(code, code),
+        "consent_text": wording(order.digital_consent_version),
+        "legal": [(PAGES[slug], text) for slug, text in (legal or {}).items() if text],
     }
     message = EmailMessage()
     message["Subject"] = i18n.gettext(SUBJECTS[kind], number=order.number)
@@ -239,8 +275,9 @@ def _deliver_one(session: Session, message: OutboxMessage, settings: Settings,
         return False
     message.attempts += 1
     try:
+        legal = legal_texts(session) if message.kind == ORDER_RECEIVED else None
         send(config, render(settings, order, message.kind, _open_payload(session, order, message),
-                            to))
+                            to, legal=legal))
     except smtp.SendError as exc:
         message.last_error = exc.summary[:200]
         if exc.permanent or message.attempts >= MAX_ATTEMPTS:

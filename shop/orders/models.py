@@ -48,6 +48,8 @@ class Order(Base):
     subtotal: Mapped[int] = mapped_column(Money)
     shipping: Mapped[int] = mapped_column(Money, default=0)
     shipping_tax_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
+    # Whose VAT the shipping carries (as its goods'); "" an export, NULL before VAT by destination.
+    shipping_tax_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     total: Mapped[int] = mapped_column(Money)
     vat_total: Mapped[int] = mapped_column(Money, default=0)
     amount_paid: Mapped[int] = mapped_column(Money, default=0)
@@ -60,6 +62,14 @@ class Order(Base):
     # The language the customer shopped in (de_DE, nl, en): their emails are written in it.
     # NULL for orders from before languages: the store's SHOP_LOCALE.
     locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Digital content delivered at once (§ 356 (5) BGB, Art. 16 (m) Directive 2011/83/EU): when
+    # the customer agreed to immediate delivery and acknowledged losing the right of withdrawal,
+    # and which wording they saw (shop/orders/consent.py). Not personal: no person in it.
+    digital_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    digital_consent_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # Without that consent (and a merchant who delays rather than refuses), downloads wait until
+    # the withdrawal period has ended.
+    downloads_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The one-time token of the checkout form that placed this order: posting that form again
     # (double click, retry, back button) finds this order instead of placing another.
     checkout_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
@@ -111,6 +121,8 @@ class OrderLine(Base):
     unit_price: Mapped[int] = mapped_column(Money)
     quantity: Mapped[int] = mapped_column(Integer)
     tax_rate_bp: Mapped[int] = mapped_column(Integer)
+    # The country whose VAT applies (shop/tax/rates.py): "" an export, NULL before this existed.
+    tax_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     line_total: Mapped[int] = mapped_column(Money)
     # Where this line's units are in the variant's stock (see StockState).
     stock_state: Mapped[str] = mapped_column(String(12), default="none")

@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from shop.admin.models import Shipment, StockAdjustment
 from shop.cart.pricing import compute_totals
 from shop.cart.storage import CartLine
-from shop.catalog.models import Variant
-from shop.checkout.service import forget_review, review_cart, shipping_options
+from shop.catalog.models import DIGITAL, Variant
+from shop.checkout.service import forget_review, localize_lines, review_cart, shipping_options
 from shop.db import utcnow
 from shop.downloads import service as downloads
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
 from shop.mail import outbox
+from shop.orders import consent as digital_consent
 from shop.orders.models import (
     Order,
     OrderEvent,
@@ -83,6 +84,15 @@ class TotalChanged(OrderError):
         super().__init__(_l("The total changed since the page was shown."))
 
 
+class ConsentMissing(OrderError):
+    """Digital content delivered at once needs the customer's consent, and this store refuses
+    the order without it (SHOP_DIGITAL_WITHOUT_CONSENT=refuse)."""
+
+    def __init__(self) -> None:
+        super().__init__("Please confirm that delivery may start now and that you thereby lose "
+                         "your right of withdrawal, or remove the digital items.")
+
+
 class AlreadyPlaced(OrderError):
     """This checkout (its one-time token) already placed an order."""
 
@@ -106,6 +116,10 @@ class PlaceOrder:
     shown_total: int | None = None
     # The language of the checkout (a locale such as de_DE): the order's emails use it.
     locale: str | None = None
+    # The customer ticked the consent to immediate delivery of digital content (wording
+    # consent.VERSION). Without it: refused or delivered after the withdrawal period, as the
+    # store's SHOP_DIGITAL_WITHOUT_CONSENT says.
+    digital_consent: bool = False
 
 
 # ---------------------------------------------------------------- transitions
@@ -146,6 +160,14 @@ def _unflag(session: Session, order: Order, message: str, now: datetime) -> None
                            note=f"Withdrawn (no longer true): {message}"[:500]))
 
 
+def refuses_without_consent(session: Session) -> bool:
+    """Whether this store refuses digital orders without the consent to immediate delivery
+    (SHOP_DIGITAL_WITHOUT_CONSENT=refuse) rather than delaying their downloads."""
+    settings = session.info.get("shop.settings")
+    return getattr(settings, "digital_without_consent", digital_consent.REFUSE) == \
+        digital_consent.REFUSE
+
+
 def place_order(session: Session, request: PlaceOrder, now: datetime | None = None) -> Order:
     now = now or utcnow()
     if request.checkout_token and get_by_checkout_token(session, request.checkout_token):
@@ -157,20 +179,27 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         raise CartChanged(review.problems, review.adjusted)
     if not review.lines:
         raise EmptyCart()
+    digital = any(line.kind == DIGITAL for line in review.lines)
+    consented = digital and request.digital_consent
+    if digital and not consented and refuses_without_consent(session):
+        raise ConsentMissing()
 
-    shipping, shipping_tax_bp, shipping_name = 0, 0, ""
+    lines = localize_lines(session, review.lines, request.country)
+    shipping, shipping_tax_bp, shipping_tax_country, shipping_name = 0, 0, None, ""
     if review.requires_shipping:
-        options = {o.rate_id: o for o in shipping_options(session, request.country, review.subtotal)}
+        options = {o.rate_id: o for o in shipping_options(session, request.country,
+                                                          sum(line.total for line in lines))}
         option = options.get(request.shipping_rate_id or -1)
         if option is None:
             raise ShippingUnavailable()
         shipping, shipping_tax_bp, shipping_name = option.price, option.tax_rate_bp, option.name
-    totals = compute_totals(review.lines, shipping, shipping_tax_bp)
+        shipping_tax_country = option.tax_country
+    totals = compute_totals(lines, shipping, shipping_tax_bp, shipping_tax_country)
     if request.shown_total is not None and totals.total != request.shown_total:
         raise TotalChanged(request.shown_total, totals.total)
 
     # Lock variants in id order so concurrent orders for overlapping items cannot deadlock.
-    for line in sorted(review.lines, key=lambda l: l.variant_id):
+    for line in sorted(lines, key=lambda l: l.variant_id):
         _hold(session, line.variant_id, line.quantity, line.product_title, "reserved")
 
     order = Order(
@@ -182,6 +211,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         subtotal=totals.subtotal,
         shipping=totals.shipping,
         shipping_tax_rate_bp=shipping_tax_bp,
+        shipping_tax_country=shipping_tax_country,
         total=totals.total,
         vat_total=totals.vat_total,
         requires_shipping=review.requires_shipping,
@@ -192,8 +222,11 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         checkout_token=request.checkout_token,
         placed_at=now,
         expires_at=now + timedelta(minutes=request.expiry_minutes),
+        digital_consent_at=now if consented else None,
+        digital_consent_version=digital_consent.VERSION if consented else None,
+        downloads_from=now + digital_consent.WITHDRAWAL_PERIOD if digital and not consented else None,
     )
-    for line in review.lines:
+    for line in lines:
         order.lines.append(
             OrderLine(
                 variant_id=line.variant_id,
@@ -204,6 +237,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
                 unit_price=line.unit_price,
                 quantity=line.quantity,
                 tax_rate_bp=line.tax_rate_bp,
+                tax_country=line.tax_country,
                 line_total=line.total,
                 stock_state=St.RESERVED.value,
             )
@@ -213,8 +247,15 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         # Digital goods need no postal address: never keep one even if a form sent it.
         contact = ContactDetails(email=contact.email)
     session.add(order)
+    # Message ids: the order page shows the history translated.
+    note = N_("Order placed")
+    if consented:
+        note = N_("Order placed; the customer agreed to immediate delivery of the digital content")
+    elif digital:
+        note = N_("Order placed; no consent to immediate delivery: downloads start when the "
+                  "14-day withdrawal period has ended")
     session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
-                           note=N_("Order placed")))
+                           note=note))
     try:
         # The token's unique index is what stops the same checkout posted twice at once: the
         # second insert waits for the first transaction and then fails. (The caller rolls back,

@@ -32,10 +32,11 @@ def order_view(order: Order) -> OrderView:
 def order_totals(order: Order):
     lines = [
         PricedLine(l.variant_id or 0, "", l.product_title, l.variant_label, l.sku, l.kind,
-                   l.unit_price, l.quantity, l.tax_rate_bp)
+                   l.unit_price, l.quantity, l.tax_rate_bp, tax_country=l.tax_country)
         for l in order.lines
     ]
-    return compute_totals(lines, order.shipping, order.shipping_tax_rate_bp)
+    return compute_totals(lines, order.shipping, order.shipping_tax_rate_bp,
+                          order.shipping_tax_country)
 
 
 def _load(token: str) -> Order:

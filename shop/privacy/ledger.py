@@ -37,21 +37,35 @@ def _payment(session: Session, order: Order, kind: str) -> tuple[str, str]:
     return order.payment_method, ", ".join(dict.fromkeys(refs))[:500]
 
 
-def _rates(gross_by_rate: dict[int, int]) -> list[LedgerRate]:
+# Amounts are booked per (rate, country whose VAT it is): an OSS return reports each member
+# state apart, and two countries may share a rate in one order. The country is "" for an export
+# and None for orders from before VAT by destination (the store's own VAT).
+Key = tuple[int, str | None]
+
+
+def _order(key) -> tuple:
+    """Highest rate first, then by country: the order rates are listed and ties are broken."""
+    if isinstance(key, int):
+        return (-key,)
+    return (-key[0], key[1] or "")
+
+
+def _rates(gross_by_rate: dict[Key, int]) -> list[LedgerRate]:
     rates = []
-    for rate, gross in sorted(gross_by_rate.items(), reverse=True):
+    for (rate, country), gross in sorted(gross_by_rate.items(), key=lambda i: _order(i[0])):
         # A refund's VAT mirrors a sale's exactly: round the magnitude, then restore the sign.
         vat = vat_included(abs(gross), rate) * (1 if gross >= 0 else -1)
-        rates.append(LedgerRate(tax_rate_bp=rate, gross=gross, vat=vat, net=gross - vat))
+        rates.append(LedgerRate(tax_rate_bp=rate, tax_country=country, gross=gross, vat=vat,
+                                net=gross - vat))
     return rates
 
 
-def _sale_gross_by_rate(order: Order) -> dict[int, int]:
-    gross: dict[int, int] = defaultdict(int)
+def _sale_gross_by_rate(order: Order) -> dict[Key, int]:
+    gross: dict[Key, int] = defaultdict(int)
     for line in order.lines:
-        gross[line.tax_rate_bp] += line.line_total
+        gross[line.tax_rate_bp, line.tax_country] += line.line_total
     if order.shipping:
-        gross[order.shipping_tax_rate_bp] += order.shipping
+        gross[order.shipping_tax_rate_bp, order.shipping_tax_country] += order.shipping
     return dict(gross)
 
 
@@ -93,53 +107,58 @@ def record_sale(session: Session, order: Order, now: datetime) -> LedgerEntry:
     return entry
 
 
-def allocate(amount: int, weights: dict[int, int]) -> dict[int, int]:
-    """Split ``amount`` over keys in proportion to ``weights`` (largest remainder, exact sum)."""
+def allocate(amount: int, weights: dict) -> dict:
+    """Split ``amount`` over keys in proportion to ``weights`` (largest remainder, exact sum;
+    a tie goes to the higher rate)."""
     total = sum(weights.values())
     if total <= 0:
         raise ValueError("cannot allocate over nothing")
     shares = {k: amount * w // total for k, w in weights.items()}
-    remainders = sorted(weights, key=lambda k: (-(amount * weights[k] % total), -k))
+    remainders = sorted(weights, key=lambda k: (-(amount * weights[k] % total), _order(k)))
     for k in remainders[: amount - sum(shares.values())]:
         shares[k] += 1
     return shares
 
 
-def _booked(session: Session, order: Order) -> dict[int, tuple[int, int]]:
-    """(gross, VAT) per rate still booked for the order: its sale less every later entry."""
+def _booked(session: Session, order: Order) -> dict[Key, tuple[int, int]]:
+    """(gross, VAT) per rate and country still booked for the order: its sale less every later
+    entry."""
     rows = session.execute(
-        select(LedgerRate.tax_rate_bp, func.sum(LedgerRate.gross), func.sum(LedgerRate.vat))
+        select(LedgerRate.tax_rate_bp, LedgerRate.tax_country, func.sum(LedgerRate.gross),
+               func.sum(LedgerRate.vat))
         .join(LedgerEntry, LedgerRate.entry_id == LedgerEntry.id)
         .where(LedgerEntry.order_number == order.number)
-        .group_by(LedgerRate.tax_rate_bp)
+        .group_by(LedgerRate.tax_rate_bp, LedgerRate.tax_country)
     ).all()
     if not rows:  # no sale recorded (cannot happen for a paid order): what the order says
-        return {r.tax_rate_bp: (r.gross, r.vat) for r in _rates(_sale_gross_by_rate(order))}
-    return {rate: (int(gross), int(vat)) for rate, gross, vat in rows}
+        return {(r.tax_rate_bp, r.tax_country): (r.gross, r.vat)
+                for r in _rates(_sale_gross_by_rate(order))}
+    return {(rate, country): (int(gross), int(vat)) for rate, country, gross, vat in rows}
 
 
-def _refund_rates(amount: int, booked: dict[int, tuple[int, int]]) -> list[LedgerRate]:
+def _refund_rates(amount: int, booked: dict[Key, tuple[int, int]]) -> list[LedgerRate]:
     """Reverse ``amount`` of what is booked, per rate. The refund that reaches what is left
     takes exactly the remainder, gross and VAT, so a fully refunded order nets to zero per
     rate; an earlier one is split in proportion to what is left and never reverses more VAT
     than is left of a rate."""
-    left = {rate: gv for rate, gv in booked.items() if gv[0] > 0}
+    left = {key: gv for key, gv in booked.items() if gv[0] > 0}
     left_gross = sum(g for g, _ in left.values())
-    out: dict[int, list[int]] = {}
+    out: dict[Key, list[int]] = {}
     if amount >= left_gross:
-        out = {rate: [g, v] for rate, (g, v) in left.items()}
+        out = {key: [g, v] for key, (g, v) in left.items()}
         extra = amount - left_gross  # money beyond the sale (an overpayment) given back
         if extra and booked:
-            for rate, share in allocate(extra, {r: max(g, 1) for r, (g, _) in booked.items()}).items():
-                out.setdefault(rate, [0, 0])
-                out[rate][0] += share
-                out[rate][1] += vat_included(share, rate)
+            for key, share in allocate(extra, {k: max(g, 1) for k, (g, _) in booked.items()}).items():
+                out.setdefault(key, [0, 0])
+                out[key][0] += share
+                out[key][1] += vat_included(share, key[0])
     elif amount > 0:
-        for rate, share in allocate(amount, {r: g for r, (g, _) in left.items()}).items():
+        for key, share in allocate(amount, {k: g for k, (g, _) in left.items()}).items():
             if share:
-                out[rate] = [share, min(vat_included(share, rate), left[rate][1])]
-    return [LedgerRate(tax_rate_bp=rate, gross=-g, vat=-v, net=-(g - v))
-            for rate, (g, v) in sorted(out.items(), reverse=True) if g or v]
+                out[key] = [share, min(vat_included(share, key[0]), left[key][1])]
+    return [LedgerRate(tax_rate_bp=rate, tax_country=country, gross=-g, vat=-v, net=-(g - v))
+            for (rate, country), (g, v) in sorted(out.items(), key=lambda i: _order(i[0]))
+            if g or v]
 
 
 def record_refund(session: Session, order: Order, amount: int, now: datetime, *,
@@ -170,7 +189,7 @@ def record_reversal(session: Session, order: Order, amount: int, now: datetime) 
         .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
     ) or 0
     shares = allocate(amount, _sale_gross_by_rate(order))
-    rates = _rates({rate: share for rate, share in shares.items() if share})
+    rates = _rates({key: share for key, share in shares.items() if share})
     method, reference = _payment(session, order, "refunded")
     entry = _entry(order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method,
                    reference)
@@ -208,7 +227,8 @@ def totals(session: Session, start: date | None = None, end: date | None = None)
 
 CSV_COLUMNS = [
     "entry_date", "kind", "order_number", "order_date", "destination_country", "currency",
-    "vat_rate_percent", "net", "vat", "gross", "payment_method", "payment_reference", "entry_key",
+    "vat_country", "vat_rate_percent", "net", "vat", "gross", "payment_method",
+    "payment_reference", "entry_key",
 ]
 
 
@@ -227,11 +247,12 @@ def _export_rows(start: date, end: date):
     return (
         select(LedgerEntry.entry_date, LedgerEntry.kind, LedgerEntry.order_number,
                LedgerEntry.order_date, LedgerEntry.destination_country, LedgerEntry.currency,
-               LedgerRate.tax_rate_bp, LedgerRate.net, LedgerRate.vat, LedgerRate.gross,
+               LedgerRate.tax_country, LedgerRate.tax_rate_bp, LedgerRate.net, LedgerRate.vat, LedgerRate.gross,
                LedgerEntry.payment_method, LedgerEntry.payment_reference, LedgerEntry.key)
         .join(LedgerRate, LedgerRate.entry_id == LedgerEntry.id)
         .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
-        .order_by(LedgerEntry.entry_date, LedgerEntry.id, LedgerRate.tax_rate_bp.desc())
+        .order_by(LedgerEntry.entry_date, LedgerEntry.id, LedgerRate.tax_rate_bp.desc(),
+                  LedgerRate.tax_country)
     )
 
 
@@ -250,11 +271,12 @@ def iter_csv(connection: Connection, start: date, end: date) -> Iterator[str]:
     result = connection.execute(_export_rows(start, end), execution_options={
         "stream_results": True, "yield_per": EXPORT_BATCH})
     try:
-        for (entry_date, kind, number, order_date, country, currency, rate_bp, net, vat, gross,
-             method, reference, key) in result:
+        for (entry_date, kind, number, order_date, country, currency, vat_country, rate_bp,
+             net, vat, gross, method, reference, key) in result:
             writer.writerow([
                 entry_date.isoformat(), kind, number, order_date.date().isoformat(), country,
-                currency, f"{Decimal(rate_bp).scaleb(-2):.2f}", _amount(net, currency),
+                currency, vat_country if vat_country is not None else "",
+                f"{Decimal(rate_bp).scaleb(-2):.2f}", _amount(net, currency),
                 _amount(vat, currency), _amount(gross, currency), method, reference, key,
             ])
             if buffer.tell() >= CHUNK_CHARS:

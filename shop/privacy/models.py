@@ -73,16 +73,24 @@ class LedgerRate(Base):
     """Net, VAT and gross of one entry at one VAT rate."""
 
     __tablename__ = "ledger_rates"
-    __table_args__ = (UniqueConstraint("entry_id", "tax_rate_bp"),)
+    __table_args__ = (UniqueConstraint("entry_id", "tax_country", "tax_rate_bp"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id", ondelete="CASCADE"))
+    # The country whose VAT this is (an OSS return lists it per member state of consumption);
+    # "" for an export without EU VAT; NULL in entries from before VAT by destination (the
+    # store's own country's VAT).
+    tax_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     tax_rate_bp: Mapped[int] = mapped_column(Integer)
     net: Mapped[int] = mapped_column(Money)
     vat: Mapped[int] = mapped_column(Money)
     gross: Mapped[int] = mapped_column(Money)
 
     entry: Mapped[LedgerEntry] = relationship(back_populates="rates")
+
+
+# LedgerDay's tax_country for rate rows from before VAT by destination (the store's own VAT).
+BEFORE_DESTINATION = "-"
 
 
 class LedgerDay(Base):
@@ -96,6 +104,8 @@ class LedgerDay(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    # LedgerRate.tax_country, with BEFORE_DESTINATION for its NULL (a key column cannot be NULL).
+    tax_country: Mapped[str] = mapped_column(String(2), primary_key=True)
     destination_country: Mapped[str] = mapped_column(String(2), primary_key=True)
     tax_rate_bp: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     net: Mapped[int] = mapped_column(Money)

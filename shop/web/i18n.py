@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from babel import Locale, localedata
-from babel.dates import format_date, format_time, get_datetime_format
+from babel.dates import format_date
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale, get_translations
 
@@ -110,22 +110,17 @@ def locale() -> str:
     return str(get_locale())
 
 
-def _in_store_zone(moment: datetime) -> datetime:
-    # Stored times are UTC (SQLite hands them back naive).
-    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return at.astimezone(ZoneInfo(current_app.extensions["shop.settings"].timezone))
+def _store_zone() -> str:
+    return current_app.extensions["shop.settings"].timezone
 
 
 def _localtime(moment: datetime, date: bool = True) -> str:
-    """A stored time in the store's time zone (SHOP_TIMEZONE), written the reader's way, with
-    the zone's abbreviation so nobody has to guess ("02.12.2026, 09:30 CET" in German)."""
-    loc = locale()
-    at = _in_store_zone(moment)
-    time = format_time(at, "short", tzinfo=at.tzinfo, locale=loc)
-    if date:
-        time = get_datetime_format("medium", locale=loc).replace("'", "").format(
-            time, format_date(at, "medium", locale=loc))
-    return f"{time} {at.tzname()}"
+    return i18n.format_localtime(moment, _store_zone(), locale(), date)
+
+
+def _day(moment: datetime) -> str:
+    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return format_date(at.astimezone(ZoneInfo(_store_zone())), "medium", locale=locale())
 
 
 def _country_name(code: str) -> str:
@@ -151,7 +146,7 @@ def setup(app: Flask, settings: Settings) -> None:
     app.jinja_env.globals.update(html_lang=language, language_links=language_links)
     app.jinja_env.filters.update(
         localtime=_localtime,
-        day=lambda moment: format_date(_in_store_zone(moment), "medium", locale=locale()),
+        day=_day,
         country_name=_country_name,
         # Text whose id was marked elsewhere (N_) or stored, such as an order event's note:
         # translated when the catalog has it, shown as it is otherwise (never %-formatted).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from babel import Locale
 from babel.numbers import format_percent
 from flask import Flask, abort, jsonify, send_from_directory, session
 from sqlalchemy import text
@@ -45,6 +46,11 @@ def register(app: Flask) -> None:
         # Exact: basis points become a Decimal, never a float ("7,7 %" in German).
         return format_percent(Decimal(rate_bp) / 10_000, locale=i18n.locale(),
                               decimal_quantization=False)
+
+    @app.template_global("country_name")
+    def country_name(code: str) -> str:
+        # The customer's language (the `country_name` filter of shop.web.i18n does the same).
+        return Locale.parse(i18n.locale()).territories.get(code, code) if code else ""
 
     @app.context_processor
     def shop_globals():

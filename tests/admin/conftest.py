@@ -55,6 +55,8 @@ def buy(client, slug: str = "tote-bag", email: str | None = "ada@example.org", p
     if page.soup.find(attrs={"name": "street"}) is not None:
         fields.update({"name": "Ada Lovelace", "street": "1 Harbour Road", "postal_code": "10115",
                        "city": "Berlin"})
+    if page.soup.find(attrs={"name": "digital_consent"}) is not None:
+        fields["digital_consent"] = "y"  # immediate download (see tests/test_legal_checkout.py)
     page = b.submit(b.form("main form"), fields, button="Place order")
     assert page.url.startswith("/orders/"), page.text[:300]
     if pay:

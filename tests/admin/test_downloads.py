@@ -112,7 +112,8 @@ def test_unpaid_orders_offer_nothing_and_mixed_orders_still_ship(admin, database
         b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
     b.get("/checkout")
     page = b.submit(b.form("main form"), {"name": "A", "street": "S 1", "postal_code": "1",
-                                          "city": "C", "country": "DE"}, button="Place order")
+                                          "city": "C", "country": "DE", "digital_consent": "y"},
+                    button="Place order")
     page = b.submit(b.form(".demo-pay form"))
     assert "Status: Paid" in page.text and "Your downloads" in page.text
 

@@ -35,7 +35,8 @@ def test_the_payment_email_of_an_order_with_an_ebook_mentions_the_download(mail_
         b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
     b.get("/checkout")
     b.submit(b.form("main form"), {"email": EMAIL, "name": "Ada", "street": "1 Road",
-                                   "postal_code": "10115", "city": "Berlin", "country": "DE"},
+                                   "postal_code": "10115", "city": "Berlin", "country": "DE",
+                                   "digital_consent": "y"},
              button="Place order")
     b.submit(b.form(".demo-pay form"))
     outbox.deliver_due(database)

@@ -34,6 +34,7 @@ def _bitcoin_order(database) -> str:
     with database.job_session() as session:
         variant = session.scalar(select(Variant).where(Variant.sku == "EBOOK-SMALL"))
         order = service.place_order(session, service.PlaceOrder(
+            digital_consent=True,
             cart=[CartLine(variant.id, 1, variant.price)], country="FR", payment_method="bitcoin",
             currency="EUR", expiry_minutes=30))
         return order.number

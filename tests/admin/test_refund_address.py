@@ -44,6 +44,7 @@ def _paid_bitcoin_order(database) -> Order:
     with database.job_session() as session:
         variant = session.scalar(select(Variant).where(Variant.sku == "EBOOK-FIELD"))
         order = service.place_order(session, service.PlaceOrder(
+            digital_consent=True,
             cart=[CartLine(variant.id, 1, variant.price)], country="DE", payment_method="bitcoin",
             currency="EUR", expiry_minutes=30))
         service.apply_payment_event(session, PaymentEvent(

@@ -93,7 +93,7 @@ def place(session, sku: str = "EBOOK-SMALL", quantity: int = 1, now: datetime | 
           method: str = "bitcoin") -> Order:
     variant = session.scalar(select(Variant).where(Variant.sku == sku))
     return service.place_order(session, service.PlaceOrder(
-        cart=[CartLine(variant.id, quantity, variant.price)], country="DE",
+        digital_consent=True, cart=[CartLine(variant.id, quantity, variant.price)], country="DE",
         payment_method=method, currency="EUR", expiry_minutes=15), now=now)
 
 

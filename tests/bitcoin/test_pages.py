@@ -30,8 +30,8 @@ def _checkout_with_bitcoin(b: Browser):
     b.get("/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
-    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin")},
-                          button="Place order")
+    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin"),
+                                                "digital_consent": "y"}, button="Place order")
     assert re.fullmatch(r"/orders/[A-Za-z0-9_-]{43}", order_page.url)
     assert "Awaiting payment" in order_page.text
     return b.submit(b.form(".bitcoin-pay form"))  # "Pay with Bitcoin"
@@ -151,8 +151,8 @@ def test_rate_disappearing_after_the_order_was_placed(db_url, tmp_path, node):
     b.get("/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
-    b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin")},
-             button="Place order")
+    b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin"),
+                                   "digital_consent": "y"}, button="Place order")
     with database.job_session() as s:
         from shop.payments.bitcoin.rate_models import RateQuote
 
@@ -182,8 +182,8 @@ def test_bitcoin_pages_are_404_for_other_orders(db_url, tmp_path):
     b.get("/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
-    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Demo")},
-                          button="Place order")
+    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Demo"),
+                                                "digital_consent": "y"}, button="Place order")
     assert client.get(order_page.url + "/bitcoin").status_code == 404
     app.extensions["shop.db"].dispose()
 

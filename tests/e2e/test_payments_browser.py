@@ -50,6 +50,7 @@ def _order_ebook(page, base_url: str, method: re.Pattern) -> str:
     page.get_by_role("button", name="Add to cart").click()
     page.get_by_role("link", name="Check out").click()
     page.get_by_label(method).check()
+    page.get_by_label(re.compile("lose my right of withdrawal")).check()
     page.get_by_role("button", name="Place order").click()
     assert re.search(r"/orders/[A-Za-z0-9_-]{43}$", page.url), page.url
     assert "Awaiting payment" in page.inner_text("main")

@@ -23,7 +23,7 @@ def place(session, sku: str = "TOTE-NAT", quantity: int = 1, *, now=None,
     if variant.product.is_physical:
         rate_id = shipping_options(session, country, variant.price * quantity)[0].rate_id
     return service.place_order(session, service.PlaceOrder(
-        cart=[CartLine(variant.id, quantity, variant.price)], country=country,
+        digital_consent=True, cart=[CartLine(variant.id, quantity, variant.price)], country=country,
         payment_method="demo", currency="EUR", expiry_minutes=30, shipping_rate_id=rate_id,
         contact=contact), now=now)
 

@@ -107,6 +107,8 @@ def _checkout(b: Browser, product: str, fields: dict[str, str], pay: bool) -> st
     b.get(f"/products/{product}")
     b.submit(b.form(f"form[action$='/cart/add/{product}']"))
     b.get("/checkout")
+    if b.page.soup.find(attrs={"name": "digital_consent"}) is not None:
+        fields = {**fields, "digital_consent": "y"}
     page = b.submit(b.form("main form"), {"country": "DE", **fields}, button="Place order")
     if pay:
         page = b.submit(b.form(".demo-pay form"))
@@ -207,6 +209,8 @@ def test_bitcoin_checkout_leaves_no_personal_data(db_url, tmp_path, caplog):
             b.get(f"/products/{product}")
             b.submit(b.form(f"form[action$='/cart/add/{product}']"))
             b.get("/checkout")
+            if b.page.soup.find(attrs={"name": "digital_consent"}) is not None:
+                fields = {**fields, "digital_consent": "y"}
             page = b.submit(b.form("main form"), {
                 "country": "DE", **fields, "payment_method": b.option_value("Bitcoin")},
                 button="Place order")
@@ -247,7 +251,7 @@ def test_bitcoin_refund_address_is_erased(db_url, tmp_path, caplog):
         b.submit(b.form("form[action$='/cart/add/small-hours']"))
         b.get("/checkout")
         page = b.submit(b.form("main form"), {
-            "country": "DE", "email": f"{m['digital_user']}@example.org",
+            "country": "DE", "email": f"{m['digital_user']}@example.org", "digital_consent": "y",
             "payment_method": b.option_value("Bitcoin")}, button="Place order")
         token = page.url.rsplit("/", 1)[1]
         b.submit(b.form(".bitcoin-pay form"))

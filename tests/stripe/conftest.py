@@ -80,6 +80,7 @@ def place_card_order(app, sku: str = "PRINT-HARB-A3", quantity: int = 1,
         if variant.product.is_physical:
             rate_id = shipping_options(s, "DE", variant.price * quantity)[0].rate_id
         order = orders.place_order(s, orders.PlaceOrder(
+            digital_consent=True,
             cart=[CartLine(variant.id, quantity, variant.price)], country="DE",
             payment_method="card", currency=app.extensions["shop.settings"].currency,
             expiry_minutes=30, shipping_rate_id=rate_id,

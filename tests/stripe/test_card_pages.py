@@ -11,8 +11,7 @@ from sqlalchemy import select
 
 from shop.orders.models import Order
 from tests.browser import Browser
-from tests.stripe.conftest import run_event_worker
-from tests.stripe.conftest import LiveServer
+from tests.stripe.conftest import LiveServer, run_event_worker
 
 
 def _to_card_order(client) -> tuple[Browser, str]:
@@ -21,8 +20,8 @@ def _to_card_order(client) -> tuple[Browser, str]:
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
     card = b.option_value("Card")
-    order_page = b.submit(b.form("main form"), {"country": "FR", "payment_method": card},
-                          button="Place order")
+    order_page = b.submit(b.form("main form"), {"country": "FR", "payment_method": card,
+                                                "digital_consent": "y"}, button="Place order")
     assert "Awaiting payment" in order_page.text
     assert "Pay by card" in order_page.text
     return b, order_page.url

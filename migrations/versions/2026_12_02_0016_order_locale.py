@@ -1,8 +1,8 @@
 """orders.locale: the language the customer shopped in
 
-Revision ID: 0014
-Revises: 0012
-Create Date: 2026-12-02 00:14:00
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-02 00:16:00
 
 Emails are rendered later by the worker, outside any request: the order keeps the language of
 its checkout. Nullable, no default: older orders fall back to the store's SHOP_LOCALE.
@@ -11,8 +11,8 @@ its checkout. Nullable, no default: older orders fall back to the store's SHOP_L
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0012"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
