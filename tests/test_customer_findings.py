@@ -36,6 +36,8 @@ def _buy(b: Browser, slug: str, fields: dict[str, str] | None = None, method: st
     b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
     b.get("/checkout")
     fields = {"payment_method": b.option_value(method), **(fields or {})}
+    if b.page.soup.find(attrs={"name": "digital_consent"}) is not None:
+        fields.setdefault("digital_consent", "y")  # immediate download (test_legal_checkout.py)
     page = b.submit(b.form("main form"), fields, button="Place order")
     assert re.fullmatch(r"/orders/[A-Za-z0-9_-]{43}", page.url), page.text[:500]
     return page

@@ -131,7 +131,7 @@ def test_a_german_purchase_places_a_german_order(client, database):
     b.get("/de/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.get("/de/checkout")
-    page = b.submit(b.form("main form"), {"country": "AT", "email": ""})
+    page = b.submit(b.form("main form"), {"country": "AT", "email": "", "digital_consent": "y"})
     assert page.url.startswith("/de/orders/")
     assert _lang(page.response) == "de"
     # The order's history: notes the services store as message ids are shown translated.
@@ -179,7 +179,7 @@ def test_the_order_page_explains_itself_in_the_customers_language(client):
     b.get("/de/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.get("/de/checkout")
-    page = b.submit(b.form("main form"), {"country": "AT", "email": ""},
+    page = b.submit(b.form("main form"), {"country": "AT", "email": "", "digital_consent": "y"},
                     button="Zahlungspflichtig bestellen")
     assert page.url.startswith("/de/orders/")
     assert "Wie es weitergeht" in page.text and "What happens next" not in page.text
@@ -219,7 +219,8 @@ def test_the_order_link_email_is_written_in_the_orders_language(db_url, tmp_path
     b.get("/fr/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.get("/fr/checkout")
-    page = b.submit(b.form("main form"), {"country": "FR", "email": "ada@example.org"},
+    page = b.submit(b.form("main form"),
+                    {"country": "FR", "email": "ada@example.org", "digital_consent": "y"},
                     button="Commander avec obligation de paiement")
     assert page.soup.select_one("form.email-link input[type=submit]")["value"] == \
         "M’envoyer le lien par e-mail"

@@ -31,7 +31,8 @@ def _pay_with_bitcoin(b: Browser, lang: str, button: str):
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.get(f"/{lang}/checkout")
     checkout = b.page
-    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin")},
+    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin"),
+                                                   "digital_consent": "y"},
                           button=button)
     assert re.fullmatch(rf"/{lang}/orders/[A-Za-z0-9_-]{{43}}", order_page.url)
     return checkout, b.submit(b.form(".bitcoin-pay form"))
