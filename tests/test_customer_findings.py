@@ -35,10 +35,11 @@ def _buy(b: Browser, slug: str, fields: dict[str, str] | None = None, method: st
     b.get(f"/products/{slug}")
     b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
     b.get("/checkout")
-    fields = {"payment_method": b.option_value(method), **(fields or {})}
-    if b.page.soup.find(attrs={"name": "digital_consent"}) is not None:
-        fields.setdefault("digital_consent", "y")  # immediate download (test_legal_checkout.py)
-    page = b.submit(b.form("main form"), fields, button="Place order")
+    form = b.form("main form")
+    # An e-book is delivered at once only with the customer's consent (issue 16's legal steps).
+    consent = {"digital_consent": "y"} if form.find(attrs={"name": "digital_consent"}) else {}
+    fields = {"payment_method": b.option_value(method), **consent, **(fields or {})}
+    page = b.submit(form, fields, button="Place order")
     assert re.fullmatch(r"/orders/[A-Za-z0-9_-]{43}", page.url), page.text[:500]
     return page
 
