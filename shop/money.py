@@ -76,6 +76,21 @@ def format_money(amount: int, currency: str, locale: str = "en") -> str:
     return format_currency(value, currency, locale=locale)
 
 
+def format_btc(sats: int, locale: str = "en") -> str:
+    """Satoshis as a BTC number in the reader's notation, all eight decimals ("0,00015980")."""
+    return format_decimal(Decimal(sats).scaleb(-8), format="#,##0.00000000", locale=locale)
+
+
+def format_sats(sats: int, locale: str = "en") -> str:
+    return format_decimal(sats, locale=locale)
+
+
+def format_rate(rate: str, currency: str, locale: str = "en") -> str:
+    """An exchange rate kept as a decimal string, with every decimal it was locked at."""
+    return format_currency(Decimal(rate), currency, locale=locale, currency_digits=False,
+                           decimal_quantization=False)
+
+
 def vat_included(gross: int, rate_bp: int) -> int:
     """VAT contained in a tax-inclusive gross amount, rounded half up to the minor unit.
 

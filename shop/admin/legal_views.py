@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import lazy_gettext as _l
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import Length
 
@@ -13,9 +14,9 @@ from shop.web.forms import ShopForm
 
 
 class LegalForm(ShopForm):
-    body = TextAreaField("Text (plain text; an empty line starts a new paragraph)",
+    body = TextAreaField(_l("Text (plain text; an empty line starts a new paragraph)"),
                          validators=[Length(max=service.MAX_BODY)])
-    submit = SubmitField("Publish")
+    submit = SubmitField(_l("Publish"))
 
 
 def _imprint_form():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from shop.admin import orders as admin_orders
 from shop.admin.catalog import CatalogError, parse_price
@@ -143,7 +144,7 @@ def order_ship(number: str):
     except OrderError as exc:
         flash(f"Cannot mark as shipped: {exc}.", "error")
         return _back(order)
-    flash("Marked as shipped.", "success")
+    flash(_("Marked as shipped."), "success")
     return _back(order)
 
 
@@ -157,7 +158,7 @@ def order_close(number: str):
     except OrderError as exc:
         flash(f"Cannot close: {exc}.", "error")
         return _back(order)
-    flash("Order closed (delivered).", "success")
+    flash(_("Order closed (delivered)."), "success")
     return _back(order)
 
 
@@ -184,7 +185,7 @@ def order_cancel(number: str):
     except OrderError as exc:
         flash(f"Cannot cancel: {exc}. A paid order is refunded instead.", "error")
         return _back(order)
-    flash("Order cancelled; its items are back in stock." if restock
+    flash(_("Order cancelled; its items are back in stock.") if restock
           else "Order cancelled; its items were taken off the shelf.", "success")
     return _back(order)
 
@@ -222,7 +223,7 @@ def order_resolve(number: str):
         _form_errors(form)
         return _back(order)
     service.resolve_attention(db_session(), order, (form.note.data or "").strip())
-    flash("Marked as resolved.", "success")
+    flash(_("Marked as resolved."), "success")
     return _back(order)
 
 
@@ -232,12 +233,12 @@ def order_ask_refund_address(number: str):
     if not ActionForm().validate_on_submit():
         abort(400)
     if not _method(order).refundable(db_session(), order).to_address:
-        flash("This payment method does not refund to an address the customer gives.", "error")
+        flash(_("This payment method does not refund to an address the customer gives."), "error")
         return _back(order)
     try:
         refunds.request_address(db_session(), order)
     except refunds.RefundAddressError as exc:
         flash(str(exc), "error")
     else:
-        flash("The customer's order page now asks for a refund address.", "success")
+        flash(_("The customer's order page now asks for a refund address."), "success")
     return _back(order)

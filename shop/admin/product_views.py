@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from shop.admin import catalog
@@ -77,7 +78,7 @@ def product_new():
     except catalog.CatalogError as exc:
         flash(str(exc), "error")
         return render_template("admin/product_form.html", form=form, product=None), 400
-    flash("Product created. Add a variant with its price to put it on sale.", "success")
+    flash(_("Product created. Add a variant with its price to put it on sale."), "success")
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)
 
 
@@ -94,7 +95,7 @@ def product_edit(product_id: int):
             except catalog.CatalogError as exc:
                 flash(str(exc), "error")
             else:
-                flash("Product saved.", "success")
+                flash(_("Product saved."), "success")
                 return redirect(url_for("admin.product_edit", product_id=product.id), 303)
     return render_template(
         "admin/product_form.html", form=form, product=product, variant_form=VariantForm(),
@@ -111,7 +112,7 @@ def product_archive(product_id: int):
         abort(400)
     archive = product.active
     catalog.set_archived(product, archive)
-    flash("Product archived: it is no longer in the shop." if archive
+    flash(_("Product archived: it is no longer in the shop.") if archive
           else "Product restored to the shop.", "success")
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)
 
@@ -127,7 +128,7 @@ def variant_add(product_id: int):
         except catalog.CatalogError as exc:
             flash(str(exc), "error")
         else:
-            flash("Variant added.", "success")
+            flash(_("Variant added."), "success")
             return redirect(url_for("admin.product_edit", product_id=product.id), 303)
     return _variant_errors(form, product)
 
@@ -172,7 +173,7 @@ def variant_edit(product_id: int, variant_id: int):
             except catalog.CatalogError as exc:
                 flash(str(exc), "error")
             else:
-                flash("Variant saved.", "success")
+                flash(_("Variant saved."), "success")
                 return redirect(url_for("admin.product_edit", product_id=product_id), 303)
     return render_template("admin/variant_form.html", form=form, stock_form=stock_form,
                            variant=variant, product=variant.product), status
@@ -189,11 +190,11 @@ def variant_stock(product_id: int, variant_id: int):
     variant = _variant(product_id, variant_id)
     form = StockForm(prefix="adjust")
     if not form.validate_on_submit() or (form.stock.data is None and not form.unlimited.data):
-        flash("Enter the new stock level (or tick unlimited) and a reason.", "error")
+        flash(_("Enter the new stock level (or tick unlimited) and a reason."), "error")
         return redirect(url_for("admin.variant_edit", product_id=product_id, variant_id=variant_id), 303)
     catalog.set_stock(db_session(), variant, None if form.unlimited.data else form.stock.data,
                       form.reason.data, g.admin_user)
-    flash("Stock updated.", "success")
+    flash(_("Stock updated."), "success")
     return redirect(url_for("admin.product_edit", product_id=product_id), 303)
 
 
@@ -202,7 +203,7 @@ def product_image_upload(product_id: int):
     product = _product(product_id)
     form = ImageForm()
     if not form.validate_on_submit():
-        flash("Choose an image file to upload.", "error")
+        flash(_("Choose an image file to upload."), "error")
         return redirect(url_for("admin.product_edit", product_id=product.id), 303)
     try:
         catalog.add_image(db_session(), product, form.image.data.read(), form.alt.data or "",
@@ -215,7 +216,7 @@ def product_image_upload(product_id: int):
             variant_form=VariantForm(formdata=None), image_form=form, action=ActionForm(),
             thumbnail_name=thumbnail_name, log=catalog.stock_log(db_session(), product),
         ), 400
-    flash("Image added.", "success")
+    flash(_("Image added."), "success")
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)
 
 
@@ -227,7 +228,7 @@ def product_image_delete(product_id: int, image_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     catalog.remove_image(db_session(), image)
-    flash("Image removed.", "success")
+    flash(_("Image removed."), "success")
     return redirect(url_for("admin.product_edit", product_id=product_id), 303)
 
 
@@ -236,9 +237,9 @@ def product_file_upload(product_id: int):
     product = _product(product_id)
     form = DigitalFileForm()
     if product.kind != DIGITAL:
-        flash("Only digital products deliver a file.", "error")
+        flash(_("Only digital products deliver a file."), "error")
     elif not form.validate_on_submit():
-        flash("Choose the file customers download.", "error")
+        flash(_("Choose the file customers download."), "error")
     else:
         data = form.file.data.read()
         try:
@@ -248,7 +249,7 @@ def product_file_upload(product_id: int):
             flash(str(exc), "error")
         else:
             delivered = orders.deliver_new_file(db_session(), product.id)
-            flash("Download file saved." + (f" {delivered} paid order(s) of this product offer it "
+            flash(_("Download file saved.") + (f" {delivered} paid order(s) of this product offer it "
                                              "on their order page now." if delivered else ""),
                   "success")
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)

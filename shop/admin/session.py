@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from flask import flash, g, session
+from flask_babel import gettext as _
 
 from shop.admin.models import AdminUser
 from shop.web.context import db_session, settings
@@ -67,7 +68,7 @@ def current_admin() -> AdminUser | None:
         return None
     if now - seen > s.admin_idle_minutes * 60 or now - signed_in > s.admin_session_hours * 3600:
         session.pop(ADMIN_KEY, None)
-        flash("You were signed out after a period of inactivity. Please sign in again.", "warning")
+        flash(_("You were signed out after a period of inactivity. Please sign in again."), "warning")
         return None
     user = db_session().get(AdminUser, uid)
     if user is None or not user.active or user.session_version != version:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
@@ -21,31 +23,31 @@ from shop.web.forms import ShopForm
 
 
 class TaxForm(ShopForm):
-    code = StringField("Code", validators=[InputRequired(), Length(max=40)])
-    name = StringField("Name", validators=[Length(max=100)])
-    rate = StringField("VAT rate (%)", validators=[InputRequired(), Length(max=10)])
-    category = SelectField("Rate in other EU countries", choices=[
-        SelectChoice("standard", "Standard rate"), SelectChoice("reduced", "Reduced rate"),
-        SelectChoice("super_reduced", "Super-reduced rate"), SelectChoice("zero", "Zero rate")],
+    code = StringField(_l("Code"), validators=[InputRequired(), Length(max=40)])
+    name = StringField(_l("Name"), validators=[Length(max=100)])
+    rate = StringField(_l("VAT rate (%)"), validators=[InputRequired(), Length(max=10)])
+    category = SelectField(_l("Rate in other EU countries"), choices=[
+        SelectChoice("standard", _l("Standard rate")), SelectChoice("reduced", _l("Reduced rate")),
+        SelectChoice("super_reduced", _l("Super-reduced rate")), SelectChoice("zero", _l("Zero rate"))],
         validate_choice=True)
-    country_rates = StringField("Own rates per country (e.g. NL=9, FR=5.5)",
+    country_rates = StringField(_l("Own rates per country (e.g. NL=9, FR=5.5)"),
                                 validators=[Length(max=2000)])
-    submit = SubmitField("Save")
+    submit = SubmitField(_l("Save"))
 
 
 class ZoneForm(ShopForm):
-    name = StringField("Zone name", validators=[InputRequired(), Length(max=100)])
-    countries = StringField("Countries (two-letter codes, comma separated)",
+    name = StringField(_l("Zone name"), validators=[InputRequired(), Length(max=100)])
+    countries = StringField(_l("Countries (two-letter codes, comma separated)"),
                             validators=[InputRequired(), Length(max=2000)])
-    submit = SubmitField("Save zone")
+    submit = SubmitField(_l("Save zone"))
 
 
 class RateForm(ShopForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=100)])
-    price = StringField("Price (tax included)", validators=[InputRequired(), Length(max=20)])
-    free_over = StringField("Free from order value (optional)", validators=[Length(max=20)])
-    tax_class = SelectField("Tax class", coerce=int)
-    submit = SubmitField("Save rate")
+    name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
+    price = StringField(_l("Price (tax included)"), validators=[InputRequired(), Length(max=20)])
+    free_over = StringField(_l("Free from order value (optional)"), validators=[Length(max=20)])
+    tax_class = SelectField(_l("Tax class"), coerce=int)
+    submit = SubmitField(_l("Save rate"))
 
 
 def _errors(form) -> None:
@@ -89,7 +91,7 @@ def _save_tax(tax: TaxClass | None):
         db_session().rollback()
         flash(str(exc), "error")
     else:
-        flash("Tax class saved. It applies to orders placed from now on.", "success")
+        flash(_("Tax class saved. It applies to orders placed from now on."), "success")
     return redirect(url_for("admin.tax_page"), 303)
 
 
@@ -120,7 +122,7 @@ def tax_delete(tax_id: int):
     except ss.SettingsError as exc:
         flash(str(exc), "error")
     else:
-        flash("Tax class deleted.", "success")
+        flash(_("Tax class deleted."), "success")
     return redirect(url_for("admin.tax_page"), 303)
 
 
@@ -171,7 +173,7 @@ def _save_zone(zone: ShippingZone | None):
         db_session().rollback()
         flash(str(exc), "error")
     else:
-        flash("Shipping zone saved.", "success")
+        flash(_("Shipping zone saved."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
 
 
@@ -191,7 +193,7 @@ def zone_delete(zone_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     ss.delete_zone(db_session(), zone)
-    flash("Shipping zone deleted.", "success")
+    flash(_("Shipping zone deleted."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
 
 
@@ -209,7 +211,7 @@ def _save_rate(zone: ShippingZone, rate: ShippingRate | None):
         db_session().rollback()
         flash(str(exc), "error")
     else:
-        flash("Shipping rate saved.", "success")
+        flash(_("Shipping rate saved."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
 
 
@@ -237,16 +239,16 @@ def rate_delete(rate_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     db_session().delete(rate)
-    flash("Shipping rate deleted.", "success")
+    flash(_("Shipping rate deleted."), "success")
     return redirect(url_for("admin.shipping_page"), 303)
 
 
 # ---------------------------------------------------------------- logo and favicon
 
 class BrandingForm(ShopForm):
-    logo = FileField("Logo (shown in the shop's header next to its name)")
-    favicon = FileField("Favicon (the small icon of browser tabs; square works best)")
-    submit = SubmitField("Upload")
+    logo = FileField(_l("Logo (shown in the shop's header next to its name)"))
+    favicon = FileField(_l("Favicon (the small icon of browser tabs; square works best)"))
+    submit = SubmitField(_l("Upload"))
 
 
 def _uploads():
@@ -260,7 +262,7 @@ def branding_page():
     if form.validate_on_submit():
         logo, favicon = form.logo.data, form.favicon.data
         if not logo and not favicon:
-            flash("Choose a logo, a favicon or both.", "error")
+            flash(_("Choose a logo, a favicon or both."), "error")
             status = 400
         else:
             try:
@@ -272,7 +274,7 @@ def branding_page():
                 flash(str(exc), "error")
                 status = 400
             else:
-                flash("Saved: the shop shows it now.", "success")
+                flash(_("Saved: the shop shows it now."), "success")
                 return redirect(url_for("admin.branding_page"), 303)
     elif form.is_submitted():
         status = 400
@@ -286,5 +288,5 @@ def branding_remove():
     if not ActionForm().validate_on_submit():
         abort(400)
     branding.remove(_uploads())
-    flash("Logo and favicon removed: the shop shows its name and the default icon.", "success")
+    flash(_("Logo and favicon removed: the shop shows its name and the default icon."), "success")
     return redirect(url_for("admin.branding_page"), 303)

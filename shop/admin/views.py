@@ -22,6 +22,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from shop.admin import auth
@@ -154,7 +155,7 @@ def login():
         _count_failure(keys)
         if wait > 0:
             return _too_many(wait, form, "admin/login.html")
-        flash("Wrong user name or password.", "error")
+        flash(_("Wrong user name or password."), "error")
         return render_template("admin/login.html", form=form), 401
     target = _safe_next(form.next.data)
     if user.totp_enabled:
@@ -206,7 +207,7 @@ def _reauthenticated(user, password: str, code: str) -> bool:
         flash(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
               "and try again.", "error")
     else:
-        flash("The password or code is not correct." if user.totp_enabled
+        flash(_("The password or code is not correct.") if user.totp_enabled
               else "The password is not correct.", "error")
     return False
 
@@ -216,7 +217,7 @@ def login_second_factor():
     defer_write_lock()  # the password check is slow: no SQLite write lock meanwhile
     user = pending_user()
     if user is None:
-        flash("Please sign in first.", "warning")
+        flash(_("Please sign in first."), "warning")
         return redirect(url_for("admin.login"), 303)
     form = SecondFactorForm()
     if request.method == "GET":
@@ -229,7 +230,7 @@ def login_second_factor():
         _count_failure(keys + [signin_throttle.code_key(user.username)])
         if wait > 0:
             return _too_many(wait, form, "admin/login_code.html")
-        flash("That code is not correct.", "error")
+        flash(_("That code is not correct."), "error")
         return render_template("admin/login_code.html", form=form), 401
     signin_throttle.clear(db_session(), keys[:1] + [signin_throttle.code_key(user.username)])
     sign_in(user)
@@ -244,7 +245,7 @@ def logout():
     if not ActionForm().validate_on_submit():
         abort(400)
     sign_out(g.admin_user)
-    flash("You are signed out.", "success")
+    flash(_("You are signed out."), "success")
     return redirect(url_for("admin.login"), 303)
 
 
@@ -303,7 +304,7 @@ def account_password():
         return redirect(url_for("admin.account"), 303)
     auth.set_password(db_session(), user, form.new.data)
     sign_in(user)  # the old cookies died with the version bump; this one carries the new one
-    flash("Password changed. Other sessions were signed out.", "success")
+    flash(_("Password changed. Other sessions were signed out."), "success")
     return redirect(url_for("admin.account"), 303)
 
 
@@ -361,10 +362,10 @@ def totp_disable():
     form, user = DisableTotpForm(prefix="disable"), g.admin_user
     if not form.validate_on_submit() or \
             not _reauthenticated(user, form.password.data, form.code.data):
-        flash("Two-factor authentication stays on.", "error")
+        flash(_("Two-factor authentication stays on."), "error")
         return redirect(url_for("admin.account"), 303)
     auth.disable_totp(db_session(), user)
-    flash("Two-factor authentication is off.", "success")
+    flash(_("Two-factor authentication is off."), "success")
     return redirect(url_for("admin.account"), 303)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
@@ -18,16 +20,16 @@ bp = Blueprint("cart", __name__, url_prefix="/cart")
 class UpdateLineForm(ShopForm):
     variant_id = HiddenField(validators=[InputRequired()])
     quantity = IntegerField(
-        "Quantity",
-        validators=[InputRequired("Please enter a quantity."),
-                    NumberRange(0, MAX_QUANTITY, f"Choose between 0 and {MAX_QUANTITY}.")],
+        _l("Quantity"),
+        validators=[InputRequired(_l("Please enter a quantity.")),
+                    NumberRange(0, MAX_QUANTITY, _l("Choose between %(min)s and %(max)s."))],
     )
-    submit = SubmitField("Update")
+    submit = SubmitField(_l("Update"))
 
 
 class RemoveLineForm(ShopForm):
     variant_id = HiddenField(validators=[InputRequired()])
-    submit = SubmitField("Remove")
+    submit = SubmitField(_l("Remove"))
 
 
 def _variant_id(raw: str | None) -> int:
@@ -41,7 +43,7 @@ def show():
     review = review_cart(db_session(), load_cart(session))
     # Tell the customer once, then keep the cart consistent with what they were told.
     for problem in review.problems:
-        flash(problem, "warning")
+        flash(str(problem), "warning")
     if review.problems:
         save_cart(session, review.adjusted)
     # Once the checkout knows the customer's country, the cart shows that country's VAT.
@@ -81,23 +83,25 @@ def add(slug: str):
     existing = next((l for l in lines if l.variant_id == variant.id), None)
     wanted = form.quantity.data + (existing.quantity if existing else 0)
     if wanted > MAX_QUANTITY:
-        form.quantity.errors = [f"At most {MAX_QUANTITY} of one item per order."]
+        form.quantity.errors = [_("At most %(num)d of one item per order.", num=MAX_QUANTITY)]
         return refused(400)
     if variant.stock is not None and wanted > variant.stock:
         form.quantity.errors = [
-            "Sold out." if variant.stock == 0 else f"Only {variant.stock} left in stock."
+            _("Sold out.") if variant.stock == 0 else
+            _("Only %(num)d left in stock.", num=variant.stock)
         ]
         return refused(409)
     if existing:
         existing.quantity, existing.price_seen = wanted, variant.price
     elif len(lines) >= MAX_LINES:
-        form.quantity.errors = [f"A cart holds at most {MAX_LINES} different items."]
+        form.quantity.errors = [_("A cart holds at most %(num)d different items.", num=MAX_LINES)]
         return refused(400)
     else:
         lines.append(CartLine(variant.id, wanted, variant.price))
     save_cart(session, lines)
     session.permanent = True
-    flash(f"Added {form.quantity.data} × {product.title} to your cart.", "success")
+    flash(_("Added %(num)d × %(product)s to your cart.", num=form.quantity.data,
+            product=product.title), "success")
     return redirect(url_for("cart.show"), 303)
 
 
@@ -105,14 +109,14 @@ def add(slug: str):
 def update():
     form = UpdateLineForm()
     if not form.validate():
-        errors = form.quantity.errors or ["Please enter a valid quantity."]
-        flash(errors[0], "error")
+        errors = form.quantity.errors or [_("Please enter a valid quantity.")]
+        flash(str(errors[0]), "error")
         return redirect(url_for("cart.show"), 303)
     variant_id = _variant_id(form.variant_id.data)
     lines = load_cart(session)
     line = next((l for l in lines if l.variant_id == variant_id), None)
     if line is None:
-        flash("That item is not in your cart any more.", "warning")
+        flash(_("That item is not in your cart any more."), "warning")
         return redirect(url_for("cart.show"), 303)
     if form.quantity.data == 0:
         lines.remove(line)
@@ -120,11 +124,12 @@ def update():
         variant = catalog.get_variants(db_session(), [variant_id]).get(variant_id)
         left = variant.available if variant is not None else None
         if left is not None and form.quantity.data > left:
-            flash(f"Only {left} of “{variant.product.title}” left in stock.", "error")
+            flash(_("Only %(num)d of “%(product)s” left in stock.", num=left,
+                    product=variant.product.title), "error")
             return redirect(url_for("cart.show"), 303)
         line.quantity = form.quantity.data
     save_cart(session, lines)
-    flash("Your cart was updated.", "success")
+    flash(_("Your cart was updated."), "success")
     return redirect(url_for("cart.show"), 303)
 
 
@@ -135,5 +140,5 @@ def remove():
         abort(400)
     variant_id = _variant_id(form.variant_id.data)
     save_cart(session, [l for l in load_cart(session) if l.variant_id != variant_id])
-    flash("The item was removed from your cart.", "success")
+    flash(_("The item was removed from your cart."), "success")
     return redirect(url_for("cart.show"), 303)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from wtforms import IntegerField, RadioField, SelectChoice, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
@@ -13,13 +14,14 @@ bp = Blueprint("catalog", __name__)
 
 
 class AddToCartForm(ShopForm):
-    variant = RadioField("Option", coerce=int, validators=[InputRequired("Please choose an option.")])
+    variant = RadioField(_l("Option"), coerce=int,
+                         validators=[InputRequired(_l("Please choose an option."))])
     quantity = IntegerField(
-        "Quantity", default=1,
-        validators=[InputRequired("Please enter a quantity."),
-                    NumberRange(1, MAX_QUANTITY, f"Choose between 1 and {MAX_QUANTITY}.")],
+        _l("Quantity"), default=1,
+        validators=[InputRequired(_l("Please enter a quantity.")),
+                    NumberRange(1, MAX_QUANTITY, _l("Choose between %(min)s and %(max)s."))],
     )
-    submit = SubmitField("Add to cart")
+    submit = SubmitField(_l("Add to cart"))
 
 
 def catalog_cache() -> service.CatalogCache:
@@ -54,7 +56,7 @@ def index():
 
 def add_to_cart_form(product, formdata=None) -> AddToCartForm:
     form = AddToCartForm(formdata=formdata) if formdata is not None else AddToCartForm()
-    form.variant.choices = [SelectChoice(v.id, v.label or "Standard")
+    form.variant.choices = [SelectChoice(v.id, v.label or _l("Standard"))
                             for v in product.variants if v.active]
     if form.variant.data is None and form.variant.choices:
         purchasable = [v.id for v in product.variants if v.purchasable]

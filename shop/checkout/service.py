@@ -13,6 +13,7 @@ from shop.cart.pricing import PricedLine, ShippingOption, shipping_price, subtot
 from shop.cart.storage import CartLine
 from shop.catalog.models import PHYSICAL, Product, TaxClass, TaxClassRate, Variant, available
 from shop.checkout.models import ShippingRate, ShippingZone
+from shop.i18n import lazy_gettext as _l
 from shop.tax import rates as tax
 
 
@@ -80,9 +81,9 @@ def _review(session: Session, cart: list[CartLine]) -> CartReview:
         row = rows.get(line.variant_id)
         if row is None or not row.active or not row.product_active:
             review.problems.append(
-                "An item in your cart is no longer available and was removed."
+                _l("An item in your cart is no longer available and was removed.")
                 if row is None
-                else f"“{row.title}” is no longer available and was removed."
+                else _l("“%(product)s” is no longer available and was removed.", product=row.title)
             )
             continue
         name = row.title + (f" ({row.label})" if row.label else "")
@@ -90,15 +91,17 @@ def _review(session: Session, cart: list[CartLine]) -> CartReview:
         left = available(row.on_hand, row.reserved, row.committed)
         if left is not None and quantity > left:
             if left == 0:
-                review.problems.append(f"“{name}” has sold out and was removed from your cart.")
+                review.problems.append(
+                    _l("“%(product)s” has sold out and was removed from your cart.", product=name))
                 continue
             review.problems.append(
-                f"Only {left} of “{name}” left: your quantity was reduced from "
-                f"{quantity} to {left}."
+                _l("Only %(left)d of “%(product)s” left: your quantity was reduced from "
+                   "%(quantity)d to %(left)d.", left=left, product=name, quantity=quantity)
             )
             quantity = left
         if row.price != line.price_seen:
-            review.problems.append(f"The price of “{name}” has changed since you added it.")
+            review.problems.append(
+                _l("The price of “%(product)s” has changed since you added it.", product=name))
         review.adjusted.append(CartLine(row.variant_id, quantity, row.price))
         review.lines.append(
             PricedLine(

@@ -35,6 +35,7 @@ from shop.checkout.service import (
 from shop.money import format_money
 from shop.orders import service as orders
 from shop.payments.registry import available_methods
+from shop.web import i18n
 from shop.web.context import db_session, payment_methods, settings
 from shop.web.forms import NoControlCharacters, ShopForm
 
@@ -43,32 +44,34 @@ bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
 class CheckoutForm(ShopForm):
     email = EmailField(
-        "Email (optional)",
+        _l("Email (optional)"),
         validators=[NoControlCharacters(), Optional(),
-                    Email("Please enter a valid email address, or leave it empty."), Length(max=254)],
+                    Email(_l("Please enter a valid email address, or leave it empty.")),
+                    Length(max=254)],
         render_kw={"autocomplete": "email"},
     )
-    name = StringField("Full name", validators=[NoControlCharacters(), Length(max=200)],
+    name = StringField(_l("Full name"), validators=[NoControlCharacters(), Length(max=200)],
                        render_kw={"autocomplete": "name"})
-    street = StringField("Street and house number", validators=[NoControlCharacters(), Length(max=300)],
+    street = StringField(_l("Street and house number"), validators=[NoControlCharacters(), Length(max=300)],
                          render_kw={"autocomplete": "street-address"})
-    postal_code = StringField("Postal code", validators=[NoControlCharacters(), Length(max=20)],
+    postal_code = StringField(_l("Postal code"), validators=[NoControlCharacters(), Length(max=20)],
                               render_kw={"autocomplete": "postal-code"})
-    city = StringField("City", validators=[NoControlCharacters(), Length(max=100)],
+    city = StringField(_l("City"), validators=[NoControlCharacters(), Length(max=100)],
                        render_kw={"autocomplete": "address-level2"})
-    country = SelectField("Country", validators=[InputRequired("Please choose your country.")],
-                          invalid_choice_message="Please choose your country from the list.",
+    country = SelectField(_l("Country"),
+                          validators=[InputRequired(_l("Please choose your country."))],
+                          invalid_choice_message=_l("Please choose your country from the list."),
                           render_kw={"autocomplete": "country"})
-    shipping_rate = RadioField("Shipping method", coerce=int, validate_choice=False,
+    shipping_rate = RadioField(_l("Shipping method"), coerce=int, validate_choice=False,
                                validators=[Optional()])
-    payment_method = RadioField("Payment method",
-                                validators=[InputRequired("Please choose how to pay.")])
+    payment_method = RadioField(_l("Payment method"),
+                                validators=[InputRequired(_l("Please choose how to pay."))])
     # Shown only when the cart holds digital goods (§ 356 (5) BGB); the order records it with
     # consent.VERSION, whose wording this label must stay (tests check it).
     digital_consent = BooleanField(_l(
         "I agree that delivery of the digital content starts now, before the withdrawal "
         "period ends, and I acknowledge that I thereby lose my right of withdrawal."))
-    refresh = SubmitField("Update shipping options")
+    refresh = SubmitField(_l("Update shipping options"))
     # Says that it commits to pay (§ 312j (3) BGB: "zahlungspflichtig bestellen").
     submit = SubmitField(_l("Place order and pay"))
     # What this page showed: placing the order checks it (one order per checkout token, and
@@ -81,7 +84,8 @@ class CheckoutForm(ShopForm):
 
 
 def _country_choices(requires_shipping: bool) -> list[SelectChoice]:
-    territories = Locale.parse(settings().locale).territories
+    # Country names in the customer's language, sorted as they read them.
+    territories = Locale.parse(i18n.locale()).territories
     countries = real_countries()
     # Physical goods go where a zone ships; digital ones to any real country (VAT needs it).
     codes = [c for c in shipping_countries(db_session()) if c in countries] \
@@ -98,7 +102,7 @@ def _prepare(form: CheckoutForm, review) -> list:
     # silently replaced by another one.
     if form.country.data not in codes and not posted_elsewhere:
         form.country.data = settings().country if settings().country in codes else (codes or [None])[0]
-    form.payment_method.choices = [SelectChoice(m.code, m.label)
+    form.payment_method.choices = [SelectChoice(m.code, _(m.label))
                                    for m in available_methods(payment_methods())]
     if len(form.payment_method.choices) == 1 and not form.payment_method.data:
         form.payment_method.data = form.payment_method.choices[0].value
@@ -156,24 +160,30 @@ def _to_placed_order(order):
     if session.get(_TOKEN) == order.checkout_token:
         save_cart(session, [])
         session.pop(_TOKEN, None)
-    flash("This order was already placed; here it is.", "info")
+    flash(_("This order was already placed; here it is."), "info")
     return redirect(url_for("orders.show", token=order.token), 303)
 
 
 def _why_total_changed(form: CheckoutForm, chosen, shown: int | None, total: int) -> str:
-    money = lambda amount: format_money(amount, settings().currency, settings().locale)  # noqa: E731
+    money = lambda amount: format_money(amount, settings().currency, i18n.locale())  # noqa: E731
     if shown is None:
-        return f"Please check the total ({money(total)}) and place the order again."
+        return _("Please check the total (%(total)s) and place the order again.",
+                 total=money(total))
     why = ""
     if form.country.data != form.shown_country.data and chosen is not None:
         country = dict((c.value, c.label) for c in form.country.choices).get(
             form.country.data, form.country.data)
-        why = (f" You chose {country}: {chosen.name} there costs "
-               f"{'nothing' if chosen.price == 0 else money(chosen.price)}.")
+        if chosen.price == 0:
+            why = " " + _("You chose %(country)s: %(method)s there costs nothing.",
+                          country=country, method=chosen.name)
+        else:
+            why = " " + _("You chose %(country)s: %(method)s there costs %(price)s.",
+                          country=country, method=chosen.name, price=money(chosen.price))
     elif chosen is not None:
-        why = f" Shipping ({chosen.name}) costs {money(chosen.price)} now."
-    return (f"The total is now {money(total)} (was {money(shown)}).{why} "
-            "Please check it and place the order again.")
+        why = " " + _("Shipping (%(method)s) costs %(price)s now.", method=chosen.name,
+                      price=money(chosen.price))
+    return (_("The total is now %(total)s (was %(shown)s).", total=money(total),
+              shown=money(shown)) + why + " " + _("Please check it and place the order again."))
 
 
 @bp.route("", methods=["GET", "POST"])
@@ -190,11 +200,11 @@ def checkout():
     review = review_cart(db_session(), load_cart(session))
     if review.problems:
         for problem in review.problems:
-            flash(problem, "warning")
+            flash(str(problem), "warning")
         save_cart(session, review.adjusted)
         return redirect(url_for("cart.show"), 303)
     if not review.lines:
-        flash("Your cart is empty.", "warning")
+        flash(_("Your cart is empty."), "warning")
         return redirect(url_for("cart.show"), 303)
 
     if not available_methods(payment_methods()):
@@ -241,6 +251,7 @@ def checkout():
                 shipping_rate_id=form.shipping_rate.data,
                 checkout_token=form.checkout_token.data or _checkout_token(),
                 shown_total=-1 if shown is None else shown,
+                locale=i18n.locale(),
                 digital_consent=bool(form.digital_consent.data) and review.has_digital,
                 contact=orders.ContactDetails(
                     email=clean("email"), name=clean("name"), street=clean("street"),
@@ -252,17 +263,17 @@ def checkout():
         db_session().rollback()
         placed = orders.get_by_checkout_token(db_session(), exc.checkout_token)
         if placed is None:  # pragma: no cover - the other request rolled back after all
-            flash("Please place your order again.", "warning")
+            flash(_("Please place your order again."), "warning")
             return redirect(url_for("checkout.checkout"), 303)
         return _to_placed_order(placed)
     except orders.TotalChanged as exc:
         db_session().rollback()
-        chosen, _unused = _totals(form, review, options)
+        chosen, _totals_now = _totals(form, review, options)
         flash(_why_total_changed(form, chosen, shown, exc.total), "warning")
         return _render(form, review, options, 409)
     except orders.CartChanged as exc:
         for problem in exc.problems:
-            flash(problem, "warning")
+            flash(str(problem), "warning")
         save_cart(session, exc.adjusted)
         return redirect(url_for("cart.show"), 303)
     except orders.ConsentMissing as exc:  # the view checked already; the service has the last word

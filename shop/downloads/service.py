@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from shop.catalog.models import DIGITAL, Product, Variant
 from shop.db import utcnow
 from shop.downloads.models import DigitalFile, DownloadGrant
+from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order
 from shop.orders.states import OrderStatus
 
@@ -176,19 +177,19 @@ def take_download(session: Session, token: str, instance_path: Path,
     """Count one download and return (path, name); raise DownloadUnavailable otherwise."""
     now = now or utcnow()
     if not token or len(token) > 64:
-        raise DownloadUnavailable("This download link is not valid.")
+        raise DownloadUnavailable(_l("This download link is not valid."))
     grant = session.scalar(select(DownloadGrant).where(DownloadGrant.token == token))
     if grant is None:
-        raise DownloadUnavailable("This download link is not valid.")
+        raise DownloadUnavailable(_l("This download link is not valid."))
     order = session.get(Order, grant.order_id)
     if order is None or order.state not in ENTITLED:
-        raise DownloadUnavailable("This order no longer includes the download.")
+        raise DownloadUnavailable(_l("This order no longer includes the download."))
     if order.downloads_from is not None and now < order.downloads_from:
-        raise DownloadUnavailable(
-            f"This download starts on {order.downloads_from:%Y-%m-%d %H:%M} UTC, when the "
-            "withdrawal period has ended (you did not agree to immediate delivery).")
+        raise DownloadUnavailable(_l(
+            "This download starts on %(when)s UTC, when the withdrawal period has ended (you did "
+            "not agree to immediate delivery).", when=f"{order.downloads_from:%Y-%m-%d %H:%M}"))
     if grant.expires_at <= now:
-        raise DownloadUnavailable("This download link has expired.")
+        raise DownloadUnavailable(_l("This download link has expired."))
     # One conditional UPDATE: two clicks at once cannot both take the last download.
     taken = session.execute(
         update(DownloadGrant)
@@ -197,9 +198,9 @@ def take_download(session: Session, token: str, instance_path: Path,
         .execution_options(synchronize_session=False)
     ).rowcount
     if taken != 1:
-        raise DownloadUnavailable("This file has been downloaded as often as the link allows.")
+        raise DownloadUnavailable(_l("This file has been downloaded as often as the link allows."))
     record = session.get(DigitalFile, grant.digital_file_id)
     path = folder(instance_path) / record.stored_name
     if not path.is_file():
-        raise DownloadUnavailable("The file is missing. Please contact the shop.")
+        raise DownloadUnavailable(_l("The file is missing. Please contact the shop."))
     return path, record.original_name

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, send_file
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import SubmitField
 
 from shop.downloads import service
@@ -13,7 +15,7 @@ bp = Blueprint("downloads", __name__, url_prefix="/downloads")
 
 
 class DownloadForm(ShopForm):
-    submit = SubmitField("Download")
+    submit = SubmitField(_l("Download"))
 
 
 @bp.record_once
@@ -29,12 +31,12 @@ def _setup(state) -> None:
 def download(token: str):
     form = DownloadForm()
     if not form.validate_on_submit():
-        return render_template("errors/error.html", code=400, title="Form expired",
-                               message="Please reload your order page and try again."), 400
+        return render_template("errors/error.html", code=400, title=_("Form expired"),
+                               message=_("Please reload your order page and try again.")), 400
     try:
         path, name = service.take_download(db_session(), token, settings().instance_path)
     except service.DownloadUnavailable as exc:
-        return render_template("errors/error.html", code=410, title="Download not available",
+        return render_template("errors/error.html", code=410, title=_("Download not available"),
                                message=str(exc)), 410
     db_session().commit()  # count the download before the (possibly long) transfer starts
     response = send_file(path, as_attachment=True, download_name=name, max_age=0)

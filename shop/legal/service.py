@@ -11,22 +11,24 @@ from sqlalchemy.orm import Session
 
 from shop import resource_dir
 from shop.db import utcnow
+from shop.i18n import N_
 from shop.legal.models import LegalPage
 
+# Message ids: the public pages show them in the customer's language, the admin as they are.
 PAGES = {
-    "imprint": "Imprint",
-    "terms": "Terms and conditions",
-    "withdrawal": "Returns and right of withdrawal",
-    "privacy": "Privacy notice",
+    "imprint": N_("Imprint"),
+    "terms": N_("Terms and conditions"),
+    "withdrawal": N_("Returns and right of withdrawal"),
+    "privacy": N_("Privacy notice"),
 }
 IMPRINT_FIELDS = {
-    "legal_name": "Legal name of the business",
-    "representative": "Represented by",
-    "address": "Postal address",
-    "email": "Contact email",
-    "phone": "Phone (optional)",
-    "vat_id": "VAT identification number",
-    "registration": "Commercial register and number (if registered)",
+    "legal_name": N_("Legal name of the business"),
+    "representative": N_("Represented by"),
+    "address": N_("Postal address"),
+    "email": N_("Contact email"),
+    "phone": N_("Phone (optional)"),
+    "vat_id": N_("VAT identification number"),
+    "registration": N_("Commercial register and number (if registered)"),
 }
 MAX_BODY = 100_000
 
@@ -74,12 +76,6 @@ class DataItem:
     legal_basis: str
     retention: str
     erasure: str
-
-
-def N_(message: str) -> str:
-    """Marks a message for the catalogs (Babel extracts N_) without translating it here: the
-    template translates it in the customer's language."""
-    return message
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,22 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
 from babel import Locale
+from babel.numbers import format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shop import resource_dir
+from shop import i18n, resource_dir
 from shop.config import Settings
 from shop.db import Database, utcnow
+from shop.i18n import N_
 from shop.mail import smtp
 from shop.mail.models import DROPPED, FAILED, PENDING, SENT, OutboxMessage
 from shop.money import format_money
@@ -39,12 +42,12 @@ REFUND_ISSUED = "refund_issued"
 ORDER_CANCELLED = "order_cancelled"
 ORDER_LINK = "order_link"
 SUBJECTS = {
-    ORDER_RECEIVED: "Order {number} received",
-    PAYMENT_RECEIVED: "Payment for order {number} received",
-    SHIPPED: "Order {number} is on its way",
-    REFUND_ISSUED: "Refund for order {number}",
-    ORDER_CANCELLED: "Order {number} cancelled",
-    ORDER_LINK: "Your link to order {number}",
+    ORDER_RECEIVED: N_("Order %(number)s received"),
+    PAYMENT_RECEIVED: N_("Payment for order %(number)s received"),
+    SHIPPED: N_("Order %(number)s is on its way"),
+    REFUND_ISSUED: N_("Refund for order %(number)s"),
+    ORDER_CANCELLED: N_("Order %(number)s cancelled"),
+    ORDER_LINK: N_("Your link to order %(number)s"),
 }
 MAX_ATTEMPTS = 10
 # Unsent mail older than this is no longer worth sending (e.g. SMTP was never set up).
@@ -125,10 +128,17 @@ def _environment() -> Environment:
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
     )
-    # Messages are marked with _() for the catalogs; the language of the order picks them
-    # (issue 16's languages work installs the real translations here).
-    env.install_null_translations(newstyle=True)
+    # The language is chosen per message (use_locale), so the callables look it up when called.
+    # Jinja's newstyle wrappers do the %-formatting themselves.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: i18n.current().gettext(message),
+        lambda singular, plural, n: i18n.current().ngettext(singular, plural, n), newstyle=True)
     return env
+
+
+def order_locale(order: Order, settings: Settings) -> str:
+    """The language the customer shopped in; the store's for orders from before languages."""
+    return order.locale or settings.locale
 
 
 # The legal texts the order confirmation carries, as the durable medium (§ 312f BGB).
@@ -154,33 +164,39 @@ def _totals(order: Order):
              for l in order.lines]
     return compute_totals(lines, order.shipping, order.shipping_tax_rate_bp,
                           order.shipping_tax_country)
-
-
-def _percent(rate_bp: int) -> str:
-    whole, frac = divmod(rate_bp, 100)
-    return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
-
-
 def render(settings: Settings, order: Order, kind: str, payload: dict[str, Any],
            to: str, *, legal: dict[str, str] | None = None) -> EmailMessage:
+    locale = order_locale(order, settings)
+    with i18n.use_locale(locale):
+        return _render(settings, order, kind, payload, to, locale, legal)
+
+
+def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any], to: str,
+            locale: str, legal: dict[str, str] | None) -> EmailMessage:
     from shop.legal.service import PAGES
     from shop.orders.consent import wording
-
     env = _environment()
     env.filters["money"] = lambda amount, currency=None: format_money(
-        amount, currency or order.currency, settings.locale)
-    env.filters["percent_bp"] = _percent
+        amount, currency or order.currency, locale)
+    # Exact: basis points become a Decimal, never a float ("7,7 %" in German).
+    env.filters["percent_bp"] = lambda rate_bp: format_percent(
+        Decimal(rate_bp) / 10_000, locale=locale, decimal_quantization=False)
+    env.filters["localtime"] = lambda moment: i18n.format_localtime(moment, settings.timezone, locale)
     base = settings.base_url.rstrip("/")
+    language = i18n.language_of(locale)
+    # The link opens the order page in the order's language (the store's own needs no prefix).
+    prefix = "" if language == i18n.language_of(settings.locale) else f"/{language}"
     context = {
         "store_name": settings.store_name, "order": order, "kind": kind, "payload": payload,
-        "order_url": f"{base}/orders/{order.token}" if base else None,
+        "order_url": f"{base}{prefix}/orders/{order.token}" if base else None,
+        "language": language,
         "home_country": settings.country, "totals": _totals(order),
-        "country_name": lambda code: Locale.parse(settings.locale).territories.get(code, code),
+        "country_name": lambda code: Locale.parse(locale).territories.get(code, code),
         "consent_text": wording(order.digital_consent_version),
         "legal": [(PAGES[slug], text) for slug, text in (legal or {}).items() if text],
     }
     message = EmailMessage()
-    message["Subject"] = SUBJECTS[kind].format(number=order.number)
+    message["Subject"] = i18n.gettext(SUBJECTS[kind], number=order.number)
     message["From"] = formataddr((settings.store_name, settings.mail_from))
     message["To"] = to
     message["Date"] = format_datetime(utcnow())
@@ -188,6 +204,7 @@ def render(settings: Settings, order: Order, kind: str, payload: dict[str, Any],
     message["Message-ID"] = make_msgid(domain=domain)
     message.set_content(env.get_template(f"{kind}.txt").render(context))
     message.add_alternative(env.get_template(f"{kind}.html").render(context), subtype="html")
+    message["Content-Language"] = language  # after set_content, which clears Content-* headers
     return message
 
 

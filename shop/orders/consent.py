@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-
-def N_(text: str) -> str:
-    """Marks a message for the catalogs (Babel extracts N_) without translating it here."""
-    return text
-
+from shop.i18n import N_
 
 VERSION = "2026-12-02"
 WORDINGS = {

@@ -59,6 +59,9 @@ class Order(Base):
     # Destination country: needed for VAT bookkeeping, identifies nobody on its own.
     country: Mapped[str] = mapped_column(String(2))
     payment_method: Mapped[str] = mapped_column(String(32))
+    # The language the customer shopped in (de_DE, nl, en): their emails are written in it.
+    # NULL for orders from before languages: the store's SHOP_LOCALE.
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # Digital content delivered at once (§ 356 (5) BGB, Art. 16 (m) Directive 2011/83/EU): when
     # the customer agreed to immediate delivery and acknowledged losing the right of withdrawal,
     # and which wording they saw (shop/orders/consent.py). Not personal: no person in it.

@@ -24,6 +24,8 @@ from shop.catalog.models import DIGITAL, Variant
 from shop.checkout.service import forget_review, localize_lines, review_cart, shipping_options
 from shop.db import utcnow
 from shop.downloads import service as downloads
+from shop.i18n import N_
+from shop.i18n import lazy_gettext as _l
 from shop.mail import outbox
 from shop.orders import consent as digital_consent
 from shop.orders.models import (
@@ -51,7 +53,7 @@ St = StockState
 
 class EmptyCart(OrderError):
     def __init__(self) -> None:
-        super().__init__("Your cart is empty.")
+        super().__init__(_l("Your cart is empty."))
 
 
 class CartChanged(OrderError):
@@ -59,18 +61,19 @@ class CartChanged(OrderError):
 
     def __init__(self, problems: list[str], adjusted: list[CartLine]):
         self.problems, self.adjusted = problems, adjusted
-        super().__init__(" ".join(problems))
+        super().__init__(" ".join(str(p) for p in problems))
 
 
 class OutOfStock(OrderError):
     def __init__(self, title: str):
         self.title = title
-        super().__init__(f"Sorry, “{title}” sold out while you were checking out.")
+        super().__init__(_l("Sorry, “%(product)s” sold out while you were checking out.",
+                            product=title))
 
 
 class ShippingUnavailable(OrderError):
     def __init__(self) -> None:
-        super().__init__("Please choose one of the shipping methods offered for your country.")
+        super().__init__(_l("Please choose one of the shipping methods offered for your country."))
 
 
 class TotalChanged(OrderError):
@@ -78,7 +81,7 @@ class TotalChanged(OrderError):
 
     def __init__(self, shown: int, total: int):
         self.shown, self.total = shown, total
-        super().__init__("The total changed since the page was shown.")
+        super().__init__(_l("The total changed since the page was shown."))
 
 
 class ConsentMissing(OrderError):
@@ -95,7 +98,7 @@ class AlreadyPlaced(OrderError):
 
     def __init__(self, checkout_token: str):
         self.checkout_token = checkout_token
-        super().__init__("This order was already placed.")
+        super().__init__(_l("This order was already placed."))
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class PlaceOrder:
     checkout_token: str | None = None
     # The total the customer was shown; anything else raises TotalChanged instead of charging it.
     shown_total: int | None = None
+    # The language of the checkout (a locale such as de_DE): the order's emails use it.
+    locale: str | None = None
     # The customer ticked the consent to immediate delivery of digital content (wording
     # consent.VERSION). Without it: refused or delivered after the withdrawal period, as the
     # store's SHOP_DIGITAL_WITHOUT_CONSENT says.
@@ -213,6 +218,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         shipping_method=shipping_name,
         country=request.country.upper(),
         payment_method=request.payment_method,
+        locale=request.locale,
         checkout_token=request.checkout_token,
         placed_at=now,
         expires_at=now + timedelta(minutes=request.expiry_minutes),
@@ -241,12 +247,13 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         # Digital goods need no postal address: never keep one even if a form sent it.
         contact = ContactDetails(email=contact.email)
     session.add(order)
-    note = "Order placed"
+    # Message ids: the order page shows the history translated.
+    note = N_("Order placed")
     if consented:
-        note += "; the customer agreed to immediate delivery of the digital content"
+        note = N_("Order placed; the customer agreed to immediate delivery of the digital content")
     elif digital:
-        note += (f"; no consent to immediate delivery: downloads from "
-                 f"{order.downloads_from:%Y-%m-%d %H:%M} UTC")
+        note = N_("Order placed; no consent to immediate delivery: downloads start when the "
+                  "14-day withdrawal period has ended")
     session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
                            note=note))
     try:
@@ -476,12 +483,12 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
             line.stock_state = St.COMMITTED.value
         _flush_states(session)
     _commit(session, order)
-    _transition(session, order, S.PAID, note or "Payment received", now)
+    _transition(session, order, S.PAID, note or N_("Payment received"), now)
     ledger.record_sale(session, order, now)
     outbox.enqueue(session, order, outbox.PAYMENT_RECEIVED, now=now)
     if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping:
-        _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled automatically", now)
-        _take_shipped(session, order, "Delivered as a download", now)
+        _transition(session, order, S.FULFILLED, N_("Downloads ready: fulfilled automatically"), now)
+        _take_shipped(session, order, N_("Delivered as a download"), now)
 
 
 def deliver_new_file(session: Session, product_id: int, now: datetime | None = None) -> int:
@@ -492,13 +499,13 @@ def deliver_new_file(session: Session, product_id: int, now: datetime | None = N
     for order in orders:
         if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping \
                 and order.state == S.PAID:
-            _transition(session, order, S.FULFILLED, "Downloads ready: fulfilled", now)
-            _take_shipped(session, order, "Delivered as a download", now)
+            _transition(session, order, S.FULFILLED, N_("Downloads ready: fulfilled"), now)
+            _take_shipped(session, order, N_("Delivered as a download"), now)
     return len(orders)
 
 
 def expire(session: Session, order: Order, now: datetime | None = None,
-           note: str = "Not paid in time; items released") -> None:
+           note: str = N_("Not paid in time; items released")) -> None:
     now = now or utcnow()
     _transition(session, order, S.EXPIRED, note, now)
     _release(session, order, StockChoice.KEEP, "", now)
@@ -525,7 +532,7 @@ def cancel(session: Session, order: Order, reason: str = "", now: datetime | Non
     """Cancel an unpaid order. Its units go back in stock, or (``restock=False``) off the shelf
     when they are gone; either way a stock movement records the reason."""
     now = now or utcnow()
-    _transition(session, order, S.CANCELLED, reason or "Cancelled", now)
+    _transition(session, order, S.CANCELLED, reason or N_("Cancelled"), now)
     settle_stock(session, order, StockChoice.RESTOCK if restock else StockChoice.WRITE_OFF,
                  f"cancelled ({reason})" if reason else "cancelled", now=now)
     # The customer hears it from the shop, with the reason the merchant gave.
@@ -534,7 +541,7 @@ def cancel(session: Session, order: Order, reason: str = "", now: datetime | Non
 
 def fulfil(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
     now = now or utcnow()
-    _transition(session, order, S.FULFILLED, note or "Fulfilled", now)
+    _transition(session, order, S.FULFILLED, note or N_("Fulfilled"), now)
     _take_shipped(session, order, note or "Fulfilled", now)
 
 
@@ -545,7 +552,7 @@ def ship(session: Session, order: Order, tracking: str = "", now: datetime | Non
     # The reference is personal (the carrier maps it to the address): sealed under the order's
     # data key wherever it is kept, never in the order's history.
     sealed = seal(session, order, "tracking", tracking) if tracking and not order.personal_data_erased_at else None
-    _transition(session, order, S.FULFILLED, "Shipped", now)
+    _transition(session, order, S.FULFILLED, N_("Shipped"), now)
     _take_shipped(session, order, f"Order {order.number} shipped", now)
     session.add(Shipment(order_id=order.id, tracking_sealed=sealed, shipped_at=now))
     outbox.enqueue(session, order, outbox.SHIPPED, now=now,
@@ -564,7 +571,7 @@ def resolve_attention(session: Session, order: Order, note: str = "",
 
 
 def close(session: Session, order: Order, now: datetime | None = None) -> None:
-    _transition(session, order, S.CLOSED, "Closed", now or utcnow())
+    _transition(session, order, S.CLOSED, N_("Closed"), now or utcnow())
 
 
 def record_refund(session: Session, order: Order, amount: int, note: str = "",
@@ -574,7 +581,7 @@ def record_refund(session: Session, order: Order, amount: int, note: str = "",
         raise OrderError("a refund must be positive and at most what was paid")
     order.amount_refunded += amount
     target = S.REFUNDED if order.amount_refunded >= order.amount_paid else S.PARTIALLY_REFUNDED
-    _transition(session, order, target, note or "Refund issued", now)
+    _transition(session, order, target, note or N_("Refund issued"), now)
     if target == S.REFUNDED:
         # Nothing of a fully refunded order ships any more: unless the merchant chose otherwise
         # (settle_stock before the refund), its unshipped units are for sale again.

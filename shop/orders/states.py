@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from shop.i18n import N_
+
 
 class OrderStatus(StrEnum):
     PENDING_PAYMENT = "pending_payment"
@@ -60,15 +62,16 @@ TERMINAL = frozenset(s for s, targets in ALLOWED.items() if not targets)
 # included: refunds check what was paid, not only the state).
 REFUNDABLE = frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.FULFILLED, S.EXPIRED, S.CANCELLED})
 
+# Message ids: the customer's page shows them translated, the admin as they are.
 LABELS: dict[OrderStatus, str] = {
-    S.PENDING_PAYMENT: "Awaiting payment",
-    S.PAID: "Paid",
-    S.FULFILLED: "Fulfilled",
-    S.CLOSED: "Closed",
-    S.EXPIRED: "Expired",
-    S.CANCELLED: "Cancelled",
-    S.PARTIALLY_REFUNDED: "Partially refunded",
-    S.REFUNDED: "Refunded",
+    S.PENDING_PAYMENT: N_("Awaiting payment"),
+    S.PAID: N_("Paid"),
+    S.FULFILLED: N_("Fulfilled"),
+    S.CLOSED: N_("Closed"),
+    S.EXPIRED: N_("Expired"),
+    S.CANCELLED: N_("Cancelled"),
+    S.PARTIALLY_REFUNDED: N_("Partially refunded"),
+    S.REFUNDED: N_("Refunded"),
 }
 
 

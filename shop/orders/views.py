@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from wtforms import SubmitField
 
 from shop.admin.orders import shipments
@@ -45,7 +47,7 @@ def _load(token: str) -> Order:
 
 
 class EmailLinkForm(ShopForm):
-    submit = SubmitField("Send me the link by email")
+    submit = SubmitField(_l("Send me the link by email"))
 
 
 def _mail_possible() -> bool:
@@ -65,7 +67,7 @@ def show(token: str, status: int = 200):
         and outbox.link_emailed(session, order)
     return render_template(
         "orders/order.html", order=order, totals=order_totals(order), method=method, panel=panel,
-        status_label=LABELS[order.state], OrderStatus=OrderStatus, contact=contact,
+        status_label=_(LABELS[order.state]), OrderStatus=OrderStatus, contact=contact,
         mail_possible=_mail_possible(), link_emailed=emailed, email_link_form=EmailLinkForm(),
         tracking=[s.tracking for s in shipments(session, order) if s.tracking],
     ), status
@@ -83,8 +85,9 @@ def email_link(token: str):
         outbox.queue_order_link(session, order)
     except outbox.LinkRateLimited as exc:
         minutes = max(1, int((exc.retry_at - utcnow()).total_seconds() + 59) // 60)
-        flash(_("Please wait %(minutes)d minutes before asking for the link again.",
-                minutes=minutes), "warning")
+        flash(ngettext("Please wait %(num)d minute before asking for the link again.",
+                       "Please wait %(num)d minutes before asking for the link again.",
+                       minutes), "warning")
         return show(token, 429)
     flash(_("We are sending the link to this order to the email address you gave. It can "
             "take a few minutes to arrive."), "success")

@@ -6,12 +6,12 @@ It is refused in production by the settings validation: anyone could mark an ord
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from shop.db import Database
+from shop.i18n import N_
 from shop.orders.models import Order
 from shop.payments import manual
 from shop.payments.base import (
@@ -32,8 +32,8 @@ PROVIDER = "demo"
 class DemoPayment:
     enabled: bool
     code: str = PROVIDER
-    label: str = "Demo payment (no real money)"
-    description: str = "For trying the shop out: a button marks the order paid. Never real money."
+    label: str = N_("Demo payment (no real money)")
+    description: str = N_("For trying the shop out: a button marks the order paid. Never real money.")
     panel_template: str = "payments/demo.html"
 
     def availability(self) -> Availability:
@@ -49,7 +49,7 @@ class DemoPayment:
         return PaymentEvent(
             provider=PROVIDER, key=f"demo:{order.ref}", order_ref=order.ref,
             kind=PaymentEventKind.PAID, amount=order.total, currency=order.currency,
-            reference=f"demo-{order.number}", note="Demo payment (no real money)",
+            reference=f"demo-{order.number}", note=N_("Demo payment (no real money)"),
         )
 
     def panel(self, session: Session, order: Order) -> Panel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_babel import gettext as _
 
 from shop.orders import service
 from shop.orders.states import OrderStatus
@@ -26,9 +27,9 @@ def pay(token: str):
     if not ShopForm().validate():
         abort(400)
     if order.state != OrderStatus.PENDING_PAYMENT:
-        flash("This order is not awaiting payment.", "warning")
+        flash(_("This order is not awaiting payment."), "warning")
         return redirect(url_for("orders.show", token=token), 303)
     outcome = service.apply_payment_event(db_session(), method.payment_event(order_view(order)))
-    flash("Payment received (demo)." if outcome.applied else "This payment was already recorded.",
-          "success")
+    flash(_("Payment received (demo).") if outcome.applied
+          else _("This payment was already recorded."), "success")
     return redirect(url_for("orders.show", token=token), 303)

@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 
 from shop.config import Settings
 from shop.db import Database, utcnow
+from shop.i18n import N_
+from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderContact, OrderEvent
 from shop.orders.states import OrderStatus
 from shop.privacy import epochs, ledger
@@ -84,11 +86,7 @@ class Verdict:
     why: str
 
 
-def N_(message: str) -> str:
-    """Marks a customer-facing reason for the catalogs; the order page translates it."""
-    return message
-
-
+# Message ids: the customer's order page shows them translated, reports as they are.
 KEEP_REASONS = {
     S.PENDING_PAYMENT: N_("the order is awaiting payment (if it is not paid, your details are "
                           "erased after it has expired)"),
@@ -134,7 +132,7 @@ def erasure_due_at(order: Order, settings: Settings, refunded_at: datetime | Non
         return Verdict(None, N_("the order is paid but its download is not ready yet, and your "
                                 "email address is needed to tell you when it is"))
     else:
-        return Verdict(None, KEEP_REASONS.get(state, "the order is still open"))
+        return Verdict(None, KEEP_REASONS.get(state, N_("the order is still open")))
     if order.personal_data_erase_requested_at is not None:
         return Verdict(ended, "erasure requested by the customer")
     return Verdict(ended + window, why)
@@ -303,7 +301,7 @@ def request_erasure(session: Session, order: Order, now: datetime | None = None)
     """Erase now when nothing is pending, otherwise remember the request and say why."""
     now = now or utcnow()
     if order.personal_data_erased_at is not None:
-        return ErasureOutcome(True, "Your personal data for this order was already erased.")
+        return ErasureOutcome(True, _l("Your personal data for this order was already erased."))
     settings = session_settings(session)
     refunds = _refund_times(session, [order.id])
     held = order.id in _held(session, [order.id])
@@ -312,15 +310,15 @@ def request_erasure(session: Session, order: Order, now: datetime | None = None)
     verdict = erasure_due_at(order, settings, refunds.get(order.id), held)
     if verdict.due_at is not None and verdict.due_at <= now:
         erase_orders(session, [order], now, "Personal data erased at the customer's request")
-        return ErasureOutcome(True, "Your personal data for this order has been erased. The "
-                                    "order itself and its bookkeeping record (no personal data) "
-                                    "remain.")
+        return ErasureOutcome(True, _l("Your personal data for this order has been erased. The "
+                                       "order itself and its bookkeeping record (no personal "
+                                       "data) remain."))
     session.add(OrderEvent(order_id=order.id, at=now, from_status=order.status,
-                           to_status=order.status, note="Erasure of personal data requested"))
+                           to_status=order.status, note=N_("Erasure of personal data requested")))
     session.flush()
-    return ErasureOutcome(False, f"Your request is recorded. We cannot erase your details yet: "
-                                 f"{verdict.why}. They will be erased automatically as soon as "
-                                 f"that is no longer the case.")
+    return ErasureOutcome(False, _l("Your request is recorded. We cannot erase your details yet: "
+                                    "%(why)s. They will be erased automatically as soon as "
+                                    "that is no longer the case.", why=_l(verdict.why)))
 
 
 def keep_reason(session: Session, order: Order) -> Verdict:

@@ -10,6 +10,8 @@ import re
 from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import SubmitField
 
 from shop.orders import service
@@ -27,7 +29,7 @@ bp = Blueprint("privacy", __name__, url_prefix="/orders/<token>/privacy")
 
 
 class EraseForm(ShopForm):
-    submit = SubmitField("Erase my personal data now")
+    submit = SubmitField(_l("Erase my personal data now"))
 
 
 def _load(token: str) -> Order:
@@ -56,7 +58,7 @@ def erase(token: str):
     if not EraseForm().validate():
         abort(400)
     outcome = request_erasure(db_session(), order)
-    flash(outcome.message, "success" if outcome.erased else "info")
+    flash(str(outcome.message), "success" if outcome.erased else "info")
     return redirect(url_for("orders.show", token=token), 303)
 
 
@@ -77,11 +79,10 @@ def privacy_panel(order: Order) -> dict:
         "holds_address": bool(held - {"email"}),
         # Pressing the button erases at once only when the order no longer needs the data.
         "erase_at_once": verdict is not None and verdict.due_at is not None,
-        "why_kept": verdict.why if verdict and verdict.due_at is None else None,
         "unpaid_until": unpaid_until,
         "erased_at": order.personal_data_erased_at,
         "requested_at": order.personal_data_erase_requested_at,
         "due_at": verdict.due_at if verdict else None,
-        "kept_because": verdict.why if verdict and verdict.due_at is None else None,
+        "kept_because": _(verdict.why) if verdict and verdict.due_at is None else None,
         "form": EraseForm(),
     }

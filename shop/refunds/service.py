@@ -17,6 +17,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from shop.db import utcnow
+from shop.i18n import N_
+from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderEvent
 from shop.orders.states import OrderStatus
 from shop.privacy.crypto import CryptoError
@@ -35,7 +37,7 @@ class RefundAddressError(ValueError):
 def validate_address(text: str, network: str) -> str:
     address = "".join((text or "").split())
     if not address or len(address) > 100:
-        raise RefundAddressError("Please enter a Bitcoin address.")
+        raise RefundAddressError(_l("Please enter a Bitcoin address."))
     params = NETWORKS[network]
     try:
         address_to_scriptpubkey(address)  # checksum and witness program
@@ -45,10 +47,10 @@ def validate_address(text: str, network: str) -> str:
         else:
             ok = base58.decode_check(address)[:1] in (params["p2pkh"], params["p2sh"])
     except Exception:  # embit raises several types for malformed input
-        raise RefundAddressError("This is not a valid Bitcoin address. Please check it.") from None
+        raise RefundAddressError(_l("This is not a valid Bitcoin address. Please check it.")) from None
     if not ok:
-        raise RefundAddressError(f"This address is not for {NETWORK_NAMES.get(network, network)}, "
-                                 "which this shop uses.")
+        raise RefundAddressError(_l("This address is not for %(network)s, which this shop uses.",
+                                    network=NETWORK_NAMES.get(network, network)))
     return address
 
 
@@ -82,14 +84,14 @@ def request_address(session: Session, order: Order, now: datetime | None = None)
     # Which methods refund to an address is theirs to say (Refundable.to_address): the admin
     # offers this only for those.
     if order.state not in REFUNDABLE:
-        raise RefundAddressError("Only paid orders are refunded to an address.")
+        raise RefundAddressError(_l("Only paid orders are refunded to an address."))
     row = session.get(RefundAddress, order.id)
     if row is None:
         row = RefundAddress(order_id=order.id, requested_at=now or utcnow())
         session.add(row)
         session.add(OrderEvent(order=order, at=now or utcnow(), from_status=order.status,
                                to_status=order.status,
-                               note="Refund: please give a Bitcoin address on this page"))
+                               note=N_("Refund: please give a Bitcoin address on this page")))
     return row
 
 
@@ -97,16 +99,16 @@ def give_address(session: Session, order: Order, text: str, network: str,
                  now: datetime | None = None) -> RefundAddress:
     row = session.get(RefundAddress, order.id)
     if row is None or order.state not in REFUNDABLE:
-        raise RefundAddressError("No refund address was asked for on this order.")
+        raise RefundAddressError(_l("No refund address was asked for on this order."))
     if order.personal_data_erased_at is not None:
-        raise RefundAddressError("This order's personal data was erased. Please contact the shop.")
+        raise RefundAddressError(_l("This order's personal data was erased. Please contact the shop."))
     if row.address is not None:
-        raise RefundAddressError("The refund address was already given. Please contact the shop "
-                                 "to change it.")
+        raise RefundAddressError(_l("The refund address was already given. Please contact the "
+                                    "shop to change it."))
     row.address = seal(session, order, PURPOSE, validate_address(text, network))
     row.given_at = now or utcnow()
     session.add(OrderEvent(order=order, at=row.given_at, from_status=order.status,
-                           to_status=order.status, note="Refund address received"))
+                           to_status=order.status, note=N_("Refund address received")))
     return row
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
@@ -15,10 +17,11 @@ bp = Blueprint("refunds", __name__, url_prefix="/orders")
 
 
 class RefundAddressForm(ShopForm):
-    address = StringField("Your Bitcoin address for the refund",
-                          validators=[InputRequired("Please enter a Bitcoin address."), Length(max=100)],
+    address = StringField(_l("Your Bitcoin address for the refund"),
+                          validators=[InputRequired(_l("Please enter a Bitcoin address.")),
+                                      Length(max=100)],
                           render_kw={"autocomplete": "off", "spellcheck": "false"})
-    submit = SubmitField("Send address")
+    submit = SubmitField(_l("Send address"))
 
 
 @bp.record_once
@@ -39,7 +42,7 @@ def give(token: str):
     if not form.validate_on_submit():
         for errors in form.errors.values():
             for e in errors:
-                flash(e, "error")
+                flash(str(e), "error")
         return redirect(url_for("orders.show", token=token), 303)
     network = getattr(settings(), "bitcoin_network", "main") or "main"
     try:
@@ -47,5 +50,5 @@ def give(token: str):
     except service.RefundAddressError as exc:
         flash(str(exc), "error")
     else:
-        flash("Thank you: we will send your refund to this address.", "success")
+        flash(_("Thank you: we will send your refund to this address."), "success")
     return redirect(url_for("orders.show", token=token), 303)

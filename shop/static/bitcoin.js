@@ -21,6 +21,7 @@
     tick();
   }
 
+  // The labels come from the page (data-text-*), in its language.
   function copyButtons() {
     [["btc-address", "copy-address"], ["btc-amount", "copy-amount"]].forEach(function (pair) {
       var el = document.getElementById(pair[0]);
@@ -32,7 +33,9 @@
       button.className = "copy";
       button.textContent = label;
       button.addEventListener("click", function () {
-        navigator.clipboard.writeText(el.textContent.trim()).then(function () {
+        // data-copy: the amount as wallets read it ("0.00015980"), whatever the page's locale.
+        var value = el.getAttribute("data-copy") || el.textContent;
+        navigator.clipboard.writeText(value.trim()).then(function () {
           button.textContent = text("copied");
           setTimeout(function () { button.textContent = label; }, 2000);
         });

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import Field, ValidationError, widgets
@@ -31,8 +32,9 @@ class NoControlCharacters:
 
     def __call__(self, form, field) -> None:
         if isinstance(field.data, str) and has_control_characters(field.data):
-            raise ValidationError(f"{field.label.text} contains control or direction characters "
-                                  "(such as a line break); please type it again without them.")
+            raise ValidationError(_("%(field)s contains control or direction characters (such "
+                                    "as a line break); please type it again without them.",
+                                    field=field.label.text))
 
 _INPUTS = frozenset({widgets.TextInput, widgets.EmailInput, widgets.HiddenInput,
                      widgets.RadioInput, widgets.SubmitInput})

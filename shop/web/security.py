@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, abort, current_app, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -55,12 +57,13 @@ def add_security_headers(response: Response) -> Response:
 
 
 ERROR_TEXT = {
-    400: ("Bad request", "The request could not be understood. Please go back and try again."),
-    403: ("Forbidden", "You are not allowed to do that."),
-    404: ("Not found", "There is nothing here. The link may be mistyped or out of date."),
-    405: ("Method not allowed", "This page cannot be used that way."),
-    413: ("Too large", "What you sent is larger than this shop accepts."),
-    429: ("Too many requests", "Please wait a moment and try again."),
+    400: (_l("Bad request"),
+          _l("The request could not be understood. Please go back and try again.")),
+    403: (_l("Forbidden"), _l("You are not allowed to do that.")),
+    404: (_l("Not found"), _l("There is nothing here. The link may be mistyped or out of date.")),
+    405: (_l("Method not allowed"), _l("This page cannot be used that way.")),
+    413: (_l("Too large"), _l("What you sent is larger than this shop accepts.")),
+    429: (_l("Too many requests"), _l("Please wait a moment and try again.")),
 }
 
 
@@ -89,17 +92,17 @@ def register_error_handlers(app: Flask) -> None:
         log.error("database unavailable on %s %s: %s", request.method, request.path,
                   type(getattr(exc, "orig", exc)).__name__)
         response = current_app.make_response((render_template(
-            "errors/error.html", code=503, title="Shop temporarily unavailable",
-            message="The shop is temporarily unavailable. Nothing was lost or charged; please try "
-                    "again in a minute."), 503))
+            "errors/error.html", code=503, title=_("Shop temporarily unavailable"),
+            message=_("The shop is temporarily unavailable. Nothing was lost or charged; please "
+                      "try again in a minute.")), 503))
         response.headers["Retry-After"] = "60"
         return response
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return render_template(
-            "errors/error.html", code=400, title="Form expired",
-            message="This form has expired or was sent from elsewhere. "
-                    "Please reload the page and submit it again.",
+            "errors/error.html", code=400, title=_("Form expired"),
+            message=_("This form has expired or was sent from elsewhere. "
+                      "Please reload the page and submit it again."),
         ), 400
 
     @app.errorhandler(HTTPException)
@@ -118,7 +121,7 @@ def register_error_handlers(app: Flask) -> None:
         # The exception goes to the log (redacted there); the customer sees no internals.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return render_template(
-            "errors/error.html", code=500, title="Something went wrong",
-            message="Sorry, something went wrong on our side. Nothing was charged twice; "
-                    "please try again in a moment.",
+            "errors/error.html", code=500, title=_("Something went wrong"),
+            message=_("Sorry, something went wrong on our side. Nothing was charged twice; "
+                      "please try again in a moment."),
         ), 500

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from decimal import Decimal
 
-from babel.dates import format_date, format_time
+from babel import Locale
+from babel.numbers import format_percent
 from flask import Flask, abort, jsonify, send_from_directory, session
-from flask_babel import get_locale
 from sqlalchemy import text
 
 from shop.admin import branding
 from shop.cart.storage import cart_count
 from shop.money import format_money
+from shop.web import i18n
 from shop.web.context import db_session, settings
 
 
@@ -39,29 +39,18 @@ def register(app: Flask) -> None:
 
     @app.template_filter("money")
     def money_filter(amount: int, currency: str | None = None) -> str:
-        s = settings()
-        return format_money(amount, currency or s.currency, s.locale)
+        return format_money(amount, currency or settings().currency, i18n.locale())
 
     @app.template_filter("percent_bp")
     def percent_filter(rate_bp: int) -> str:
-        whole, frac = divmod(rate_bp, 100)
-        return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
+        # Exact: basis points become a Decimal, never a float ("7,7 %" in German).
+        return format_percent(Decimal(rate_bp) / 10_000, locale=i18n.locale(),
+                              decimal_quantization=False)
 
-    @app.template_filter("localtime")
-    def localtime_filter(moment: datetime, date: bool = True) -> str:
-        """A stored (UTC) time in the store's time zone, written for the page's language, with
-        the zone's abbreviation so nobody has to guess (e.g. "Dec 2, 2026 9:30 AM CET")."""
-        local = moment.astimezone(ZoneInfo(settings().timezone))
-        locale = get_locale() or settings().locale
-        time = format_time(local, "short", locale=locale)
-        day = f"{format_date(local, 'medium', locale=locale)} " if date else ""
-        return f"{day}{time} {local.tzname()}"
     @app.template_global("country_name")
     def country_name(code: str) -> str:
-        from flask_babel import get_locale
-
-        locale = get_locale()
-        return (locale.territories.get(code, code) if locale is not None else code) if code else ""
+        # The customer's language (the `country_name` filter of shop.web.i18n does the same).
+        return Locale.parse(i18n.locale()).territories.get(code, code) if code else ""
 
     @app.context_processor
     def shop_globals():

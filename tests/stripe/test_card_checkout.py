@@ -272,3 +272,21 @@ def test_concurrent_clicks_make_one_session(card_pg_app, fake):
     assert {r.header("Idempotency-Key") for r in fake.api_requests(
         "POST", "/v1/checkout/sessions")} == {f"checkout-{order.ref}-1"}
     assert [a.status for a in _attempts(card_pg_app, order.id)] == ["open"]
+
+
+def test_stripes_page_opens_in_the_language_the_order_was_placed_in(card_app, fake):
+    from shop.orders.models import Order
+
+    client = card_app.test_client()
+    order = place_card_order(card_app)
+    with card_app.extensions["shop.db"].job_session() as s:
+        s.get(Order, order.id).locale = "nl_BE"  # as a checkout under /nl/ with nl-BE records
+    page = client.get(f"/nl/orders/{order.token}").get_data(as_text=True)
+    assert "Betalen met kaart" in page and "Pay by card" not in page
+    start_card_payment(client, order)
+    [request] = fake.api_requests("POST", "/v1/checkout/sessions")
+    assert request.params["locale"] == "nl"
+    # An order without a recorded language lets Stripe follow the browser ("auto").
+    other = place_card_order(card_app)
+    start_card_payment(client, other)
+    assert "locale" not in fake.api_requests("POST", "/v1/checkout/sessions")[-1].params

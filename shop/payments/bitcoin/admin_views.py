@@ -4,6 +4,7 @@ must make when the chain cannot (settle a short payment anyway, give up on one t
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import RadioField, SelectChoice, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
@@ -20,14 +21,14 @@ bp = Blueprint("bitcoin_admin", __name__, url_prefix="/admin/bitcoin")
 
 
 class MarkForm(ShopForm):
-    decision = RadioField("Decision", choices=[
+    decision = RadioField(_l("Decision"), choices=[
         SelectChoice("settled", "Mark settled: treat the order as paid"),
         SelectChoice("invalid",
                      "Mark invalid: give up on this payment (an unpaid order is cancelled)"),
-    ], validators=[InputRequired(message="Choose settled or invalid.")])
-    reason = StringField("Reason (kept in the order's history and the books)",
-                         validators=[InputRequired(message="Say why."), Length(max=300)])
-    submit = SubmitField("Record decision")
+    ], validators=[InputRequired(message=_l("Choose settled or invalid."))])
+    reason = StringField(_l("Reason (kept in the order's history and the books)"),
+                         validators=[InputRequired(message=_l("Say why.")), Length(max=300)])
+    submit = SubmitField(_l("Record decision"))
 
 
 @bp.before_request

@@ -23,10 +23,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shop.db import utcnow
+from shop.i18n import N_
+from shop.i18n import lazy_gettext as _l
 from shop.money import BTC, SATS_PER_BTC
 from shop.orders import service as orders
 from shop.orders.models import Order, PaymentRecord
-from shop.orders.states import OrderStatus
+from shop.orders.states import LABELS, OrderStatus
 from shop.payments.base import PaymentEvent, PaymentEventKind
 from shop.payments.bitcoin.descriptor import WatchOnlyDescriptor
 from shop.payments.bitcoin.models import (
@@ -65,29 +67,30 @@ class Exc(StrEnum):
 ALWAYS_WATCHED_STATUS = Status.PROCESSING
 ALWAYS_WATCHED_EXCEPTION = Exc.REVERTED
 
+# Message ids (shop.i18n.N_): the customer's page translates them, the admin shows them as is.
 STATUS_LABELS: dict[Status, str] = {
-    Status.NEW: "Waiting for your payment",
-    Status.PROCESSING: "Payment seen, waiting for confirmation",
-    Status.SETTLED: "Paid",
-    Status.EXPIRED: "Expired: no payment arrived in time",
-    Status.INVALID: "The payment we saw was replaced or cancelled; please pay again",
+    Status.NEW: N_("Waiting for your payment"),
+    Status.PROCESSING: N_("Payment seen, waiting for confirmation"),
+    Status.SETTLED: N_("Paid"),
+    Status.EXPIRED: N_("Expired: no payment arrived in time"),
+    Status.INVALID: N_("The payment we saw was replaced or cancelled; please pay again"),
 }
 EXCEPTION_LABELS: dict[Exc, str] = {
-    Exc.PARTIAL: "Partly paid: please send the rest to the same address",
-    Exc.OVER: "Paid (more than the amount due; the shop will be in touch)",
-    Exc.LATE: "Paid after the invoice expired; the shop will check it",
-    Exc.REVERTED: "The confirmed payment was undone by the network; the shop will be in touch",
+    Exc.PARTIAL: N_("Partly paid: please send the rest to the same address"),
+    Exc.OVER: N_("Paid (more than the amount due; the shop will be in touch)"),
+    Exc.LATE: N_("Paid after the invoice expired; the shop will check it"),
+    Exc.REVERTED: N_("The confirmed payment was undone by the network; the shop will be in touch"),
 }
 
 
 def label(status: Status, exception: Exc) -> str:
     if exception == Exc.PARTIAL and status == Status.EXPIRED:
-        return "Expired with only part of the amount paid; the shop will be in touch"
+        return N_("Expired with only part of the amount paid; the shop will be in touch")
     if exception == Exc.REVERTED and status == Status.PROCESSING:
-        return ("The network undid the confirmation of your payment; it is waiting to be "
-                "confirmed again")
+        return N_("The network undid the confirmation of your payment; it is waiting to be "
+                  "confirmed again")
     if exception == Exc.MARKED:
-        return STATUS_LABELS[status] if status == Status.SETTLED else "Cancelled by the shop"
+        return STATUS_LABELS[status] if status == Status.SETTLED else N_("Cancelled by the shop")
     return EXCEPTION_LABELS.get(exception) or STATUS_LABELS[status]
 
 
@@ -103,13 +106,15 @@ class BitcoinUnavailable(InvoiceError):
     """No usable exchange rate: Bitcoin checkout pauses, card checkout goes on."""
 
     def __init__(self) -> None:
-        super().__init__("Bitcoin payment is temporarily unavailable (no current exchange rate). "
-                         "Please try again in a few minutes or choose another payment method.")
+        super().__init__(_l("Bitcoin payment is temporarily unavailable (no current exchange "
+                            "rate). Please try again in a few minutes or choose another payment "
+                            "method."))
 
 
 class OrderNotPayable(InvoiceError):
     def __init__(self, status: str):
-        super().__init__(f"This order is {status.replace('_', ' ')} and cannot be paid now.")
+        super().__init__(_l("This order cannot be paid now (%(status)s).",
+                            status=_l(LABELS[OrderStatus(status)])))
 
 
 # ---------------------------------------------------------------- creating

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -9,12 +10,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
-import json
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shop.db import Database, utcnow
+from shop.i18n import N_
+from shop.i18n import lazy_gettext as _l
 from shop.money import BTC
 from shop.orders.models import Order
 from shop.payments import manual
@@ -33,17 +34,17 @@ from shop.payments.bitcoin.invoice import LockedRate, address_gap
 from shop.payments.bitcoin.models import BitcoinBlock, BitcoinIndexCounter, BitcoinWatcherStatus
 from shop.payments.bitcoin.rate_models import RateQuote
 
-UNAVAILABLE = ("Bitcoin is temporarily unavailable (no current exchange rate). "
-               "Please choose another payment method or try again in a few minutes.")
+UNAVAILABLE = _l("Bitcoin is temporarily unavailable (no current exchange rate). "
+                 "Please choose another payment method or try again in a few minutes.")
 
 
 @dataclass
 class BitcoinPayment:
     settings: object
     code: str = "bitcoin"
-    label: str = "Bitcoin"
-    description: str = ("Pay from any Bitcoin wallet to a fresh address of the shop's own wallet; "
-                        "no third party sees your payment.")
+    label: str = N_("Bitcoin")
+    description: str = N_("Pay from any Bitcoin wallet to a fresh address of the shop's own "
+                          "wallet; no third party sees your payment.")
     panel_template: str = "payments/bitcoin.html"
     database: Database | None = None
     _rate_ok_until: float = field(default=0.0, init=False, repr=False)

@@ -16,6 +16,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 
@@ -69,7 +70,7 @@ def qr_svg(data: str) -> Markup:
     segno.make(data, error="m").save(
         out, kind="svg", xmldecl=False, svgns=True, nl=False, scale=5, border=4,
         dark="#000", light="#fff", svgclass="qr", lineclass=None, omitsize=False,
-        title="QR code of the payment request",
+        title=_("QR code of the payment request"),
     )
     return Markup(out.getvalue().decode())
 
@@ -86,7 +87,7 @@ def _state(method: BitcoinPayment, order: Order, invoice: BitcoinInvoice) -> dic
     delayed = method.detection_delayed(session, now)
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
     return dict(
-        status=status, exception=exception, state_label=inv.label(status, exception),
+        status=status, exception=exception, state_label=_(inv.label(status, exception)),
         settled=settled, final=final, paid_otherwise=paid_otherwise, delayed=delayed,
         seconds_left=seconds_left,
         remaining=inv.remaining_sats(invoice), btc=inv.btc_text(inv.remaining_sats(invoice)),
@@ -185,9 +186,9 @@ def simulate(token: str):
         flash(str(exc), "warning")
     except IntegrityError:
         # Another simulated block took this height a moment ago.
-        flash("The simulated network was busy; please press the button again.", "warning")
+        flash(_("The simulated network was busy; please press the button again."), "warning")
     else:
-        flash("Simulated payment sent and confirmed in a simulated block (no real money).",
+        flash(_("Simulated payment sent and confirmed in a simulated block (no real money)."),
               "success")
     return redirect(url_for("bitcoin.page", token=token), 303)
 

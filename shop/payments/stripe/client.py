@@ -288,6 +288,7 @@ class StripeGateway:
         cancel_url: str,
         expires_at: int,
         replay: bool = False,
+        locale: str | None = None,
     ) -> CheckoutSessionInfo:
         """Create (or, for the same order_ref and attempt, get back) a hosted Checkout Session.
 
@@ -340,6 +341,9 @@ class StripeGateway:
             "cancel_url": cancel_url,
             "expires_at": expires_at if replay else self._checked_expires_at(expires_at),
         }
+        if locale:
+            # A language Stripe's page has (en, de, nl, fr, ...); without it Stripe uses "auto".
+            params["locale"] = locale
         if shipping_minor is not None and shipping_minor > 0:
             params["shipping_options"] = [
                 {

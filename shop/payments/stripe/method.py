@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from datetime import datetime
-
 from shop.config import Settings
+from shop.i18n import N_
+from shop.i18n import lazy_gettext as _l
 from shop.payments.base import (
     Availability,
     HealthCheck,
@@ -34,9 +35,9 @@ PROVIDER = "stripe"
 class CardPayment:
     settings: Settings = field(repr=False)  # holds the secret key: never in a log line
     code: str = "card"
-    label: str = "Card"
-    description: str = ("Pay by credit or debit card on Stripe's secure payment page; your card "
-                        "details never reach this shop.")
+    label: str = N_("Card")
+    description: str = N_("Pay by credit or debit card on Stripe's secure payment page; your "
+                          "card details never reach this shop.")
     panel_template: str = "payments/card.html"
     _gateway: StripeGateway | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -87,13 +88,13 @@ class CardPayment:
         attempt = latest_attempt(session, order.id)
         status = attempt.status if attempt is not None else None
         if order.status == "pending_payment" and status == "processing":
-            return Panel(self.panel_template, holding=True, headline=(
+            return Panel(self.panel_template, holding=True, headline=_l(
                 "Your card payment is being processed (some payment methods take a few days). "
-                f"Your order is held for it until {order.expires_at:%Y-%m-%d} at the latest; "
-                "there is nothing more to do."))
+                "Your order is held for it until %(date)s at the latest; "
+                "there is nothing more to do.", date=f"{order.expires_at:%Y-%m-%d}"))
         if order.status == "expired" and status == "failed" and not order.amount_paid:
-            return Panel(None, headline="Your card payment failed, so the order and its items "
-                                        "were released. Nothing was charged.")
+            return Panel(None, headline=_l("Your card payment failed, so the order and its "
+                                           "items were released. Nothing was charged."))
         return Panel(self.panel_template)
 
     def cancel(self, database: Database, order_id: int, reason: str) -> None:

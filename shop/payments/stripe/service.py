@@ -20,7 +20,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shop import i18n
 from shop.db import Database, utcnow
+from shop.i18n import N_
+from shop.i18n import lazy_gettext as _l
 from shop.orders import service as orders
 from shop.orders.models import Order, PaymentRecord
 from shop.orders.states import REFUNDABLE, OrderError, OrderStatus
@@ -66,15 +69,15 @@ class CardPaymentError(PaymentActionError):
 
 class CardUnavailable(CardPaymentError):
     def __init__(self) -> None:
-        super().__init__("Card payments are unavailable at the moment (our payment provider did "
-                         "not answer). Nothing was charged and your order is still reserved; "
-                         "please try again in a minute.")
+        super().__init__(_l("Card payments are unavailable at the moment (our payment provider "
+                            "did not answer). Nothing was charged and your order is still "
+                            "reserved; please try again in a minute."))
 
 
 class CardCheckoutFailed(CardPaymentError):
     def __init__(self) -> None:
-        super().__init__("The card payment page could not be opened. Nothing was charged and "
-                         "your order is still reserved; please try again, or contact us.")
+        super().__init__(_l("The card payment page could not be opened. Nothing was charged and "
+                            "your order is still reserved; please try again, or contact us."))
 
 
 class NotPayable(CardPaymentError):
@@ -83,7 +86,7 @@ class NotPayable(CardPaymentError):
 
 class PaymentProcessing(CardPaymentError):
     def __init__(self) -> None:
-        super().__init__("Your card payment is being confirmed; there is nothing more to pay.")
+        super().__init__(_l("Your card payment is being confirmed; there is nothing more to pay."))
 
 
 class NotRefundable(CardPaymentError):
@@ -199,6 +202,8 @@ class _CheckoutRequest:
     shipping_minor: int | None
     shipping_label: str | None
     expires_at: int
+    # Stripe's page in the language the customer shopped in (None: Stripe follows the browser).
+    locale: str | None = None
 
 
 def _line_items(order: Order) -> list[LineItem]:
@@ -215,7 +220,8 @@ def _line_items(order: Order) -> list[LineItem]:
 def _request_for(order: Order, attempt: CardPayment) -> _CheckoutRequest:
     return _CheckoutRequest(attempt.id, attempt.attempt, order.ref, order.currency,
                             tuple(_line_items(order)), order.shipping or None,
-                            order.shipping_method or None, _unix(attempt.expires_at))
+                            order.shipping_method or None, _unix(attempt.expires_at),
+                            i18n.language_of(order.locale) if order.locale else None)
 
 
 def _new_attempt(session: Session, order: Order, number: int, now: datetime) -> CardPayment:
@@ -236,7 +242,7 @@ def _create(gateway: StripeGateway, request: _CheckoutRequest, success_url: str,
         order_ref=request.order_ref, attempt=request.attempt, currency=request.currency,
         lines=list(request.lines), shipping_minor=request.shipping_minor,
         shipping_label=request.shipping_label, success_url=success_url, cancel_url=cancel_url,
-        expires_at=request.expires_at, replay=replay,
+        expires_at=request.expires_at, replay=replay, locale=request.locale,
     )
 
 
@@ -254,9 +260,9 @@ def start_checkout(database: Database, gateway: StripeGateway, order_id: int, *,
     with database.write_session() as session:
         order = _lock_order(session, order_id)
         if order.payment_method != "card":
-            raise NotPayable("This order is not paid by card.")
+            raise NotPayable(_l("This order is not paid by card."))
         if order.state != S.PENDING_PAYMENT:
-            raise NotPayable("This order is not awaiting payment.")
+            raise NotPayable(_l("This order is not awaiting payment."))
         latest = latest_attempt(session, order.id)
         if latest is not None:
             if (latest.status == "open" and latest.url
@@ -677,8 +683,8 @@ def _sync_session(session: Session, order: Order, attempt: CardPayment | None, f
                    order.currency, now, "Card payment failed")
             if order.state == S.PENDING_PAYMENT and not _others_open(session, order, attempt):
                 orders.expire(session, order, now,
-                              note="Your card payment failed; the order and its items were "
-                                   "released")
+                              note=N_("Your card payment failed; the order and its items "
+                                      "were released"))
         elif move_attempt(session, attempt, "processing", now) or attempt.status == "processing":
             _apply(session, order, f"{state.id}:processing", PaymentEventKind.PENDING, 0,
                    order.currency, now, "Card payment processing")
@@ -717,7 +723,7 @@ def _session_paid(session: Session, order: Order, attempt: CardPayment, state,
         return
     move_attempt(session, attempt, "paid", now)
     _apply(session, order, f"{state.id}:paid", PaymentEventKind.PAID, amount, currency, now,
-           note="Paid by card (Stripe)", reference=state.payment_intent or "")
+           note=N_("Paid by card (Stripe)"), reference=state.payment_intent or "")
 
 
 # ---------------------------------------------------------------- refunds
@@ -754,7 +760,7 @@ def _refund_status(session: Session, order: Order, row: CardRefund, stripe_statu
             with session.begin_nested():
                 _apply(session, order, f"refund:{row.refund_id}", PaymentEventKind.REFUNDED,
                        row.amount, row.currency, now,
-                       note="Card refund" if previous != "sending" else "Card refund issued",
+                       note=N_("Card refund") if previous != "sending" else N_("Card refund issued"),
                        reference=row.refund_id or "")
         except OrderError as exc:
             _apply(session, order, f"refund:{row.refund_id}:unapplied",

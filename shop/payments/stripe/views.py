@@ -11,6 +11,7 @@ import logging
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask import session as cookie
 from flask.blueprints import BlueprintSetupState
+from flask_babel import gettext as _
 
 from shop.orders import service as orders
 from shop.orders.models import Order
@@ -88,8 +89,8 @@ def returned():
     if 0 < len(session_id) <= 255:
         db_session().rollback()  # no read transaction across the call to Stripe
         service.note_return(database(), method.gateway, order_id, session_id)
-    flash("Thank you! Stripe is confirming your payment; this page shows “Paid” as soon as it "
-          "is confirmed.", "success")
+    flash(_("Thank you! Stripe is confirming your payment; this page shows “Paid” as soon as "
+            "it is confirmed."), "success")
     return redirect(url_for("orders.show", token=token), 303)
 
 
@@ -99,7 +100,7 @@ def cancelled():
     order = _returning_order()
     if order is None:
         return redirect(url_for("catalog.index"), 303)
-    flash("The card payment was cancelled; nothing was charged. You can pay below.", "info")
+    flash(_("The card payment was cancelled; nothing was charged. You can pay below."), "info")
     return _order_page(order)
 
 
