@@ -35,7 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bitcoin_common import scratch_database, shop_app
-from sqlalchemy import event, Integer, String, bindparam, cast, func, insert, literal, select, text
+from sqlalchemy import Integer, String, bindparam, cast, event, func, insert, literal, select, text
 
 from shop.db import UTCDateTime
 from shop.orders.models import Order

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from shop.admin import auth
 from shop.orders.models import Order, OrderEvent
+from shop.payments.bitcoin import invoice as inv
 from shop.payments.bitcoin.models import BitcoinInvoice
 from shop.privacy.models import LedgerEntry
-from shop.admin import auth
-from shop.payments.bitcoin import invoice as inv
 from tests.admin.conftest import PASSWORD, sign_in
 from tests.bitcoin.conftest import make_watcher, new_invoice
-
 
 MARK_FORM = "form[action*='/admin/bitcoin/']"
 

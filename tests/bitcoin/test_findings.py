@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from shop.orders.models import Order, OrderEvent, PaymentRecord
 from shop.payments.bitcoin.models import BitcoinInvoice, BitcoinPayment
 from tests.bitcoin.conftest import make_watcher, new_invoice
-from tests.bitcoin.test_watcher import order_of
 from tests.bitcoin.fake_node import random_p2wpkh
+from tests.bitcoin.test_watcher import order_of
 
 pytestmark = pytest.mark.timeout(120)
 

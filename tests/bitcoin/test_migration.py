@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-
-import pytest
-from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, MetaData, Numeric, String, Text
-from sqlalchemy import insert, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    insert,
+    select,
+)
 
 from shop.db import make_engine
 from shop.migrate import upgrade

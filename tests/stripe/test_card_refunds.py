@@ -7,7 +7,6 @@ import time
 import pytest
 from sqlalchemy import select
 
-from shop.orders.models import Order
 from shop.payments.stripe import service
 from shop.payments.stripe.models import CardRefund
 from tests.stripe.conftest import (

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shop.db import Database, utcnow
+from shop.i18n import N_
 from shop.money import BTC
 from shop.orders.models import Order
 from shop.payments import manual
@@ -39,18 +40,18 @@ from shop.payments.lightning.models import LightningInvoice, LightningStreamStat
 # How long a node's state (reachable, inbound liquidity) is reused before asking again, and how
 # long a node that failed is left alone: a page reload must not wait for a dead node each time.
 INFO_SECONDS = 30.0
-UNREACHABLE = "Lightning is unavailable right now (the shop's node cannot be reached)."
-NO_LIQUIDITY = "Lightning is unavailable for this amount right now (the shop's node cannot " \
-               "receive that much at the moment)."
+UNREACHABLE = N_("Lightning is unavailable right now (the shop's node cannot be reached).")
+NO_LIQUIDITY = N_("Lightning is unavailable for this amount right now (the shop's node "
+                  "cannot receive that much at the moment).")
 
 
 @dataclass
 class LightningPayment:
     settings: object
     code: str = "lightning"
-    label: str = "Lightning"
-    description: str = ("Pay instantly from a Lightning wallet to the shop's own node; no "
-                        "third party, and no public record linking you to the shop.")
+    label: str = N_("Lightning")
+    description: str = N_("Pay instantly from a Lightning wallet to the shop's own node; no "
+                          "third party, and no public record linking you to the shop.")
     panel_template: str = "payments/lightning.html"
     database: Database | None = None
     _info: tuple[float, NodeInfo | str] | None = field(default=None, init=False, repr=False)
@@ -113,8 +114,8 @@ class LightningPayment:
             session = self.database.sessionmaker()
             try:
                 if self.rate(session, utcnow()) is None:
-                    return Availability(False, "Lightning is temporarily unavailable (no "
-                                               "current exchange rate).")
+                    return Availability(False, N_("Lightning is temporarily unavailable (no "
+                                                  "current exchange rate)."))
             finally:
                 session.close()
         return Availability(True)
@@ -227,8 +228,8 @@ class LightningPayment:
             paid = session.get(Order, order.id)
             covers = order.total - (paid.amount_paid if paid is not None else 0)
         if rate is None:
-            raise service.LightningUnavailable("Lightning is temporarily unavailable (no "
-                                               "current exchange rate).")
+            raise service.LightningUnavailable(N_("Lightning is temporarily unavailable (no "
+                                                  "current exchange rate)."))
         sats = sats_due(covers, order.currency, LockedRate(rate))
         return self.invoice_for(order, sats, covers, format(rate, "f"), now + self.window, now)
 
@@ -239,10 +240,9 @@ class LightningPayment:
         try:
             invoice = self.invoice_for(order, sats, covers, rate, expires_at)
         except service.LightningUnavailable as exc:
-            return Bip21Part("lightning", "", "Lightning invoice", note=f"{exc} You can still "
-                             "pay on-chain.")
+            return Bip21Part("lightning", "", N_("Lightning invoice"), note=str(exc))
         if invoice.status != "open" or invoice.expires_at <= utcnow():
             return None
-        return Bip21Part("lightning", invoice.bolt11, "Lightning invoice",
+        return Bip21Part("lightning", invoice.bolt11, N_("Lightning invoice"),
                          demo_action=f"/orders/{order.token}/lightning/simulate"
                          if self.simulated else "")

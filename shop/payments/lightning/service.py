@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop.db import Database, utcnow
+from shop.i18n import N_
 from shop.orders import service as orders
 from shop.orders.models import Order
 from shop.orders.states import OrderStatus
@@ -81,7 +82,7 @@ def ensure_invoice(database: Database, backend: LightningBackend, request: Invoi
         if existing is None:
             order = session.get(Order, request.order_id)
             if order is None or order.state != OrderStatus.PENDING_PAYMENT:
-                raise LightningUnavailable("This order cannot be paid now.")
+                raise LightningUnavailable(N_("This order cannot be paid now."))
             try:
                 with session.begin_nested():
                     session.add(LightningInvoice(
@@ -112,8 +113,8 @@ def ensure_invoice(database: Database, backend: LightningBackend, request: Invoi
         with database.job_session() as session:
             row = get_invoice(session, request.order_id)
         if row is None or row.status in ("creating", "failed"):
-            raise LightningUnavailable("The Lightning invoice is being prepared; reload the "
-                                       "page in a moment.")
+            raise LightningUnavailable(N_("The Lightning invoice is being prepared; reload the "
+                                          "page in a moment."))
         return row
     expiry = max(60, int((request.expires_at - now).total_seconds()))
     try:
@@ -126,8 +127,8 @@ def ensure_invoice(database: Database, backend: LightningBackend, request: Invoi
             session.execute(update(LightningInvoice)
                             .where(LightningInvoice.order_id == request.order_id)
                             .values(status="failed", error=str(exc)[:300]))
-        raise NodeFailed("Lightning is unavailable right now (the shop's node cannot be "
-                         "reached).") from None
+        raise NodeFailed(N_("Lightning is unavailable right now (the shop's node cannot be "
+                            "reached).")) from None
     with database.job_session(write_lock=True) as session:
         session.execute(update(LightningInvoice)
                         .where(LightningInvoice.order_id == request.order_id)

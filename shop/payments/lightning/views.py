@@ -7,6 +7,7 @@ the invoice is open (with a way to turn that off), as the Bitcoin page does.
 from __future__ import annotations
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from shop.db import utcnow
 from shop.orders import service as orders
@@ -76,7 +77,7 @@ def create(token: str):
     method = _method()
     order = _order(token, method)
     if order.state != OrderStatus.PENDING_PAYMENT:
-        flash("This order is not awaiting payment.", "warning")
+        flash(_("This order is not awaiting payment."), "warning")
         return redirect(url_for("orders.show", token=token), 303)
     from shop.orders.views import order_view
 
@@ -85,7 +86,7 @@ def create(token: str):
     try:
         method.new_invoice(view)
     except service.LightningUnavailable as exc:
-        flash(str(exc), "warning")
+        flash(_(str(exc)), "warning")
         return redirect(url_for("orders.show", token=token), 303)
     return redirect(url_for("lightning.page", token=token), 303)
 
@@ -104,5 +105,5 @@ def simulate(token: str):
         abort(404)
     settled = method.backend.pay(invoice.payment_hash, invoice.amount_msat, invoice.bolt11)
     service.record_settlement(session, settled, utcnow())
-    flash("Simulated Lightning payment received (no real money).", "success")
+    flash(_("Simulated Lightning payment received (no real money)."), "success")
     return redirect(url_for("orders.show", token=token), 303)
