@@ -81,3 +81,54 @@ def test_settings_go_together_and_exclude_each_other(lnd):
                   lightning_lnd_cert=str(lnd.cert_path), lightning_cln_rpc="/run/cln/rpc")
     with pytest.raises(ConfigError, match="absolute path"):
         _settings(lightning_cln_rpc="lightning-rpc")
+
+
+def test_a_core_lightning_node_that_never_answers_does_not_hold_the_caller(tmp_path):
+    """lightningd accepts the connection and then hangs (a stuck node): each call gives up
+    after the configured timeout, or sooner when the request's time budget runs out."""
+    import socket
+    import threading
+    import time
+
+    from shop import budget
+    from shop.payments.lightning.backend import LightningError
+    from shop.payments.lightning.cln.client import ClnRpc
+
+    path = str(tmp_path / "lightning-rpc")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept_and_hang() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_hang, daemon=True)
+    thread.start()
+    try:
+        client = ClnRpc(path, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(LightningError, match="unreachable"):
+            client.info()
+        assert time.monotonic() - started < 3
+
+        token = budget.start(0.3)  # a web request with little time left
+        try:
+            started = time.monotonic()
+            with pytest.raises(LightningError):
+                ClnRpc(path, timeout=10).info()
+            assert time.monotonic() - started < 2
+        finally:
+            budget.end(token)
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()

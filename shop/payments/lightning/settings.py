@@ -36,7 +36,7 @@ def backend_from(settings: Any) -> LightningBackend | None:
     if which == "cln":
         from shop.payments.lightning.cln.client import ClnRpc
 
-        return ClnRpc(settings.lightning_cln_rpc)
+        return ClnRpc(settings.lightning_cln_rpc, timeout=settings.lightning_timeout_seconds)
     if which == "simulated":
         from shop.payments.lightning.simulated import SimulatedNode
 

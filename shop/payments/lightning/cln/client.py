@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from pyln.client import LightningRpc, RpcError
 
+from shop import budget
 from shop.payments.lightning.backend import LightningError, NodeInfo, NodeInvoice, ts
 
 STATES = {"unpaid": "open", "paid": "settled", "expired": "expired"}
@@ -25,15 +26,36 @@ def _msat(value) -> int:
     return int(value or 0)
 
 
+class _BoundedRpc(LightningRpc):
+    """pyln-client opens a socket per call and waits on it without end: a node that accepts and
+    never answers would hold a web request (and its thread) for good. Every read and write here
+    gives up after `timeout` seconds, or what is left of the request's time budget."""
+
+    def __init__(self, socket_path: str, timeout: float):
+        super().__init__(socket_path)
+        self.timeout = timeout
+
+    def _writeobj(self, sock, obj):
+        left = budget.remaining()
+        timeout = self.timeout if left is None else min(self.timeout, left)
+        if timeout <= 0:
+            raise TimeoutError("no time left to ask the Lightning node")
+        if sock.sock is not None:
+            sock.sock.settimeout(timeout)
+        return super()._writeobj(sock, obj)
+
+
 class ClnRpc:
     name = "cln"
 
     # waitanyinvoice returns after this long without a payment: a blocked socket call cannot be
     # interrupted, so this bounds how long stopping the worker waits for the stream.
-    def __init__(self, socket_path: str, wait_seconds: int = 5):
+    def __init__(self, socket_path: str, wait_seconds: int = 5, timeout: float = 10.0):
         if not os.path.isabs(socket_path):
             raise ValueError("must be the absolute path of lightningd's lightning-rpc socket")
-        self.rpc = LightningRpc(socket_path)
+        self.rpc = _BoundedRpc(socket_path, timeout)
+        # waitanyinvoice answers after up to wait_seconds on purpose: its own, longer bound.
+        self.stream_rpc = _BoundedRpc(socket_path, timeout + wait_seconds)
         self.wait_seconds = wait_seconds
 
     def _call(self, method: str, **params):
@@ -114,7 +136,7 @@ class ClnStream:
     def __iter__(self) -> Iterator[NodeInvoice]:
         while not self.closed:
             try:
-                data = self.client.rpc.call("waitanyinvoice", {
+                data = self.client.stream_rpc.call("waitanyinvoice", {
                     "lastpay_index": self.index, "timeout": self.client.wait_seconds})
             except RpcError as exc:
                 if isinstance(exc.error, dict) and exc.error.get("code") == WAIT_TIMED_OUT:
