@@ -444,12 +444,9 @@ def resolve_secrets(settings: Settings) -> Settings:
         if settings.production:  # _validate already refused this; keep the guard local too
             raise ConfigError(["SHOP_SECRET_KEY is required in production"])
         instance.mkdir(parents=True, exist_ok=True)
-        key_file = instance / "secret_key"
-        if not key_file.exists():
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48))
-        updates["secret_key"] = key_file.read_text().strip()
+        from shop.privacy.keys import create_file_once
+
+        updates["secret_key"] = create_file_once(instance / "secret_key", secrets.token_urlsafe(48))
     if not settings.data_key:
         if settings.production:  # _validate already refused this; keep the guard local too
             raise ConfigError(["SHOP_DATA_KEY is required in production"])

@@ -11,6 +11,7 @@ The app factory puts the keyring and the settings into every session's ``info`` 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,19 +28,32 @@ _KEYRING = "shop.keyring"
 _SETTINGS = "shop.settings"
 
 
+def create_file_once(path: Path, text: str) -> str:
+    """Make `path` (mode 0600) holding `text` unless it exists; return what it holds.
+
+    Written to a temporary file and linked into place: a process starting at the same moment
+    (a second gunicorn worker on a fresh instance folder) sees no file or the whole file, never
+    an empty one, and both end up with the same contents."""
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process made it first: use theirs
+                pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
+
+
 def instance_data_key(instance: Path) -> str:
     """The instance folder's generated master key, created (mode 0600) on first use."""
     instance.mkdir(parents=True, exist_ok=True)
-    path = instance / KEY_FILE
-    if not path.exists():
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(generate_master_key_text())
-    return path.read_text().strip()
+    return create_file_once(instance / KEY_FILE, generate_master_key_text())
 
 
 def keyring_from_settings(settings: Settings) -> Keyring:

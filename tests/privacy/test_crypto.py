@@ -272,3 +272,21 @@ def test_wrapped_key_blob_is_not_accepted_as_field(master: MasterKey) -> None:
 def test_field_rejects_non_text() -> None:
     with pytest.raises(TypeError):
         encrypt_field(new_data_key(), b"bytes", context=EMAIL)  # type: ignore[arg-type]
+
+
+def test_processes_starting_together_on_a_fresh_instance_get_one_whole_key(tmp_path):
+    """Two gunicorn workers booting on a new instance folder both create the generated keys:
+    neither may read the other's file half-written (it crashed a worker with 'SHOP_DATA_KEY is
+    empty'), and both must end up with the same key."""
+    import multiprocessing
+
+    from shop.privacy.keys import instance_data_key
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        instance = tmp_path / f"instance{round_}"
+        with ctx.Pool(8) as pool:
+            keys = pool.map(instance_data_key, [instance] * 16)
+        assert all(keys) and len(set(keys)) == 1
+        assert [p.name for p in instance.iterdir()] == ["data_key"]  # no temporary file left
+        assert (instance / "data_key").stat().st_mode & 0o777 == 0o600
