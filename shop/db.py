@@ -6,14 +6,18 @@ job ran). Services take a Session and never commit, so a failed request leaves n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event, func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 # Amounts in minor units or satoshis: 64 bits, or a store priced in BTC stops at 21.47 BTC.
 # SQLite keeps every INTEGER in up to 8 bytes already, so its columns stay as they were.
@@ -150,3 +154,46 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock, so one process of several does a job (the chain
+    watcher, the Lightning listener). It lives as long as its connection; SQLite has one
+    worker, so there it is always granted."""
+
+    def __init__(self, database: Database, key: int, name: str):
+        self.database, self.key, self.name = database, key, name
+        self.conn: Connection | None = None
+
+    def acquire(self) -> bool:
+        if not self.database.is_postgres:
+            return True
+        if self.conn is not None:
+            try:
+                # If the connection broke (database restart, network), another worker may hold
+                # the lock now: take it anew.
+                self.conn.execute(select(1))
+                self.conn.commit()
+                return True
+            except SQLAlchemyError:
+                log.warning("lost the %s's lock connection; taking the lock again", self.name)
+                self.conn.invalidate()
+                self.conn.close()
+                self.conn = None
+        conn = self.database.engine.connect()
+        got = conn.execute(select(func.pg_try_advisory_lock(self.key))).scalar()
+        conn.commit()
+        if not got:
+            conn.close()
+            return False
+        self.conn = conn
+        return True
+
+    def release(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.execute(select(func.pg_advisory_unlock(self.key)))
+                self.conn.commit()
+            finally:
+                self.conn.close()
+                self.conn = None

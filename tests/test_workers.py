@@ -510,7 +510,7 @@ def test_a_watcher_whose_lock_connection_died_takes_the_lock_again(pg_url, tmp_p
     database: Database = app.extensions["shop.db"]
     watcher = ChainWatcher(database, node=None, policy=None)  # the lock needs neither
     assert watcher.acquire() and watcher_lock_holders(database) == 1
-    backend = watcher._lock_conn.connection.dbapi_connection.info.backend_pid
+    backend = watcher._lock.conn.connection.dbapi_connection.info.backend_pid
     with database.engine.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend}).scalar()
     wait_for("the lock to go with its connection", lambda: watcher_lock_holders(database) == 0)

@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bitcoin.core import CBlock, CTransaction, b2lx, lx
-from sqlalchemy import delete, func, select, text, union_all
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import delete, select, union_all
 from sqlalchemy.orm import Session
 
-from shop.db import Database, utcnow
+from shop.db import AdvisoryLock, Database, utcnow
 from shop.payments.bitcoin import invoice as inv
 from shop.payments.bitcoin import rawtx
 from shop.payments.bitcoin.models import (
@@ -280,45 +279,18 @@ class ChainWatcher:
         self.watch = WatchSet()
         # Mempool txids already looked at, so a poll fetches only what is new.
         self._seen_txids: set[str] = set()
-        self._lock_conn = None
+        self._lock = AdvisoryLock(database, ADVISORY_LOCK_KEY, "chain watcher")
         self.watching = False  # this process is the one watching (the worker's heartbeat says so)
         self.on_change: Callable[[set[int]], None] | None = None  # tests and benchmarks listen
 
     # ------------------------------------------------------------ single-watcher lock
 
     def acquire(self) -> bool:
-        """On PostgreSQL, take the watcher's advisory lock (held until close)."""
-        if not self.database.is_postgres:
-            return True
-        if self._lock_conn is not None:
-            try:
-                # The lock lives as long as its connection: if that broke (database restart,
-                # network), another worker may be watching now, so take the lock anew.
-                self._lock_conn.execute(select(1))
-                self._lock_conn.commit()
-                return True
-            except SQLAlchemyError:
-                log.warning("lost the chain watcher's lock connection; taking the lock again")
-                self._lock_conn.invalidate()
-                self._lock_conn.close()
-                self._lock_conn = None
-        conn = self.database.engine.connect()
-        got = conn.execute(select(func.pg_try_advisory_lock(ADVISORY_LOCK_KEY))).scalar()
-        conn.commit()
-        if not got:
-            conn.close()
-            return False
-        self._lock_conn = conn
-        return True
+        """On PostgreSQL, take the advisory lock (held until release)."""
+        return self._lock.acquire()
 
     def release(self) -> None:
-        if self._lock_conn is not None:
-            try:
-                self._lock_conn.execute(text(f"SELECT pg_advisory_unlock({ADVISORY_LOCK_KEY})"))
-                self._lock_conn.commit()
-            finally:
-                self._lock_conn.close()
-                self._lock_conn = None
+        self._lock.release()
 
     # ------------------------------------------------------------ one round
 

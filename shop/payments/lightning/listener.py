@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from shop.db import Database, utcnow
+from shop.db import AdvisoryLock, Database, utcnow
 from shop.payments.lightning import service
 from shop.payments.lightning.backend import LightningBackend, LightningError, NodeInvoice
 
@@ -41,42 +40,18 @@ class LightningListener:
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.watching = False
-        self._lock_conn = None
+        self._lock = AdvisoryLock(database, ADVISORY_LOCK_KEY, "Lightning listener")
         self._stream = None
         self.on_settled: Callable[[NodeInvoice], None] | None = None  # tests and benchmarks
 
     # ------------------------------------------------------------ single-listener lock
 
     def acquire(self) -> bool:
-        if not self.database.is_postgres:
-            return True
-        if self._lock_conn is not None:
-            try:
-                self._lock_conn.execute(select(1))
-                self._lock_conn.commit()
-                return True
-            except SQLAlchemyError:
-                log.warning("lost the Lightning listener's lock connection; taking it again")
-                self._lock_conn.invalidate()
-                self._lock_conn.close()
-                self._lock_conn = None
-        conn = self.database.engine.connect()
-        got = conn.execute(select(func.pg_try_advisory_lock(ADVISORY_LOCK_KEY))).scalar()
-        conn.commit()
-        if not got:
-            conn.close()
-            return False
-        self._lock_conn = conn
-        return True
+        """On PostgreSQL, take the advisory lock (held until release)."""
+        return self._lock.acquire()
 
     def release(self) -> None:
-        if self._lock_conn is not None:
-            try:
-                self._lock_conn.execute(text(f"SELECT pg_advisory_unlock({ADVISORY_LOCK_KEY})"))
-                self._lock_conn.commit()
-            finally:
-                self._lock_conn.close()
-                self._lock_conn = None
+        self._lock.release()
 
     # ------------------------------------------------------------ work
 
