@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -22,7 +21,7 @@ from shop.cart.pricing import compute_totals
 from shop.cart.storage import CartLine
 from shop.catalog.models import DIGITAL, Variant
 from shop.checkout.service import forget_review, localize_lines, review_cart, shipping_options
-from shop.db import utcnow
+from shop.db import insert_for, utcnow
 from shop.downloads import service as downloads
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
@@ -420,9 +419,7 @@ _CHOICE_NOTE = {StockChoice.RESTOCK: "back in stock", StockChoice.WRITE_OFF: "wr
 
 def _next_number(session: Session, year: int) -> str:
     """Next number of the year. Taken last in place_order so the row lock is held briefly."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(OrderNumberCounter).values(year=year, last=1)
+    stmt = insert_for(session, OrderNumberCounter).values(year=year, last=1)
     last = session.execute(
         stmt.on_conflict_do_update(index_elements=["year"],
                                    set_={"last": OrderNumberCounter.last + 1})
@@ -640,9 +637,8 @@ def apply_payment_event(session: Session, event: PaymentEvent, now: datetime | N
     now = now or utcnow()
     order = get_by_ref(session, event.order_ref, lock=True)
     # One statement instead of a savepoint, a flush and its release: a repeat inserts nothing.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     recorded = session.execute(
-        insert(PaymentRecord).values(
+        insert_for(session, PaymentRecord).values(
             order_id=order.id if order else None, provider=event.provider, key=event.key,
             kind=event.kind.value, amount=event.amount, currency=event.currency,
             reference=event.reference, note=event.note[:500], created_at=now,

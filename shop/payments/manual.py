@@ -13,7 +13,7 @@ from shop.db import Database
 from shop.orders import service as orders
 from shop.orders.models import Order
 from shop.orders.states import REFUNDABLE
-from shop.payments.base import PaymentActionError, PaymentEvent, PaymentEventKind
+from shop.payments.base import PaymentActionError, PaymentEvent, PaymentEventKind, Refundable
 
 
 def _lock(session: Session, order_id: int) -> Order:
@@ -30,6 +30,15 @@ def refundable_amount(order: Order) -> int:
     if order.state not in REFUNDABLE:
         return 0
     return max(0, order.amount_paid - order.amount_refunded)
+
+
+def refundable_on_chain(order: Order) -> Refundable:
+    """Bitcoin, on-chain or Lightning: the merchant sends the refund from their own wallet to an
+    address the customer gives (the shop holds no spending rights), then records it."""
+    return Refundable(refundable_amount(order), automatic=False,
+                      how="Send the bitcoin from your wallet (ask the customer for an "
+                          "address below), then record the transaction id here.",
+                      to_address=True)
 
 
 def record_refund(database: Database, order_id: int, amount: int, reference: str) -> str:

@@ -19,10 +19,9 @@ from enum import StrEnum
 from urllib.parse import urlencode
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shop.db import utcnow
+from shop.db import insert_for, utcnow
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
 from shop.money import BTC, SATS_PER_BTC
@@ -189,10 +188,8 @@ def create_invoice(session: Session, order: Order, descriptor: WatchOnlyDescript
 
 
 def _next_index(session: Session, fingerprint: str) -> int:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(BitcoinIndexCounter).values(descriptor_fingerprint=fingerprint, next_index=0)
+        insert_for(session, BitcoinIndexCounter).values(descriptor_fingerprint=fingerprint, next_index=0)
         .on_conflict_do_nothing(index_elements=["descriptor_fingerprint"])
     )
     taken = session.execute(

@@ -102,10 +102,7 @@ class BitcoinPayment:
         manual.cancel(database, order_id, reason)
 
     def refundable(self, session: Session, order: Order) -> Refundable:
-        return Refundable(manual.refundable_amount(order), automatic=False,
-                          how="Send the bitcoin from your wallet (ask the customer for an "
-                              "address below), then record the transaction id here.",
-                          to_address=True)
+        return manual.refundable_on_chain(order)
 
     def refund(self, database: Database, order_id: int, amount: int, reference: str = "") -> str:
         return manual.record_refund(database, order_id, amount, reference)

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shop.db import Database, utcnow
+from shop.db import Database, insert_for, utcnow
 from shop.i18n import N_
 from shop.orders import service as orders
 from shop.orders.models import Order
@@ -199,9 +198,7 @@ def stream_state(session: Session, backend: str) -> LightningStreamState:
     state = session.get(LightningStreamState, backend)
     if state is None:
         # Two sessions may create it at once (the stream and the reconcile): one insert wins.
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-            else sqlite.insert
-        session.execute(insert(LightningStreamState)
+        session.execute(insert_for(session, LightningStreamState)
                         .values(backend=backend, last_index=0, last_error="")
                         .on_conflict_do_nothing(index_elements=["backend"]))
         state = session.get(LightningStreamState, backend)
