@@ -30,8 +30,9 @@ class CompileCatalogs(BuildHookInterface):
             mo.parent.mkdir(parents=True, exist_ok=True)
             with mo.open("wb") as f:
                 write_mo(f, catalog, use_fuzzy=False)
-            build_data["force_include"][str(mo)] = \
+            build_data["force_include"][str(mo)] = (
                 f"shop/translations/{po.relative_to(root).with_suffix('.mo').as_posix()}"
+            )
 
     def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
         if getattr(self, "_out", None) is not None:

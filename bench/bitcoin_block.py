@@ -45,8 +45,9 @@ def run(watched: int, txs: int, blocks: int, postgres: str | None) -> dict[str, 
         watcher.sync()
         times, cold = [], None
         for b in range(blocks + 1):
-            payers = [node.make_payment(scripts[(b * 10 + i) * 7 % watched], 15980)
-                      for i in range(10)]
+            payers = [
+                node.make_payment(scripts[(b * 10 + i) * 7 % watched], 15980) for i in range(10)
+            ]
             node.fill_block(txs - len(payers), include=payers)
             fetch.clear()
             if b == 0:
@@ -60,8 +61,13 @@ def run(watched: int, txs: int, blocks: int, postgres: str | None) -> dict[str, 
             else:
                 times.append(elapsed)
         app.extensions["shop.db"].dispose()
-        return {"watched": watched, "cold": cold, "median": statistics.median(times),
-                "max": max(times), "fetch_parse": fetch[0] if fetch else float("nan")}
+        return {
+            "watched": watched,
+            "cold": cold,
+            "median": statistics.median(times),
+            "max": max(times),
+            "fetch_parse": fetch[0] if fetch else float("nan"),
+        }
 
 
 def main() -> None:
@@ -76,8 +82,11 @@ def main() -> None:
     print(f"{'watched':>8} {'first block':>12} {'median':>8} {'max':>8} {'fetch+parse':>12}")
     for n in args.watched:
         r = run(n, args.txs, args.blocks, args.postgres)
-        print(f"{r['watched']:>8} {r['cold']:>11.3f}s {r['median']:>7.3f}s {r['max']:>7.3f}s "
-              f"{r['fetch_parse']:>11.3f}s", flush=True)
+        print(
+            f"{r['watched']:>8} {r['cold']:>11.3f}s {r['median']:>7.3f}s {r['max']:>7.3f}s "
+            f"{r['fetch_parse']:>11.3f}s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

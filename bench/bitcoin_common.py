@@ -75,23 +75,64 @@ def bulk_watched(database, count: int, fingerprint: str = "bench") -> list[bytes
     with database.engine.begin() as conn:
         for start in range(0, count, 5000):
             chunk = range(start, min(start + 5000, count))
-            conn.execute(insert(Order), [dict(
-                number=f"B-{i:09d}", token=secrets.token_urlsafe(32), ref=secrets.token_hex(16),
-                status="pending_payment", currency="EUR", subtotal=799, shipping=0,
-                shipping_tax_rate_bp=0, total=799, vat_total=52, amount_paid=0,
-                amount_refunded=0, requires_shipping=False, shipping_method="", country="DE",
-                payment_method="bitcoin", placed_at=now, expires_at=now + timedelta(hours=1),
-            ) for i in chunk])
-        ids = [row[0] for row in conn.execute(
-            text("SELECT id FROM orders WHERE number LIKE 'B-%' ORDER BY id"))]
+            conn.execute(
+                insert(Order),
+                [
+                    dict(
+                        number=f"B-{i:09d}",
+                        token=secrets.token_urlsafe(32),
+                        ref=secrets.token_hex(16),
+                        status="pending_payment",
+                        currency="EUR",
+                        subtotal=799,
+                        shipping=0,
+                        shipping_tax_rate_bp=0,
+                        total=799,
+                        vat_total=52,
+                        amount_paid=0,
+                        amount_refunded=0,
+                        requires_shipping=False,
+                        shipping_method="",
+                        country="DE",
+                        payment_method="bitcoin",
+                        placed_at=now,
+                        expires_at=now + timedelta(hours=1),
+                    )
+                    for i in chunk
+                ],
+            )
+        ids = [
+            row[0]
+            for row in conn.execute(
+                text("SELECT id FROM orders WHERE number LIKE 'B-%' ORDER BY id")
+            )
+        ]
         for start in range(0, count, 5000):
-            conn.execute(insert(BitcoinInvoice), [dict(
-                order_id=ids[i], descriptor_fingerprint=fingerprint, derivation_index=i,
-                address=f"synthetic-{i}", script_pubkey=scripts[i], amount_sats=15980,
-                order_total=799, currency="EUR", rate="50000", state="new", created_at=now,
-                expires_at=now + timedelta(hours=1), monitor_until=now + timedelta(days=7),
-                paid_reported=False, received_sats=0, confirmed_sats=0, simulated=False,
-            ) for i in range(start, min(start + 5000, count))])
+            conn.execute(
+                insert(BitcoinInvoice),
+                [
+                    dict(
+                        order_id=ids[i],
+                        descriptor_fingerprint=fingerprint,
+                        derivation_index=i,
+                        address=f"synthetic-{i}",
+                        script_pubkey=scripts[i],
+                        amount_sats=15980,
+                        order_total=799,
+                        currency="EUR",
+                        rate="50000",
+                        state="new",
+                        created_at=now,
+                        expires_at=now + timedelta(hours=1),
+                        monitor_until=now + timedelta(days=7),
+                        paid_reported=False,
+                        received_sats=0,
+                        confirmed_sats=0,
+                        simulated=False,
+                    )
+                    for i in range(start, min(start + 5000, count))
+                ],
+            )
     return scripts
 
 

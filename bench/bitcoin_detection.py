@@ -40,8 +40,11 @@ def main() -> None:
         method = app.extensions["shop.payment_methods"]["bitcoin"]
         watcher = ChainWatcher(database, NodeClient(node.url), method.policy)
         stop = threading.Event()
-        thread = threading.Thread(target=watcher.run_forever, daemon=True,
-                                  args=(stop, args.poll, node.zmq_endpoint, node.zmq_endpoint))
+        thread = threading.Thread(
+            target=watcher.run_forever,
+            daemon=True,
+            args=(stop, args.poll, node.zmq_endpoint, node.zmq_endpoint),
+        )
         thread.start()
         while True:
             with database.job_session() as s:
@@ -55,16 +58,20 @@ def main() -> None:
             now = datetime.now(UTC)
             with database.job_session() as s:
                 order = place(s, now=now)
-                invoice = inv.create_invoice(s, order, method.descriptor, method.policy,
-                                             inv.LockedRate(RATE), now=now)
+                invoice = inv.create_invoice(
+                    s, order, method.descriptor, method.policy, inv.LockedRate(RATE), now=now
+                )
                 order_id, script, sats = order.id, bytes(invoice.script_pubkey), invoice.amount_sats
             tx = node.make_payment(script, sats)
             start = time.perf_counter()
             node.add_to_mempool(tx)
             while True:
                 with database.job_session() as s:
-                    seen = s.scalar(select(func.count()).select_from(OrderEvent).where(
-                        OrderEvent.order_id == order_id, OrderEvent.note.like("%sats seen%")))
+                    seen = s.scalar(
+                        select(func.count())
+                        .select_from(OrderEvent)
+                        .where(OrderEvent.order_id == order_id, OrderEvent.note.like("%sats seen%"))
+                    )
                 if seen:
                     break
                 if time.perf_counter() - start > 30:
@@ -78,8 +85,10 @@ def main() -> None:
         database.dispose()
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"{backend}, {len(latencies)} payments, ZMQ rawtx, poll every {args.poll:g} s")
-    print(f"p50 {percentile(latencies, 50) * 1000:.1f} ms  p95 {percentile(latencies, 95) * 1000:.1f} ms"
-          f"  max {max(latencies) * 1000:.1f} ms")
+    print(
+        f"p50 {percentile(latencies, 50) * 1000:.1f} ms  p95 {percentile(latencies, 95) * 1000:.1f} ms"
+        f"  max {max(latencies) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

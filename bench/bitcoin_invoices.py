@@ -43,8 +43,14 @@ def measure(url, tmp, invoices: int, threads: int) -> float:
     def work(chunk):
         for order_id in chunk:
             with database.job_session() as s:
-                inv.create_invoice(s, s.get(Order, order_id), method.descriptor, method.policy,
-                                   inv.LockedRate(RATE), now=now)
+                inv.create_invoice(
+                    s,
+                    s.get(Order, order_id),
+                    method.descriptor,
+                    method.policy,
+                    inv.LockedRate(RATE),
+                    now=now,
+                )
 
     workers = [threading.Thread(target=work, args=(c,)) for c in chunks]
     start = time.perf_counter()
@@ -54,8 +60,9 @@ def measure(url, tmp, invoices: int, threads: int) -> float:
         w.join()
     elapsed = time.perf_counter() - start
     with database.job_session() as s:
-        count, distinct = s.execute(select(func.count(), func.count(func.distinct(
-            BitcoinInvoice.derivation_index)))).one()
+        count, distinct = s.execute(
+            select(func.count(), func.count(func.distinct(BitcoinInvoice.derivation_index)))
+        ).one()
     assert count == distinct, "an index was handed out twice"
     database.dispose()
     return invoices / elapsed

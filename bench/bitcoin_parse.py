@@ -29,16 +29,24 @@ from tests.bitcoin.fake_node import FakeNode
 def light(raw: bytes, scripts: dict[bytes, int]) -> list[tuple[str, int, int]]:
     """What the watcher does now: shop.payments.bitcoin.rawtx, txids only for payments."""
     _, vtx = rawtx.parse_block_txs(raw)
-    return [(b2lx(tx.GetTxid()), n, out.nValue) for tx in vtx
-            for n, out in enumerate(tx.vout) if out.scriptPubKey in scripts]
+    return [
+        (b2lx(tx.GetTxid()), n, out.nValue)
+        for tx in vtx
+        for n, out in enumerate(tx.vout)
+        if out.scriptPubKey in scripts
+    ]
 
 
 def bitcoinlib(raw: bytes, scripts: dict[bytes, int]) -> list[tuple[str, int, int]]:
     stream = io.BytesIO(raw)
     CBlockHeader.stream_deserialize(stream)
     vtx = VectorSerializer.stream_deserialize(CTransaction, stream)
-    return [(b2lx(tx.GetTxid()), n, out.nValue) for tx in vtx
-            for n, out in enumerate(tx.vout) if out.scriptPubKey in scripts]
+    return [
+        (b2lx(tx.GetTxid()), n, out.nValue)
+        for tx in vtx
+        for n, out in enumerate(tx.vout)
+        if out.scriptPubKey in scripts
+    ]
 
 
 def main() -> None:
@@ -60,8 +68,10 @@ def main() -> None:
             fn(raw, scripts)
             wall.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
-        print(f"{name:>18}: median {statistics.median(wall):.3f} s (min {min(wall):.3f}), "
-              f"CPU median {statistics.median(cpu):.3f} s (min {min(cpu):.3f})")
+        print(
+            f"{name:>18}: median {statistics.median(wall):.3f} s (min {min(wall):.3f}), "
+            f"CPU median {statistics.median(cpu):.3f} s (min {min(cpu):.3f})"
+        )
 
 
 if __name__ == "__main__":

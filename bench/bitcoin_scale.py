@@ -52,6 +52,7 @@ def script_for(i: int) -> bytes:
 
 # ------------------------------------------------------------------ the node, in its own process
 
+
 def _node_process(conn) -> None:
     from tests.bitcoin.fake_node import FakeNode, random_p2wpkh
 
@@ -79,7 +80,8 @@ class RemoteNode:
     def __init__(self) -> None:
         self._conn, child = multiprocessing.get_context("fork").Pipe()
         self._process = multiprocessing.get_context("fork").Process(
-            target=_node_process, args=(child,), daemon=True)
+            target=_node_process, args=(child,), daemon=True
+        )
         self._process.start()
         self.url = self._conn.recv()
 
@@ -99,6 +101,7 @@ class RemoteNode:
 
 # ------------------------------------------------------------------ seeding in bulk
 
+
 def seed(database, count: int) -> float:
     """`count` open Bitcoin orders and invoices, one INSERT ... SELECT each; returns seconds."""
     now = datetime.now(UTC)
@@ -106,45 +109,118 @@ def seed(database, count: int) -> float:
     if postgres:
         series = text("SELECT generate_series(0, :last) AS i")
     else:
-        series = text("WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s "
-                      "WHERE i < :last) SELECT i FROM s")
+        series = text(
+            "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s "
+            "WHERE i < :last) SELECT i FROM s"
+        )
     s = series.bindparams(last=count - 1).columns(i=Integer).subquery("s")
     i_text = cast(s.c.i, String)
     at = bindparam("now", now, type_=UTCDateTime())
     expires = bindparam("expires", now + timedelta(hours=1), type_=UTCDateTime())
     monitor = bindparam("monitor", now + timedelta(days=7), type_=UTCDateTime())
     orders = select(
-        literal("B-") + i_text, literal("bench-token-") + i_text, literal("bench-ref-") + i_text,
-        literal("pending_payment"), literal("EUR"), literal(799), literal(0), literal(0),
-        literal(799), literal(52), literal(0), literal(0), literal(False), literal(""),
-        literal("DE"), literal("bitcoin"), at, expires,
+        literal("B-") + i_text,
+        literal("bench-token-") + i_text,
+        literal("bench-ref-") + i_text,
+        literal("pending_payment"),
+        literal("EUR"),
+        literal(799),
+        literal(0),
+        literal(0),
+        literal(799),
+        literal(52),
+        literal(0),
+        literal(0),
+        literal(False),
+        literal(""),
+        literal("DE"),
+        literal("bitcoin"),
+        at,
+        expires,
     ).select_from(s)
-    order_cols = ["number", "token", "ref", "status", "currency", "subtotal", "shipping",
-                  "shipping_tax_rate_bp", "total", "vat_total", "amount_paid", "amount_refunded",
-                  "requires_shipping", "shipping_method", "country", "payment_method",
-                  "placed_at", "expires_at"]
+    order_cols = [
+        "number",
+        "token",
+        "ref",
+        "status",
+        "currency",
+        "subtotal",
+        "shipping",
+        "shipping_tax_rate_bp",
+        "total",
+        "vat_total",
+        "amount_paid",
+        "amount_refunded",
+        "requires_shipping",
+        "shipping_method",
+        "country",
+        "payment_method",
+        "placed_at",
+        "expires_at",
+    ]
     index = cast(func.substr(Order.number, 3), Integer)
     if postgres:
         script = func.decode("0014", "hex").op("||")(
-            func.substr(func.sha256(func.convert_to(cast(index, String), "UTF8")), 1, 20))
+            func.substr(func.sha256(func.convert_to(cast(index, String), "UTF8")), 1, 20)
+        )
     else:
         script = func.bench_script(index)
     invoices = select(
-        Order.id, literal("bench"), index, literal("synthetic-") + Order.number, script,
-        literal(SATS), literal(799), literal("EUR"), literal("50000"), literal("new"),
-        literal(""), literal(""), literal(""), at, expires, monitor, literal(False), literal(0),
-        literal(0), literal(0), literal(0), literal(""), literal(False),
+        Order.id,
+        literal("bench"),
+        index,
+        literal("synthetic-") + Order.number,
+        script,
+        literal(SATS),
+        literal(799),
+        literal("EUR"),
+        literal("50000"),
+        literal("new"),
+        literal(""),
+        literal(""),
+        literal(""),
+        at,
+        expires,
+        monitor,
+        literal(False),
+        literal(0),
+        literal(0),
+        literal(0),
+        literal(0),
+        literal(""),
+        literal(False),
     ).where(Order.number.like("B-%"))
-    invoice_cols = ["order_id", "descriptor_fingerprint", "derivation_index", "address",
-                    "script_pubkey", "amount_sats", "order_total", "currency", "rate", "status",
-                    "exception", "marked", "mark_reason", "created_at", "expires_at",
-                    "monitor_until", "paid_reported", "received_sats", "confirmed_sats",
-                    "credited_sats", "revision", "flags", "simulated"]
+    invoice_cols = [
+        "order_id",
+        "descriptor_fingerprint",
+        "derivation_index",
+        "address",
+        "script_pubkey",
+        "amount_sats",
+        "order_total",
+        "currency",
+        "rate",
+        "status",
+        "exception",
+        "marked",
+        "mark_reason",
+        "created_at",
+        "expires_at",
+        "monitor_until",
+        "paid_reported",
+        "received_sats",
+        "confirmed_sats",
+        "credited_sats",
+        "revision",
+        "flags",
+        "simulated",
+    ]
     t = time.perf_counter()
     with database.engine.begin() as conn:
         if not postgres:
             conn.connection.driver_connection.create_function(
-                "bench_script", 1, script_for, deterministic=True)
+                "bench_script", 1, script_for, deterministic=True
+            )
         conn.execute(insert(Order).from_select(order_cols, orders))
         conn.execute(insert(BitcoinInvoice).from_select(invoice_cols, invoices))
     if postgres:  # autovacuum would; the shop never runs ANALYZE on SQLite, so no stats there
@@ -154,6 +230,7 @@ def seed(database, count: int) -> float:
 
 
 # ------------------------------------------------------------------ measuring
+
 
 def reset_peak() -> None:
     with open("/proc/self/clear_refs", "w") as f:
@@ -199,9 +276,11 @@ def timed(fn, what: str = "") -> Timing:
 
 def summary(values: list[Timing]) -> str:
     cpu = [v.cpu for v in values]
-    return (f"median {statistics.median(values):.3f} s  min {min(values):.3f}  "
-            f"max {max(values):.3f}  (n={len(values)}); CPU of this process: median "
-            f"{statistics.median(cpu):.3f} s  min {min(cpu):.3f}  max {max(cpu):.3f}")
+    return (
+        f"median {statistics.median(values):.3f} s  min {min(values):.3f}  "
+        f"max {max(values):.3f}  (n={len(values)}); CPU of this process: median "
+        f"{statistics.median(cpu):.3f} s  min {min(cpu):.3f}  max {max(cpu):.3f}"
+    )
 
 
 def main() -> None:
@@ -210,11 +289,20 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=4000)
     parser.add_argument("--mempool", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--payers", type=int, default=10,
-                        help="transactions per block and per mempool that pay watched invoices")
+    parser.add_argument(
+        "--payers",
+        type=int,
+        default=10,
+        help="transactions per block and per mempool that pay watched invoices",
+    )
     parser.add_argument("--postgres", default=None)
-    parser.add_argument("--profile", nargs="*", default=[], choices=["full", "block", "restart"],
-                        help="print cProfile's view of the last of these measurements")
+    parser.add_argument(
+        "--profile",
+        nargs="*",
+        default=[],
+        choices=["full", "block", "restart"],
+        help="print cProfile's view of the last of these measurements",
+    )
     args = parser.parse_args()
     PROFILE.update(args.profile)
     node = RemoteNode()  # forked before any database connection or thread exists here
@@ -230,8 +318,10 @@ def run(args, url, tmp, node: RemoteNode) -> None:
     database = app.extensions["shop.db"]
     policy = app.extensions["shop.payment_methods"]["bitcoin"].policy
     backend = "PostgreSQL" if database.is_postgres else "SQLite"
-    print(f"{backend}, {args.watched:,} watched, load average {os.getloadavg()[0]:.1f} at start",
-          flush=True)
+    print(
+        f"{backend}, {args.watched:,} watched, load average {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
     print(f"seeded in {seed(database, args.watched):.1f} s", flush=True)
     # Invoices to pay, each once, spread over the whole range.
     rounds = iter(random.Random(11).sample(range(args.watched), args.payers * 2 * args.repeat))
@@ -251,21 +341,34 @@ def run(args, url, tmp, node: RemoteNode) -> None:
     watch = WatchSet()
     full = []
     with database.job_session() as session:
-        full.append(timed(lambda: watch.refresh(session, datetime.now(UTC), timedelta(hours=1))))
+        full.append(
+            timed(lambda watch=watch: watch.refresh(session, datetime.now(UTC), timedelta(hours=1)))
+        )
     assert len(watch.scripts) == args.watched, len(watch.scripts)
     after, peak = rss_mb()
-    print(f"(c) RSS before loading {before:.0f} MB, with {len(watch.scripts):,} watched "
-          f"{after:.0f} MB (+{after - before:.0f} MB), peak while loading {peak:.0f} MB",
-          flush=True)
+    print(
+        f"(c) RSS before loading {before:.0f} MB, with {len(watch.scripts):,} watched "
+        f"{after:.0f} MB (+{after - before:.0f} MB), peak while loading {peak:.0f} MB",
+        flush=True,
+    )
     for r in range(args.repeat - 1):
         with database.job_session() as session:
-            full.append(timed(lambda: watch.refresh(session, datetime.now(UTC), timedelta(0)),
-                              "full" if r == args.repeat - 2 else ""))
+            full.append(
+                timed(
+                    lambda watch=watch: watch.refresh(session, datetime.now(UTC), timedelta(0)),
+                    "full" if r == args.repeat - 2 else "",
+                )
+            )
     incremental = []
     for _ in range(args.repeat * 4):
         with database.job_session() as session:
-            incremental.append(timed(
-                lambda: watch.refresh(session, datetime.now(UTC), timedelta(hours=1))))
+            incremental.append(
+                timed(
+                    lambda watch=watch: watch.refresh(
+                        session, datetime.now(UTC), timedelta(hours=1)
+                    )
+                )
+            )
     print(f"(d) full reload        {summary(full)}", flush=True)
     print(f"(d) incremental refresh {summary(incremental)}", flush=True)
     del watch
@@ -304,15 +407,21 @@ def run(args, url, tmp, node: RemoteNode) -> None:
         fetch_times.clear()
         results = []
         statements[0] = 0
-        block_times.append(timed(lambda: results.append(watcher.sync()),
-                                 "block" if r == args.repeat - 1 else ""))
+        block_times.append(
+            timed(
+                lambda results=results: results.append(watcher.sync()),
+                "block" if r == args.repeat - 1 else "",
+            )
+        )
         assert results[0].blocks == 1, results
         block_statements.append(statements[0])
     event.remove(database.engine, "before_cursor_execute", count)
     client.get_block_transactions = original
-    print(f"(a) {args.txs}-tx block, sync()  {summary(block_times)}; fetch+parse of the last "
-          f"{fetch_times[0]:.3f} s; SQL statements per block {statistics.median(block_statements):.0f}",
-          flush=True)
+    print(
+        f"(a) {args.txs}-tx block, sync()  {summary(block_times)}; fetch+parse of the last "
+        f"{fetch_times[0]:.3f} s; SQL statements per block {statistics.median(block_statements):.0f}",
+        flush=True,
+    )
 
     # (b) restart: a new watcher (empty watch set, nothing seen) and fresh database
     # connections; `--mempool` transactions wait, 10 of them paying us. Timed: until the
@@ -329,7 +438,7 @@ def run(args, url, tmp, node: RemoteNode) -> None:
         gc.collect()
         watchers, results = [], []
 
-        def restart() -> None:
+        def restart(watchers=watchers, results=results, client=client) -> None:
             watchers.append(new_watcher(client))
             results.append(watchers[0].sync())
 
@@ -338,8 +447,11 @@ def run(args, url, tmp, node: RemoteNode) -> None:
         assert result.payments == args.payers and result.blocks == 0, result
     print(f"(b) restart, {args.mempool}-tx mempool  {summary(restart_times)}", flush=True)
     rss, peak = rss_mb()
-    print(f"RSS at the end {rss:.0f} MB, peak {peak:.0f} MB; load average "
-          f"{os.getloadavg()[0]:.1f} at the end", flush=True)
+    print(
+        f"RSS at the end {rss:.0f} MB, peak {peak:.0f} MB; load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
+        flush=True,
+    )
     database.dispose()
 
 

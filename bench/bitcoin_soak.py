@@ -25,15 +25,29 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--postgres", default=os.environ.get("SHOP_TEST_POSTGRES_URL"))
     args = parser.parse_args()
-    env = {**os.environ, "SHOP_BITCOIN_PROPERTY_SEQUENCES": str(args.sequences),
-           "SHOP_BITCOIN_PROPERTY_SEED": str(args.seed)}
+    env = {
+        **os.environ,
+        "SHOP_BITCOIN_PROPERTY_SEQUENCES": str(args.sequences),
+        "SHOP_BITCOIN_PROPERTY_SEED": str(args.seed),
+    }
     if args.postgres:
         env["SHOP_TEST_POSTGRES_URL"] = args.postgres
     print(f"seed {args.seed}, {args.sequences} sequences per database", flush=True)
     started = time.monotonic()
     code = subprocess.call(
-        [sys.executable, "-m", "pytest", "tests/bitcoin/test_chain_property.py", "-q", "-x",
-         "-p", "no:cacheprovider"], cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/bitcoin/test_chain_property.py",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     print(f"{time.monotonic() - started:.0f} s", flush=True)
     return code
 

@@ -21,6 +21,8 @@ from sqlalchemy import event
 from shop import create_app
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
 def HIDDEN(name: str) -> re.Pattern[str]:  # noqa: N802 (reads like the CSRF pattern)
     return re.compile(rf'name="{name}" type="hidden" value="([^"]*)"')
 
@@ -30,19 +32,30 @@ STEPS = ("product page", "add to cart", "cart page", "checkout page", "place ord
 
 def one_checkout(client, step) -> None:
     page = step("product page", lambda: client.get(f"/products/{SLUG}")).text
-    form = {"csrf_token": CSRF.search(page).group(1), "quantity": "1",
-            "variant": re.search(r'name="variant" value="(\d+)" checked', page).group(1)}
+    form = {
+        "csrf_token": CSRF.search(page).group(1),
+        "quantity": "1",
+        "variant": re.search(r'name="variant" value="(\d+)" checked', page).group(1),
+    }
     added = step("add to cart", lambda: client.post(f"/cart/add/{SLUG}", data=form))
     assert added.status_code == 303, added.status_code
     step("cart page", lambda: client.get("/cart"))
     page = step("checkout page", lambda: client.get("/checkout")).text
-    form = {"csrf_token": CSRF.search(page).group(1), "name": "Bench Customer",
-            "street": "1 Test Street", "postal_code": "10115", "city": "Berlin", "country": "DE",
-            "shipping_rate": re.search(r'name="shipping_rate" value="(\d+)" checked', page).group(1),
-            "payment_method": "demo", "submit": "Place order", "shown_country": "DE",
-            # What the page showed: the order is placed once, and only for this total.
-            "checkout_token": HIDDEN("checkout_token").search(page).group(1),
-            "shown_total": HIDDEN("shown_total").search(page).group(1)}
+    form = {
+        "csrf_token": CSRF.search(page).group(1),
+        "name": "Bench Customer",
+        "street": "1 Test Street",
+        "postal_code": "10115",
+        "city": "Berlin",
+        "country": "DE",
+        "shipping_rate": re.search(r'name="shipping_rate" value="(\d+)" checked', page).group(1),
+        "payment_method": "demo",
+        "submit": "Place order",
+        "shown_country": "DE",
+        # What the page showed: the order is placed once, and only for this total.
+        "checkout_token": HIDDEN("checkout_token").search(page).group(1),
+        "shown_total": HIDDEN("shown_total").search(page).group(1),
+    }
     placed = step("place order", lambda: client.post("/checkout", data=form))
     assert placed.status_code == 303, placed.status_code
     step("order page", lambda: client.get(placed.headers["Location"]))
@@ -98,10 +111,14 @@ def measure(app, args) -> None:
     backend = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"{backend}, {orders} orders, best mean of {batches} batches of {args.batch}")
     for label in STEPS:
-        print(f"{label:14s} {best[label] * 1000:6.2f} ms  "
-              f"{statements[label] / orders:4.1f} SQL statements")
-    print(f"{'one order':14s} {sum(best.values()) * 1000:6.2f} ms  "
-          f"{sum(statements.values()) / orders:4.1f} SQL statements")
+        print(
+            f"{label:14s} {best[label] * 1000:6.2f} ms  "
+            f"{statements[label] / orders:4.1f} SQL statements"
+        )
+    print(
+        f"{'one order':14s} {sum(best.values()) * 1000:6.2f} ms  "
+        f"{sum(statements.values()) / orders:4.1f} SQL statements"
+    )
 
 
 if __name__ == "__main__":

@@ -91,8 +91,11 @@ def main() -> None:
         ids = [order_id for order_id, _t, _h in bulk]
         while True:
             with database.job_session() as s:
-                left = s.scalar(select(func.count()).select_from(Order).where(
-                    Order.id.in_(ids), Order.amount_paid == 0))
+                left = s.scalar(
+                    select(func.count())
+                    .select_from(Order)
+                    .where(Order.id.in_(ids), Order.amount_paid == 0)
+                )
             if not left:
                 break
             if time.perf_counter() - start > 300:
@@ -101,12 +104,22 @@ def main() -> None:
         all_paid = time.perf_counter() - start
         time.sleep(2)  # let any duplicate arrive before counting
         with database.job_session() as s:
-            records = dict(s.execute(
-                select(PaymentRecord.order_id, func.count()).where(
-                    PaymentRecord.order_id.in_(ids), PaymentRecord.provider == "lightning",
-                    PaymentRecord.kind == "paid").group_by(PaymentRecord.order_id)).all())
-            wrong = s.scalar(select(func.count()).select_from(Order).where(
-                Order.id.in_(ids), Order.amount_paid != Order.total))
+            records = dict(
+                s.execute(
+                    select(PaymentRecord.order_id, func.count())
+                    .where(
+                        PaymentRecord.order_id.in_(ids),
+                        PaymentRecord.provider == "lightning",
+                        PaymentRecord.kind == "paid",
+                    )
+                    .group_by(PaymentRecord.order_id)
+                ).all()
+            )
+            wrong = s.scalar(
+                select(func.count())
+                .select_from(Order)
+                .where(Order.id.in_(ids), Order.amount_paid != Order.total)
+            )
         once = sum(1 for i in ids if records.get(i) == 1)
         stop.set()
         thread.join(10)
@@ -114,11 +127,15 @@ def main() -> None:
     node.stop()
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"{backend}, {args.node}, {len(latencies)} payments, stream + 30 s poll")
-    print(f"settle -> order page shows paid: p50 {percentile(latencies, 50) * 1000:.0f} ms, "
-          f"p95 {percentile(latencies, 95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
-    print(f"{args.bulk} invoices made in {made:.1f} s; settled at the node in "
-          f"{settled_at_node:.1f} s; all orders paid {all_paid:.1f} s after the first settle; "
-          f"credited exactly once: {once}/{args.bulk}; amount_paid != total: {wrong}")
+    print(
+        f"settle -> order page shows paid: p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+        f"p95 {percentile(latencies, 95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+    )
+    print(
+        f"{args.bulk} invoices made in {made:.1f} s; settled at the node in "
+        f"{settled_at_node:.1f} s; all orders paid {all_paid:.1f} s after the first settle; "
+        f"credited exactly once: {once}/{args.bulk}; amount_paid != total: {wrong}"
+    )
 
 
 if __name__ == "__main__":

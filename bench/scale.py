@@ -82,23 +82,40 @@ def main() -> None:
     args = parser.parse_args()
 
     instance = Path(tempfile.mkdtemp(prefix="shop-scale-"))
-    app = create_app({"database_url": args.url, "instance_path": str(instance),
-                      "secret_key": "scale-bench-" + "x" * 40, "catalog_cache_seconds": 0,
-                      "locale": args.locale}, environ={})
+    app = create_app(
+        {
+            "database_url": args.url,
+            "instance_path": str(instance),
+            "secret_key": "scale-bench-" + "x" * 40,
+            "catalog_cache_seconds": 0,
+            "locale": args.locale,
+        },
+        environ={},
+    )
     database = app.extensions["shop.db"]
     with database.job_session() as s:
         products = s.scalar(select(func.count()).select_from(Product))
         orders = s.scalar(select(func.count()).select_from(Order))
-        last = s.execute(select(Product.position, Product.id).where(Product.active.is_(True))
-                         .order_by(Product.position.desc(), Product.id.desc()).limit(1)).one()
+        last = s.execute(
+            select(Product.position, Product.id)
+            .where(Product.active.is_(True))
+            .order_by(Product.position.desc(), Product.id.desc())
+            .limit(1)
+        ).one()
         oldest = s.scalar(select(func.min(Order.id)))
         if s.scalar(select(auth.AdminUser).where(auth.AdminUser.username == "bench")) is None:
             auth.create_user(s, "bench", "bench password for scale.py")
     client = app.test_client()
     page = client.get("/admin/login")
-    token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    signed_in = client.post("/admin/login", data={"csrf_token": token, "username": "bench",
-                                                  "password": "bench password for scale.py"})
+    token = (
+        page.get_data(as_text=True)
+        .split('name="csrf_token" type="hidden" value="')[1]
+        .split('"')[0]
+    )
+    signed_in = client.post(
+        "/admin/login",
+        data={"csrf_token": token, "username": "bench", "password": "bench password for scale.py"},
+    )
     assert signed_in.status_code in (302, 303), signed_in.status_code
 
     today = utcnow().date()
@@ -116,11 +133,19 @@ def main() -> None:
         ("admin orders, oldest page", f"/admin/orders?after={oldest - 1}"),
         ("admin orders, number '4242'", "/admin/orders?q=4242"),
         ("admin tasks", "/admin/tasks"),
-        ("VAT summary, 2 days", f"/admin/bookkeeping?start={today - timedelta(days=1)}&end={today}"),
-        (f"VAT summary, {args.export_days} days", f"/admin/bookkeeping?start={year_ago}&end={today}"),
+        (
+            "VAT summary, 2 days",
+            f"/admin/bookkeeping?start={today - timedelta(days=1)}&end={today}",
+        ),
+        (
+            f"VAT summary, {args.export_days} days",
+            f"/admin/bookkeeping?start={year_ago}&end={today}",
+        ),
     ]
-    print(f"{database.engine.dialect.name}: {products} products, {orders} orders "
-          f"(median of {args.repeat}, ms, catalog cache off)")
+    print(
+        f"{database.engine.dialect.name}: {products} products, {orders} orders "
+        f"(median of {args.repeat}, ms, catalog cache off)"
+    )
     for label, url in pages:
         if url is None:  # the second page, by the first page's Next link
             html = client.get("/").get_data(as_text=True)
@@ -129,12 +154,18 @@ def main() -> None:
         print(f"  {label:42s} {ms:8.1f} ms  {size / 1024:6.1f} KB")
     database.dispose()
     if not args.skip_export:
-        out = subprocess.run([sys.executable, "-c", EXPORT_CHILD, str(ROOT), args.url,
-                              str(year_ago), str(today)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", EXPORT_CHILD, str(ROOT), args.url, str(year_ago), str(today)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout)
-        print(f"  ledger export, {args.export_days} days: first byte {r['first_byte_s'] * 1000:.0f} ms, "
-              f"total {r['total_s']:.1f} s, {r['mb']:.0f} MB of CSV, "
-              f"extra memory {r['extra_rss_mb']:.0f} MB")
+        print(
+            f"  ledger export, {args.export_days} days: first byte {r['first_byte_s'] * 1000:.0f} ms, "
+            f"total {r['total_s']:.1f} s, {r['mb']:.0f} MB of CSV, "
+            f"extra memory {r['extra_rss_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

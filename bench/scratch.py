@@ -23,8 +23,9 @@ from shop.db import Database  # noqa: E402
 from shop.demo import seed_demo  # noqa: E402
 from shop.migrate import upgrade  # noqa: E402
 
-ADMIN_URL = os.environ.get("SHOP_BENCH_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ADMIN_URL = os.environ.get(
+    "SHOP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 # Every benchmark customer buys this print; its stock is made large enough for any run.
 SKU, SLUG, STOCK = "PRINT-HARB-A4", "harbour-at-dawn", 10**6
 
@@ -42,8 +43,13 @@ def scratch_shop(*, sqlite: bool = False) -> Iterator[tuple[str, dict[str, str]]
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    env = {**os.environ, "SHOP_DATABASE_URL": url, "SHOP_INSTANCE_PATH": str(instance),
-           "SHOP_SECRET_KEY": "bench-" + uuid.uuid4().hex * 2, "SHOP_DEMO_PAYMENTS": "1"}
+    env = {
+        **os.environ,
+        "SHOP_DATABASE_URL": url,
+        "SHOP_INSTANCE_PATH": str(instance),
+        "SHOP_SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+        "SHOP_DEMO_PAYMENTS": "1",
+    }
     try:
         database = Database(url)
         upgrade(database.engine)

@@ -31,9 +31,20 @@ from shop.orders.models import OrderLine
 def wrk(url: str, connections: int, seconds: int, script: str | None = None) -> dict[str, float]:
     # A script keeps state per thread, so it gets one connection per thread.
     threads = connections if script else 2
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          *(["-s", str(ROOT / "bench" / script)] if script else []), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            *(["-s", str(ROOT / "bench" / script)] if script else []),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
@@ -42,9 +53,13 @@ def wrk(url: str, connections: int, seconds: int, script: str | None = None) -> 
         value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
-    result = {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
-              "non2xx": int(non2xx.group(1)) if non2xx else 0,
-              "errors": errors.group(1) if errors else ""}
+    result = {
+        "rps": rps,
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "errors": errors.group(1) if errors else "",
+    }
     adds = re.search(r"ADDS added=(\d+) requests=(\d+)", out)
     if adds:
         # Each connection's first request fetches the product page; every other one must add.
@@ -76,9 +91,23 @@ def measure(args, url: str, env: dict[str, str]) -> None:
     database = Database(url)
     try:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "--threads", str(args.threads),
-             "-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "shop:create_app()"],
-            env=env, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "-b",
+                f"127.0.0.1:{args.port}",
+                "--log-level",
+                "warning",
+                "shop:create_app()",
+            ],
+            env=env,
+            cwd=ROOT,
+        )
         base = f"http://127.0.0.1:{args.port}"
         for _ in range(100):
             try:
@@ -90,28 +119,50 @@ def measure(args, url: str, env: dict[str, str]) -> None:
         else:
             raise SystemExit(f"gunicorn did not start on port {args.port} (is it in use?)")
         results = {}
-        pages = [] if args.only == "checkout" else [
-            ("catalog page", "/", None), ("product page", f"/products/{SLUG}", None),
-            ("add to cart (POST, 303)", "/", "add_to_cart.lua")]
+        pages = (
+            []
+            if args.only == "checkout"
+            else [
+                ("catalog page", "/", None),
+                ("product page", f"/products/{SLUG}", None),
+                ("add to cart (POST, 303)", "/", "add_to_cart.lua"),
+            ]
+        )
         for label, path, script in pages:
             wrk(base + path, args.connections, 3, script)  # warm-up
             results[label] = wrk(base + path, args.connections, args.seconds, script)
 
         if args.only != "pages":
             out = subprocess.run(
-                ["wrk", f"-t{args.clients}", f"-c{args.clients}", f"-d{args.seconds}s",
-                 "-s", str(ROOT / "bench" / "checkout.lua"), base],
-                capture_output=True, text=True, check=True).stdout
-            done = re.search(r"CHECKOUTS orders=(\d+) failed=(\d+) p50_ms=([\d.]+) p99_ms=([\d.]+)", out)
+                [
+                    "wrk",
+                    f"-t{args.clients}",
+                    f"-c{args.clients}",
+                    f"-d{args.seconds}s",
+                    "-s",
+                    str(ROOT / "bench" / "checkout.lua"),
+                    base,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            done = re.search(
+                r"CHECKOUTS orders=(\d+) failed=(\d+) p50_ms=([\d.]+) p99_ms=([\d.]+)", out
+            )
             # One statement, one snapshot: units sold against stock taken, after the last request.
             # (Unpaid orders hold their units as reserved, paid ones as committed: taken = both.)
             time.sleep(2)
             with database.job_session() as s:
                 sold, held = s.execute(
-                    select(select(func.coalesce(func.sum(OrderLine.quantity), 0))
-                           .where(OrderLine.sku == SKU).scalar_subquery(),
-                           select(Variant.reserved + Variant.committed)
-                           .where(Variant.sku == SKU).scalar_subquery())
+                    select(
+                        select(func.coalesce(func.sum(OrderLine.quantity), 0))
+                        .where(OrderLine.sku == SKU)
+                        .scalar_subquery(),
+                        select(Variant.reserved + Variant.committed)
+                        .where(Variant.sku == SKU)
+                        .scalar_subquery(),
+                    )
                 ).one()
                 stock = STOCK - held
             results["full checkout (6 requests)"] = {
@@ -119,14 +170,21 @@ def measure(args, url: str, env: dict[str, str]) -> None:
                 "p50_ms": float(done.group(3)),
                 "p99_ms": float(done.group(4)),
                 "failed": int(done.group(2)),
-                "units_sold": sold, "stock_taken": STOCK - stock,
+                "units_sold": sold,
+                "stock_taken": STOCK - stock,
                 "oversold": STOCK - stock != sold,
             }
-        print(f"gunicorn -w {args.workers} --threads {args.threads}, wrk -t2 -c{args.connections} "
-              f"-d{args.seconds}s, checkouts: wrk -t{args.clients} -c{args.clients} -s bench/checkout.lua")
+        print(
+            f"gunicorn -w {args.workers} --threads {args.threads}, wrk -t2 -c{args.connections} "
+            f"-d{args.seconds}s, checkouts: wrk -t{args.clients} -c{args.clients} -s bench/checkout.lua"
+        )
         for label, r in results.items():
-            print(f"{label:28s} " + "  ".join(
-                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+            print(
+                f"{label:28s} "
+                + "  ".join(
+                    f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+                )
+            )
     finally:
         database.dispose()
         if server is not None:

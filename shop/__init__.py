@@ -18,7 +18,9 @@ def resource_dir(name: str) -> Path:
     return packaged if packaged.is_dir() else PACKAGE_DIR.parent / name
 
 
-def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Flask:
     """Build the app. `config` overrides settings (tests); `environ` replaces os.environ."""
     from flask_wtf.csrf import CSRFProtect
 
@@ -54,8 +56,9 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         WTF_CSRF_SSL_STRICT=settings.production,
     )
     app.extensions["shop.settings"] = settings
-    app.extensions["shop.db"] = Database(settings.database_url,
-                                         search_config=search_config_for(settings.locale))
+    app.extensions["shop.db"] = Database(
+        settings.database_url, search_config=search_config_for(settings.locale)
+    )
     privacy.setup(app, settings)
     i18n.setup(app, settings)
     app.extensions["shop.payment_methods"] = build_methods(settings)
@@ -65,8 +68,9 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         # Only the client address: the scheme and host the app uses stay its own settings.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0,
-                                x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0, x_port=0, x_prefix=0
+        )  # type: ignore[method-assign]
     CSRFProtect(app)
     app.before_request(context.open_call_budget)
     app.teardown_request(context.close_call_budget)

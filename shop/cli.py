@@ -21,8 +21,13 @@ def _create_app():
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
-             load_dotenv=False, set_debug_flag=False)
+@click.group(
+    cls=FlaskGroup,
+    create_app=_create_app,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
 def cli() -> None:
     """A self-hosted web shop. Settings come from SHOP_* environment variables."""
 
@@ -71,7 +76,10 @@ def demo(host: str, port: int) -> None:
     from shop.migrate import upgrade
 
     _configure_logging("%(levelname)s %(name)s: %(message)s")
-    overrides = {"demo_payments": os.environ.get("SHOP_DEMO_PAYMENTS", "1") not in ("0", "false", "no", "off")}
+    overrides = {
+        "demo_payments": os.environ.get("SHOP_DEMO_PAYMENTS", "1")
+        not in ("0", "false", "no", "off")
+    }
     if not os.environ.get("SHOP_BITCOIN_DESCRIPTOR"):
         overrides["bitcoin_simulated"] = True  # pretend Bitcoin payments on a simulated chain
     try:
@@ -80,18 +88,26 @@ def demo(host: str, port: int) -> None:
         raise click.ClickException(str(exc)) from None
     settings = app.extensions["shop.settings"]
     if settings.production:
-        raise click.ClickException("`shop demo` is for trying the shop out; unset SHOP_ENV=production")
+        raise click.ClickException(
+            "`shop demo` is for trying the shop out; unset SHOP_ENV=production"
+        )
     database = app.extensions["shop.db"]
     upgrade(database.engine)
     created = seed_demo(database, settings)
     seed_ebook_files(database, settings)
     seed_legal_samples(database)
-    click.echo(f"sample catalog {'created' if created else 'already present'} "
-               f"in {settings.instance_path}")
+    click.echo(
+        f"sample catalog {'created' if created else 'already present'} in {settings.instance_path}"
+    )
     stop = threading.Event()
     heartbeat = Heartbeat(database, [job.name for job in JOBS])  # the admin shows it running
-    threading.Thread(target=run_forever, args=(database, 5.0, stop), daemon=True,
-                     kwargs={"heartbeat": heartbeat}, name="shop-worker").start()
+    threading.Thread(
+        target=run_forever,
+        args=(database, 5.0, stop),
+        daemon=True,
+        kwargs={"heartbeat": heartbeat},
+        name="shop-worker",
+    ).start()
     click.echo(f"demo shop on http://{host}:{port}/  (Ctrl-C to stop)")
     # Flask refuses app.run() inside its own CLI; werkzeug's server is what it would start.
     from werkzeug.serving import run_simple

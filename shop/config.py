@@ -234,33 +234,49 @@ def _validate_stripe(s: Settings) -> list[str]:
     problems = []
     key, hook = s.stripe_secret_key, s.stripe_webhook_secret
     if bool(key) != bool(hook):
-        problems.append("SHOP_STRIPE_SECRET_KEY and SHOP_STRIPE_WEBHOOK_SECRET go together: card "
-                        "payments are confirmed only by signed webhooks")
+        problems.append(
+            "SHOP_STRIPE_SECRET_KEY and SHOP_STRIPE_WEBHOOK_SECRET go together: card "
+            "payments are confirmed only by signed webhooks"
+        )
     if key and not re.fullmatch(r"[sr]k_(test|live)_[A-Za-z0-9_]+", key):
-        problems.append("SHOP_STRIPE_SECRET_KEY must be a secret or restricted key (sk_live_…, "
-                        "sk_test_…, rk_…), never the publishable pk_… key")
+        problems.append(
+            "SHOP_STRIPE_SECRET_KEY must be a secret or restricted key (sk_live_…, "
+            "sk_test_…, rk_…), never the publishable pk_… key"
+        )
     if hook and not re.fullmatch(r"whsec_[A-Za-z0-9_+/=]+", hook):
-        problems.append("SHOP_STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_…)")
+        problems.append(
+            "SHOP_STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_…)"
+        )
     if s.stripe_api_base and not re.fullmatch(r"https?://[^\s/]+/?", s.stripe_api_base):
-        problems.append("SHOP_STRIPE_API_BASE must be a scheme and host such as "
-                        f"https://api.stripe.com (got {s.stripe_api_base!r})")
+        problems.append(
+            "SHOP_STRIPE_API_BASE must be a scheme and host such as "
+            f"https://api.stripe.com (got {s.stripe_api_base!r})"
+        )
     if not re.fullmatch(r"https?://[^\s/]+", s.stripe_checkout_origin):
-        problems.append("SHOP_STRIPE_CHECKOUT_ORIGIN must be an origin such as "
-                        f"https://checkout.stripe.com, without a path (got {s.stripe_checkout_origin!r})")
+        problems.append(
+            "SHOP_STRIPE_CHECKOUT_ORIGIN must be an origin such as "
+            f"https://checkout.stripe.com, without a path (got {s.stripe_checkout_origin!r})"
+        )
     if not 1 <= s.stripe_timeout_seconds <= 120:
         problems.append("SHOP_STRIPE_TIMEOUT_SECONDS must be between 1 and 120")
     if not 1 <= s.request_budget_seconds <= 60:
         problems.append("SHOP_REQUEST_BUDGET_SECONDS must be between 1 and 60")
     if s.production and key:
         if not s.base_url:
-            problems.append("SHOP_BASE_URL is required in production with card payments: Stripe "
-                            "sends customers back to it, so it must not depend on a request's "
-                            "Host header")
+            problems.append(
+                "SHOP_BASE_URL is required in production with card payments: Stripe "
+                "sends customers back to it, so it must not depend on a request's "
+                "Host header"
+            )
         if "_test_" in key[:8]:
-            problems.append("SHOP_STRIPE_SECRET_KEY is a test key: in production, orders paid with "
-                            "test cards would be marked paid without any money moving")
-        for name, url in (("SHOP_STRIPE_API_BASE", s.stripe_api_base),
-                          ("SHOP_STRIPE_CHECKOUT_ORIGIN", s.stripe_checkout_origin)):
+            problems.append(
+                "SHOP_STRIPE_SECRET_KEY is a test key: in production, orders paid with "
+                "test cards would be marked paid without any money moving"
+            )
+        for name, url in (
+            ("SHOP_STRIPE_API_BASE", s.stripe_api_base),
+            ("SHOP_STRIPE_CHECKOUT_ORIGIN", s.stripe_checkout_origin),
+        ):
             if url and not url.startswith("https://"):
                 problems.append(f"{name} must use https in production")
     return problems
@@ -272,27 +288,35 @@ def _validate_rates(s: Settings) -> list[str]:
     problems = []
     if s.http_proxy:
         if s.http_proxy.startswith("socks5://"):
-            problems.append("SHOP_HTTP_PROXY: use socks5h:// rather than socks5:// so host names "
-                            "are resolved by the proxy, not by a DNS lookup outside it")
+            problems.append(
+                "SHOP_HTTP_PROXY: use socks5h:// rather than socks5:// so host names "
+                "are resolved by the proxy, not by a DNS lookup outside it"
+            )
         elif not re.fullmatch(r"(socks5h|https?)://[^\s/]+/?", s.http_proxy):
-            problems.append("SHOP_HTTP_PROXY must look like socks5h://127.0.0.1:9050 (or "
-                            f"http(s)://host:port) (got {s.http_proxy!r})")
+            problems.append(
+                "SHOP_HTTP_PROXY must look like socks5h://127.0.0.1:9050 (or "
+                f"http(s)://host:port) (got {s.http_proxy!r})"
+            )
     try:
         providers = parse_provider_names(s.rate_providers)
     except ValueError as exc:
         problems.append(f"SHOP_RATE_PROVIDERS: {exc}")
         providers = []
     if providers and not 2 <= s.rate_min_sources <= len(providers):
-        problems.append(f"SHOP_RATE_MIN_SOURCES must be between 2 and the number of "
-                        f"SHOP_RATE_PROVIDERS ({len(providers)}): one exchange alone must never "
-                        "set the price")
+        problems.append(
+            f"SHOP_RATE_MIN_SOURCES must be between 2 and the number of "
+            f"SHOP_RATE_PROVIDERS ({len(providers)}): one exchange alone must never "
+            "set the price"
+        )
     if not 60 <= s.rate_max_age_seconds <= 3600:
         problems.append("SHOP_RATE_MAX_AGE_SECONDS must be between 60 and 3600")
     if not 1 <= s.rate_max_deviation_bp <= 2000:
         problems.append("SHOP_RATE_MAX_DEVIATION_BP must be between 1 and 2000 (0.01 % to 20 %)")
     if not 10 <= s.rate_refresh_seconds < s.rate_max_age_seconds:
-        problems.append("SHOP_RATE_REFRESH_SECONDS must be at least 10 and less than "
-                        "SHOP_RATE_MAX_AGE_SECONDS, or every quote would go stale between fetches")
+        problems.append(
+            "SHOP_RATE_REFRESH_SECONDS must be at least 10 and less than "
+            "SHOP_RATE_MAX_AGE_SECONDS, or every quote would go stale between fetches"
+        )
     return problems
 
 
@@ -306,7 +330,9 @@ def _validate(s: Settings) -> list[str]:
     elif currency != BTC and currency not in list_currencies():
         problems.append(f"SHOP_CURRENCY {s.currency!r} is not an ISO 4217 currency code (or BTC)")
     if not re.fullmatch(r"[A-Z]{2}", s.country):
-        problems.append(f"SHOP_COUNTRY must be a two-letter ISO 3166 code such as DE (got {s.country!r})")
+        problems.append(
+            f"SHOP_COUNTRY must be a two-letter ISO 3166 code such as DE (got {s.country!r})"
+        )
     try:
         Locale.parse(s.locale)
     except (UnknownLocaleError, ValueError):
@@ -314,8 +340,9 @@ def _validate(s: Settings) -> list[str]:
     try:
         ZoneInfo(s.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"SHOP_TIMEZONE {s.timezone!r} is not a known time zone such as "
-                        "Europe/Berlin or UTC")
+        problems.append(
+            f"SHOP_TIMEZONE {s.timezone!r} is not a known time zone such as Europe/Berlin or UTC"
+        )
     if not s.store_name.strip():
         problems.append("SHOP_STORE_NAME must not be empty")
     if not 1 <= s.order_expiry_minutes <= 7 * 24 * 60:
@@ -340,8 +367,10 @@ def _validate(s: Settings) -> list[str]:
                 "production (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
         if s.demo_payments:
-            problems.append("SHOP_DEMO_PAYMENTS cannot be enabled in production: it lets anyone "
-                            "mark an order paid")
+            problems.append(
+                "SHOP_DEMO_PAYMENTS cannot be enabled in production: it lets anyone "
+                "mark an order paid"
+            )
         if s.base_url and not s.base_url.startswith("https://"):
             problems.append("SHOP_BASE_URL must use https in production")
     return problems
@@ -352,17 +381,25 @@ def _validate_tax(s: Settings) -> list[str]:
 
     problems = []
     if s.vat_scheme not in rates.SCHEMES:
-        problems.append(f"SHOP_VAT_SCHEME must be origin (under the EU's €10,000 threshold) or oss "
-                        f"(registered for the One-Stop-Shop) (got {s.vat_scheme!r})")
+        problems.append(
+            f"SHOP_VAT_SCHEME must be origin (under the EU's €10,000 threshold) or oss "
+            f"(registered for the One-Stop-Shop) (got {s.vat_scheme!r})"
+        )
     elif s.vat_scheme == rates.OSS and s.country not in rates.eu_rates().members():
-        problems.append(f"SHOP_VAT_SCHEME=oss is for stores in the EU; SHOP_COUNTRY is {s.country!r}")
+        problems.append(
+            f"SHOP_VAT_SCHEME=oss is for stores in the EU; SHOP_COUNTRY is {s.country!r}"
+        )
     if s.vat_fixed_price not in rates.FIXED:
-        problems.append(f"SHOP_VAT_FIXED_PRICE must be gross (the same price in every country) or "
-                        f"net (the price before VAT stays) (got {s.vat_fixed_price!r})")
+        problems.append(
+            f"SHOP_VAT_FIXED_PRICE must be gross (the same price in every country) or "
+            f"net (the price before VAT stays) (got {s.vat_fixed_price!r})"
+        )
     if s.digital_without_consent not in ("refuse", "delay"):
-        problems.append("SHOP_DIGITAL_WITHOUT_CONSENT must be refuse (no order without the consent "
-                        "to immediate delivery) or delay (the download waits for the withdrawal "
-                        f"period) (got {s.digital_without_consent!r})")
+        problems.append(
+            "SHOP_DIGITAL_WITHOUT_CONSENT must be refuse (no order without the consent "
+            "to immediate delivery) or delay (the download waits for the withdrawal "
+            f"period) (got {s.digital_without_consent!r})"
+        )
     return problems
 
 
@@ -383,10 +420,13 @@ def _validate_privacy(s: Settings) -> list[str]:
 
     problems = []
     if s.production and not s.data_key:
-        problems.append("SHOP_DATA_KEY is required in production: it encrypts customers' personal "
-                        "data (generate one with `shop privacy generate-key`)")
+        problems.append(
+            "SHOP_DATA_KEY is required in production: it encrypts customers' personal "
+            "data (generate one with `shop privacy generate-key`)"
+        )
     keys = [("SHOP_DATA_KEY", s.data_key)] + [
-        (f"SHOP_DATA_KEY_OLD[{i}]", part) for i, part in enumerate(s.data_key_old.split(","))
+        (f"SHOP_DATA_KEY_OLD[{i}]", part)
+        for i, part in enumerate(s.data_key_old.split(","))
         if part.strip()
     ]
     for name, text in keys:
@@ -425,11 +465,14 @@ def _validate_admin(s: Settings) -> list[str]:
             problems.append(str(exc))
         else:
             if s.production and smtp.security == "none" and not smtp.is_loopback:
-                problems.append("SHOP_SMTP_URL must use smtps:// or smtp+starttls:// in production "
-                                "unless the server is on this machine")
+                problems.append(
+                    "SHOP_SMTP_URL must use smtps:// or smtp+starttls:// in production "
+                    "unless the server is on this machine"
+                )
         if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", s.mail_from):
-            problems.append("SHOP_MAIL_FROM must be the sender's email address when SHOP_SMTP_URL "
-                            "is set")
+            problems.append(
+                "SHOP_MAIL_FROM must be the sender's email address when SHOP_SMTP_URL is set"
+            )
     return problems
 
 

@@ -75,7 +75,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; the bare scheme would pick psycopg2.
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -123,8 +123,9 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         # The text search configuration the product index is written in (shop.catalog.search).
         self.search_config = search_config
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False,
-                                         info={"search_config": search_config})
+        self.sessionmaker = sessionmaker(
+            self.engine, expire_on_commit=False, info={"search_config": search_config}
+        )
         # Bind a session here for work that writes (see _sqlite_begin); on PostgreSQL it is the
         # same engine and pool.
         self.writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")

@@ -23,40 +23,80 @@ EU = "AT,BE,BG,CY,CZ,DK,EE,ES,FI,FR,GR,HR,HU,IE,IT,LT,LU,LV,MT,NL,PL,PT,RO,SE,SI
 
 # (slug, title, kind, tax class, description, [(label, sku, price, stock)], colours)
 PRODUCTS = [
-    ("harbour-at-dawn", "Harbour at Dawn — art print", PHYSICAL, "standard",
-     "A giclée print of boats waiting for the tide, on heavy matte cotton paper.\n\n"
-     "Signed on the back. Ships flat in a rigid envelope.",
-     [("A4", "PRINT-HARB-A4", "24.00", 12), ("A3", "PRINT-HARB-A3", "39.00", 5)],
-     ("#f3d9b1", "#2f4858")),
-    ("forest-floor", "Forest Floor — art print", PHYSICAL, "standard",
-     "Moss, ferns and a single red mushroom, printed with pigment inks that last a lifetime.",
-     [("A4", "PRINT-FOR-A4", "24.00", 8), ("A3", "PRINT-FOR-A3", "39.00", 2)],
-     ("#d8e2c5", "#3d5a40")),
-    ("night-train", "Night Train — art print", PHYSICAL, "standard",
-     "Lit windows of a sleeper train crossing a snowy valley.",
-     [("A4", "PRINT-NT-A4", "24.00", 0), ("A3", "PRINT-NT-A3", "39.00", 3)],
-     ("#1f2a44", "#f2c14e")),
-    ("house-espresso", "House Espresso — whole beans", PHYSICAL, "reduced",
-     "Chocolate, hazelnut and a hint of cherry. Roasted every Tuesday, shipped within two days.",
-     [("250 g", "COF-ESP-250", "9.50", 40), ("1 kg", "COF-ESP-1000", "32.00", 10)],
-     ("#6f4e37", "#e8d5b7")),
-    ("ethiopia-guji", "Ethiopia Guji — filter roast", PHYSICAL, "reduced",
-     "Bright and floral, with notes of bergamot and apricot. Best as pour-over.",
-     [("250 g", "COF-GUJI-250", "11.50", 25)],
-     ("#c97b63", "#fff1e0")),
-    ("small-hours", "The Small Hours — e-book", DIGITAL, "reduced",
-     "A novel about a night-shift baker and the town that wakes up to her bread. "
-     "EPUB and PDF, no DRM.",
-     [("EPUB + PDF", "EBOOK-SMALL", "7.99", None)],
-     ("#3a506b", "#f4f1de")),
-    ("field-notes", "Field Notes on Printmaking — e-book", DIGITAL, "reduced",
-     "A practical guide to linocut and risograph printing at the kitchen table.",
-     [("EPUB + PDF", "EBOOK-FIELD", "12.00", None)],
-     ("#8d99ae", "#2b2d42")),
-    ("tote-bag", "Canvas tote bag", PHYSICAL, "standard",
-     "Heavy organic cotton, screen printed with our harbour motif.",
-     [("Natural", "TOTE-NAT", "16.00", 20), ("Black", "TOTE-BLK", "16.00", 4)],
-     ("#efe6d8", "#264653")),
+    (
+        "harbour-at-dawn",
+        "Harbour at Dawn — art print",
+        PHYSICAL,
+        "standard",
+        "A giclée print of boats waiting for the tide, on heavy matte cotton paper.\n\n"
+        "Signed on the back. Ships flat in a rigid envelope.",
+        [("A4", "PRINT-HARB-A4", "24.00", 12), ("A3", "PRINT-HARB-A3", "39.00", 5)],
+        ("#f3d9b1", "#2f4858"),
+    ),
+    (
+        "forest-floor",
+        "Forest Floor — art print",
+        PHYSICAL,
+        "standard",
+        "Moss, ferns and a single red mushroom, printed with pigment inks that last a lifetime.",
+        [("A4", "PRINT-FOR-A4", "24.00", 8), ("A3", "PRINT-FOR-A3", "39.00", 2)],
+        ("#d8e2c5", "#3d5a40"),
+    ),
+    (
+        "night-train",
+        "Night Train — art print",
+        PHYSICAL,
+        "standard",
+        "Lit windows of a sleeper train crossing a snowy valley.",
+        [("A4", "PRINT-NT-A4", "24.00", 0), ("A3", "PRINT-NT-A3", "39.00", 3)],
+        ("#1f2a44", "#f2c14e"),
+    ),
+    (
+        "house-espresso",
+        "House Espresso — whole beans",
+        PHYSICAL,
+        "reduced",
+        "Chocolate, hazelnut and a hint of cherry. Roasted every Tuesday, shipped within two days.",
+        [("250 g", "COF-ESP-250", "9.50", 40), ("1 kg", "COF-ESP-1000", "32.00", 10)],
+        ("#6f4e37", "#e8d5b7"),
+    ),
+    (
+        "ethiopia-guji",
+        "Ethiopia Guji — filter roast",
+        PHYSICAL,
+        "reduced",
+        "Bright and floral, with notes of bergamot and apricot. Best as pour-over.",
+        [("250 g", "COF-GUJI-250", "11.50", 25)],
+        ("#c97b63", "#fff1e0"),
+    ),
+    (
+        "small-hours",
+        "The Small Hours — e-book",
+        DIGITAL,
+        "reduced",
+        "A novel about a night-shift baker and the town that wakes up to her bread. "
+        "EPUB and PDF, no DRM.",
+        [("EPUB + PDF", "EBOOK-SMALL", "7.99", None)],
+        ("#3a506b", "#f4f1de"),
+    ),
+    (
+        "field-notes",
+        "Field Notes on Printmaking — e-book",
+        DIGITAL,
+        "reduced",
+        "A practical guide to linocut and risograph printing at the kitchen table.",
+        [("EPUB + PDF", "EBOOK-FIELD", "12.00", None)],
+        ("#8d99ae", "#2b2d42"),
+    ),
+    (
+        "tote-bag",
+        "Canvas tote bag",
+        PHYSICAL,
+        "standard",
+        "Heavy organic cotton, screen printed with our harbour motif.",
+        [("Natural", "TOTE-NAT", "16.00", 20), ("Black", "TOTE-BLK", "16.00", 4)],
+        ("#efe6d8", "#264653"),
+    ),
 ]
 
 
@@ -70,7 +110,7 @@ def _price(amount: str, currency: str) -> int:
         sats = Decimal(amount) * SATS_PER_BTC / DEMO_RATE
         return int((sats / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * 100
     exponent = currency_exponent(currency)
-    return int((Decimal(amount) * (10 ** exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int((Decimal(amount) * (10**exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _artwork(title: str, background: str, foreground: str) -> str:
@@ -80,7 +120,9 @@ def _artwork(title: str, background: str, foreground: str) -> str:
     for i in range(6):
         x, y, r = 40 + seed[i] * 320 // 255, 40 + seed[i + 6] * 220 // 255, 20 + seed[i + 12] % 60
         opacity = 0.25 + (seed[i + 18] % 60) / 100
-        shapes.append(f'<circle cx="{x}" cy="{y}" r="{r}" fill="{foreground}" opacity="{opacity:.2f}"/>')
+        shapes.append(
+            f'<circle cx="{x}" cy="{y}" r="{r}" fill="{foreground}" opacity="{opacity:.2f}"/>'
+        )
     return (
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300" width="400" height="300">'
         f'<rect width="400" height="300" fill="{background}"/>{"".join(shapes)}'
@@ -102,21 +144,24 @@ def _ebook(title: str, text: str) -> bytes:
             '<?xml version="1.0"?><container version="1.0" '
             'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
             '<rootfile full-path="book.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>"),
+            "</rootfiles></container>"
+        ),
         "book.opf": (
             '<?xml version="1.0" encoding="utf-8"?><package xmlns="http://www.idpf.org/2007/opf" '
             'version="3.0" unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
             f'<dc:identifier id="id">urn:uuid:{book_id}</dc:identifier><dc:title>{escape(title)}'
-            '</dc:title><dc:language>en</dc:language>'
+            "</dc:title><dc:language>en</dc:language>"
             '<meta property="dcterms:modified">2026-01-01T00:00:00Z</meta></metadata><manifest>'
             '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
             '<item id="c1" href="chapter.xhtml" media-type="application/xhtml+xml"/></manifest>'
-            '<spine><itemref idref="c1"/></spine></package>'),
+            '<spine><itemref idref="c1"/></spine></package>'
+        ),
         "nav.xhtml": (
             '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml" '
             'xmlns:epub="http://www.idpf.org/2007/ops"><head><title>Contents</title></head><body>'
             '<nav epub:type="toc"><ol><li><a href="chapter.xhtml">'
-            f"{escape(title)}</a></li></ol></nav></body></html>"),
+            f"{escape(title)}</a></li></ol></nav></body></html>"
+        ),
         "chapter.xhtml": chapter,
     }
     buffer = io.BytesIO()
@@ -136,36 +181,65 @@ def seed_demo(database: Database, settings: Settings) -> bool:
     with database.job_session() as session:
         if session.scalar(select(func.count()).select_from(Product)):
             return False
-        standard = TaxClass(code="standard", name="Standard rate", rate_bp=1900, category="standard")
-        reduced = TaxClass(code="reduced", name="Reduced rate (food, books)", rate_bp=700,
-                           category="reduced")
+        standard = TaxClass(
+            code="standard", name="Standard rate", rate_bp=1900, category="standard"
+        )
+        reduced = TaxClass(
+            code="reduced", name="Reduced rate (food, books)", rate_bp=700, category="reduced"
+        )
         session.add_all([standard, reduced])
         session.flush()
         classes = {"standard": standard, "reduced": reduced}
 
         home = ShippingZone(name="Germany", countries="DE", position=0)
         home.rates = [
-            ShippingRate(name="Standard parcel", price=_price("4.90", currency),
-                         free_over=_price("50.00", currency), tax_class_id=standard.id),
-            ShippingRate(name="Express", price=_price("9.90", currency), tax_class_id=standard.id,
-                         position=1),
+            ShippingRate(
+                name="Standard parcel",
+                price=_price("4.90", currency),
+                free_over=_price("50.00", currency),
+                tax_class_id=standard.id,
+            ),
+            ShippingRate(
+                name="Express", price=_price("9.90", currency), tax_class_id=standard.id, position=1
+            ),
         ]
         europe = ShippingZone(name="European Union", countries=EU, position=1)
-        europe.rates = [ShippingRate(name="Tracked parcel", price=_price("12.90", currency),
-                                     free_over=_price("120.00", currency), tax_class_id=standard.id)]
+        europe.rates = [
+            ShippingRate(
+                name="Tracked parcel",
+                price=_price("12.90", currency),
+                free_over=_price("120.00", currency),
+                tax_class_id=standard.id,
+            )
+        ]
         world = ShippingZone(name="Rest of world", countries="CH,GB,NO,US,CA,AU,JP,NZ", position=2)
-        world.rates = [ShippingRate(name="International parcel", price=_price("24.00", currency),
-                                    tax_class_id=standard.id)]
+        world.rates = [
+            ShippingRate(
+                name="International parcel",
+                price=_price("24.00", currency),
+                tax_class_id=standard.id,
+            )
+        ]
         session.add_all([home, europe, world])
 
-        for position, (slug, title, kind, tax, description, variants, colours) in enumerate(PRODUCTS):
+        for position, (slug, title, kind, tax, description, variants, colours) in enumerate(
+            PRODUCTS
+        ):
             filename = f"demo-{slug}.svg"
             (uploads / filename).write_text(_artwork(title, *colours))
-            product = Product(slug=slug, title=title, kind=kind, description=description,
-                              tax_class_id=classes[tax].id, position=position)
+            product = Product(
+                slug=slug,
+                title=title,
+                kind=kind,
+                description=description,
+                tax_class_id=classes[tax].id,
+                position=position,
+            )
             product.images = [ProductImage(filename=filename, alt=f"Illustration for {title}")]
             product.variants = [
-                Variant(label=label, sku=sku, price=_price(price, currency), on_hand=stock, position=i)
+                Variant(
+                    label=label, sku=sku, price=_price(price, currency), on_hand=stock, position=i
+                )
                 for i, (label, sku, price, stock) in enumerate(variants)
             ]
             session.add(product)
@@ -182,8 +256,9 @@ def seed_ebook_files(database: Database, settings: Settings) -> int:
             product = session.scalar(select(Product).where(Product.slug == slug))
             if kind != DIGITAL or product is None or downloads.file_for(session, product.id):
                 continue
-            downloads.store_file(session, product, _ebook(title, description), f"{slug}.epub",
-                                 settings.instance_path)
+            downloads.store_file(
+                session, product, _ebook(title, description), f"{slug}.epub", settings.instance_path
+            )
             added += 1
     return added
 
@@ -192,8 +267,10 @@ def seed_ebook_files(database: Database, settings: Settings) -> int:
 # have a lawyer write) their own before selling. German law (the demo is a German shop) is the
 # model; the withdrawal information follows the statutory model (Anlage 1 and 2 zu Art. 246a
 # EGBGB, Annex I of Directive 2011/83/EU).
-SAMPLE_NOTE = ("SAMPLE TEXT of the demo shop — not legal advice. Replace it with your own "
-               "before you sell anything.")
+SAMPLE_NOTE = (
+    "SAMPLE TEXT of the demo shop — not legal advice. Replace it with your own "
+    "before you sell anything."
+)
 SAMPLE_IMPRINT = {
     "legal_name": "Harbour Prints Demo GmbH (sample)",
     "representative": "Ada Example, managing director",

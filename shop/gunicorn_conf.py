@@ -36,9 +36,11 @@ MARGIN_SECONDS = 5.0
 def check_budget(budget_seconds: float, server_timeout: float) -> str | None:
     """The problem with these two numbers, or None."""
     if server_timeout and budget_seconds + MARGIN_SECONDS > server_timeout:
-        return (f"SHOP_REQUEST_BUDGET_SECONDS ({budget_seconds:g}) must be at least "
-                f"{MARGIN_SECONDS:g} s below gunicorn's --timeout ({server_timeout:g}): a request "
-                "still waiting on a payment provider would be killed with a bare error")
+        return (
+            f"SHOP_REQUEST_BUDGET_SECONDS ({budget_seconds:g}) must be at least "
+            f"{MARGIN_SECONDS:g} s below gunicorn's --timeout ({server_timeout:g}): a request "
+            "still waiting on a payment provider would be killed with a bare error"
+        )
     return None
 
 

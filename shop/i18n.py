@@ -43,9 +43,12 @@ def N_(message: str) -> str:
 @lru_cache(maxsize=4)  # read per request and per email; catalogs come with a release
 def shipped_languages(directory: Path = TRANSLATIONS_DIR) -> tuple[str, ...]:
     """English (the source) and every language with a catalog, English first."""
-    found = sorted(p.name for p in directory.glob("*")
-                   if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()
-                   or (p / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file())
+    found = sorted(
+        p.name
+        for p in directory.glob("*")
+        if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()
+        or (p / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file()
+    )
     return (SOURCE_LANGUAGE, *(lang for lang in found if lang != SOURCE_LANGUAGE))
 
 
@@ -138,6 +141,9 @@ def format_localtime(moment: datetime, timezone: str, locale: str, date: bool = 
     at = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZoneInfo(timezone))
     text = format_time(at, "short", tzinfo=at.tzinfo, locale=locale)
     if date:
-        text = get_datetime_format("medium", locale=locale).replace("'", "").format(
-            text, format_date(at, "medium", locale=locale))
+        text = (
+            get_datetime_format("medium", locale=locale)
+            .replace("'", "")
+            .format(text, format_date(at, "medium", locale=locale))
+        )
     return f"{text} {at.tzname()}"

@@ -15,9 +15,7 @@ from shop import resource_dir
 def alembic_config(url: str | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resource_dir("migrations")))
-    cfg.set_main_option(
-        "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
-    )
+    cfg.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
@@ -31,8 +29,9 @@ class Upgraded:
 
     def describe(self) -> str:
         if self.before is None:
-            return (f"Created a new shop database: {self.tables} tables, schema revision "
-                    f"{self.after}.")
+            return (
+                f"Created a new shop database: {self.tables} tables, schema revision {self.after}."
+            )
         if self.before == self.after:
             return f"The database is already up to date (schema revision {self.after})."
         return f"Upgraded the database schema from revision {self.before} to {self.after}."

@@ -87,8 +87,9 @@ def format_sats(sats: int, locale: str = "en") -> str:
 
 def format_rate(rate: str, currency: str, locale: str = "en") -> str:
     """An exchange rate kept as a decimal string, with every decimal it was locked at."""
-    return format_currency(Decimal(rate), currency, locale=locale, currency_digits=False,
-                           decimal_quantization=False)
+    return format_currency(
+        Decimal(rate), currency, locale=locale, currency_digits=False, decimal_quantization=False
+    )
 
 
 def vat_included(gross: int, rate_bp: int) -> int:

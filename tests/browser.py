@@ -61,8 +61,13 @@ class Browser:
         assert forms, f"no form matching {selector!r} on {self.page.url}"
         return forms[index]
 
-    def submit(self, form, fields: dict[str, str] | None = None, button: str | None = None,
-               expect: int | None = 200) -> Page:
+    def submit(
+        self,
+        form,
+        fields: dict[str, str] | None = None,
+        button: str | None = None,
+        expect: int | None = 200,
+    ) -> Page:
         """Submit like a browser: current values, overridden by `fields`, plus the button used."""
         data: dict[str, str] = {}
         for element in form.find_all(["input", "select", "textarea"]):
@@ -101,8 +106,14 @@ class Browser:
         if method == "post":
             response = self.client.post(urlparse(action).path, data=data, follow_redirects=True)
         else:
-            response = self.client.get(urlparse(action).path, query_string=data, follow_redirects=True)
+            response = self.client.get(
+                urlparse(action).path, query_string=data, follow_redirects=True
+            )
         self.page = Page(response, response.request.path)
         if expect is not None:
-            assert response.status_code == expect, (action, response.status_code, self.page.text[:800])
+            assert response.status_code == expect, (
+                action,
+                response.status_code,
+                self.page.text[:800],
+            )
         return self.page

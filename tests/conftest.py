@@ -29,7 +29,7 @@ def _postgres_admin_url() -> tuple[str | None, str]:
     explicit = os.environ.get("SHOP_TEST_POSTGRES_URL")
     url = explicit or DEFAULT_POSTGRES
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     try:
         engine = create_engine(url, connect_args={"connect_timeout": 3})
         with engine.connect() as conn:

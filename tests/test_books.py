@@ -26,11 +26,20 @@ def _mixed_order(s):
     bag = s.scalar(select(Variant).where(Variant.sku == "TOTE-NAT"))
     goods = book.price * 3 + bag.price
     rate = shipping_options(s, "DE", goods)[0].rate_id
-    return service.place_order(s, service.PlaceOrder(
-        digital_consent=True,
-        cart=[CartLine(book.id, 3, book.price), CartLine(bag.id, 1, bag.price)], country="DE",
-        payment_method="demo", currency="EUR", expiry_minutes=30, shipping_rate_id=rate,
-        contact=ADA), now=T0)
+    return service.place_order(
+        s,
+        service.PlaceOrder(
+            digital_consent=True,
+            cart=[CartLine(book.id, 3, book.price), CartLine(bag.id, 1, bag.price)],
+            country="DE",
+            payment_method="demo",
+            currency="EUR",
+            expiry_minutes=30,
+            shipping_rate_id=rate,
+            contact=ADA,
+        ),
+        now=T0,
+    )
 
 
 def _per_rate(s, number):
@@ -61,8 +70,12 @@ def test_each_refund_entry_names_only_its_own_reference(demo_catalog, database):
         pay(s, order, now=T0, reference="pi_1")
         refund(s, order, 500, now=T0, key="re_first")
         refund(s, order, 700, now=T0, key="re_second")
-        refs = [e.payment_reference for e in s.scalars(
-            select(LedgerEntry).where(LedgerEntry.kind == "refund").order_by(LedgerEntry.id))]
+        refs = [
+            e.payment_reference
+            for e in s.scalars(
+                select(LedgerEntry).where(LedgerEntry.kind == "refund").order_by(LedgerEntry.id)
+            )
+        ]
         assert refs == ["re_first", "re_second"]  # before: "re_first, re_second" on the second
 
 
@@ -73,11 +86,17 @@ def test_a_refund_email_states_the_amounts_of_its_own_refund(demo_catalog, datab
         refund(s, order, 500, now=T0, key="re_first")
         refund(s, order, 700, now=T0, key="re_second")  # both queued before the worker sends
     with database.job_session() as s:
-        first = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == outbox.REFUND_ISSUED)
-                          .order_by(OutboxMessage.id)).first()
+        first = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.kind == outbox.REFUND_ISSUED)
+            .order_by(OutboxMessage.id)
+        ).first()
         order = s.get(type(order), order.id)
-        text = outbox.render(settings, order, first.kind, json.loads(first.payload),
-                             "ada@example.org").get_body(("plain",)).get_content()
+        text = (
+            outbox.render(settings, order, first.kind, json.loads(first.payload), "ada@example.org")
+            .get_body(("plain",))
+            .get_content()
+        )
         assert "We refunded €5.00" in text
         # Before: the first email, sent late, said €12.00 refunded in total.
         assert "Refunded in total: €5.00 of €44.87 paid." in text

@@ -22,8 +22,12 @@ TRANSLATIONS = ROOT / "shop" / "translations"
 # As in the README's extract command: lazy_gettext and its short name mark messages too.
 KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
 # The admin may stay English (issue 16): messages used only there need no translation.
-ADMIN_ONLY = ("templates/admin/", "shop/admin/", "shop/payments/bitcoin/admin_views.py",
-              "templates/payments/bitcoin_admin.html")
+ADMIN_ONLY = (
+    "templates/admin/",
+    "shop/admin/",
+    "shop/payments/bitcoin/admin_views.py",
+    "templates/payments/bitcoin_admin.html",
+)
 LANGUAGES = [lang for lang in i18n.shipped_languages() if lang != i18n.SOURCE_LANGUAGE]
 
 
@@ -32,7 +36,8 @@ def _extract() -> Catalog:
         method_map, options_map = parse_mapping_cfg(f)
     catalog = Catalog()
     for filename, lineno, message, comments, context in extract_from_dir(
-            str(ROOT), method_map, options_map, keywords=KEYWORDS):
+        str(ROOT), method_map, options_map, keywords=KEYWORDS
+    ):
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return catalog
 
@@ -62,15 +67,19 @@ def test_the_checked_in_template_is_current(extracted):
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_customer_facing_message_is_translated(extracted, lang):
-    catalog = read_po((TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po").open("rb"),
-                      locale=lang)
+    catalog = read_po((TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po").open("rb"), locale=lang)
     problems = []
     for message in extracted:
         if not message.id or not _customer_facing(message):
             continue
         found = catalog.get(message.id, message.context)
-        strings = ([] if found is None else
-                   list(found.string) if isinstance(found.string, tuple) else [found.string])
+        strings = (
+            []
+            if found is None
+            else list(found.string)
+            if isinstance(found.string, tuple)
+            else [found.string]
+        )
         if found is None:
             problems.append(f"missing {message.id!r} ({_where(message)})")
         elif found.fuzzy:
@@ -83,10 +92,10 @@ def test_every_customer_facing_message_is_translated(extracted, lang):
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_translations_keep_the_placeholders(lang):
     """A translation that drops or renames %(name)s would fail at run time, not here."""
-    catalog = read_po((TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po").open("rb"),
-                      locale=lang)
-    errors = [f"{message.id!r}: {'; '.join(map(str, errs))}"
-              for message, errs in catalog.check() if errs]
+    catalog = read_po((TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po").open("rb"), locale=lang)
+    errors = [
+        f"{message.id!r}: {'; '.join(map(str, errs))}" for message, errs in catalog.check() if errs
+    ]
     assert not errors, "\n".join(errors)
 
 
@@ -95,7 +104,8 @@ def test_compiled_catalogs_follow_their_sources(tmp_path):
     po_dir = tmp_path / "de" / "LC_MESSAGES"
     po_dir.mkdir(parents=True)
     (po_dir / "messages.po").write_bytes(
-        (TRANSLATIONS / "de" / "LC_MESSAGES" / "messages.po").read_bytes())
+        (TRANSLATIONS / "de" / "LC_MESSAGES" / "messages.po").read_bytes()
+    )
     assert i18n.compile_catalogs(tmp_path) == [po_dir / "messages.mo"]
     assert i18n.compile_catalogs(tmp_path) == []  # up to date: nothing to do
     from babel.support import Translations

@@ -13,8 +13,12 @@ from tests.browser import Browser
 from tests.conftest import make_test_app
 
 COOKIE = "shop_session"
-ADDRESS = {"name": "Ada Lovelace", "street": "1 Harbour Road", "postal_code": "10115",
-           "city": "Berlin"}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "street": "1 Harbour Road",
+    "postal_code": "10115",
+    "city": "Berlin",
+}
 
 
 def _at_checkout(client, slug: str = "tote-bag", quantity: str = "1") -> Browser:
@@ -113,8 +117,9 @@ def test_changing_the_country_without_updating_shows_the_new_total_first(client,
     b = _at_checkout(client)
     page = b.page
     assert "€20.90" in page.text  # €16.00 bag + €4.90 shipping to Germany
-    page = b.submit(b.form("main form"), {"country": "NL", **ADDRESS}, button="Place order",
-                    expect=409)
+    page = b.submit(
+        b.form("main form"), {"country": "NL", **ADDRESS}, button="Place order", expect=409
+    )
     text = " ".join(page.text.split())
     assert _orders(database) == 0  # before: placed at €28.90 the customer never saw
     assert "€28.90" in text and "Netherlands" in text
@@ -144,11 +149,13 @@ def test_a_shipping_rate_changed_since_the_page_was_shown_is_shown_first(db_url,
     b = _at_checkout(app.test_client())
     with database.job_session() as s:
         s.scalar(select(ShippingRate).where(ShippingRate.name == "Standard parcel")).price = 690
-    page = b.submit(b.form("main form"), {"country": "DE", **ADDRESS}, button="Place order",
-                    expect=409)
+    page = b.submit(
+        b.form("main form"), {"country": "DE", **ADDRESS}, button="Place order", expect=409
+    )
     text = " ".join(page.text.split())
-    assert "The total is now €22.90 (was €20.90). Shipping (Standard parcel) costs €6.90 now." \
-        in text
+    assert (
+        "The total is now €22.90 (was €20.90). Shipping (Standard parcel) costs €6.90 now." in text
+    )
     assert _orders(database) == 0
     b.submit(b.form("main form"), button="Place order")
     with database.job_session() as s:

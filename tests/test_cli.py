@@ -15,8 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(args, env, timeout=60):
-    return subprocess.run([sys.executable, "-m", "shop.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "shop.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _env(tmp_path, **extra):
@@ -54,9 +60,14 @@ def test_bad_configuration_is_a_clear_error(tmp_path):
 
 def test_demo_serves_a_shop(tmp_path):
     port = 5600 + os.getpid() % 300
-    proc = subprocess.Popen([sys.executable, "-m", "shop.cli", "demo", "--port", str(port)],
-                            env=_env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shop.cli", "demo", "--port", str(port)],
+        env=_env(tmp_path),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         body = ""
         for _ in range(100):

@@ -39,10 +39,18 @@ def test_concurrent_checkouts_never_oversell(pg_url, tmp_path):
         try:
             barrier.wait()
             with db.job_session() as s:
-                service.place_order(s, service.PlaceOrder(
-                    digital_consent=True,
-                    cart=[CartLine(variant_id, 1, price)], country="DE", payment_method="demo",
-                    currency="EUR", expiry_minutes=30, shipping_rate_id=rate_id))
+                service.place_order(
+                    s,
+                    service.PlaceOrder(
+                        digital_consent=True,
+                        cart=[CartLine(variant_id, 1, price)],
+                        country="DE",
+                        payment_method="demo",
+                        currency="EUR",
+                        expiry_minutes=30,
+                        shipping_rate_id=rate_id,
+                    ),
+                )
             outcome = "ok"
         except service.OutOfStock:
             outcome = "sold out"
@@ -63,7 +71,9 @@ def test_concurrent_checkouts_never_oversell(pg_url, tmp_path):
     assert results.count("ok") == UNITS
     with setup.job_session() as s:
         assert s.scalar(select(Variant).where(Variant.id == variant_id)).available == 0
-        sold = s.scalar(select(func.sum(OrderLine.quantity)).where(OrderLine.variant_id == variant_id))
+        sold = s.scalar(
+            select(func.sum(OrderLine.quantity)).where(OrderLine.variant_id == variant_id)
+        )
         assert sold == UNITS
         numbers = sorted(s.scalars(select(Order.number)).all())
         # Gapless numbering even under contention: failed attempts consumed no number.

@@ -44,11 +44,18 @@ def _buy(b: Browser, slug: str, fields: dict[str, str] | None = None, method: st
     return page
 
 
-ADDRESS = {"email": "ada@example.org", "name": "Ada Lovelace", "street": "1 Harbour Road",
-           "postal_code": "10115", "city": "Berlin", "country": "DE"}
+ADDRESS = {
+    "email": "ada@example.org",
+    "name": "Ada Lovelace",
+    "street": "1 Harbour Road",
+    "postal_code": "10115",
+    "city": "Berlin",
+    "country": "DE",
+}
 
 
 # ---------------------------------------------------------------- the country list
+
 
 def test_country_list_offers_real_countries_and_real_destinations(client):
     b = Browser(client)
@@ -63,6 +70,7 @@ def test_country_list_offers_real_countries_and_real_destinations(client):
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     physical = _options(b.get("/checkout"))
     from shop.demo import EU
+
     assert physical == {"DE", *EU.split(","), "CH", "GB", "NO", "US", "CA", "AU", "JP", "NZ"}
 
 
@@ -73,14 +81,19 @@ def test_a_posted_non_country_is_refused_with_a_message(client, database, slug):
     b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
     b.get("/checkout")
     form = b.form("main form")
-    page = b.submit(form, {**({k: v for k, v in ADDRESS.items() if form.find(attrs={"name": k})}),
-                           "country": "EU"}, button="Place order", expect=400)
+    page = b.submit(
+        form,
+        {**({k: v for k, v in ADDRESS.items() if form.find(attrs={"name": k})}), "country": "EU"},
+        button="Place order",
+        expect=400,
+    )
     assert "Please choose your country from the list." in page.text
     with database.job_session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0
 
 
 # ---------------------------------------------------------------- BTC demo prices
+
 
 def test_demo_in_btc_seeds_sensible_prices(db_url, tmp_path):
     from shop.payments.bitcoin.simulated import DEMO_RATE
@@ -99,11 +112,19 @@ def test_demo_in_btc_seeds_sensible_prices(db_url, tmp_path):
 
 # ---------------------------------------------------------------- the order page
 
+
 def test_order_page_echoes_address_local_times_and_next_step(client):
     b = Browser(client)
     page = _buy(b, "tote-bag", ADDRESS)
     details = page.soup.select_one("section.order-details").get_text(" ")
-    for value in ("Ada Lovelace", "1 Harbour Road", "10115", "Berlin", "Germany", "ada@example.org"):
+    for value in (
+        "Ada Lovelace",
+        "1 Harbour Road",
+        "10115",
+        "Berlin",
+        "Germany",
+        "ada@example.org",
+    ):
         assert value in details
     # Store time zone (default Europe/Berlin) with its name, not UTC.
     history = page.soup.select_one("ol.history").get_text(" ")
@@ -143,10 +164,12 @@ def test_checkout_shows_the_total_before_the_place_order_button(client):
     button = form.find("input", attrs={"type": "submit", "value": re.compile("Place order")})
     assert total is not None and "€20.90" in total.get_text()
     assert total.sourceline < button.sourceline or (
-        total.sourceline == button.sourceline and total.sourcepos < button.sourcepos)
+        total.sourceline == button.sourceline and total.sourcepos < button.sourcepos
+    )
 
 
 # ---------------------------------------------------------------- the link to the order
+
 
 def test_keep_the_link_warning_stays_when_no_email_can_be_sent(client):
     b = Browser(client)
@@ -159,8 +182,13 @@ def test_keep_the_link_warning_stays_when_no_email_can_be_sent(client):
 
 
 def _mail_app(db_url, tmp_path):
-    return _app(db_url, tmp_path, smtp_url="smtp://127.0.0.1:2525", mail_from="shop@example.org",
-                base_url="https://shop.example")
+    return _app(
+        db_url,
+        tmp_path,
+        smtp_url="smtp://127.0.0.1:2525",
+        mail_from="shop@example.org",
+        base_url="https://shop.example",
+    )
 
 
 def test_link_by_email_when_smtp_is_set(db_url, tmp_path):
@@ -171,7 +199,9 @@ def test_link_by_email_when_smtp_is_set(db_url, tmp_path):
     # Queued is not sent: the warning stays until the email has gone out.
     assert page.soup.select_one(".bookmark") is not None
     sent = b.submit(b.form("form.email-link"))
-    assert "We are sending the link to this order to the email address you gave" in " ".join(sent.messages())
+    assert "We are sending the link to this order to the email address you gave" in " ".join(
+        sent.messages()
+    )
     with database.job_session() as s:
         kinds = sorted(m.kind for m in s.scalars(select(OutboxMessage)))
         assert kinds == ["order_link", "order_received"]
@@ -196,8 +226,13 @@ def test_link_email_renders_the_link(db_url, tmp_path):
     _buy(Browser(app.test_client()), "small-hours", {"email": "ada@example.org"})
     with app.extensions["shop.db"].job_session() as s:
         order = s.scalar(select(Order))
-        message = render(app.extensions["shop.settings"], order, "order_link", {}, "ada@example.org")
-        assert f"https://shop.example/orders/{order.token}" in message.get_body(("plain",)).get_content()
+        message = render(
+            app.extensions["shop.settings"], order, "order_link", {}, "ada@example.org"
+        )
+        assert (
+            f"https://shop.example/orders/{order.token}"
+            in message.get_body(("plain",)).get_content()
+        )
         assert order.number in message["Subject"]
     app.extensions["shop.db"].dispose()
 
@@ -215,13 +250,18 @@ def test_no_link_email_offered_without_an_address(db_url, tmp_path):
 
 # ---------------------------------------------------------------- privacy
 
+
 def test_privacy_notice_is_written_for_customers(client):
     page = Browser(client).get("/legal/privacy")
     text = page.text
     for internal in ("seal(", "see Retention", "Art. 6(1)", "eraser", "register_hold", "`"):
         assert internal not in text
-    for heading in ("What we keep and why", "How long we keep it", "Your rights",
-                    "How to erase your data"):
+    for heading in (
+        "What we keep and why",
+        "How long we keep it",
+        "Your rights",
+        "How to erase your data",
+    ):
         assert page.soup.find(["h2", "h3"], string=re.compile(heading)) is not None, heading
     assert "24 hours" in text and "30 days" in text and "7 years" in text
     # No wide table: a list reads on a phone.
@@ -236,10 +276,15 @@ def test_privacy_notice_follows_the_retention_settings(db_url, tmp_path):
 
 
 def test_every_personal_column_is_explained_to_customers():
-    marked = {f"{t.name}.{c.name}" for t in metadata.tables.values() for c in t.columns
-              if c.info.get("personal")}
-    covered = {column for item in legal.customer_notice() if item.written
-               for column in item.columns}
+    marked = {
+        f"{t.name}.{c.name}"
+        for t in metadata.tables.values()
+        for c in t.columns
+        if c.info.get("personal")
+    }
+    covered = {
+        column for item in legal.customer_notice() if item.written for column in item.columns
+    }
     assert marked <= covered, marked - covered
     assert covered <= marked, covered - marked
 
@@ -263,6 +308,7 @@ def test_ebook_privacy_panel_says_one_thing(client):
 
 # ---------------------------------------------------------------- the Bitcoin page
 
+
 def test_bitcoin_status_endpoint_and_script_friendly_page(db_url, tmp_path):
     app = _app(db_url, tmp_path, bitcoin_simulated=True)
     b = Browser(app.test_client())
@@ -281,11 +327,15 @@ def test_bitcoin_status_endpoint_and_script_friendly_page(db_url, tmp_path):
     b.submit(b.form("form.demo-pay"))
     data = app.test_client().get(status_url).get_json()
     assert data["status"] == "settled" and data["final"] is True
-    assert app.test_client().get(status_url.replace(page.url.split("/")[2], "x" * 43)).status_code == 404
+    assert (
+        app.test_client().get(status_url.replace(page.url.split("/")[2], "x" * 43)).status_code
+        == 404
+    )
     app.extensions["shop.db"].dispose()
 
 
 # ---------------------------------------------------------------- logo and favicon
+
 
 def test_default_favicon_is_served_locally(client):
     page = Browser(client).get("/")

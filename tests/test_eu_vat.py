@@ -52,10 +52,21 @@ def _place(s, sku: str, country: str, **kw):
     rate_id = None
     if variant.product.is_physical:
         rate_id = shipping_options(s, country, variant.price)[0].rate_id
-    return service.place_order(s, service.PlaceOrder(
-        cart=[CartLine(variant.id, 1, variant.price)], country=country, payment_method="demo",
-        currency="EUR", expiry_minutes=30, shipping_rate_id=rate_id, contact=ADA,
-        digital_consent=True, **kw), now=T0)
+    return service.place_order(
+        s,
+        service.PlaceOrder(
+            cart=[CartLine(variant.id, 1, variant.price)],
+            country=country,
+            payment_method="demo",
+            currency="EUR",
+            expiry_minutes=30,
+            shipping_rate_id=rate_id,
+            contact=ADA,
+            digital_consent=True,
+            **kw,
+        ),
+        now=T0,
+    )
 
 
 def _print_line(order):
@@ -63,6 +74,7 @@ def _print_line(order):
 
 
 # ---------------------------------------------------------------- the rules, pure
+
 
 def test_the_rates_are_data_for_all_27_member_states():
     table = rates.eu_rates()
@@ -73,26 +85,30 @@ def test_the_rates_are_data_for_all_27_member_states():
     assert table.valid_from and table.checked
 
 
-@pytest.mark.parametrize("scheme, kind, destination, expected", [
-    ("origin", "physical", "NL", "DE"),   # under the threshold: home VAT
-    ("oss", "physical", "NL", "NL"),      # OSS: where the customer is
-    ("origin", "digital", "NL", "NL"),    # e-services: always where the customer is
-    ("oss", "physical", "DE", "DE"),      # domestic
-    ("oss", "physical", "US", ""),        # export: no EU VAT
-    ("origin", "digital", "CH", ""),
-])
+@pytest.mark.parametrize(
+    "scheme, kind, destination, expected",
+    [
+        ("origin", "physical", "NL", "DE"),  # under the threshold: home VAT
+        ("oss", "physical", "NL", "NL"),  # OSS: where the customer is
+        ("origin", "digital", "NL", "NL"),  # e-services: always where the customer is
+        ("oss", "physical", "DE", "DE"),  # domestic
+        ("oss", "physical", "US", ""),  # export: no EU VAT
+        ("origin", "digital", "CH", ""),
+    ],
+)
 def test_where_a_sale_is_taxed(scheme, kind, destination, expected):
     assert rates.taxed_in(rates.TaxPolicy("DE", scheme), kind, destination) == expected
 
 
 def test_net_fixed_prices_are_recomputed_half_up_once_per_unit():
     assert rates.localize(2400, 1900, 2100, rates.NET) == 2440  # 24.00 / 1.19 * 1.21 = 24.4033
-    assert rates.localize(2400, 1900, 0, rates.NET) == 2017     # 20.168 -> 20.17
+    assert rates.localize(2400, 1900, 0, rates.NET) == 2017  # 20.168 -> 20.17
     assert rates.localize(1, 1900, 2100, rates.NET) == 1
     assert rates.localize(2400, 1900, 2100, rates.GROSS) == 2400
 
 
 # ---------------------------------------------------------------- orders
+
 
 def test_dutch_consumer_buying_a_print_from_an_oss_store_pays_dutch_vat(make_store):
     store = make_store(vat_scheme="oss")
@@ -152,6 +168,7 @@ def test_a_merchant_rate_for_a_country_overrides_the_table(make_store):
 
 # ---------------------------------------------------------------- ledger and VAT summary
 
+
 def test_ledger_and_vat_summary_carry_country_and_rate(make_store):
     store = make_store(vat_scheme="oss")
     with store.extensions["shop.db"].job_session() as s:
@@ -167,10 +184,13 @@ def test_ledger_and_vat_summary_carry_country_and_rate(make_store):
         assert [(r.country, r.rate_bp, r.gross) for r in oss] == [("NL", 2100, nl.total)]
         domestic = bookkeeping.domestic(rows, home="DE")
         assert [(r.country, r.rate_bp, r.gross) for r in domestic] == [
-            ("DE", 1900, de.total), ("", 0, us.total)]
+            ("DE", 1900, de.total),
+            ("", 0, us.total),
+        ]
 
 
 # ---------------------------------------------------------------- pages
+
 
 def test_checkout_and_cart_show_the_destination_vat(make_store):
     store = make_store(vat_scheme="oss")
@@ -198,14 +218,29 @@ def test_two_countries_at_the_same_rate_are_booked_apart_and_refunded_exactly(st
         s.flush()
         variant = s.scalar(select(Variant).where(Variant.sku == "PRINT-HARB-A4"))
         rate_id = shipping_options(s, "CY", variant.price + 1000)[0].rate_id
-        order = service.place_order(s, service.PlaceOrder(
-            cart=[CartLine(variant.id, 1, variant.price), CartLine(app.variants[0].id, 1, 1000)],
-            country="CY", payment_method="demo", currency="EUR", expiry_minutes=30,
-            shipping_rate_id=rate_id, contact=ADA, digital_consent=True), now=T0)
+        order = service.place_order(
+            s,
+            service.PlaceOrder(
+                cart=[
+                    CartLine(variant.id, 1, variant.price),
+                    CartLine(app.variants[0].id, 1, 1000),
+                ],
+                country="CY",
+                payment_method="demo",
+                currency="EUR",
+                expiry_minutes=30,
+                shipping_rate_id=rate_id,
+                contact=ADA,
+                digital_consent=True,
+            ),
+            now=T0,
+        )
         pay(s, order, now=T0)
         sale = s.scalar(select(LedgerEntry).where(LedgerEntry.kind == "sale"))
         assert sorted((r.tax_country, r.tax_rate_bp, r.gross) for r in sale.rates) == [
-            ("CY", 1900, 1000), ("DE", 1900, 2400 + order.shipping)]
+            ("CY", 1900, 1000),
+            ("DE", 1900, 2400 + order.shipping),
+        ]
         refund(s, order, 777, now=T0, key="r1")
         refund(s, order, order.total - 777, now=T0, key="r2")
         left: dict[tuple, list[int]] = {}
@@ -221,8 +256,13 @@ def test_vat_settings_are_checked_at_start_up():
     from shop.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError) as error:
-        load_settings({"SHOP_VAT_SCHEME": "threshold", "SHOP_VAT_FIXED_PRICE": "both",
-                       "SHOP_DIGITAL_WITHOUT_CONSENT": "ignore"})
+        load_settings(
+            {
+                "SHOP_VAT_SCHEME": "threshold",
+                "SHOP_VAT_FIXED_PRICE": "both",
+                "SHOP_DIGITAL_WITHOUT_CONSENT": "ignore",
+            }
+        )
     problems = " ".join(error.value.problems)
     for name in ("SHOP_VAT_SCHEME", "SHOP_VAT_FIXED_PRICE", "SHOP_DIGITAL_WITHOUT_CONSENT"):
         assert name in problems

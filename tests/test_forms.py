@@ -22,12 +22,14 @@ from wtforms.validators import Email, InputRequired, Length, Optional
 from shop.web.forms import ShopForm
 
 FIELDS = {
-    "name": StringField("Name", validators=[InputRequired(), Length(max=200)],
-                        render_kw={"autocomplete": "name"}),
+    "name": StringField(
+        "Name", validators=[InputRequired(), Length(max=200)], render_kw={"autocomplete": "name"}
+    ),
     "email": EmailField("Email", validators=[Optional(), Email(), Length(min=3, max=254)]),
     "token": HiddenField(),
-    "country": SelectField("Country", validators=[InputRequired()],
-                           render_kw={"autocomplete": "country"}),
+    "country": SelectField(
+        "Country", validators=[InputRequired()], render_kw={"autocomplete": "country"}
+    ),
     "rate": RadioField("Shipping", coerce=int, validators=[InputRequired()]),
     "quantity": IntegerField("Quantity", default=1),
     "notes": TextAreaField("Notes"),
@@ -54,19 +56,35 @@ CALLS = [
 ]
 
 
-@pytest.mark.parametrize("formdata", [None, {"name": 'Anne "A" <b>', "email": "x@example.org",
-                                             "token": "t&1", "country": "FR", "rate": "2",
-                                             "quantity": "7", "notes": "<hi>"}])
+@pytest.mark.parametrize(
+    "formdata",
+    [
+        None,
+        {
+            "name": 'Anne "A" <b>',
+            "email": "x@example.org",
+            "token": "t&1",
+            "country": "FR",
+            "rate": "2",
+            "quantity": "7",
+            "notes": "<hi>",
+        },
+    ],
+)
 def test_fast_controls_match_wtforms_markup(formdata):
     app = Flask(__name__)
     app.config.update(SECRET_KEY="k" * 32)
     fast_form, plain_form = _forms()
     with app.test_request_context(method="POST" if formdata else "GET", data=formdata):
-        forms = [cls(formdata=MultiDict(formdata) if formdata else None)
-                 for cls in (fast_form, plain_form)]
+        forms = [
+            cls(formdata=MultiDict(formdata) if formdata else None)
+            for cls in (fast_form, plain_form)
+        ]
         for form in forms:
-            form.country.choices = [SelectChoice("DE", "Germany"),
-                                    SelectChoice("FR", "France & <Monaco>")]
+            form.country.choices = [
+                SelectChoice("DE", "Germany"),
+                SelectChoice("FR", "France & <Monaco>"),
+            ]
             form.rate.choices = [SelectChoice(1, "Standard"), SelectChoice(2, "Express")]
             if not formdata:
                 form.country.data, form.rate.data = "DE", 1

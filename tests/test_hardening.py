@@ -16,27 +16,49 @@ from tests.conftest import make_test_app
 PROD_KEY = "VJYXYSuqGqYv5IEqzRpeYpzM-bUVkNRvDWhmmE4ojtg="
 
 
-@pytest.mark.parametrize("url,status", [
-    ("/products/%00", 404), ("/products/tote%00bag", 404), ("/orders/%0d%0a", 404),
-    ("/?q=%00", 400), ("/?q=tote%1b[31m", 400), ("/?page=1%00", 400), ("/cart?x=%7f", 400),
-])
+@pytest.mark.parametrize(
+    "url,status",
+    [
+        ("/products/%00", 404),
+        ("/products/tote%00bag", 404),
+        ("/orders/%0d%0a", 404),
+        ("/?q=%00", 400),
+        ("/?q=tote%1b[31m", 400),
+        ("/?page=1%00", 400),
+        ("/cart?x=%7f", 400),
+    ],
+)
 def test_control_characters_at_the_edge_are_refused(client, url, status):
     response = client.get(url)
     assert response.status_code == status
     assert "Something went wrong" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("name", "Ada\x00Lovelace"), ("street", "1 Harbour\r\nRoad"), ("city", "Ber\x1blin"),
-    ("postal_code", "101\x7f15"), ("name", "Ada \u202eecalevoL"), ("email", "ada\u2066@example.org"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("name", "Ada\x00Lovelace"),
+        ("street", "1 Harbour\r\nRoad"),
+        ("city", "Ber\x1blin"),
+        ("postal_code", "101\x7f15"),
+        ("name", "Ada \u202eecalevoL"),
+        ("email", "ada\u2066@example.org"),
+    ],
+)
 def test_contact_fields_refuse_control_characters(client, database, field, value):
     b = Browser(client)
     b.get("/products/tote-bag")
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     b.get("/checkout")
-    fields = {"email": "ada@example.org", "name": "Ada Lovelace", "street": "1 Harbour Road",
-              "postal_code": "10115", "city": "Berlin", "country": "DE", field: value}
+    fields = {
+        "email": "ada@example.org",
+        "name": "Ada Lovelace",
+        "street": "1 Harbour Road",
+        "postal_code": "10115",
+        "city": "Berlin",
+        "country": "DE",
+        field: value,
+    }
     page = b.submit(b.form("main form"), fields, button="Place order", expect=400)
     assert "control or direction characters" in page.text
     with database.job_session() as s:
@@ -44,8 +66,9 @@ def test_contact_fields_refuse_control_characters(client, database, field, value
 
 
 def test_production_sends_hsts_and_a_host_only_session_cookie(db_url, tmp_path):
-    app = make_test_app(db_url, tmp_path / "i", env="production", demo_payments=False,
-                        data_key=PROD_KEY)
+    app = make_test_app(
+        db_url, tmp_path / "i", env="production", demo_payments=False, data_key=PROD_KEY
+    )
     from shop.demo import seed_demo
 
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
@@ -56,11 +79,16 @@ def test_production_sends_hsts_and_a_host_only_session_cookie(db_url, tmp_path):
     assert cookie.startswith("__Host-shop_session=") and "Secure" in cookie and "Path=/" in cookie
     assert "Domain" not in cookie
     soup = BeautifulSoup(page.text, "html.parser")
-    response = client.post("/cart/add/tote-bag", base_url="https://shop.example",
-                           headers={"Referer": "https://shop.example/products/tote-bag"},
-                           data={"csrf_token": soup.find(attrs={"name": "csrf_token"})["value"],
-                                 "variant": soup.find(attrs={"name": "variant"})["value"],
-                                 "quantity": "1"})
+    response = client.post(
+        "/cart/add/tote-bag",
+        base_url="https://shop.example",
+        headers={"Referer": "https://shop.example/products/tote-bag"},
+        data={
+            "csrf_token": soup.find(attrs={"name": "csrf_token"})["value"],
+            "variant": soup.find(attrs={"name": "variant"})["value"],
+            "quantity": "1",
+        },
+    )
     assert response.status_code == 303  # the session (and its CSRF token) came back
     app.extensions["shop.db"].dispose()
 
@@ -70,8 +98,9 @@ def test_development_sends_no_hsts(client):
 
 
 def test_database_down_is_a_calm_503(tmp_path):
-    app = make_test_app("postgresql+psycopg://postgres@127.0.0.1:9/none", tmp_path / "i",
-                        catalog_cache_seconds=0)
+    app = make_test_app(
+        "postgresql+psycopg://postgres@127.0.0.1:9/none", tmp_path / "i", catalog_cache_seconds=0
+    )
     app.config["TESTING"] = False
     client = app.test_client()
     for url in ("/", "/products/tote-bag", "/orders/" + "A" * 43, "/cart"):

@@ -32,10 +32,15 @@ def german_store(db_url, tmp_path):
     app.extensions["shop.db"].dispose()
 
 
-@pytest.mark.parametrize("prefix, lang, heading", [
-    ("/de", "de", "Ihr Warenkorb"), ("/nl", "nl", "Uw winkelwagen"), ("/fr", "fr", "Votre panier"),
-    ("/en", "en", "Your cart"),
-])
+@pytest.mark.parametrize(
+    "prefix, lang, heading",
+    [
+        ("/de", "de", "Ihr Warenkorb"),
+        ("/nl", "nl", "Uw winkelwagen"),
+        ("/fr", "fr", "Votre panier"),
+        ("/en", "en", "Your cart"),
+    ],
+)
 def test_the_path_prefix_chooses_the_language(client, prefix, lang, heading):
     response = client.get(f"{prefix}/cart", headers={"Accept-Language": "da;q=0.9, en;q=0.1"})
     assert response.status_code == 200
@@ -57,8 +62,9 @@ def test_links_and_redirects_keep_the_prefix(client):
     data = {i["name"]: i.get("value", "") for i in form.select("input[name]")}
     response = client.post(form["action"], data=data)
     assert response.status_code in (302, 303)
-    assert response.headers["Location"].endswith("/nl/cart") or \
-        response.headers["Location"].startswith("/nl/")
+    assert response.headers["Location"].endswith("/nl/cart") or response.headers[
+        "Location"
+    ].startswith("/nl/")
 
 
 def test_without_a_prefix_accept_language_chooses_among_shipped_languages(client):
@@ -97,8 +103,10 @@ def test_footer_switch_links_to_the_same_page_in_each_language(client):
     assert "Set-Cookie" not in response.headers
 
 
-@pytest.mark.parametrize("path", ["/", "/cart", "/products/small-hours", "/legal/imprint",
-                                  "/legal/privacy", "/does-not-exist"])
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/cart", "/products/small-hours", "/legal/imprint", "/legal/privacy", "/does-not-exist"],
+)
 @pytest.mark.parametrize("lang", ["de", "nl", "fr"])
 def test_html_lang_matches_the_text_on_every_customer_page(client, path, lang):
     response = client.get(f"/{lang}{path}")
@@ -170,6 +178,7 @@ def test_switch_on_a_page_shown_after_a_refused_post_links_to_pages_that_exist(c
 
 # ---------------------------------------------------------------- issue 16's customer findings
 
+
 def test_the_order_page_explains_itself_in_the_customers_language(client):
     """Next steps, details and privacy panel in German; times in the store's zone (Europe/Berlin
     by default), written the German way with the zone's name."""
@@ -179,8 +188,11 @@ def test_the_order_page_explains_itself_in_the_customers_language(client):
     b.get("/de/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.get("/de/checkout")
-    page = b.submit(b.form("main form"), {"country": "AT", "email": "", "digital_consent": "y"},
-                    button="Zahlungspflichtig bestellen")
+    page = b.submit(
+        b.form("main form"),
+        {"country": "AT", "email": "", "digital_consent": "y"},
+        button="Zahlungspflichtig bestellen",
+    )
     assert page.url.startswith("/de/orders/")
     assert "Wie es weitergeht" in page.text and "What happens next" not in page.text
     assert "Bitte zahlen Sie bis" in page.soup.select_one(".next-step").get_text(" ")
@@ -193,11 +205,17 @@ def test_the_order_page_explains_itself_in_the_customers_language(client):
     assert "digitale Waren brauchen keine Postanschrift" in privacy
 
 
-@pytest.mark.parametrize("prefix, what, basis", [
-    ("/nl", "Uw naam en postadres, alleen als u iets koopt dat wij verzenden",
-     "nodig om uw bestelling uit te voeren"),
-    ("/fr", "Votre nom et votre adresse postale", "nécessaire à l’exécution de votre commande"),
-])
+@pytest.mark.parametrize(
+    "prefix, what, basis",
+    [
+        (
+            "/nl",
+            "Uw naam en postadres, alleen als u iets koopt dat wij verzenden",
+            "nodig om uw bestelling uit te voeren",
+        ),
+        ("/fr", "Votre nom et votre adresse postale", "nécessaire à l’exécution de votre commande"),
+    ],
+)
 def test_the_privacy_notice_entries_are_translated(client, prefix, what, basis):
     page = _soup(client.get(f"{prefix}/legal/privacy"))
     text = page.get_text(" ")
@@ -212,22 +230,35 @@ def test_the_order_link_email_is_written_in_the_orders_language(db_url, tmp_path
     from shop.mail.outbox import render
     from shop.orders.models import Order
 
-    app = make_test_app(db_url, tmp_path / "instance-mail", smtp_url="smtp://127.0.0.1:2525",
-                        mail_from="shop@example.org", base_url="https://shop.example")
+    app = make_test_app(
+        db_url,
+        tmp_path / "instance-mail",
+        smtp_url="smtp://127.0.0.1:2525",
+        mail_from="shop@example.org",
+        base_url="https://shop.example",
+    )
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     b = Browser(app.test_client())
     b.get("/fr/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.get("/fr/checkout")
-    page = b.submit(b.form("main form"),
-                    {"country": "FR", "email": "ada@example.org", "digital_consent": "y"},
-                    button="Commander avec obligation de paiement")
-    assert page.soup.select_one("form.email-link input[type=submit]")["value"] == \
-        "M’envoyer le lien par e-mail"
+    page = b.submit(
+        b.form("main form"),
+        {"country": "FR", "email": "ada@example.org", "digital_consent": "y"},
+        button="Commander avec obligation de paiement",
+    )
+    assert (
+        page.soup.select_one("form.email-link input[type=submit]")["value"]
+        == "M’envoyer le lien par e-mail"
+    )
     with app.extensions["shop.db"].job_session() as s:
         order = s.scalar(select(Order))
-        message = render(app.extensions["shop.settings"], order, "order_link", {}, "ada@example.org")
+        message = render(
+            app.extensions["shop.settings"], order, "order_link", {}, "ada@example.org"
+        )
     assert message["Subject"] == f"Votre lien vers la commande {order.number}"
     body = message.get_body(("plain",)).get_content()
-    assert "Conservez cet e-mail" in body and f"https://shop.example/fr/orders/{order.token}" in body
+    assert (
+        "Conservez cet e-mail" in body and f"https://shop.example/fr/orders/{order.token}" in body
+    )
     app.extensions["shop.db"].dispose()

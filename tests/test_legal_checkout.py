@@ -59,8 +59,9 @@ def test_missing_consent_blocks_an_e_book_order_with_a_clear_error(store):
     b = _ebook_checkout(store)
     box = b.page.soup.find("input", attrs={"name": "digital_consent", "type": "checkbox"})
     # The wording the order records as consent.VERSION is the wording the customer saw.
-    assert b.page.soup.find("label", attrs={"for": box["id"]}).get_text() == \
-        consent.wording(consent.VERSION)
+    assert b.page.soup.find("label", attrs={"for": box["id"]}).get_text() == consent.wording(
+        consent.VERSION
+    )
     page = b.submit(b.form("main form"), {"country": "NL"}, button="Place order", expect=400)
     assert "lose my right of withdrawal" in page.text
     assert "Please confirm that delivery may start now" in page.text
@@ -73,8 +74,12 @@ def test_every_checkout_error_shows_at_once(db_url, tmp_path):
     from shop.demo import seed_demo
 
     # Cards besides the demo method: two choices, so none is preselected.
-    app = make_test_app(db_url, tmp_path / "instance", stripe_secret_key="sk_test_x",
-                        stripe_webhook_secret="whsec_x")
+    app = make_test_app(
+        db_url,
+        tmp_path / "instance",
+        stripe_secret_key="sk_test_x",
+        stripe_webhook_secret="whsec_x",
+    )
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     try:
         b = Browser(app.test_client())
@@ -83,8 +88,12 @@ def test_every_checkout_error_shows_at_once(db_url, tmp_path):
             b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
         b.get("/checkout")
         assert len(b.page.soup.select("input[name=payment_method]")) > 1
-        page = b.submit(b.form("main form"), {"name": "", "street": "", "payment_method": ""},
-                        button="Place order", expect=400)
+        page = b.submit(
+            b.form("main form"),
+            {"name": "", "street": "", "payment_method": ""},
+            button="Place order",
+            expect=400,
+        )
         assert "Please choose how to pay." in page.text
         assert "Needed to ship your order." in page.text
         assert "Please confirm that delivery may start now" in page.text
@@ -94,8 +103,9 @@ def test_every_checkout_error_shows_at_once(db_url, tmp_path):
 
 def test_consent_is_recorded_and_repeated_in_the_confirmation(store):
     b = _ebook_checkout(store)
-    page = b.submit(b.form("main form"), {"country": "NL", "digital_consent": "y"},
-                    button="Place order")
+    page = b.submit(
+        b.form("main form"), {"country": "NL", "digital_consent": "y"}, button="Place order"
+    )
     assert page.url.startswith("/orders/")
     with store.extensions["shop.db"].job_session() as s:
         order = s.scalar(select(Order))
@@ -104,8 +114,14 @@ def test_consent_is_recorded_and_repeated_in_the_confirmation(store):
         from shop.mail import outbox
         from shop.orders.consent import wording
 
-        message = outbox.render(store.extensions["shop.settings"], order, outbox.ORDER_RECEIVED,
-                                {}, "ada@example.org", legal=outbox.legal_texts(s))
+        message = outbox.render(
+            store.extensions["shop.settings"],
+            order,
+            outbox.ORDER_RECEIVED,
+            {},
+            "ada@example.org",
+            legal=outbox.legal_texts(s),
+        )
         text = message.get_body(("plain",)).get_content()
         assert wording(order.digital_consent_version) in text
         # The durable medium: the terms and the withdrawal information (with the model form)
@@ -129,14 +145,16 @@ def test_without_consent_the_download_waits_for_the_withdrawal_period(make_store
         with pytest.raises(downloads.DownloadUnavailable, match="withdrawal"):
             downloads.take_download(s, grant.token, store.extensions["shop.settings"].instance_path)
         later = order.downloads_from + timedelta(minutes=1)
-        downloads.take_download(s, grant.token, store.extensions["shop.settings"].instance_path,
-                                now=later)
+        downloads.take_download(
+            s, grant.token, store.extensions["shop.settings"].instance_path, now=later
+        )
         # The link's own days start when the download does.
         assert grant.expires_at > order.downloads_from
         from shop.mail import outbox
 
-        message = outbox.render(store.extensions["shop.settings"], order, outbox.PAYMENT_RECEIVED,
-                                {}, "ada@example.org")
+        message = outbox.render(
+            store.extensions["shop.settings"], order, outbox.PAYMENT_RECEIVED, {}, "ada@example.org"
+        )
         assert "withdrawal period has ended" in message.get_body(("plain",)).get_content()
     assert "available from" in page.text.lower()
 
@@ -147,16 +165,26 @@ def test_production_dashboard_warns_while_legal_pages_are_empty(db_url, tmp_path
     from shop.privacy.crypto import generate_master_key_text
     from tests.admin.conftest import PASSWORD, sign_in
 
-    app = make_test_app(db_url, tmp_path / "instance", env="production", demo_payments=False,
-                        data_key=generate_master_key_text(), base_url="https://shop.example")
+    app = make_test_app(
+        db_url,
+        tmp_path / "instance",
+        env="production",
+        demo_payments=False,
+        data_key=generate_master_key_text(),
+        base_url="https://shop.example",
+    )
     database = app.extensions["shop.db"]
     try:
         with database.job_session() as s:
             auth.create_user(s, "merchant", PASSWORD)
         admin = sign_in(app.test_client())
         warning = admin.get("/admin").soup.select_one("#legal-missing").get_text(" ")
-        for title in ("Imprint", "Terms and conditions", "Returns and right of withdrawal",
-                      "Privacy notice"):
+        for title in (
+            "Imprint",
+            "Terms and conditions",
+            "Returns and right of withdrawal",
+            "Privacy notice",
+        ):
             assert title in warning
         with database.job_session() as s:
             for slug in ("terms", "withdrawal", "privacy"):

@@ -17,16 +17,25 @@ from tests.test_schema import _derived
 
 
 def _tables(engine) -> set[str]:
-    return {t for t in inspect(engine).get_table_names()
-            if t != "alembic_version" and not _derived(t)}
+    return {
+        t for t in inspect(engine).get_table_names() if t != "alembic_version" and not _derived(t)
+    }
 
 
 def _diff(engine) -> list:
     with engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn, opts={
-            "compare_type": True,
-            "include_name": lambda name, kind, _parent: kind != "table" or not _derived(name)}),
-            metadata)
+        return compare_metadata(
+            MigrationContext.configure(
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_name": lambda name, kind, _parent: (
+                        kind != "table" or not _derived(name)
+                    ),
+                },
+            ),
+            metadata,
+        )
 
 
 def test_upgrade_downgrade_upgrade_gives_the_models_schema(empty_url):
@@ -35,8 +44,9 @@ def test_upgrade_downgrade_upgrade_gives_the_models_schema(empty_url):
         upgrade(engine)
         assert _tables(engine) == set(metadata.tables)
         downgrade(engine, "base")
-        assert set(inspect(engine).get_table_names()) - {"alembic_version"} == set(), \
+        assert set(inspect(engine).get_table_names()) - {"alembic_version"} == set(), (
             "a downgrade left tables behind"
+        )
         upgrade(engine)
         assert _diff(engine) == [], "after down and up again, models and schema differ"
         assert upgrade(engine).after == ",".join(current_heads())

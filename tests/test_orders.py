@@ -26,15 +26,31 @@ def _place(session, sku: str, quantity: int = 1, *, now=None, rate_id=None, **kw
         from shop.checkout.service import shipping_options
 
         rate_id = shipping_options(session, "DE", variant.price * quantity)[0].rate_id
-    return service.place_order(session, service.PlaceOrder(
-        digital_consent=True,
-        cart=[CartLine(variant.id, quantity, variant.price)], country="DE", payment_method="demo",
-        currency="EUR", expiry_minutes=30, shipping_rate_id=rate_id, **kw), now=now)
+    return service.place_order(
+        session,
+        service.PlaceOrder(
+            digital_consent=True,
+            cart=[CartLine(variant.id, quantity, variant.price)],
+            country="DE",
+            payment_method="demo",
+            currency="EUR",
+            expiry_minutes=30,
+            shipping_rate_id=rate_id,
+            **kw,
+        ),
+        now=now,
+    )
 
 
 def _paid(order: Order, key: str = "k1", amount: int | None = None, currency: str = "EUR"):
-    return PaymentEvent(provider="test", key=key, order_ref=order.ref, kind=PaymentEventKind.PAID,
-                        amount=order.total if amount is None else amount, currency=currency)
+    return PaymentEvent(
+        provider="test",
+        key=key,
+        order_ref=order.ref,
+        kind=PaymentEventKind.PAID,
+        amount=order.total if amount is None else amount,
+        currency=currency,
+    )
 
 
 def test_place_order_reserves_stock_and_numbers_sequentially(demo_catalog, database):
@@ -58,10 +74,18 @@ def test_out_of_stock_and_price_change_are_named_errors(demo_catalog, database):
         assert "sold out" in exc.value.problems[0]
         a3 = _variant(s, "PRINT-NT-A3")
         with pytest.raises(service.CartChanged) as exc:
-            service.place_order(s, service.PlaceOrder(
-                digital_consent=True,
-                cart=[CartLine(a3.id, 1, a3.price - 100)], country="DE", payment_method="demo",
-                currency="EUR", expiry_minutes=30, shipping_rate_id=1))
+            service.place_order(
+                s,
+                service.PlaceOrder(
+                    digital_consent=True,
+                    cart=[CartLine(a3.id, 1, a3.price - 100)],
+                    country="DE",
+                    payment_method="demo",
+                    currency="EUR",
+                    expiry_minutes=30,
+                    shipping_rate_id=1,
+                ),
+            )
         assert "price" in exc.value.problems[0]
         assert exc.value.adjusted[0].price_seen == a3.price
         assert variant.available == 0
@@ -71,9 +95,18 @@ def test_shipping_must_match_country(demo_catalog, database):
     with database.job_session() as s:
         variant = _variant(s, "TOTE-NAT")
         with pytest.raises(service.ShippingUnavailable):
-            service.place_order(s, service.PlaceOrder(
-                digital_consent=True, cart=[CartLine(variant.id, 1, variant.price)], country="BR",
-                payment_method="demo", currency="EUR", expiry_minutes=30, shipping_rate_id=1))
+            service.place_order(
+                s,
+                service.PlaceOrder(
+                    digital_consent=True,
+                    cart=[CartLine(variant.id, 1, variant.price)],
+                    country="BR",
+                    payment_method="demo",
+                    currency="EUR",
+                    expiry_minutes=30,
+                    shipping_rate_id=1,
+                ),
+            )
 
 
 def test_expiry_runs_in_the_worker_and_releases_stock(demo_catalog, database):

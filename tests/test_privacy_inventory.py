@@ -31,5 +31,9 @@ def _marked_columns() -> set[str]:
 def test_inventory_matches_marked_columns():
     marked, listed = _marked_columns(), _inventory_columns()
     assert marked, "no column is marked personal: the marking is broken"
-    assert marked - listed == set(), f"personal columns missing from docs/PRIVACY.md: {marked - listed}"
-    assert listed - marked == set(), f"docs/PRIVACY.md lists columns that are not marked: {listed - marked}"
+    assert marked - listed == set(), (
+        f"personal columns missing from docs/PRIVACY.md: {marked - listed}"
+    )
+    assert listed - marked == set(), (
+        f"docs/PRIVACY.md lists columns that are not marked: {listed - marked}"
+    )

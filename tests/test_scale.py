@@ -37,9 +37,17 @@ def _add_products(database, items) -> list[int]:
     with database.job_session() as s:
         tax = TaxClass(code="std", name="Standard", rate_bp=1900)
         s.add(tax)
-        products = [Product(slug=f"p-{i}", title=title, description=text, position=position,
-                            active=active, tax_class=tax)
-                    for i, (title, text, position, active) in enumerate(items)]
+        products = [
+            Product(
+                slug=f"p-{i}",
+                title=title,
+                description=text,
+                position=position,
+                active=active,
+                tax_class=tax,
+            )
+            for i, (title, text, position, active) in enumerate(items)
+        ]
         s.add_all(products)
         s.flush()
         return [p.id for p in products]
@@ -51,12 +59,15 @@ def _titles(page) -> list[str]:
 
 # ---------------------------------------------------------------- catalog listing
 
+
 def test_keyset_pages_reach_every_product_with_ties_both_ways(app, database):
     # Positions repeat (ties) and are out of id order; two products are archived.
     items = [(f"Item {i}", "", [3, 0, 0, 1, 3, 0][i % 6], i % 7 != 3) for i in range(23)]
     ids = _add_products(database, items)
-    expected = [f"Item {i}" for _, _, i in sorted(
-        (items[i][2], ids[i], i) for i in range(23) if items[i][3])]
+    expected = [
+        f"Item {i}"
+        for _, _, i in sorted((items[i][2], ids[i], i) for i in range(23) if items[i][3])
+    ]
     with database.job_session() as s:
         page, seen, pages = service.list_products(s, per_page=4), [], []
         while True:
@@ -94,11 +105,24 @@ def test_every_page_through_the_web_and_old_links(db_url, tmp_path):
     app.extensions["shop.db"].dispose()
 
 
-@pytest.mark.parametrize("query", [
-    "after=abc", "after=1~", "after=~5", "after=1~2~3", "after=99999999999~1", "after=1.5~2",
-    "before=x", "after=1~2&before=1~2", "q=roast&after=nan~1", "q=roast&after=inf~1",
-    "q=roast&after=1e999~1", "after=%00", "after=" + "9" * 500,
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after=abc",
+        "after=1~",
+        "after=~5",
+        "after=1~2~3",
+        "after=99999999999~1",
+        "after=1.5~2",
+        "before=x",
+        "after=1~2&before=1~2",
+        "q=roast&after=nan~1",
+        "q=roast&after=inf~1",
+        "q=roast&after=1e999~1",
+        "after=%00",
+        "after=" + "9" * 500,
+    ],
+)
 def test_tampered_cursor_is_a_4xx(app, database, query):
     _add_products(database, [("Dark roast", "", 0, True)])
     response = app.test_client().get(f"/?{query}")
@@ -112,12 +136,16 @@ def test_cursor_past_the_end_is_not_found(app, database):
 
 # ---------------------------------------------------------------- search
 
+
 def test_search_ranks_title_above_description_and_stems(app, database):
-    _add_products(database, [
-        ("Travel mug", "Keeps a dark roast warm for hours.", 0, True),
-        ("House roast", "Beans from a small farm.", 1, True),
-        ("Tea towel", "Linen.", 2, True),
-    ])
+    _add_products(
+        database,
+        [
+            ("Travel mug", "Keeps a dark roast warm for hours.", 0, True),
+            ("House roast", "Beans from a small farm.", 1, True),
+            ("Tea towel", "Linen.", 2, True),
+        ],
+    )
     with database.job_session() as s:
         assert _titles(service.list_products(s, query="roast")) == ["House roast", "Travel mug"]
         # "roasts" and "roasting" are the same word; a beginning of a word finds it too.
@@ -132,8 +160,11 @@ def test_search_ranks_title_above_description_and_stems(app, database):
 
 
 def test_search_pages_by_rank(app, database):
-    _add_products(database, [(f"Roast {i}", "roast" * (i % 3), i, True) for i in range(9)]
-                  + [("Mug", "for a roast", 9, True)])
+    _add_products(
+        database,
+        [(f"Roast {i}", "roast" * (i % 3), i, True) for i in range(9)]
+        + [("Mug", "for a roast", 9, True)],
+    )
     with database.job_session() as s:
         page, seen = service.list_products(s, query="roast", per_page=4), []
         while True:
@@ -148,8 +179,13 @@ def test_search_pages_by_rank(app, database):
 def test_german_store_finds_inflected_words(db_url, tmp_path):
     app = make_test_app(db_url, tmp_path / "instance", locale="de")
     database = app.extensions["shop.db"]
-    _add_products(database, [("Kaffee aus Äthiopien", "Röstung: hell.", 0, True),
-                              ("Teekanne", "Für Tees und Kräuter.", 1, True)])
+    _add_products(
+        database,
+        [
+            ("Kaffee aus Äthiopien", "Röstung: hell.", 0, True),
+            ("Teekanne", "Für Tees und Kräuter.", 1, True),
+        ],
+    )
     with database.job_session() as s:
         assert _titles(service.list_products(s, query="Kaffees")) == ["Kaffee aus Äthiopien"]
         assert _titles(service.list_products(s, query="kaff")) == ["Kaffee aus Äthiopien"]
@@ -184,29 +220,47 @@ def test_seeded_products_are_searchable(db_url):
     database = Database(db_url, search_config="english")
     with database.job_session() as s:
         found = service.list_products(s, query="roast", per_page=100).items
-        expected = s.scalar(select(func.count()).select_from(Product).where(
-            Product.active.is_(True), Product.title.contains("roast")))
+        expected = s.scalar(
+            select(func.count())
+            .select_from(Product)
+            .where(Product.active.is_(True), Product.title.contains("roast"))
+        )
         assert expected and len([c for c in found if "roast" in c.title]) == expected
     database.dispose()
 
 
 # ---------------------------------------------------------------- admin lists, VAT, export
 
+
 def _old_vat_summary(s, start: date, end: date, home: str = ""):
     """What the summary computed before day sums existed: every rate row of the period."""
     lo, hi = ledger._day_bounds(start, end)
     rows = s.execute(
-        select(LedgerEntry.currency, LedgerRate.tax_country, LedgerEntry.destination_country,
-               LedgerRate.tax_rate_bp,
-               func.sum(LedgerRate.net), func.sum(LedgerRate.vat), func.sum(LedgerRate.gross))
+        select(
+            LedgerEntry.currency,
+            LedgerRate.tax_country,
+            LedgerEntry.destination_country,
+            LedgerRate.tax_rate_bp,
+            func.sum(LedgerRate.net),
+            func.sum(LedgerRate.vat),
+            func.sum(LedgerRate.gross),
+        )
         .join(LedgerRate, LedgerRate.entry_id == LedgerEntry.id)
         .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
-        .group_by(LedgerEntry.currency, LedgerRate.tax_country, LedgerEntry.destination_country,
-                  LedgerRate.tax_rate_bp))
-    out = [bookkeeping.VatRow(c, home if k is None else k, int(r), int(n), int(v), int(g), d)
-           for c, k, d, r, n, v, g in rows]
-    return sorted(out, key=lambda r: (r.currency, r.country == "", r.country, -r.rate_bp,
-                                      r.destination))
+        .group_by(
+            LedgerEntry.currency,
+            LedgerRate.tax_country,
+            LedgerEntry.destination_country,
+            LedgerRate.tax_rate_bp,
+        )
+    )
+    out = [
+        bookkeeping.VatRow(c, home if k is None else k, int(r), int(n), int(v), int(g), d)
+        for c, k, d, r, n, v, g in rows
+    ]
+    return sorted(
+        out, key=lambda r: (r.currency, r.country == "", r.country, -r.rate_bp, r.destination)
+    )
 
 
 def _old_export(s, start: date, end: date) -> str:
@@ -220,18 +274,30 @@ def _old_export(s, start: date, end: date) -> str:
         e = currency_exponent(currency)
         return f"{Decimal(minor).scaleb(-e):.{e}f}"
 
-    for entry in s.scalars(select(LedgerEntry).where(LedgerEntry.entry_date >= lo,
-                                                     LedgerEntry.entry_date < hi)
-                           .order_by(LedgerEntry.entry_date, LedgerEntry.id)):
+    for entry in s.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
+        .order_by(LedgerEntry.entry_date, LedgerEntry.id)
+    ):
         for rate in entry.rates:
-            writer.writerow([entry.entry_date.isoformat(), entry.kind, entry.order_number,
-                             entry.order_date.date().isoformat(), entry.destination_country,
-                             entry.currency,
-                             rate.tax_country if rate.tax_country is not None else "",
-                             f"{Decimal(rate.tax_rate_bp).scaleb(-2):.2f}",
-                             amount(rate.net, entry.currency), amount(rate.vat, entry.currency),
-                             amount(rate.gross, entry.currency), entry.payment_method,
-                             entry.payment_reference, entry.key])
+            writer.writerow(
+                [
+                    entry.entry_date.isoformat(),
+                    entry.kind,
+                    entry.order_number,
+                    entry.order_date.date().isoformat(),
+                    entry.destination_country,
+                    entry.currency,
+                    rate.tax_country if rate.tax_country is not None else "",
+                    f"{Decimal(rate.tax_rate_bp).scaleb(-2):.2f}",
+                    amount(rate.net, entry.currency),
+                    amount(rate.vat, entry.currency),
+                    amount(rate.gross, entry.currency),
+                    entry.payment_method,
+                    entry.payment_reference,
+                    entry.key,
+                ]
+            )
     return out.getvalue()
 
 
@@ -244,14 +310,19 @@ def books(app, database):
 
 def test_vat_summary_from_day_sums_equals_every_rate_row(books, database):
     with database.job_session() as s:
-        for start, end in ((date(2026, 5, 1), date(2026, 6, 30)), (date(2026, 6, 3), date(2026, 6, 3)),
-                           (date(2026, 1, 1), date(2026, 12, 31)), (date(2025, 1, 1), date(2025, 2, 1))):
-            assert bookkeeping.vat_summary(s, start, end, "DE") == \
-                _old_vat_summary(s, start, end, "DE")
+        for start, end in (
+            (date(2026, 5, 1), date(2026, 6, 30)),
+            (date(2026, 6, 3), date(2026, 6, 3)),
+            (date(2026, 1, 1), date(2026, 12, 31)),
+            (date(2025, 1, 1), date(2025, 2, 1)),
+        ):
+            assert bookkeeping.vat_summary(s, start, end, "DE") == _old_vat_summary(
+                s, start, end, "DE"
+            )
         assert bookkeeping.vat_summary(s, date(2026, 5, 1), date(2026, 6, 30))
 
 
-def test_ledger_export_streams_the_old_csv(books, database, merchant):
+def test_ledger_export_streams_the_old_csv(books, database, merchant):  # noqa: F811
     start, end = date(2026, 5, 1), date(2026, 6, 30)
     with database.job_session() as s:
         expected = _old_export(s, start, end)
@@ -273,7 +344,7 @@ def test_ledger_export_streams_the_old_csv(books, database, merchant):
         s.execute(update(Order).where(Order.id == -1).values(attention=None))
 
 
-def test_admin_lists_page_by_keyset(books, database, merchant):
+def test_admin_lists_page_by_keyset(books, database, merchant):  # noqa: F811
     with database.job_session() as s:
         all_ids = list(s.scalars(select(Order.id).order_by(Order.id.desc())))
         flagged = list(s.scalars(select(Order.id).order_by(Order.id.desc()).limit(60)))
@@ -289,7 +360,7 @@ def test_admin_lists_page_by_keyset(books, database, merchant):
             page = admin_orders.list_orders(s, before_id=page.older)
         assert seen == all_ids
         newer = admin_orders.list_orders(s, after_id=page.newer)
-        assert [o.id for o in newer.items] == all_ids[-len(page.items) - 50:-len(page.items)]
+        assert [o.id for o in newer.items] == all_ids[-len(page.items) - 50 : -len(page.items)]
         tasks = admin_orders.tasks(s)
         assert [o.id for o in tasks.items] == flagged[:50] and tasks.older is not None
         assert [o.id for o in admin_orders.tasks(s, before_id=tasks.older).items] == flagged[50:]
@@ -305,8 +376,10 @@ def test_admin_lists_page_by_keyset(books, database, merchant):
         b.get(bad, expect=400)
     # The payment filter offers the shop's methods, without reading every order.
     b.get("/admin/orders?method=card")
-    assert all(row.select("td")[2].get_text() == "card"
-               for row in b.page.soup.select("table.lines tbody tr"))
+    assert all(
+        row.select("td")[2].get_text() == "card"
+        for row in b.page.soup.select("table.lines tbody tr")
+    )
 
 
 def test_order_number_lookups(books, database):
@@ -314,8 +387,11 @@ def test_order_number_lookups(books, database):
         year = s.scalar(select(func.max(Order.number)))[:4]
         for typed in ("42", "000042", "0042", f"{year}-42", f"{year}-000042"):
             assert [o.number for o in admin_orders.list_orders(s, number=typed).items] == [
-                f"{year}-000042"], typed
-        assert f"{year}-000123" in [o.number for o in admin_orders.list_orders(s, number="-00012").items]
+                f"{year}-000042"
+            ], typed
+        assert f"{year}-000123" in [
+            o.number for o in admin_orders.list_orders(s, number="-00012").items
+        ]
         assert admin_orders.list_orders(s, number="99999").items == []
 
 
@@ -336,8 +412,14 @@ def test_search_index_is_rebuilt_for_a_new_store_language(db_url, tmp_path):
 
 
 def test_day_sums_go_with_the_entries_past_retention(app, database):
-    seed(database.url, products=10, orders=50, days=30, now=datetime(2018, 6, 30, tzinfo=UTC),
-         quiet=True)
+    seed(
+        database.url,
+        products=10,
+        orders=50,
+        days=30,
+        now=datetime(2018, 6, 30, tzinfo=UTC),
+        quiet=True,
+    )
     seed(database.url, products=0, orders=50, days=30, now=NOW, quiet=True, seed_value=2)
     with database.job_session() as s:
         assert bookkeeping.vat_summary(s, date(2018, 1, 1), date(2018, 12, 31))

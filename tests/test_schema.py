@@ -19,9 +19,13 @@ def _derived(name: str) -> bool:
 def test_migrations_match_models(db_url):
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={
-            "compare_type": True,
-            "include_name": lambda name, kind, _parent: kind != "table" or not _derived(name)})
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _parent: kind != "table" or not _derived(name),
+            },
+        )
         diff = compare_metadata(context, metadata)
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
     engine.dispose()
@@ -31,8 +35,9 @@ def test_migrations_match_models(db_url):
 
 def test_every_table_comes_from_a_migration(db_url):
     engine = make_engine(db_url)
-    tables = {t for t in inspect(engine).get_table_names()
-              if t != "alembic_version" and not _derived(t)}
+    tables = {
+        t for t in inspect(engine).get_table_names() if t != "alembic_version" and not _derived(t)
+    }
     engine.dispose()
     assert tables == set(metadata.tables)
 
@@ -47,10 +52,16 @@ def test_every_money_column_is_64_bit_on_postgresql():
 
     from sqlalchemy.dialects import postgresql
 
-    money = re.compile(r"(price|total|amount|_sats|^net$|^vat$|^gross$|^shipping$|free_over"
-                       r"|amount_paid|amount_refunded)")
-    narrow = [f"{table.name}.{column.name}"
-              for table in metadata.sorted_tables for column in table.columns
-              if money.search(column.name) and not column.name.endswith(("_id", "_bp"))
-              and column.type.compile(dialect=postgresql.dialect()) in ("INTEGER", "SMALLINT")]
+    money = re.compile(
+        r"(price|total|amount|_sats|^net$|^vat$|^gross$|^shipping$|free_over"
+        r"|amount_paid|amount_refunded)"
+    )
+    narrow = [
+        f"{table.name}.{column.name}"
+        for table in metadata.sorted_tables
+        for column in table.columns
+        if money.search(column.name)
+        and not column.name.endswith(("_id", "_bp"))
+        and column.type.compile(dialect=postgresql.dialect()) in ("INTEGER", "SMALLINT")
+    ]
     assert narrow == [], "money columns must use shop.db.Money (BIGINT)"

@@ -11,8 +11,22 @@ from bs4 import BeautifulSoup
 from tests.browser import Browser
 from tests.conftest import make_test_app
 
-GARBAGE = ["", "0", "-1", "99999999999999999999", "abc", "1e9", "<script>", "\x00", "é" * 500,
-           "' OR 1=1 --", "[]", "{}", " ", "NaN"]
+GARBAGE = [
+    "",
+    "0",
+    "-1",
+    "99999999999999999999",
+    "abc",
+    "1e9",
+    "<script>",
+    "\x00",
+    "é" * 500,
+    "' OR 1=1 --",
+    "[]",
+    "{}",
+    " ",
+    "NaN",
+]
 
 
 def test_security_headers_on_every_page(client):
@@ -36,8 +50,13 @@ def test_pages_reference_no_third_party_host(client):
 
 
 def test_cookie_flags_in_production(db_url, tmp_path):
-    app = make_test_app(db_url, tmp_path / "i", env="production", demo_payments=False,
-                        data_key="VJYXYSuqGqYv5IEqzRpeYpzM-bUVkNRvDWhmmE4ojtg=")  # production needs one
+    app = make_test_app(
+        db_url,
+        tmp_path / "i",
+        env="production",
+        demo_payments=False,
+        data_key="VJYXYSuqGqYv5IEqzRpeYpzM-bUVkNRvDWhmmE4ojtg=",
+    )  # production needs one
     from shop.demo import seed_demo
 
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
@@ -46,11 +65,16 @@ def test_cookie_flags_in_production(db_url, tmp_path):
     cookie = page.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     soup = BeautifulSoup(page.text, "html.parser")
-    response = client.post("/cart/add/tote-bag", base_url="https://shop.example",
-                           headers={"Referer": "https://shop.example/products/tote-bag"},
-                           data={"csrf_token": soup.find(attrs={"name": "csrf_token"})["value"],
-                                 "variant": soup.find(attrs={"name": "variant"})["value"],
-                                 "quantity": "1"})
+    response = client.post(
+        "/cart/add/tote-bag",
+        base_url="https://shop.example",
+        headers={"Referer": "https://shop.example/products/tote-bag"},
+        data={
+            "csrf_token": soup.find(attrs={"name": "csrf_token"})["value"],
+            "variant": soup.find(attrs={"name": "variant"})["value"],
+            "quantity": "1",
+        },
+    )
     assert response.status_code == 303
     assert "Secure" in response.headers["Set-Cookie"]
 
@@ -81,10 +105,17 @@ def _post_forms(app):
     for rule in app.url_map.iter_rules():
         if "POST" not in (rule.methods or set()):
             continue
-        values = {arg: {"slug": "tote-bag", "token": "TOKEN"}.get(arg, "x") for arg in rule.arguments}
+        values = {
+            arg: {"slug": "tote-bag", "token": "TOKEN"}.get(arg, "x") for arg in rule.arguments
+        }
         # Integer URL parts (admin ids) cannot be built from "x".
-        values.update({arg: 1 for arg, conv in rule._converters.items()
-                       if type(conv).__name__ == "IntegerConverter"})
+        values.update(
+            {
+                arg: 1
+                for arg, conv in rule._converters.items()
+                if type(conv).__name__ == "IntegerConverter"
+            }
+        )
         yield rule.endpoint, rule, values
 
 
@@ -93,23 +124,44 @@ def test_malformed_data_to_every_form_never_500(client, app):
     b.get("/products/tote-bag")
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     b.get("/checkout")
-    order_page = b.submit(b.form("main form"), {"name": "N", "street": "S", "postal_code": "1",
-                                                "city": "C", "country": "DE"}, button="Place order")
+    order_page = b.submit(
+        b.form("main form"),
+        {"name": "N", "street": "S", "postal_code": "1", "city": "C", "country": "DE"},
+        button="Place order",
+    )
     token = order_page.url.rsplit("/", 1)[1]
     csrf = order_page.soup.find("input", attrs={"name": "csrf_token"})["value"]
-    field_names = ["variant", "quantity", "variant_id", "email", "name", "street", "postal_code",
-                   "city", "country", "shipping_rate", "payment_method", "submit", "refresh"]
+    field_names = [
+        "variant",
+        "quantity",
+        "variant_id",
+        "email",
+        "name",
+        "street",
+        "postal_code",
+        "city",
+        "country",
+        "shipping_rate",
+        "payment_method",
+        "submit",
+        "refresh",
+    ]
     checked = set()
     with app.test_request_context():
         from flask import url_for
 
-        routes = [(endpoint, url_for(endpoint, **{k: (token if v == "TOKEN" else v)
-                                                  for k, v in values.items()}))
-                  for endpoint, _rule, values in _post_forms(app)]
+        routes = [
+            (
+                endpoint,
+                url_for(endpoint, **{k: (token if v == "TOKEN" else v) for k, v in values.items()}),
+            )
+            for endpoint, _rule, values in _post_forms(app)
+        ]
     # Also a product that does not exist and an order token that is wrong.
     routes += [("cart.add", "/cart/add/nope"), ("demo.pay", "/orders/wrong/pay/demo")]
     assert {"cart.add", "cart.update", "cart.remove", "checkout.checkout", "demo.pay"} <= {
-        e for e, _ in routes}
+        e for e, _ in routes
+    }
     for (endpoint, url), garbage in itertools.product(routes, GARBAGE):
         for with_token in (True, False):
             data = {name: garbage for name in field_names}
@@ -129,7 +181,9 @@ def test_malformed_data_to_every_form_never_500(client, app):
 def test_bad_quantities_are_explained(client, quantity):
     b = Browser(client)
     b.get("/products/tote-bag")
-    page = b.submit(b.form("form[action$='/cart/add/tote-bag']"), {"quantity": quantity}, expect=400)
+    page = b.submit(
+        b.form("form[action$='/cart/add/tote-bag']"), {"quantity": quantity}, expect=400
+    )
     assert page.soup.select(".error"), page.text
     assert "Your cart is empty" in b.get("/cart").text
 
@@ -137,16 +191,22 @@ def test_bad_quantities_are_explained(client, quantity):
 def test_cannot_add_more_than_stock(client):
     b = Browser(client)
     b.get("/products/tote-bag")
-    page = b.submit(b.form("form[action$='/cart/add/tote-bag']"),
-                    {"variant": b.option_value("Black"), "quantity": "5"}, expect=409)
+    page = b.submit(
+        b.form("form[action$='/cart/add/tote-bag']"),
+        {"variant": b.option_value("Black"), "quantity": "5"},
+        expect=409,
+    )
     assert "Only 4 left in stock." in page.text
 
 
 def test_healthz_checks_the_database(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json == {
-        "status": "ok", "database": "ok",
-        "worker": "missing", "worker_last_beat_seconds": None}  # tests/test_workers.py: heartbeat
+        "status": "ok",
+        "database": "ok",
+        "worker": "missing",
+        "worker_last_beat_seconds": None,
+    }  # tests/test_workers.py: heartbeat
 
 
 def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(tmp_path):
@@ -157,11 +217,15 @@ def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(tmp_path
 
     seen = []
     for proxies in (0, 1):
-        app = make_test_app(f"sqlite:///{tmp_path / f'p{proxies}.sqlite3'}", tmp_path / "i",
-                            trusted_proxies=proxies)
+        app = make_test_app(
+            f"sqlite:///{tmp_path / f'p{proxies}.sqlite3'}", tmp_path / "i", trusted_proxies=proxies
+        )
         app.add_url_rule("/_addr", "addr", lambda: seen.append(request.remote_addr) or "")
         client = app.test_client()
-        client.get("/_addr", environ_base={"REMOTE_ADDR": "127.0.0.1"},
-                   headers={"X-Forwarded-For": "203.0.113.7"})
+        client.get(
+            "/_addr",
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
         app.extensions["shop.db"].dispose()
     assert seen == ["127.0.0.1", "203.0.113.7"]  # believed only when configured

@@ -48,8 +48,12 @@ def test_paid_orders_commit_and_shipping_takes_from_on_hand(demo_catalog, databa
         service.ship(s, order, "")
         assert _levels(s, "PRINT-HARB-A3") == (3, 0, 0, 3)
         moves = s.scalars(select(StockAdjustment).order_by(StockAdjustment.id)).all()
-        assert (moves[-1].kind, moves[-1].stock_before, moves[-1].stock_after,
-                moves[-1].order_id) == ("shipped", 5, 3, order.id)
+        assert (
+            moves[-1].kind,
+            moves[-1].stock_before,
+            moves[-1].stock_after,
+            moves[-1].order_id,
+        ) == ("shipped", 5, 3, order.id)
 
 
 def test_a_count_below_what_orders_hold_shows_the_shortfall(demo_catalog, database):
@@ -120,6 +124,12 @@ def test_cancel_can_write_off_instead_of_restocking(demo_catalog, database):
         assert _levels(s, "TOTE-BLK") == (4, 1, 0, 3)
         service.cancel(s, gone, "Last bag was torn", restock=False)
         assert _levels(s, "TOTE-BLK") == (3, 0, 0, 3)
-        kinds = [m.kind for m in s.scalars(select(StockAdjustment).where(
-            StockAdjustment.order_id.is_not(None)).order_by(StockAdjustment.id))]
+        kinds = [
+            m.kind
+            for m in s.scalars(
+                select(StockAdjustment)
+                .where(StockAdjustment.order_id.is_not(None))
+                .order_by(StockAdjustment.id)
+            )
+        ]
         assert kinds == ["restocked", "written_off"]

@@ -28,8 +28,11 @@ from tests.conftest import make_test_app
 
 # Small stocks so orders compete; two VAT rates (19 % prints and bags, 7 % coffee and e-book).
 SKUS = ["TOTE-BLK", "PRINT-FOR-A3", "PRINT-NT-A3", "COF-GUJI-250", "EBOOK-SMALL"]
-SEEDS = [int(os.environ["PROPERTY_SEED"])] if os.environ.get("PROPERTY_SEED") else [
-    11, 23, 37, 41, 53, 67]
+SEEDS = (
+    [int(os.environ["PROPERTY_SEED"])]
+    if os.environ.get("PROPERTY_SEED")
+    else [11, 23, 37, 41, 53, 67]
+)
 STEPS = 70
 
 
@@ -71,14 +74,20 @@ class Model:
     keys: int = 0
 
     def held(self, variant_id: int, state: str) -> int:
-        return sum(l.quantity for o in self.orders for l in o.lines
-                   if l.variant_id == variant_id and l.state == state)
+        return sum(
+            l.quantity
+            for o in self.orders
+            for l in o.lines
+            if l.variant_id == variant_id and l.state == state
+        )
 
     def raw_available(self, variant_id: int) -> int | None:
         shelf = self.shelves[variant_id]
         if shelf.on_hand is None:
             return None
-        return shelf.on_hand - self.held(variant_id, "reserved") - self.held(variant_id, "committed")
+        return (
+            shelf.on_hand - self.held(variant_id, "reserved") - self.held(variant_id, "committed")
+        )
 
     def take(self, variant_id: int, quantity: int, tally: str) -> None:
         shelf = self.shelves[variant_id]
@@ -94,11 +103,19 @@ class Model:
 
 
 def _event(model: Model, order: ModelOrder, kind: PaymentEventKind, amount: int) -> PaymentEvent:
-    return PaymentEvent(provider="prop", key=model.key(), order_ref=order.ref, kind=kind,
-                        amount=amount, currency="EUR", reference=f"ref-{model.keys}")
+    return PaymentEvent(
+        provider="prop",
+        key=model.key(),
+        order_ref=order.ref,
+        kind=kind,
+        amount=amount,
+        currency="EUR",
+        reference=f"ref-{model.keys}",
+    )
 
 
 # ---------------------------------------------------------------- steps
+
 
 def place(s, model: Model, rng: random.Random) -> str:
     ids = rng.sample(sorted(model.shelves), rng.randint(1, 2))
@@ -108,20 +125,40 @@ def place(s, model: Model, rng: random.Random) -> str:
     rate = None
     if physical:
         rate = shipping_options(s, "DE", sum(c.quantity * c.price_seen for c in cart))[0].rate_id
-    fits = all((model.raw_available(c.variant_id) is None
-                or model.raw_available(c.variant_id) >= c.quantity) for c in cart)
+    fits = all(
+        (
+            model.raw_available(c.variant_id) is None
+            or model.raw_available(c.variant_id) >= c.quantity
+        )
+        for c in cart
+    )
     try:
-        order = service.place_order(s, service.PlaceOrder(
-            digital_consent=True,
-            cart=cart, country="DE", payment_method="demo", currency="EUR", expiry_minutes=30,
-            shipping_rate_id=rate))
+        order = service.place_order(
+            s,
+            service.PlaceOrder(
+                digital_consent=True,
+                cart=cart,
+                country="DE",
+                payment_method="demo",
+                currency="EUR",
+                expiry_minutes=30,
+                shipping_rate_id=rate,
+            ),
+        )
     except (service.CartChanged, service.OutOfStock):
         assert not fits, "refused an order the shelf could fill"
         s.rollback()
         return "place refused"
     assert fits, "placed an order the shelf could not fill"
-    model.orders.append(ModelOrder(order.id, order.ref, [Line(c.variant_id, c.quantity) for c in cart],
-                                   physical, total=order.total))
+    model.orders.append(
+        ModelOrder(
+            order.id,
+            order.ref,
+            [Line(c.variant_id, c.quantity) for c in cart],
+            physical,
+            total=order.total,
+        )
+    )
     return f"place {order.number} {[(c.variant_id, c.quantity) for c in cart]}"
 
 
@@ -135,8 +172,10 @@ def pay(s, model: Model, rng: random.Random) -> str:
     if o is None or o.paid:
         return "pay: nothing"
     late = o.status == "expired"
-    fits = all(model.raw_available(l.variant_id) is None
-               or model.raw_available(l.variant_id) >= l.quantity for l in o.lines)
+    fits = all(
+        model.raw_available(l.variant_id) is None or model.raw_available(l.variant_id) >= l.quantity
+        for l in o.lines
+    )
     service.apply_payment_event(s, _event(model, o, PaymentEventKind.PAID, o.total))
     o.paid = o.total
     order = s.get(Order, o.id)
@@ -182,7 +221,9 @@ def cancel(s, model: Model, rng: random.Random) -> str:
 
 
 def ship(s, model: Model, rng: random.Random) -> str:
-    candidates = [o for o in model.orders if o.physical and o.status in ("paid", "partially_refunded")]
+    candidates = [
+        o for o in model.orders if o.physical and o.status in ("paid", "partially_refunded")
+    ]
     if not candidates:
         return "ship: nothing"
     o = rng.choice(candidates)
@@ -241,11 +282,19 @@ def count(s, model: Model, rng: random.Random) -> str:
     return f"count {variant_id} = {counted}"
 
 
-STEPS_BY_WEIGHT = [(place, 5), (pay, 4), (expire, 1), (cancel, 1), (ship, 2), (refund, 3),
-                   (count, 1)]
+STEPS_BY_WEIGHT = [
+    (place, 5),
+    (pay, 4),
+    (expire, 1),
+    (cancel, 1),
+    (ship, 2),
+    (refund, 3),
+    (count, 1),
+]
 
 
 # ---------------------------------------------------------------- checks
+
 
 def check(s, model: Model, was_oversold: set[int]) -> None:
     s.expire_all()
@@ -253,10 +302,13 @@ def check(s, model: Model, was_oversold: set[int]) -> None:
         v = s.get(Variant, variant_id)
         assert v.on_hand == shelf.on_hand, f"on hand of {v.sku}"
         if shelf.on_hand is not None:
-            assert v.on_hand == (shelf.initial + shelf.counted + shelf.returned - shelf.shipped
-                                 - shelf.written_off)
-        assert (v.reserved, v.committed) == (model.held(variant_id, "reserved"),
-                                             model.held(variant_id, "committed")), v.sku
+            assert v.on_hand == (
+                shelf.initial + shelf.counted + shelf.returned - shelf.shipped - shelf.written_off
+            )
+        assert (v.reserved, v.committed) == (
+            model.held(variant_id, "reserved"),
+            model.held(variant_id, "committed"),
+        ), v.sku
         assert v.available is None or v.available >= 0
         raw = model.raw_available(variant_id)
         # Customers never oversell; only the merchant writing off units already sold again can.
@@ -265,25 +317,32 @@ def check(s, model: Model, was_oversold: set[int]) -> None:
 
     ledger: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
     for number, rate, gross, vat, net in s.execute(
-            select(LedgerEntry.order_number, LedgerRate.tax_rate_bp, func.sum(LedgerRate.gross),
-                   func.sum(LedgerRate.vat), func.sum(LedgerRate.net))
-            .join(LedgerEntry, LedgerRate.entry_id == LedgerEntry.id)
-            .group_by(LedgerEntry.order_number, LedgerRate.tax_rate_bp)):
+        select(
+            LedgerEntry.order_number,
+            LedgerRate.tax_rate_bp,
+            func.sum(LedgerRate.gross),
+            func.sum(LedgerRate.vat),
+            func.sum(LedgerRate.net),
+        )
+        .join(LedgerEntry, LedgerRate.entry_id == LedgerEntry.id)
+        .group_by(LedgerEntry.order_number, LedgerRate.tax_rate_bp)
+    ):
         ledger[number][rate] = [int(gross), int(vat), int(net)]
     sales: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
     for number, rate, gross, vat in s.execute(
-            select(LedgerEntry.order_number, LedgerRate.tax_rate_bp, LedgerRate.gross,
-                   LedgerRate.vat)
-            .join(LedgerEntry, LedgerRate.entry_id == LedgerEntry.id)
-            .where(LedgerEntry.kind == "sale")):
+        select(LedgerEntry.order_number, LedgerRate.tax_rate_bp, LedgerRate.gross, LedgerRate.vat)
+        .join(LedgerEntry, LedgerRate.entry_id == LedgerEntry.id)
+        .where(LedgerEntry.kind == "sale")
+    ):
         sales[number][rate] = (gross, vat)
     for o in model.orders:
         order = s.get(Order, o.id)
         booked = ledger.get(order.number, {})
         recorded = o.paid and order.paid_at is not None
         # The books hold what was paid less what was refunded, to the cent...
-        assert sum(g for g, _, _ in booked.values()) == (o.paid - o.refunded if recorded else 0), \
+        assert sum(g for g, _, _ in booked.values()) == (o.paid - o.refunded if recorded else 0), (
             order.number
+        )
         for rate, (gross, vat, net) in booked.items():
             sale_gross, sale_vat = sales[order.number][rate]
             # ...per rate never more than the sale booked nor less than nothing...
@@ -309,13 +368,14 @@ def run(pg_app, seed: int) -> None:
                 history.append(step(s, model, rng))
             with database.job_session() as s:
                 if history[-1].startswith(("refund", "cancel")):
-                    was_oversold |= {v for v in model.shelves
-                                     if (model.raw_available(v) or 0) < 0}
+                    was_oversold |= {v for v in model.shelves if (model.raw_available(v) or 0) < 0}
                 check(s, model, was_oversold)
         except AssertionError as exc:
             raise AssertionError(
                 f"PROPERTY_SEED={seed} failed at step {i}: {history[-1] if history else step}\n"
-                + "\n".join(history[-12:]) + f"\n{exc}") from exc
+                + "\n".join(history[-12:])
+                + f"\n{exc}"
+            ) from exc
 
 
 @pytest.mark.parametrize("seed", SEEDS)

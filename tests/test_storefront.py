@@ -25,8 +25,10 @@ def test_purchase_end_to_end_with_demo_payment(client, database):
     b.follow("Harbour at Dawn")
     product = b.page
     assert "A3" in product.text and "€39.00" in product.text
-    b.submit(b.form("form[action$='/cart/add/harbour-at-dawn']"),
-             {"variant": b.option_value("A3"), "quantity": "2"})
+    b.submit(
+        b.form("form[action$='/cart/add/harbour-at-dawn']"),
+        {"variant": b.option_value("A3"), "quantity": "2"},
+    )
     assert "Added 2 × Harbour at Dawn" in " ".join(b.page.messages())
     assert "€78.00" in b.page.text
 
@@ -40,16 +42,29 @@ def test_purchase_end_to_end_with_demo_payment(client, database):
 
     b.follow("Check out")
     checkout = b.page
-    for name, token in [("email", "email"), ("name", "name"), ("street", "street-address"),
-                        ("postal_code", "postal-code"), ("city", "address-level2"),
-                        ("country", "country")]:
+    for name, token in [
+        ("email", "email"),
+        ("name", "name"),
+        ("street", "street-address"),
+        ("postal_code", "postal-code"),
+        ("city", "address-level2"),
+        ("country", "country"),
+    ]:
         element = checkout.soup.find(attrs={"name": name})
         assert element["autocomplete"] == token
         assert checkout.soup.find("label", attrs={"for": element["id"]}) is not None
-    order_page = b.submit(b.form("main form"), {
-        "email": "ada@example.org", "name": "Ada Lovelace", "street": "1 Harbour Road",
-        "postal_code": "10115", "city": "Berlin", "country": "DE",
-    }, button="Place order")
+    order_page = b.submit(
+        b.form("main form"),
+        {
+            "email": "ada@example.org",
+            "name": "Ada Lovelace",
+            "street": "1 Harbour Road",
+            "postal_code": "10115",
+            "city": "Berlin",
+            "country": "DE",
+        },
+        button="Place order",
+    )
     assert re.fullmatch(r"/orders/[A-Za-z0-9_-]{43}", order_page.url)
     assert "Awaiting payment" in order_page.text
     # €39.00 print + €4.90 shipping (below the €50 free-shipping threshold), 19 % VAT included.
@@ -78,8 +93,9 @@ def test_digital_only_checkout_asks_no_address(client, database):
     assert page.soup.find(attrs={"name": "street"}) is None
     assert page.soup.find(attrs={"name": "name"}) is None
     assert "Digital goods need no address" in page.text
-    order_page = b.submit(b.form("main form"), {"country": "FR", "digital_consent": "y"},
-                          button="Place order")
+    order_page = b.submit(
+        b.form("main form"), {"country": "FR", "digital_consent": "y"}, button="Place order"
+    )
     assert "Total €7.99" in order_page.text
     assert "the only way back to it" in order_page.text  # no email given
     with database.job_session() as s:
@@ -92,14 +108,21 @@ def test_digital_only_checkout_asks_no_address(client, database):
 def test_free_shipping_threshold_and_zone_rates(client):
     b = Browser(client)
     b.get("/products/house-espresso")
-    b.submit(b.form("form[action$='/cart/add/house-espresso']"),
-             {"variant": b.option_value("1 kg"), "quantity": "2"})
+    b.submit(
+        b.form("form[action$='/cart/add/house-espresso']"),
+        {"variant": b.option_value("1 kg"), "quantity": "2"},
+    )
     page = b.get("/checkout")
     assert "Standard parcel (Germany) — free" in page.text  # €64 is over the €50 threshold
     # Choosing another country and refreshing shows that zone's rates, without JavaScript.
     page = b.submit(b.form("main form"), {"country": "FR"}, button="Update shipping options")
     assert "Tracked parcel (European Union) — €12.90" in page.text
-    assert "Germany" not in page.soup.select_one("fieldset:has(legend:-soup-contains('Shipping method'))").get_text()
+    assert (
+        "Germany"
+        not in page.soup.select_one(
+            "fieldset:has(legend:-soup-contains('Shipping method'))"
+        ).get_text()
+    )
     # Mixed VAT rates: 7 % on coffee and 19 % on shipping, each shown.
     assert "Includes VAT 19% on €12.90" in page.text
     assert "Includes VAT 7% on €64.00" in page.text
@@ -110,8 +133,9 @@ def test_physical_checkout_requires_address(client, database):
     b.get("/products/tote-bag")
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     b.get("/checkout")
-    page = b.submit(b.form("main form"), {"name": "", "street": ""}, button="Place order",
-                    expect=400)
+    page = b.submit(
+        b.form("main form"), {"name": "", "street": ""}, button="Place order", expect=400
+    )
     assert "Needed to ship your order." in page.text
     with database.job_session() as s:
         assert s.scalar(select(Order)) is None
@@ -122,11 +146,16 @@ def test_search_and_pagination(client, db_url, tmp_path):
     page = b.get("/?q=print")
     titles = [h.get_text() for h in page.soup.select(".card h2")]
     # Title or description matches ("screen printed" tote bag); the coffee does not.
-    assert set(titles) == {"Harbour at Dawn — art print", "Forest Floor — art print",
-                           "Night Train — art print", "Field Notes on Printmaking — e-book",
-                           "Canvas tote bag"}
+    assert set(titles) == {
+        "Harbour at Dawn — art print",
+        "Forest Floor — art print",
+        "Night Train — art print",
+        "Field Notes on Printmaking — e-book",
+        "Canvas tote bag",
+    }
     assert [h.get_text() for h in b.get("/?q=ART+print+harbour").soup.select(".card h2")] == [
-        "Harbour at Dawn — art print"]
+        "Harbour at Dawn — art print"
+    ]
     assert b.get("/?q=%25").soup.select(".card") == []  # LIKE wildcards are literal
     assert "No products found" in b.get("/?q=zzzz-nothing").text
     small_pages = make_test_app(db_url, tmp_path / "instance", products_per_page=3)
@@ -135,10 +164,13 @@ def test_search_and_pagination(client, db_url, tmp_path):
     assert len(first.soup.select(".card")) == 3 and "Previous" not in first.text
     b.follow("Next")
     second = [h.get_text() for h in b.page.soup.select(".card h2")]
-    assert len(second) == 3 and not set(second) & {h.get_text() for h in first.soup.select(".card h2")}
+    assert len(second) == 3 and not set(second) & {
+        h.get_text() for h in first.soup.select(".card h2")
+    }
     b.follow("Previous")
     assert [h.get_text() for h in b.page.soup.select(".card h2")] == [
-        h.get_text() for h in first.soup.select(".card h2")]
+        h.get_text() for h in first.soup.select(".card h2")
+    ]
     # Links from before keyset paging go to the first page; garbage is no page of ours.
     moved = small_pages.test_client().get("/?page=99&q=print")
     assert moved.status_code == 301 and moved.headers["Location"] == "/?q=print"
@@ -149,8 +181,10 @@ def test_search_and_pagination(client, db_url, tmp_path):
 def test_cart_explains_price_change_and_sell_out(client, database):
     b = Browser(client)
     b.get("/products/forest-floor")
-    b.submit(b.form("form[action$='/cart/add/forest-floor']"),
-             {"variant": b.option_value("A3"), "quantity": "2"})
+    b.submit(
+        b.form("form[action$='/cart/add/forest-floor']"),
+        {"variant": b.option_value("A3"), "quantity": "2"},
+    )
     b.get("/products/tote-bag")
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     with database.job_session() as s:
@@ -173,10 +207,15 @@ def test_cached_product_page_never_sells_what_is_gone(client, database, db_url, 
         s.scalar(select(Variant).where(Variant.sku == "TOTE-BLK")).on_hand = 0
     page = b.get("/products/tote-bag")  # served from the short-lived catalog cache
     assert "only 4 left" in page.text
-    page = b.submit(b.form("form[action$='/cart/add/tote-bag']"),
-                    {"variant": b.option_value("Black")}, expect=409)
+    page = b.submit(
+        b.form("form[action$='/cart/add/tote-bag']"),
+        {"variant": b.option_value("Black")},
+        expect=409,
+    )
     assert "Sold out." in page.text  # adding to the cart reads the database, not the cache
-    uncached = Browser(make_test_app(db_url, tmp_path / "i2", catalog_cache_seconds=0).test_client())
+    uncached = Browser(
+        make_test_app(db_url, tmp_path / "i2", catalog_cache_seconds=0).test_client()
+    )
     assert "sold out" in uncached.get("/products/tote-bag").text
 
 
@@ -198,9 +237,11 @@ def test_shipping_charged_is_the_shipping_shown(client, database, db_url, tmp_pa
     assert "Standard parcel (Germany) — €4.90" in " ".join(b.page.text.split())
     with database.job_session() as s:
         s.scalar(select(ShippingRate).where(ShippingRate.name == "Standard parcel")).price = 690
-    page = b.submit(b.form("main form"), {"name": "Ada", "street": "1 Road",
-                                          "postal_code": "10115", "city": "Berlin"},
-                    button="Place order")
+    page = b.submit(
+        b.form("main form"),
+        {"name": "Ada", "street": "1 Road", "postal_code": "10115", "city": "Berlin"},
+        button="Place order",
+    )
     with database.job_session() as s:
         order = s.scalar(select(Order))
         assert (order.shipping_method, order.shipping) == ("Standard parcel", 490)

@@ -31,9 +31,18 @@ def test_money_refuses_floats_and_mixed_currencies():
     assert Money(150, "EUR") * 3 == Money(450, "EUR")
 
 
-@pytest.mark.parametrize("gross,rate,vat", [(11900, 1900, 1900), (1070, 700, 70), (100, 1900, 16),
-                                            (1, 1900, 0), (0, 1900, 0), (4390, 1900, 701),
-                                            (1077, 770, 77)])
+@pytest.mark.parametrize(
+    "gross,rate,vat",
+    [
+        (11900, 1900, 1900),
+        (1070, 700, 70),
+        (100, 1900, 16),
+        (1, 1900, 0),
+        (0, 1900, 0),
+        (4390, 1900, 701),
+        (1077, 770, 77),
+    ],
+)
 def test_vat_included(gross, rate, vat):
     assert vat_included(gross, rate) == vat
 
@@ -42,7 +51,10 @@ def test_totals_group_vat_per_rate():
     line = lambda price, qty, rate: PricedLine(1, "s", "t", "", "sku", "physical", price, qty, rate)
     totals = compute_totals([line(999, 3, 700), line(2400, 1, 1900)], 490, 1900)
     assert (totals.subtotal, totals.shipping, totals.total) == (5397, 490, 5887)
-    assert [(v.rate_bp, v.gross, v.vat) for v in totals.vat] == [(1900, 2890, 461), (700, 2997, 196)]
+    assert [(v.rate_bp, v.gross, v.vat) for v in totals.vat] == [
+        (1900, 2890, 461),
+        (700, 2997, 196),
+    ]
     assert totals.vat_total == 657
     assert shipping_price(490, 5000, 5000) == 0 and shipping_price(490, 5000, 4999) == 490
     assert shipping_price(490, None, 10**9) == 490
@@ -58,28 +70,61 @@ def test_state_machine():
 
 
 def test_cart_cookie_parsing_drops_garbage():
-    session = {"cart": [[1, 2, 100], [1, 3, 100], ["x", 1, 1], [2, 0, 1], [3, 100, 1], [4, 1, -1],
-                        [5, True, 1], "junk", [6, 1, 50]]}
+    session = {
+        "cart": [
+            [1, 2, 100],
+            [1, 3, 100],
+            ["x", 1, 1],
+            [2, 0, 1],
+            [3, 100, 1],
+            [4, 1, -1],
+            [5, True, 1],
+            "junk",
+            [6, 1, 50],
+        ]
+    }
     assert [(l.variant_id, l.quantity, l.price_seen) for l in load_cart(session)] == [
-        (1, 2, 100), (6, 1, 50)]
+        (1, 2, 100),
+        (6, 1, 50),
+    ]
     assert load_cart({"cart": "nope"}) == []
 
 
 def test_settings_from_environment_and_validation(tmp_path):
-    settings = load_settings({"SHOP_CURRENCY": "JPY", "SHOP_STORE_NAME": "Roastery",
-                              "SHOP_ORDER_EXPIRY_MINUTES": "45", "SHOP_DEMO_PAYMENTS": "yes",
-                              "SHOP_INSTANCE_PATH": str(tmp_path)})
+    settings = load_settings(
+        {
+            "SHOP_CURRENCY": "JPY",
+            "SHOP_STORE_NAME": "Roastery",
+            "SHOP_ORDER_EXPIRY_MINUTES": "45",
+            "SHOP_DEMO_PAYMENTS": "yes",
+            "SHOP_INSTANCE_PATH": str(tmp_path),
+        }
+    )
     assert (settings.currency, settings.store_name, settings.order_expiry_minutes) == (
-        "JPY", "Roastery", 45)
+        "JPY",
+        "Roastery",
+        45,
+    )
     assert settings.demo_payments and settings.instance_path == tmp_path
     assert load_settings({"SHOP_CURRENCY": "BTC"}).currency == "BTC"
     with pytest.raises(ConfigError) as exc:
-        load_settings({"SHOP_CURRENCY": "XYZ", "SHOP_COUNTRY": "Germany",
-                       "SHOP_ORDER_EXPIRY_MINUTES": "soon", "SHOP_DEMO_PAYMENTS": "maybe",
-                       "SHOP_ENV": "staging"})
+        load_settings(
+            {
+                "SHOP_CURRENCY": "XYZ",
+                "SHOP_COUNTRY": "Germany",
+                "SHOP_ORDER_EXPIRY_MINUTES": "soon",
+                "SHOP_DEMO_PAYMENTS": "maybe",
+                "SHOP_ENV": "staging",
+            }
+        )
     text = str(exc.value)
-    for fragment in ("SHOP_CURRENCY", "SHOP_COUNTRY", "SHOP_ORDER_EXPIRY_MINUTES",
-                     "SHOP_DEMO_PAYMENTS", "SHOP_ENV"):
+    for fragment in (
+        "SHOP_CURRENCY",
+        "SHOP_COUNTRY",
+        "SHOP_ORDER_EXPIRY_MINUTES",
+        "SHOP_DEMO_PAYMENTS",
+        "SHOP_ENV",
+    ):
         assert fragment in text
 
 
@@ -94,5 +139,6 @@ def test_production_refuses_missing_or_weak_secret(secret):
 
 def test_production_refuses_demo_payments():
     with pytest.raises(ConfigError, match="SHOP_DEMO_PAYMENTS"):
-        load_settings({"SHOP_ENV": "production", "SHOP_SECRET_KEY": "k" * 40,
-                       "SHOP_DEMO_PAYMENTS": "1"})
+        load_settings(
+            {"SHOP_ENV": "production", "SHOP_SECRET_KEY": "k" * 40, "SHOP_DEMO_PAYMENTS": "1"}
+        )

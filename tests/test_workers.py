@@ -86,9 +86,14 @@ class Workers:
     def start(self) -> Worker:
         log_path = self.tmp_path / f"worker-{len(self.started)}.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "shop.cli", "worker"], cwd=ROOT,
-                                    env=self.env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=log)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "shop.cli", "worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         worker = Worker(proc, log_path)
         self.started.append(worker)
         return worker
@@ -102,31 +107,45 @@ class Workers:
 
 def worker_env(db_url: str, instance: Path, data_key: str, **settings: object) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
-    env.update({
-        "SHOP_DATABASE_URL": db_url, "SHOP_SECRET_KEY": TEST_SECRET, "SHOP_DATA_KEY": data_key,
-        "SHOP_INSTANCE_PATH": str(instance), "SHOP_WORKER_INTERVAL_SECONDS": str(INTERVAL),
-        "SHOP_LOG_FORMAT": "json", "SHOP_RATE_PROVIDERS": "",
-        **{f"SHOP_{k.upper()}": str(v) for k, v in settings.items()},
-    })
+    env.update(
+        {
+            "SHOP_DATABASE_URL": db_url,
+            "SHOP_SECRET_KEY": TEST_SECRET,
+            "SHOP_DATA_KEY": data_key,
+            "SHOP_INSTANCE_PATH": str(instance),
+            "SHOP_WORKER_INTERVAL_SECONDS": str(INTERVAL),
+            "SHOP_LOG_FORMAT": "json",
+            "SHOP_RATE_PROVIDERS": "",
+            **{f"SHOP_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+    )
     return env
 
 
 def heartbeats(database: Database) -> dict[int, WorkerHeartbeat]:
     with database.job_session() as session:
-        return {row.pid: row for row in session.scalars(
-            select(WorkerHeartbeat).where(WorkerHeartbeat.stopped_at.is_(None)))}
+        return {
+            row.pid: row
+            for row in session.scalars(
+                select(WorkerHeartbeat).where(WorkerHeartbeat.stopped_at.is_(None))
+            )
+        }
 
 
 def watcher_lock_holders(database: Database) -> int:
     with database.engine.connect() as conn:
-        return conn.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND ((classid::bigint << 32) | objid::bigint) = :key"), {"key": ADVISORY_LOCK_KEY}
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND ((classid::bigint << 32) | objid::bigint) = :key"
+            ),
+            {"key": ADVISORY_LOCK_KEY},
         ).scalar_one()
 
 
 # ---------------------------------------------------------------- placing work
+
 
 def _variant(session, sku: str) -> Variant:
     return session.scalar(select(Variant).where(Variant.sku == sku))
@@ -140,13 +159,27 @@ def place_expiring(database: Database, n: int, email: bool) -> list[int]:
             variant = _variant(session, STOCKED_SKU)
             past = utcnow() - timedelta(hours=1)
             rate = shipping_options(session, "DE", variant.price)[0]
-            contact = ContactDetails(email=f"late{i}@example.org" if email else None,
-                                     name="Ada Lovelace", street="1 Harbour Road",
-                                     postal_code="10115", city="Berlin")
-            order = service.place_order(session, service.PlaceOrder(
-                digital_consent=True, cart=[CartLine(variant.id, 1, variant.price)], country="DE",
-                payment_method="bitcoin", currency="EUR", expiry_minutes=15, contact=contact,
-                shipping_rate_id=rate.rate_id), now=past)
+            contact = ContactDetails(
+                email=f"late{i}@example.org" if email else None,
+                name="Ada Lovelace",
+                street="1 Harbour Road",
+                postal_code="10115",
+                city="Berlin",
+            )
+            order = service.place_order(
+                session,
+                service.PlaceOrder(
+                    digital_consent=True,
+                    cart=[CartLine(variant.id, 1, variant.price)],
+                    country="DE",
+                    payment_method="bitcoin",
+                    currency="EUR",
+                    expiry_minutes=15,
+                    contact=contact,
+                    shipping_rate_id=rate.rate_id,
+                ),
+                now=past,
+            )
             ids.append(order.id)
     return ids
 
@@ -158,12 +191,21 @@ def place_bitcoin(database: Database, method, node: FakeNode, n: int, email: boo
     for i in range(n):
         with database.job_session() as session:
             variant = _variant(session, DIGITAL_SKU)
-            order = service.place_order(session, service.PlaceOrder(
-                digital_consent=True, cart=[CartLine(variant.id, 1, variant.price)], country="DE",
-                payment_method="bitcoin", currency="EUR", expiry_minutes=15,
-                contact=ContactDetails(email=f"btc{i}@example.org" if email else None)))
-            invoice = inv.create_invoice(session, order, method.descriptor, method.policy,
-                                         inv.LockedRate(RATE))
+            order = service.place_order(
+                session,
+                service.PlaceOrder(
+                    digital_consent=True,
+                    cart=[CartLine(variant.id, 1, variant.price)],
+                    country="DE",
+                    payment_method="bitcoin",
+                    currency="EUR",
+                    expiry_minutes=15,
+                    contact=ContactDetails(email=f"btc{i}@example.org" if email else None),
+                ),
+            )
+            invoice = inv.create_invoice(
+                session, order, method.descriptor, method.policy, inv.LockedRate(RATE)
+            )
             script, sats = bytes(invoice.script_pubkey), invoice.amount_sats
             ids.append(order.id)
         node.add_to_mempool(node.make_payment(script, sats))
@@ -177,11 +219,13 @@ def statuses(database: Database, ids: list[int]) -> set[str]:
 
 def outbox_drained(database: Database) -> bool:
     with database.job_session() as session:
-        return not session.scalar(select(func.count()).select_from(OutboxMessage)
-                                  .where(OutboxMessage.status == "pending"))
+        return not session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+        )
 
 
 # ---------------------------------------------------------------- the proof
+
 
 @pytest.fixture
 def smtp():
@@ -199,9 +243,14 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
     data_key = generate_master_key_text()
     instance = tmp_path / "instance"
     with FakeNode() as node:
-        btc = {"bitcoin_descriptor": TEST_DESCRIPTOR, "bitcoin_network": "regtest",
-               "bitcoin_rpc_url": node.url, "bitcoin_poll_seconds": 0.2,
-               "smtp_url": f"smtp://127.0.0.1:{smtp.port}", "mail_from": "orders@shop.example"}
+        btc = {
+            "bitcoin_descriptor": TEST_DESCRIPTOR,
+            "bitcoin_network": "regtest",
+            "bitcoin_rpc_url": node.url,
+            "bitcoin_poll_seconds": 0.2,
+            "smtp_url": f"smtp://127.0.0.1:{smtp.port}",
+            "mail_from": "orders@shop.example",
+        }
         app = make_test_app(pg_url, instance, data_key=data_key, rate_providers="", **btc)
         database: Database = app.extensions["shop.db"]
         method = app.extensions["shop.payment_methods"]["bitcoin"]
@@ -213,8 +262,10 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
             started = time.monotonic()
             procs = [workers.start() for _ in range(3)]
             wait_for("three heartbeats", lambda: len(heartbeats(database)) == 3, 30)
-            wait_for("a chain watcher",
-                     lambda: any(h.watching_chain for h in heartbeats(database).values()))
+            wait_for(
+                "a chain watcher",
+                lambda: any(h.watching_chain for h in heartbeats(database).values()),
+            )
             assert sum(h.watching_chain for h in heartbeats(database).values()) == 1
             assert watcher_lock_holders(database) == 1
 
@@ -223,8 +274,9 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
             paying = place_bitcoin(database, method, node, 6, email=True)
             node.mine(1)
             wait_for("phase 1 expiries", lambda: statuses(database, expiring) == {"expired"})
-            wait_for("phase 1 payments",
-                     lambda: statuses(database, paying) <= {"paid", "fulfilled"})
+            wait_for(
+                "phase 1 payments", lambda: statuses(database, paying) <= {"paid", "fulfilled"}
+            )
             wait_for("phase 1 emails", lambda: outbox_drained(database))
 
             # Phase 2: work in flight when the watching worker dies. These orders have no email
@@ -242,8 +294,9 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
 
             def taken_over() -> bool:
                 beats = heartbeats(database)
-                return (watcher_lock_holders(database) == 1
-                        and any(beats[w.pid].watching_chain for w in survivors))
+                return watcher_lock_holders(database) == 1 and any(
+                    beats[w.pid].watching_chain for w in survivors
+                )
 
             takeover = wait_for("another worker to take the chain watcher over", taken_over, 10)
             assert takeover < 5, f"chain watcher took {takeover:.1f} s to move"
@@ -268,34 +321,59 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
 
         with database.job_session() as session:
             # Expiries: once each, stock back exactly once.
-            expired_events = Counter(session.scalars(select(OrderEvent.order_id).where(
-                OrderEvent.order_id.in_(expiring), OrderEvent.to_status == "expired")))
+            expired_events = Counter(
+                session.scalars(
+                    select(OrderEvent.order_id).where(
+                        OrderEvent.order_id.in_(expiring), OrderEvent.to_status == "expired"
+                    )
+                )
+            )
             assert expired_events == Counter({i: 1 for i in expiring})
             assert _variant(session, STOCKED_SKU).available == stock_before
 
             # Payments: one "paid" record, one transition, one ledger sale per order.
             orders = session.scalars(select(Order).where(Order.id.in_(paying))).all()
             assert all(o.amount_paid == o.total for o in orders)
-            paid_records = Counter(session.scalars(select(PaymentRecord.order_id).where(
-                PaymentRecord.provider == "bitcoin", PaymentRecord.kind == "paid")))
+            paid_records = Counter(
+                session.scalars(
+                    select(PaymentRecord.order_id).where(
+                        PaymentRecord.provider == "bitcoin", PaymentRecord.kind == "paid"
+                    )
+                )
+            )
             assert paid_records == Counter({i: 1 for i in paying})
-            paid_events = Counter(session.scalars(select(OrderEvent.order_id).where(
-                OrderEvent.order_id.in_(paying), OrderEvent.to_status == "paid",
-                OrderEvent.from_status != "paid")))
+            paid_events = Counter(
+                session.scalars(
+                    select(OrderEvent.order_id).where(
+                        OrderEvent.order_id.in_(paying),
+                        OrderEvent.to_status == "paid",
+                        OrderEvent.from_status != "paid",
+                    )
+                )
+            )
             assert paid_events == Counter({i: 1 for i in paying})
-            sales = Counter(session.scalars(select(LedgerEntry.key).where(
-                LedgerEntry.key.like("sale:%"))))
+            sales = Counter(
+                session.scalars(select(LedgerEntry.key).where(LedgerEntry.key.like("sale:%")))
+            )
             assert sales == Counter({f"sale:{o.number}": 1 for o in orders})
-            assert session.scalar(select(func.count()).select_from(inv.BitcoinInvoice).where(
-                inv.BitcoinInvoice.status == "settled")) == len(paying)
+            assert session.scalar(
+                select(func.count())
+                .select_from(inv.BitcoinInvoice)
+                .where(inv.BitcoinInvoice.status == "settled")
+            ) == len(paying)
 
             # Emails: each queued one delivered once to the SMTP server.
             outbox = session.scalars(select(OutboxMessage)).all()
             numbers = {o.id: o.number for o in session.scalars(select(Order))}
         assert outbox and all(m.status == "sent" for m in outbox)
         expected = Counter(
-            ("Order {} received" if m.kind == "order_received" else
-             "Payment for order {} received").format(numbers[m.order_id]) for m in outbox)
+            (
+                "Order {} received"
+                if m.kind == "order_received"
+                else "Payment for order {} received"
+            ).format(numbers[m.order_id])
+            for m in outbox
+        )
         assert len(expected) == len(outbox)  # 10 + 8 + 2 * (6 + 6)
         assert len(outbox) == 10 + 8 + 2 * 12
         assert Counter(m["Subject"] for m in smtp.messages()) == expected
@@ -304,12 +382,15 @@ def test_three_workers_do_every_job_exactly_once_and_survive_a_kill(pg_url, tmp_
         assert set(beats) == {victim_pid}  # the survivors removed their rows when they stopped
         assert victim.proc.returncode == -signal.SIGKILL
         assert elapsed < 60, f"took {elapsed:.0f} s"
-        print(f"\nthree workers: chain watcher moved {takeover:.2f} s after the kill "
-              f"({time.monotonic() - killed_at:.1f} s for the rest); whole run {elapsed:.1f} s")
+        print(
+            f"\nthree workers: chain watcher moved {takeover:.2f} s after the kill "
+            f"({time.monotonic() - killed_at:.1f} s for the rest); whole run {elapsed:.1f} s"
+        )
         app.extensions["shop.db"].dispose()
 
 
 # ---------------------------------------------------------------- SIGTERM
+
 
 class SlowSink(SmtpSink):
     """Takes a while to accept a message, so a SIGTERM lands in the middle of a send."""
@@ -377,14 +458,22 @@ def test_a_second_worker_with_a_bitcoin_node_stops_its_watcher_on_sigterm(pg_url
     """The chain watcher thread ends with the process and its advisory lock goes with it."""
     data_key = generate_master_key_text()
     with FakeNode() as node:
-        btc = {"bitcoin_descriptor": TEST_DESCRIPTOR, "bitcoin_network": "regtest",
-               "bitcoin_rpc_url": node.url, "bitcoin_poll_seconds": 0.2}
+        btc = {
+            "bitcoin_descriptor": TEST_DESCRIPTOR,
+            "bitcoin_network": "regtest",
+            "bitcoin_rpc_url": node.url,
+            "bitcoin_poll_seconds": 0.2,
+        }
         app = make_test_app(pg_url, tmp_path / "i", data_key=data_key, rate_providers="", **btc)
         database: Database = app.extensions["shop.db"]
         workers = Workers(tmp_path, worker_env(pg_url, tmp_path / "i", data_key, **btc))
         try:
             worker = workers.start()
-            wait_for("the watcher", lambda: any(h.watching_chain for h in heartbeats(database).values()), 30)
+            wait_for(
+                "the watcher",
+                lambda: any(h.watching_chain for h in heartbeats(database).values()),
+                30,
+            )
             assert watcher_lock_holders(database) == 1
             worker.proc.send_signal(signal.SIGTERM)
             assert worker.proc.wait(15) == 0
@@ -398,6 +487,7 @@ def test_a_second_worker_with_a_bitcoin_node_stops_its_watcher_on_sigterm(pg_url
 
 
 # ---------------------------------------------------------------- heartbeat
+
 
 def test_healthz_reports_the_workers_heartbeat(client, database, settings):
     assert client.get("/healthz").get_json()["worker"] == "missing"
@@ -427,15 +517,17 @@ def test_admin_health_lists_live_workers_and_old_rows_are_pruned(database, setti
     now = utcnow()
     old = Heartbeat(database, ["send-emails"], clock=lambda: now - timedelta(hours=2))
     old.beat("")
-    live = Heartbeat(database, ["send-emails", "chain-watcher"], watching=lambda: True,
-                     clock=lambda: now)
+    live = Heartbeat(
+        database, ["send-emails", "chain-watcher"], watching=lambda: True, clock=lambda: now
+    )
     with database.job_session() as session:
         checks = {c.name: c for c in health.checks(session, settings, now)}
     assert checks["Worker"].status == health.WARN  # only a long-dead one
     live.beat("send-emails")  # also prunes rows that stopped beating an hour ago
     with database.job_session() as session:
-        assert [w.worker_id for w in live_workers(session, settings.worker_interval_seconds, now)] \
-            == [live.worker_id]
+        assert [
+            w.worker_id for w in live_workers(session, settings.worker_interval_seconds, now)
+        ] == [live.worker_id]
         assert session.get(WorkerHeartbeat, old.worker_id) is None
         checks = {c.name: c for c in health.checks(session, settings, now)}
         assert worker_status(session, settings.worker_interval_seconds, now)[0] == "ok"
@@ -446,6 +538,7 @@ def test_admin_health_lists_live_workers_and_old_rows_are_pruned(database, setti
 
 
 # ---------------------------------------------------------------- watcher vs. expiry job
+
 
 @pytest.mark.parametrize("seen_in", ["block", "mempool"])
 def test_the_watcher_waits_for_another_workers_invoice_expiry(pg_url, tmp_path, seen_in):
@@ -478,9 +571,12 @@ def test_the_watcher_waits_for_another_workers_invoice_expiry(pg_url, tmp_path, 
 
         def watcher_waits() -> bool:
             with database.engine.connect() as conn:
-                return conn.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")).scalar_one()
+                return conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                ).scalar_one()
 
         wait_for("the watcher to wait for the invoice's lock", watcher_waits, 10)
         expiry.commit()
@@ -489,10 +585,11 @@ def test_the_watcher_waits_for_another_workers_invoice_expiry(pg_url, tmp_path, 
         assert not done.is_alive()
 
         with database.job_session() as session:
-            events = session.execute(select(inv.BitcoinInvoiceEvent.from_state,
-                                            inv.BitcoinInvoiceEvent.to_state)
-                                     .where(inv.BitcoinInvoiceEvent.invoice_id == invoice_id)
-                                     .order_by(inv.BitcoinInvoiceEvent.id)).all()
+            events = session.execute(
+                select(inv.BitcoinInvoiceEvent.from_state, inv.BitcoinInvoiceEvent.to_state)
+                .where(inv.BitcoinInvoiceEvent.invoice_id == invoice_id)
+                .order_by(inv.BitcoinInvoiceEvent.id)
+            ).all()
             state = session.get(inv.BitcoinInvoice, invoice_id).status
         # One unbroken history: each change starts where the one before ended.
         final = "settled/late" if seen_in == "block" else "processing"

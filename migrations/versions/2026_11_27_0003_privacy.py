@@ -20,10 +20,16 @@ LEDGER_TABLES = ("ledger_entries", "ledger_lines", "ledger_rates")
 
 def upgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("personal_data_erase_requested_at",
-                                      shop.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("personal_data_erased_at",
-                                      shop.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "personal_data_erase_requested_at",
+                shop.db.UTCDateTime(timezone=True),
+                nullable=True,
+            )
+        )
+        batch_op.add_column(
+            sa.Column("personal_data_erased_at", shop.db.UTCDateTime(timezone=True), nullable=True)
+        )
 
     # Plaintext contact columns become AES-GCM blobs under a wrapped per-order data key.
     # There is no production data yet, so the table is recreated rather than converted.
@@ -37,8 +43,12 @@ def upgrade() -> None:
         sa.Column("street", sa.LargeBinary(), nullable=True),
         sa.Column("postal_code", sa.LargeBinary(), nullable=True),
         sa.Column("city", sa.LargeBinary(), nullable=True),
-        sa.ForeignKeyConstraint(["order_id"], ["orders.id"],
-                                name=op.f("fk_order_contacts_order_id_orders"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["orders.id"],
+            name=op.f("fk_order_contacts_order_id_orders"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("order_id", name=op.f("pk_order_contacts")),
     )
 
@@ -63,9 +73,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("key", name=op.f("uq_ledger_entries_key")),
     )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_ledger_entries_entry_date"), ["entry_date"], unique=False)
-        batch_op.create_index(batch_op.f("ix_ledger_entries_order_number"), ["order_number"],
-                              unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_entry_date"), ["entry_date"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_order_number"), ["order_number"], unique=False
+        )
 
     op.create_table(
         "ledger_lines",
@@ -78,9 +91,12 @@ def upgrade() -> None:
         sa.Column("unit_price", sa.Integer(), nullable=False),
         sa.Column("tax_rate_bp", sa.Integer(), nullable=False),
         sa.Column("gross", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["entry_id"], ["ledger_entries.id"],
-                                name=op.f("fk_ledger_lines_entry_id_ledger_entries"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["ledger_entries.id"],
+            name=op.f("fk_ledger_lines_entry_id_ledger_entries"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_lines")),
     )
     with op.batch_alter_table("ledger_lines", schema=None) as batch_op:
@@ -94,12 +110,16 @@ def upgrade() -> None:
         sa.Column("net", sa.Integer(), nullable=False),
         sa.Column("vat", sa.Integer(), nullable=False),
         sa.Column("gross", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["entry_id"], ["ledger_entries.id"],
-                                name=op.f("fk_ledger_rates_entry_id_ledger_entries"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["ledger_entries.id"],
+            name=op.f("fk_ledger_rates_entry_id_ledger_entries"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_rates")),
-        sa.UniqueConstraint("entry_id", "tax_rate_bp",
-                            name=op.f("uq_ledger_rates_entry_id_tax_rate_bp")),
+        sa.UniqueConstraint(
+            "entry_id", "tax_rate_bp", name=op.f("uq_ledger_rates_entry_id_tax_rate_bp")
+        ),
     )
 
     op.create_table(
@@ -117,18 +137,24 @@ def upgrade() -> None:
             "USING ERRCODE = 'integrity_constraint_violation'; END $$"
         )
         for table in LEDGER_TABLES:
-            op.execute(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE ON {table} "
-                       f"FOR EACH ROW EXECUTE FUNCTION ledger_refuse_update()")
+            op.execute(
+                f"CREATE TRIGGER {table}_immutable BEFORE UPDATE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION ledger_refuse_update()"
+            )
     else:
         for table in LEDGER_TABLES:
-            op.execute(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE ON {table} "
-                       f"BEGIN SELECT RAISE(ABORT, 'ledger records are immutable ({table})'); END")
+            op.execute(
+                f"CREATE TRIGGER {table}_immutable BEFORE UPDATE ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'ledger records are immutable ({table})'); END"
+            )
 
 
 def downgrade() -> None:
     for table in LEDGER_TABLES:
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_immutable"
-                   + (f" ON {table}" if op.get_bind().dialect.name == "postgresql" else ""))
+        op.execute(
+            f"DROP TRIGGER IF EXISTS {table}_immutable"
+            + (f" ON {table}" if op.get_bind().dialect.name == "postgresql" else "")
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS ledger_refuse_update()")
     op.drop_table("privacy_job_runs")
@@ -150,8 +176,12 @@ def downgrade() -> None:
         sa.Column("street", sa.String(length=300), nullable=True),
         sa.Column("postal_code", sa.String(length=20), nullable=True),
         sa.Column("city", sa.String(length=100), nullable=True),
-        sa.ForeignKeyConstraint(["order_id"], ["orders.id"],
-                                name=op.f("fk_order_contacts_order_id_orders"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["orders.id"],
+            name=op.f("fk_order_contacts_order_id_orders"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("order_id", name=op.f("pk_order_contacts")),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:

@@ -28,8 +28,9 @@ def upgrade() -> None:
         sa.CheckConstraint("as_of <= fetched_at", name=op.f("ck_rate_quotes_as_of_before_fetch")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_quotes")),
     )
-    op.create_index("ix_rate_quotes_currency_as_of", "rate_quotes", ["currency", "as_of"],
-                    unique=False)
+    op.create_index(
+        "ix_rate_quotes_currency_as_of", "rate_quotes", ["currency", "as_of"], unique=False
+    )
 
 
 def downgrade() -> None:

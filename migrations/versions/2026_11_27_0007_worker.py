@@ -29,8 +29,9 @@ def upgrade() -> None:
         sa.Column("watching_chain", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_worker_heartbeats")),
     )
-    op.create_index(op.f("ix_worker_heartbeats_last_beat"), "worker_heartbeats", ["last_beat"],
-                    unique=False)
+    op.create_index(
+        op.f("ix_worker_heartbeats_last_beat"), "worker_heartbeats", ["last_beat"], unique=False
+    )
 
 
 def downgrade() -> None:

@@ -53,10 +53,12 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_signin_failures_key"), "signin_failures", ["key"], unique=False)
     op.create_index(op.f("ix_signin_failures_at"), "signin_failures", ["at"], unique=False)
-    op.execute("UPDATE order_events SET note = 'Shipped' "
-               "WHERE note LIKE 'Shipped (tracking reference %'")
-    op.execute("UPDATE outbox_messages SET payload = '{}' "
-               "WHERE kind = 'shipped' AND status <> 'pending'")
+    op.execute(
+        "UPDATE order_events SET note = 'Shipped' WHERE note LIKE 'Shipped (tracking reference %'"
+    )
+    op.execute(
+        "UPDATE outbox_messages SET payload = '{}' WHERE kind = 'shipped' AND status <> 'pending'"
+    )
 
 
 def downgrade() -> None:

@@ -19,10 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_bitcoin_invoices_received", "bitcoin_invoices",
-                    ["descriptor_fingerprint", "derivation_index"],
-                    postgresql_where=sa.text("received_sats > 0"),
-                    sqlite_where=sa.text("received_sats > 0"))
+    op.create_index(
+        "ix_bitcoin_invoices_received",
+        "bitcoin_invoices",
+        ["descriptor_fingerprint", "derivation_index"],
+        postgresql_where=sa.text("received_sats > 0"),
+        sqlite_where=sa.text("received_sats > 0"),
+    )
 
 
 def downgrade() -> None:

@@ -65,8 +65,9 @@ def upgrade() -> None:
     # both databases.
     op.create_index("ix_products_listing", "products", ["active", "position", "id"])
     attention = sa.text("attention IS NOT NULL")
-    op.create_index("ix_orders_attention", "orders", ["id"],
-                    postgresql_where=attention, sqlite_where=attention)
+    op.create_index(
+        "ix_orders_attention", "orders", ["id"], postgresql_where=attention, sqlite_where=attention
+    )
     op.create_index("ix_orders_placed_at", "orders", ["placed_at"])
     op.create_index("ix_orders_status_id", "orders", ["status", "id"])
 
@@ -79,11 +80,11 @@ def upgrade() -> None:
         sa.Column("net", Money, nullable=False),
         sa.Column("vat", Money, nullable=False),
         sa.Column("gross", Money, nullable=False),
-        sa.PrimaryKeyConstraint("day", "currency", "destination_country", "tax_rate_bp",
-                                name="pk_ledger_days"),
+        sa.PrimaryKeyConstraint(
+            "day", "currency", "destination_country", "tax_rate_bp", name="pk_ledger_days"
+        ),
     )
-    day = ("(e.entry_date AT TIME ZONE 'UTC')::date" if postgres
-           else "substr(e.entry_date, 1, 10)")
+    day = "(e.entry_date AT TIME ZONE 'UTC')::date" if postgres else "substr(e.entry_date, 1, 10)"
     op.execute(f"""
         INSERT INTO ledger_days (day, currency, destination_country, tax_rate_bp, net, vat, gross)
         SELECT {day}, e.currency, e.destination_country, r.tax_rate_bp,
@@ -117,8 +118,10 @@ def upgrade() -> None:
             CREATE VIRTUAL TABLE product_search USING fts5(
                 title, description, tokenize = 'porter unicode61 remove_diacritics 2',
                 prefix = '2 3')""")
-        op.execute("INSERT INTO product_search (rowid, title, description) "
-                   "SELECT id, title, description FROM products")
+        op.execute(
+            "INSERT INTO product_search (rowid, title, description) "
+            "SELECT id, title, description FROM products"
+        )
 
 
 def downgrade() -> None:

@@ -29,8 +29,10 @@ depends_on = None
 
 def _sqlite_ledger_trigger() -> None:
     op.execute("DROP TRIGGER IF EXISTS ledger_rates_immutable")
-    op.execute("CREATE TRIGGER ledger_rates_immutable BEFORE UPDATE ON ledger_rates "
-               "BEGIN SELECT RAISE(ABORT, 'ledger records are immutable (ledger_rates)'); END")
+    op.execute(
+        "CREATE TRIGGER ledger_rates_immutable BEFORE UPDATE ON ledger_rates "
+        "BEGIN SELECT RAISE(ABORT, 'ledger records are immutable (ledger_rates)'); END"
+    )
 
 
 def _days_sql(postgres: bool, by_country: bool) -> tuple[str, str]:
@@ -42,37 +44,52 @@ def _days_sql(postgres: bool, by_country: bool) -> tuple[str, str]:
     key = f"day, currency, {country_col}destination_country, tax_rate_bp"
     columns = f"({key}, net, vat, gross)"
     excluded = "EXCLUDED" if postgres else "excluded"
-    on_conflict = (f"ON CONFLICT ({key}) DO UPDATE SET net = ledger_days.net + {excluded}.net, "
-                   f"vat = ledger_days.vat + {excluded}.vat, "
-                   f"gross = ledger_days.gross + {excluded}.gross")
+    on_conflict = (
+        f"ON CONFLICT ({key}) DO UPDATE SET net = ledger_days.net + {excluded}.net, "
+        f"vat = ledger_days.vat + {excluded}.vat, "
+        f"gross = ledger_days.gross + {excluded}.gross"
+    )
     day = "(e.entry_date AT TIME ZONE 'UTC')::date" if postgres else "substr(e.entry_date, 1, 10)"
     groups = "1, 2, 3, 4, 5" if by_country else "1, 2, 3, 4"
-    backfill = (f"INSERT INTO ledger_days {columns} SELECT {day}, e.currency, {country_old}"
-                f"e.destination_country, r.tax_rate_bp, sum(r.net), sum(r.vat), sum(r.gross) "
-                f"FROM ledger_rates r JOIN ledger_entries e ON e.id = r.entry_id "
-                f"GROUP BY {groups}")
-    insert = (f"INSERT INTO ledger_days {columns} SELECT {day}, e.currency, {country_new}"
-              f"e.destination_country, NEW.tax_rate_bp, NEW.net, NEW.vat, NEW.gross "
-              f"FROM ledger_entries e WHERE e.id = NEW.entry_id {on_conflict};")
+    backfill = (
+        f"INSERT INTO ledger_days {columns} SELECT {day}, e.currency, {country_old}"
+        f"e.destination_country, r.tax_rate_bp, sum(r.net), sum(r.vat), sum(r.gross) "
+        f"FROM ledger_rates r JOIN ledger_entries e ON e.id = r.entry_id "
+        f"GROUP BY {groups}"
+    )
+    insert = (
+        f"INSERT INTO ledger_days {columns} SELECT {day}, e.currency, {country_new}"
+        f"e.destination_country, NEW.tax_rate_bp, NEW.net, NEW.vat, NEW.gross "
+        f"FROM ledger_entries e WHERE e.id = NEW.entry_id {on_conflict};"
+    )
     if postgres:
-        trigger = (f"CREATE FUNCTION ledger_days_add() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                   f"BEGIN {insert} RETURN NULL; END $$; "
-                   "CREATE TRIGGER ledger_rates_days AFTER INSERT ON ledger_rates "
-                   "FOR EACH ROW EXECUTE FUNCTION ledger_days_add();")
+        trigger = (
+            f"CREATE FUNCTION ledger_days_add() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN {insert} RETURN NULL; END $$; "
+            "CREATE TRIGGER ledger_rates_days AFTER INSERT ON ledger_rates "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_days_add();"
+        )
     else:
-        trigger = f"CREATE TRIGGER ledger_rates_days AFTER INSERT ON ledger_rates BEGIN {insert} END"
+        trigger = (
+            f"CREATE TRIGGER ledger_rates_days AFTER INSERT ON ledger_rates BEGIN {insert} END"
+        )
     return backfill, trigger
 
 
 def _rebuild_days(by_country: bool) -> None:
     """ledger_days is derived from the ledger: drop it and its trigger, build both anew."""
     postgres = op.get_bind().dialect.name == "postgresql"
-    op.execute("DROP TRIGGER IF EXISTS ledger_rates_days" + (" ON ledger_rates" if postgres else ""))
+    op.execute(
+        "DROP TRIGGER IF EXISTS ledger_rates_days" + (" ON ledger_rates" if postgres else "")
+    )
     if postgres:
         op.execute("DROP FUNCTION IF EXISTS ledger_days_add()")
     op.drop_table("ledger_days")
-    key = ["day", "currency"] + (["tax_country"] if by_country else []) + \
-        ["destination_country", "tax_rate_bp"]
+    key = (
+        ["day", "currency"]
+        + (["tax_country"] if by_country else [])
+        + ["destination_country", "tax_rate_bp"]
+    )
     op.create_table(
         "ledger_days",
         sa.Column("day", sa.Date(), nullable=False),
@@ -92,40 +109,52 @@ def _rebuild_days(by_country: bool) -> None:
 
 def upgrade() -> None:
     with op.batch_alter_table("tax_classes") as batch_op:
-        batch_op.add_column(sa.Column("category", sa.String(length=16), nullable=False,
-                                      server_default="standard"))
+        batch_op.add_column(
+            sa.Column("category", sa.String(length=16), nullable=False, server_default="standard")
+        )
     # Existing classes: a zero rate is the zero category, a rate below the store's standard the
     # reduced one (the demo's "reduced" class); the merchant can change it on the tax page.
     op.execute("UPDATE tax_classes SET category = 'zero' WHERE rate_bp = 0")
-    op.execute("UPDATE tax_classes SET category = 'reduced' WHERE rate_bp > 0 AND rate_bp < "
-               "(SELECT MAX(rate_bp) FROM tax_classes)")
+    op.execute(
+        "UPDATE tax_classes SET category = 'reduced' WHERE rate_bp > 0 AND rate_bp < "
+        "(SELECT MAX(rate_bp) FROM tax_classes)"
+    )
     op.create_table(
         "tax_class_rates",
         sa.Column("tax_class_id", sa.Integer(), nullable=False),
         sa.Column("country", sa.String(length=2), nullable=False),
         sa.Column("rate_bp", sa.Integer(), nullable=False),
-        sa.CheckConstraint("rate_bp >= 0 AND rate_bp <= 10000",
-                           name=op.f("ck_tax_class_rates_rate_range")),
-        sa.ForeignKeyConstraint(["tax_class_id"], ["tax_classes.id"],
-                                name=op.f("fk_tax_class_rates_tax_class_id_tax_classes"),
-                                ondelete="CASCADE"),
+        sa.CheckConstraint(
+            "rate_bp >= 0 AND rate_bp <= 10000", name=op.f("ck_tax_class_rates_rate_range")
+        ),
+        sa.ForeignKeyConstraint(
+            ["tax_class_id"],
+            ["tax_classes.id"],
+            name=op.f("fk_tax_class_rates_tax_class_id_tax_classes"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("tax_class_id", "country", name=op.f("pk_tax_class_rates")),
     )
     with op.batch_alter_table("order_lines") as batch_op:
         batch_op.add_column(sa.Column("tax_country", sa.String(length=2), nullable=True))
     with op.batch_alter_table("orders") as batch_op:
         batch_op.add_column(sa.Column("shipping_tax_country", sa.String(length=2), nullable=True))
-        batch_op.add_column(sa.Column("digital_consent_at", shop.db.UTCDateTime(timezone=True),
-                                      nullable=True))
-        batch_op.add_column(sa.Column("digital_consent_version", sa.String(length=20),
-                                      nullable=True))
-        batch_op.add_column(sa.Column("downloads_from", shop.db.UTCDateTime(timezone=True),
-                                      nullable=True))
+        batch_op.add_column(
+            sa.Column("digital_consent_at", shop.db.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("digital_consent_version", sa.String(length=20), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("downloads_from", shop.db.UTCDateTime(timezone=True), nullable=True)
+        )
     with op.batch_alter_table("ledger_rates") as batch_op:
         batch_op.add_column(sa.Column("tax_country", sa.String(length=2), nullable=True))
         batch_op.drop_constraint("uq_ledger_rates_entry_id_tax_rate_bp", type_="unique")
-        batch_op.create_unique_constraint("uq_ledger_rates_entry_id_tax_country_tax_rate_bp",
-                                          ["entry_id", "tax_country", "tax_rate_bp"])
+        batch_op.create_unique_constraint(
+            "uq_ledger_rates_entry_id_tax_country_tax_rate_bp",
+            ["entry_id", "tax_country", "tax_rate_bp"],
+        )
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_ledger_trigger()
     _rebuild_days(by_country=True)
@@ -134,8 +163,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("ledger_rates") as batch_op:
         batch_op.drop_constraint("uq_ledger_rates_entry_id_tax_country_tax_rate_bp", type_="unique")
-        batch_op.create_unique_constraint("uq_ledger_rates_entry_id_tax_rate_bp",
-                                          ["entry_id", "tax_rate_bp"])
+        batch_op.create_unique_constraint(
+            "uq_ledger_rates_entry_id_tax_rate_bp", ["entry_id", "tax_rate_bp"]
+        )
         batch_op.drop_column("tax_country")
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_ledger_trigger()

@@ -37,17 +37,24 @@ def upgrade() -> None:
         sa.Column("settled_at", shop.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("paid_reported", sa.Boolean(), nullable=False),
         sa.Column("error", sa.String(length=300), nullable=False),
-        sa.CheckConstraint("status IN ('creating', 'failed', 'open', 'settled', 'canceled')",
-                           name=op.f("ck_lightning_invoices_status")),
+        sa.CheckConstraint(
+            "status IN ('creating', 'failed', 'open', 'settled', 'canceled')",
+            name=op.f("ck_lightning_invoices_status"),
+        ),
         sa.CheckConstraint("amount_msat > 0", name=op.f("ck_lightning_invoices_amount")),
-        sa.ForeignKeyConstraint(["order_id"], ["orders.id"],
-                                name=op.f("fk_lightning_invoices_order_id_orders")),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["orders.id"], name=op.f("fk_lightning_invoices_order_id_orders")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lightning_invoices")),
         sa.UniqueConstraint("order_id", name=op.f("uq_lightning_invoices_order_id")),
         sa.UniqueConstraint("payment_hash", name=op.f("uq_lightning_invoices_payment_hash")),
     )
-    op.create_index("ix_lightning_invoices_status_expires_at", "lightning_invoices",
-                    ["status", "expires_at"], unique=False)
+    op.create_index(
+        "ix_lightning_invoices_status_expires_at",
+        "lightning_invoices",
+        ["status", "expires_at"],
+        unique=False,
+    )
     op.create_table(
         "lightning_stream_state",
         sa.Column("backend", sa.String(length=16), nullable=False),

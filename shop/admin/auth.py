@@ -36,14 +36,17 @@ class AdminError(Exception):
 
 class InvalidUsername(AdminError):
     def __init__(self) -> None:
-        super().__init__("A user name is 1–64 lower-case letters, digits, dots, dashes or "
-                         "underscores, starting with a letter or digit.")
+        super().__init__(
+            "A user name is 1–64 lower-case letters, digits, dots, dashes or "
+            "underscores, starting with a letter or digit."
+        )
 
 
 class WeakPassword(AdminError):
     def __init__(self) -> None:
-        super().__init__(f"The password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} "
-                         "characters long.")
+        super().__init__(
+            f"The password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long."
+        )
 
 
 class UserExists(AdminError):
@@ -67,7 +70,9 @@ def create_user(session: Session, username: str, password: str) -> AdminUser:
         raise InvalidUsername()
     # Hash before the first query: the slow part runs outside any transaction (and lock).
     password_hash = hash_password(password)
-    if session.scalar(select(func.count()).select_from(AdminUser).where(AdminUser.username == username)):
+    if session.scalar(
+        select(func.count()).select_from(AdminUser).where(AdminUser.username == username)
+    ):
         raise UserExists(username)
     user = AdminUser(username=username, password_hash=password_hash)
     session.add(user)
@@ -83,8 +88,11 @@ def set_password(session: Session, user: AdminUser, password: str) -> None:
 def authenticate(session: Session, username: str, password: str) -> AdminUser | None:
     """The active user with this name and password, or None (same work either way)."""
     username = normalize_username(username)
-    user = session.scalar(select(AdminUser).where(AdminUser.username == username)) \
-        if USERNAME_RE.fullmatch(username) else None
+    user = (
+        session.scalar(select(AdminUser).where(AdminUser.username == username))
+        if USERNAME_RE.fullmatch(username)
+        else None
+    )
     if len(password or "") > MAX_PASSWORD_LENGTH:
         return None
     try:
@@ -100,6 +108,7 @@ def authenticate(session: Session, username: str, password: str) -> AdminUser | 
 
 # ---------------------------------------------------------------- second factor
 
+
 def begin_totp(user: AdminUser) -> str:
     """A fresh secret for enrolment; TOTP stays off until `confirm_totp` sees a valid code."""
     if user.totp_enabled:
@@ -109,7 +118,9 @@ def begin_totp(user: AdminUser) -> str:
 
 
 def provisioning_uri(user: AdminUser, issuer: str) -> str:
-    return pyotp.TOTP(user.totp_secret or "").provisioning_uri(name=user.username, issuer_name=issuer)
+    return pyotp.TOTP(user.totp_secret or "").provisioning_uri(
+        name=user.username, issuer_name=issuer
+    )
 
 
 def _totp_step(user: AdminUser, code: str, at: float | None = None) -> int | None:
@@ -126,7 +137,9 @@ def _totp_step(user: AdminUser, code: str, at: float | None = None) -> int | Non
     return None
 
 
-def confirm_totp(session: Session, user: AdminUser, code: str, at: float | None = None) -> list[str]:
+def confirm_totp(
+    session: Session, user: AdminUser, code: str, at: float | None = None
+) -> list[str]:
     """Turn TOTP on after a correct code; returns the recovery codes, shown once."""
     step = _totp_step(user, code, at)
     if step is None:
@@ -165,7 +178,7 @@ def new_recovery_codes(session: Session, user: AdminUser) -> list[str]:
     codes = []
     for _ in range(RECOVERY_CODES):
         raw = secrets.token_hex(10)
-        codes.append("-".join(raw[i:i + 5] for i in range(0, 20, 5)))
+        codes.append("-".join(raw[i : i + 5] for i in range(0, 20, 5)))
     user.recovery_codes = [AdminRecoveryCode(code_hash=_code_hash(c)) for c in codes]
     return codes
 
@@ -173,9 +186,13 @@ def new_recovery_codes(session: Session, user: AdminUser) -> list[str]:
 def use_recovery_code(session: Session, user: AdminUser, code: str) -> bool:
     if not code or len(code) > 64:
         return False
-    match = session.scalar(select(AdminRecoveryCode).where(
-        AdminRecoveryCode.user_id == user.id, AdminRecoveryCode.code_hash == _code_hash(code),
-        AdminRecoveryCode.used_at.is_(None)))
+    match = session.scalar(
+        select(AdminRecoveryCode).where(
+            AdminRecoveryCode.user_id == user.id,
+            AdminRecoveryCode.code_hash == _code_hash(code),
+            AdminRecoveryCode.used_at.is_(None),
+        )
+    )
     if match is None:
         return False
     match.used_at = utcnow()

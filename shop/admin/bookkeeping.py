@@ -39,18 +39,38 @@ def vat_summary(session: Session, start: date, end: date, home: str = "") -> lis
     Read from the per-day sums the database keeps of the ledger (LedgerDay): a year is at most
     365 rows per combination, however many orders it had."""
     rows = session.execute(
-        select(LedgerDay.currency, LedgerDay.tax_country, LedgerDay.destination_country,
-               LedgerDay.tax_rate_bp,
-               func.sum(LedgerDay.net), func.sum(LedgerDay.vat), func.sum(LedgerDay.gross))
+        select(
+            LedgerDay.currency,
+            LedgerDay.tax_country,
+            LedgerDay.destination_country,
+            LedgerDay.tax_rate_bp,
+            func.sum(LedgerDay.net),
+            func.sum(LedgerDay.vat),
+            func.sum(LedgerDay.gross),
+        )
         .where(LedgerDay.day >= start, LedgerDay.day <= end)
-        .group_by(LedgerDay.currency, LedgerDay.tax_country, LedgerDay.destination_country,
-                  LedgerDay.tax_rate_bp)
+        .group_by(
+            LedgerDay.currency,
+            LedgerDay.tax_country,
+            LedgerDay.destination_country,
+            LedgerDay.tax_rate_bp,
+        )
     )
-    out = [VatRow(c, home if country == BEFORE_DESTINATION else country, int(rate), int(n),
-                  int(v), int(g), dest)
-           for c, country, dest, rate, n, v, g in rows]
-    return sorted(out, key=lambda r: (r.currency, r.country == "", r.country, -r.rate_bp,
-                                      r.destination))
+    out = [
+        VatRow(
+            c,
+            home if country == BEFORE_DESTINATION else country,
+            int(rate),
+            int(n),
+            int(v),
+            int(g),
+            dest,
+        )
+        for c, country, dest, rate, n, v, g in rows
+    ]
+    return sorted(
+        out, key=lambda r: (r.currency, r.country == "", r.country, -r.rate_bp, r.destination)
+    )
 
 
 def _by_country_and_rate(rows: list[VatRow]) -> list[VatRow]:
@@ -60,8 +80,12 @@ def _by_country_and_rate(rows: list[VatRow]) -> list[VatRow]:
         t[0] += r.net
         t[1] += r.vat
         t[2] += r.gross
-    return [VatRow(c, country, rate, *t) for (c, country, rate), t in
-            sorted(totals.items(), key=lambda i: (i[0][0], i[0][1] == "", i[0][1], -i[0][2]))]
+    return [
+        VatRow(c, country, rate, *t)
+        for (c, country, rate), t in sorted(
+            totals.items(), key=lambda i: (i[0][0], i[0][1] == "", i[0][1], -i[0][2])
+        )
+    ]
 
 
 def oss_return(rows: list[VatRow], home: str) -> list[VatRow]:
@@ -82,4 +106,7 @@ def vat_by_rate(rows: list[VatRow]) -> list[VatRow]:
         t[0] += r.net
         t[1] += r.vat
         t[2] += r.gross
-    return [VatRow(c, "*", rate, *t) for (c, rate), t in sorted(totals.items(), key=lambda i: (i[0][0], -i[0][1]))]
+    return [
+        VatRow(c, "*", rate, *t)
+        for (c, rate), t in sorted(totals.items(), key=lambda i: (i[0][0], -i[0][1]))
+    ]

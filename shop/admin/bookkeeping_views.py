@@ -35,10 +35,17 @@ def bookkeeping_page():
     start, end, errors = _period()
     home = settings().country
     rows = bookkeeping.vat_summary(db_session(), start, end, home)
-    return render_template("admin/bookkeeping.html", start=start, end=end, errors=errors,
-                           rows=rows, by_rate=bookkeeping.vat_by_rate(rows), home=home,
-                           domestic=bookkeeping.domestic(rows, home),
-                           oss=bookkeeping.oss_return(rows, home)), (400 if errors else 200)
+    return render_template(
+        "admin/bookkeeping.html",
+        start=start,
+        end=end,
+        errors=errors,
+        rows=rows,
+        by_rate=bookkeeping.vat_by_rate(rows),
+        home=home,
+        domestic=bookkeeping.domestic(rows, home),
+        oss=bookkeeping.oss_return(rows, home),
+    ), (400 if errors else 200)
 
 
 @bp.get("/bookkeeping/ledger.csv")
@@ -49,5 +56,8 @@ def bookkeeping_csv():
     # Streamed on a read-only connection of its own: the request's session is done (and its
     # transaction ended) before the first row is read, and memory stays flat for any period.
     body = ledger.stream_csv(database().engine, start, end)
-    return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="ledger-{start}-{end}.csv"'})
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="ledger-{start}-{end}.csv"'},
+    )

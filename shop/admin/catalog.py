@@ -59,14 +59,21 @@ def parse_price(text: str, currency: str) -> int:
 
 
 def all_products(session: Session) -> list[Product]:
-    return list(session.scalars(select(Product).options(
-        selectinload(Product.variants), selectinload(Product.images))
-        .order_by(Product.active.desc(), Product.position, Product.id)))
+    return list(
+        session.scalars(
+            select(Product)
+            .options(selectinload(Product.variants), selectinload(Product.images))
+            .order_by(Product.active.desc(), Product.position, Product.id)
+        )
+    )
 
 
 def get_product(session: Session, product_id: int) -> Product | None:
-    return session.scalar(select(Product).where(Product.id == product_id).options(
-        selectinload(Product.variants), selectinload(Product.images)))
+    return session.scalar(
+        select(Product)
+        .where(Product.id == product_id)
+        .options(selectinload(Product.variants), selectinload(Product.images))
+    )
 
 
 def tax_classes(session: Session) -> list[TaxClass]:
@@ -86,9 +93,15 @@ def _check_product(session: Session, data: ProductData, product_id: int | None) 
 
 
 def create_product(session: Session, data: ProductData) -> Product:
-    product = Product(slug=_check_product(session, data, None), title=data.title.strip(),
-                      description=data.description, kind=data.kind,
-                      tax_class_id=data.tax_class_id, position=data.position, active=True)
+    product = Product(
+        slug=_check_product(session, data, None),
+        title=data.title.strip(),
+        description=data.description,
+        kind=data.kind,
+        tax_class_id=data.tax_class_id,
+        position=data.position,
+        active=True,
+    )
     session.add(product)
     session.flush()
     return product
@@ -97,7 +110,11 @@ def create_product(session: Session, data: ProductData) -> Product:
 def update_product(session: Session, product: Product, data: ProductData) -> None:
     product.slug = _check_product(session, data, product.id)
     product.title, product.description = data.title.strip(), data.description
-    product.kind, product.tax_class_id, product.position = data.kind, data.tax_class_id, data.position
+    product.kind, product.tax_class_id, product.position = (
+        data.kind,
+        data.tax_class_id,
+        data.position,
+    )
 
 
 def set_archived(product: Product, archived: bool) -> None:
@@ -111,23 +128,38 @@ def _check_sku(session: Session, sku: str, variant_id: int | None) -> None:
         raise CatalogError(f"The SKU “{sku}” is already used by another variant.")
 
 
-def add_variant(session: Session, product: Product, data: VariantData, currency: str,
-                user: AdminUser | None) -> Variant:
+def add_variant(
+    session: Session, product: Product, data: VariantData, currency: str, user: AdminUser | None
+) -> Variant:
     _check_sku(session, data.sku, None)
-    variant = Variant(product_id=product.id, sku=data.sku, label=data.label.strip(),
-                      price=parse_price(data.price, currency), on_hand=data.stock,
-                      active=data.active, position=len(product.variants))
+    variant = Variant(
+        product_id=product.id,
+        sku=data.sku,
+        label=data.label.strip(),
+        price=parse_price(data.price, currency),
+        on_hand=data.stock,
+        active=data.active,
+        position=len(product.variants),
+    )
     session.add(variant)
     session.flush()
-    session.add(StockAdjustment(variant_id=variant.id, kind="count", stock_before=None,
-                                stock_after=data.stock,
-                                reason="New variant", admin_user_id=user.id if user else None,
-                                at=utcnow()))
+    session.add(
+        StockAdjustment(
+            variant_id=variant.id,
+            kind="count",
+            stock_before=None,
+            stock_after=data.stock,
+            reason="New variant",
+            admin_user_id=user.id if user else None,
+            at=utcnow(),
+        )
+    )
     return variant
 
 
-def update_variant(session: Session, variant: Variant, data: VariantData, currency: str,
-                   user: AdminUser | None) -> None:
+def update_variant(
+    session: Session, variant: Variant, data: VariantData, currency: str, user: AdminUser | None
+) -> None:
     _check_sku(session, data.sku, variant.id)
     variant.sku, variant.label = data.sku, data.label.strip()
     variant.price, variant.active = parse_price(data.price, currency), data.active
@@ -135,21 +167,29 @@ def update_variant(session: Session, variant: Variant, data: VariantData, curren
         set_stock(session, variant, data.stock, "Edited with the variant", user)
 
 
-def set_stock(session: Session, variant: Variant, stock: int | None, reason: str,
-              user: AdminUser | None) -> StockAdjustment:
+def set_stock(
+    session: Session, variant: Variant, stock: int | None, reason: str, user: AdminUser | None
+) -> StockAdjustment:
     """Record a count: ``stock`` units are on the shelf (None: unlimited), logging before and
     after. What orders hold (reserved, committed) is kept apart and stays as it is, so a count
     never double-counts units that unpaid or unshipped orders still hold."""
     if stock is not None and stock < 0:
         raise CatalogError("Stock cannot be negative.")
     # Lock the row so a shipment recorded meanwhile is not silently overwritten.
-    current = session.scalar(select(Variant.on_hand).where(Variant.id == variant.id)
-                             .with_for_update())
+    current = session.scalar(
+        select(Variant.on_hand).where(Variant.id == variant.id).with_for_update()
+    )
     session.refresh(variant)
     variant.on_hand = stock
-    entry = StockAdjustment(variant_id=variant.id, kind="count", stock_before=current,
-                            stock_after=stock, reason=reason.strip()[:300], admin_user_id=user.id if user else None,
-                            at=utcnow())
+    entry = StockAdjustment(
+        variant_id=variant.id,
+        kind="count",
+        stock_before=current,
+        stock_after=stock,
+        reason=reason.strip()[:300],
+        admin_user_id=user.id if user else None,
+        at=utcnow(),
+    )
     session.add(entry)
     return entry
 
@@ -158,14 +198,26 @@ def stock_log(session: Session, product: Product, limit: int = 50) -> list[Stock
     ids = [v.id for v in product.variants]
     if not ids:
         return []
-    return list(session.scalars(select(StockAdjustment).where(StockAdjustment.variant_id.in_(ids))
-                                .order_by(StockAdjustment.id.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(StockAdjustment)
+            .where(StockAdjustment.variant_id.in_(ids))
+            .order_by(StockAdjustment.id.desc())
+            .limit(limit)
+        )
+    )
 
 
-def add_image(session: Session, product: Product, data: bytes, alt: str, uploads: Path) -> ProductImage:
+def add_image(
+    session: Session, product: Product, data: bytes, alt: str, uploads: Path
+) -> ProductImage:
     filename = images.process_image(data, uploads)
-    image = ProductImage(product_id=product.id, filename=filename, alt=alt.strip()[:300],
-                         position=len(product.images))
+    image = ProductImage(
+        product_id=product.id,
+        filename=filename,
+        alt=alt.strip()[:300],
+        position=len(product.images),
+    )
     session.add(image)
     session.flush()
     return image

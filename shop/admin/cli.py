@@ -20,8 +20,11 @@ def admin() -> None:
 
 @admin.command("create-user")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from the first line of standard input (for scripts).")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (for scripts).",
+)
 @with_appcontext
 def create_user(name: str, password_stdin: bool) -> None:
     """Create merchant account NAME (asks for the password twice)."""
@@ -44,8 +47,11 @@ def create_user(name: str, password_stdin: bool) -> None:
 @with_appcontext
 def set_password(name: str, password_stdin: bool) -> None:
     """Give NAME a new password (signs out all its sessions)."""
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else \
-        click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = (
+        sys.stdin.readline().rstrip("\r\n")
+        if password_stdin
+        else click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    )
     with current_app.extensions["shop.db"].job_session(write_lock=True) as session:
         user = _user(session, name)
         try:
@@ -68,7 +74,9 @@ def disable_2fa(name: str) -> None:
 
 
 def _user(session, name: str) -> AdminUser:
-    user = session.scalar(select(AdminUser).where(AdminUser.username == auth.normalize_username(name)))
+    user = session.scalar(
+        select(AdminUser).where(AdminUser.username == auth.normalize_username(name))
+    )
     if user is None:
         raise click.ClickException(f"no merchant account named {name!r}")
     return user

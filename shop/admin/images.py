@@ -38,24 +38,31 @@ def decode_image(data: bytes) -> Image.Image:
                 raise ImageRejected("Only JPEG, PNG, WebP and GIF images can be uploaded.")
             width, height = source.size
             if width * height > MAX_PIXELS:
-                raise ImageRejected(f"The image is too large ({width} × {height} pixels); "
-                                    f"at most {MAX_PIXELS // 1_000_000} megapixels.")
+                raise ImageRejected(
+                    f"The image is too large ({width} × {height} pixels); "
+                    f"at most {MAX_PIXELS // 1_000_000} megapixels."
+                )
             source.load()
             image = ImageOps.exif_transpose(source)  # keep its orientation, drop the EXIF
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(f"The image is too large; at most {MAX_PIXELS // 1_000_000} "
-                            "megapixels.") from exc
+        raise ImageRejected(
+            f"The image is too large; at most {MAX_PIXELS // 1_000_000} megapixels."
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected("This file is not an image we can read (JPEG, PNG, WebP or GIF).") from exc
+        raise ImageRejected(
+            "This file is not an image we can read (JPEG, PNG, WebP or GIF)."
+        ) from exc
     return image
 
 
 def clean_copy(image: Image.Image) -> tuple[Image.Image, bool]:
     """RGB(A) pixels in a fresh image: no info dict is carried over, so no EXIF, XMP, ICC or
     comments. Returns it and whether it has transparency."""
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
     image = image.convert("RGBA" if has_alpha else "RGB")
     clean = Image.new(image.mode, image.size)
     clean.paste(image)

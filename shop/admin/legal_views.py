@@ -14,8 +14,10 @@ from shop.web.forms import ShopForm
 
 
 class LegalForm(ShopForm):
-    body = TextAreaField(_l("Text (plain text; an empty line starts a new paragraph)"),
-                         validators=[Length(max=service.MAX_BODY)])
+    body = TextAreaField(
+        _l("Text (plain text; an empty line starts a new paragraph)"),
+        validators=[Length(max=service.MAX_BODY)],
+    )
     submit = SubmitField(_l("Publish"))
 
 
@@ -44,8 +46,11 @@ def legal_edit(slug: str):
     form_class = _imprint_form() if slug == "imprint" else LegalForm
     form = form_class()
     if form.validate_on_submit():
-        fields = {name: getattr(form, name).data for name in service.IMPRINT_FIELDS} \
-            if slug == "imprint" else None
+        fields = (
+            {name: getattr(form, name).data for name in service.IMPRINT_FIELDS}
+            if slug == "imprint"
+            else None
+        )
         service.save_page(db_session(), slug, form.body.data or "", fields)
         flash(f"{service.PAGES[slug]} published.", "success")
         return redirect(url_for("admin.legal_edit", slug=slug), 303)
@@ -54,7 +59,10 @@ def legal_edit(slug: str):
         if slug == "imprint":
             for name, value in service.imprint_fields(stored).items():
                 getattr(form, name).data = value
-    return render_template("admin/legal_edit.html", form=form, slug=slug,
-                           title=service.PAGES[slug],
-                           fields=list(service.IMPRINT_FIELDS) if slug == "imprint" else []), \
-        (400 if form.is_submitted() else 200)
+    return render_template(
+        "admin/legal_edit.html",
+        form=form,
+        slug=slug,
+        title=service.PAGES[slug],
+        fields=list(service.IMPRINT_FIELDS) if slug == "imprint" else [],
+    ), (400 if form.is_submitted() else 200)

@@ -38,7 +38,9 @@ class AdminRecoveryCode(Base):
     __tablename__ = "admin_recovery_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -55,7 +57,9 @@ class StockAdjustment(Base):
     __tablename__ = "stock_adjustments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(
+        ForeignKey("variants.id", ondelete="CASCADE"), index=True
+    )
     # None on either side means "unlimited".
     stock_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
     stock_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -80,8 +84,9 @@ class Shipment(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     # The carrier can map it to the recipient's address: sealed under the order's data key
     # (shop.privacy.store.seal), so it goes with the order's other personal data.
-    tracking_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True,
-                                                          info=personal())
+    tracking_sealed: Mapped[bytes | None] = mapped_column(
+        LargeBinary, nullable=True, info=personal()
+    )
     # Only rows from before the sealed column: the purge seals and blanks them.
     tracking: Mapped[str] = mapped_column(String(200), default="", info=personal())
     shipped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -64,22 +64,39 @@ def orders():
             dates[name] = None
             flash(f"“{text[:20]}” is not a date such as 2026-03-31; it was ignored.", "warning")
     number = request.args.get("q", "")[:40]
-    result = admin_orders.list_orders(db_session(), status=status, method=method,
-                                      before_id=_cursor("before"), after_id=_cursor("after"),
-                                      number=number, **dates)
-    filters = {"status": status, "method": method, "q": number.strip(),
-               **{k: v.isoformat() if v else "" for k, v in dates.items()}}
-    return render_template("admin/orders.html", result=result, status=status, method=method,
-                           methods=methods, labels=LABELS, OrderStatus=OrderStatus,
-                           filters=filters)
+    result = admin_orders.list_orders(
+        db_session(),
+        status=status,
+        method=method,
+        before_id=_cursor("before"),
+        after_id=_cursor("after"),
+        number=number,
+        **dates,
+    )
+    filters = {
+        "status": status,
+        "method": method,
+        "q": number.strip(),
+        **{k: v.isoformat() if v else "" for k, v in dates.items()},
+    }
+    return render_template(
+        "admin/orders.html",
+        result=result,
+        status=status,
+        method=method,
+        methods=methods,
+        labels=LABELS,
+        OrderStatus=OrderStatus,
+        filters=filters,
+    )
 
 
 @bp.get("/tasks")
 def tasks():
-    result = admin_orders.tasks(db_session(), before_id=_cursor("before"),
-                                after_id=_cursor("after"))
-    return render_template("admin/tasks.html", orders=result.items, result=result,
-                           labels=LABELS)
+    result = admin_orders.tasks(
+        db_session(), before_id=_cursor("before"), after_id=_cursor("after")
+    )
+    return render_template("admin/tasks.html", orders=result.items, result=result, labels=LABELS)
 
 
 @bp.get("/orders/<number>")
@@ -95,12 +112,23 @@ def order_detail(number: str):
     except admin_orders.ContactUnreadable:
         contact, unreadable = None, True
     return render_template(
-        "admin/order.html", order=order, totals=order_totals(order), labels=LABELS,
-        OrderStatus=OrderStatus, contact=contact, contact_unreadable=unreadable,
-        shipments=admin_orders.shipments(db, order), payments=admin_orders.payments(db, order),
-        emails=admin_orders.emails(db, order), ship_form=ShipForm(), cancel_form=CancelForm(),
-        resolve_form=ResolveForm(), refund_address=refunds.get(db, order),
-        refund_form=refund_form, action=ActionForm(), refundable=refundable,
+        "admin/order.html",
+        order=order,
+        totals=order_totals(order),
+        labels=LABELS,
+        OrderStatus=OrderStatus,
+        contact=contact,
+        contact_unreadable=unreadable,
+        shipments=admin_orders.shipments(db, order),
+        payments=admin_orders.payments(db, order),
+        emails=admin_orders.emails(db, order),
+        ship_form=ShipForm(),
+        cancel_form=CancelForm(),
+        resolve_form=ResolveForm(),
+        refund_address=refunds.get(db, order),
+        refund_form=refund_form,
+        action=ActionForm(),
+        refundable=refundable,
         unshipped=_lines_in(order, StockState.COMMITTED),
         shipped=_lines_in(order, StockState.SHIPPED),
     )
@@ -113,8 +141,13 @@ def _lines_in(order: Order, state: StockState) -> list:
 def _settle_stock(order: Order, form: RefundForm) -> None:
     """The merchant's stock choice for this refund (before the refund is recorded, so a full
     refund's default restock does not pre-empt it)."""
-    service.settle_stock(db_session(), order, form.stock.data or "restock", "refunded",
-                         returned=bool(form.returned.data))
+    service.settle_stock(
+        db_session(),
+        order,
+        form.stock.data or "restock",
+        "refunded",
+        returned=bool(form.returned.data),
+    )
 
 
 def _decimal(amount: int, currency: str) -> str:
@@ -177,16 +210,21 @@ def order_cancel(number: str):
     try:
         method.cancel(database(), order_id, reason)
         if not restock:  # cancelling put the units back; the merchant says they are gone
-            service.settle_stock(db_session(), _order(number), StockChoice.WRITE_OFF,
-                                 f"cancelled ({reason})")
+            service.settle_stock(
+                db_session(), _order(number), StockChoice.WRITE_OFF, f"cancelled ({reason})"
+            )
     except PaymentActionError as exc:
         flash(f"Not cancelled: {exc}", "error")
         return _back(order)
     except OrderError as exc:
         flash(f"Cannot cancel: {exc}. A paid order is refunded instead.", "error")
         return _back(order)
-    flash(_("Order cancelled; its items are back in stock.") if restock
-          else "Order cancelled; its items were taken off the shelf.", "success")
+    flash(
+        _("Order cancelled; its items are back in stock.")
+        if restock
+        else "Order cancelled; its items were taken off the shelf.",
+        "success",
+    )
     return _back(order)
 
 

@@ -31,10 +31,17 @@ class OrderPage:
     newer: int | None
 
 
-def list_orders(session: Session, *, status: str = "", method: str = "",
-                before_id: int | None = None, after_id: int | None = None,
-                placed_from: date | None = None, placed_to: date | None = None,
-                number: str = "") -> OrderPage:
+def list_orders(
+    session: Session,
+    *,
+    status: str = "",
+    method: str = "",
+    before_id: int | None = None,
+    after_id: int | None = None,
+    placed_from: date | None = None,
+    placed_to: date | None = None,
+    number: str = "",
+) -> OrderPage:
     """``before_id``: the page of orders older than that id; ``after_id``: newer than it."""
     conditions = []
     if status:
@@ -42,11 +49,16 @@ def list_orders(session: Session, *, status: str = "", method: str = "",
     if method:
         conditions.append(Order.payment_method == method)
     if placed_from is not None:
-        conditions.append(Order.placed_at >= datetime(placed_from.year, placed_from.month,
-                                                      placed_from.day, tzinfo=UTC))
+        conditions.append(
+            Order.placed_at
+            >= datetime(placed_from.year, placed_from.month, placed_from.day, tzinfo=UTC)
+        )
     if placed_to is not None:  # inclusive: up to the start of the next day
-        conditions.append(Order.placed_at < datetime(placed_to.year, placed_to.month,
-                                                     placed_to.day, tzinfo=UTC) + timedelta(days=1))
+        conditions.append(
+            Order.placed_at
+            < datetime(placed_to.year, placed_to.month, placed_to.day, tzinfo=UTC)
+            + timedelta(days=1)
+        )
     number = "".join(number.split())[:20]
     if number:
         conditions.append(_number_matches(session, number))
@@ -68,23 +80,27 @@ def _number_matches(session: Session, number: str):
 
 def _keyset(session: Session, stmt, before_id: int | None, after_id: int | None) -> OrderPage:
     if after_id is not None:  # newer: walk up from the cursor, then show newest first
-        rows = list(session.scalars(stmt.where(Order.id > after_id).order_by(Order.id)
-                                    .limit(PER_PAGE + 1)))
+        rows = list(
+            session.scalars(stmt.where(Order.id > after_id).order_by(Order.id).limit(PER_PAGE + 1))
+        )
         more = len(rows) > PER_PAGE
         rows = rows[:PER_PAGE][::-1]
-        return OrderPage(rows, rows[-1].id if rows else None,
-                         rows[0].id if rows and more else None)
+        return OrderPage(rows, rows[-1].id if rows else None, rows[0].id if rows and more else None)
     if before_id is not None:
         stmt = stmt.where(Order.id < before_id)
     rows = list(session.scalars(stmt.order_by(Order.id.desc()).limit(PER_PAGE + 1)))
     more = len(rows) > PER_PAGE
     rows = rows[:PER_PAGE]
-    return OrderPage(rows, rows[-1].id if rows and more else None,
-                     rows[0].id if rows and before_id is not None else None)
+    return OrderPage(
+        rows,
+        rows[-1].id if rows and more else None,
+        rows[0].id if rows and before_id is not None else None,
+    )
 
 
-def tasks(session: Session, *, before_id: int | None = None,
-          after_id: int | None = None) -> OrderPage:
+def tasks(
+    session: Session, *, before_id: int | None = None, after_id: int | None = None
+) -> OrderPage:
     """Orders that need the merchant: late, under- or overpaid, reverted or disputed payments."""
     return _keyset(session, select(Order).where(Order.attention.is_not(None)), before_id, after_id)
 
@@ -92,8 +108,11 @@ def tasks(session: Session, *, before_id: int | None = None,
 def get_order(session: Session, number: str) -> Order | None:
     if not number or len(number) > 20:
         return None
-    return session.scalar(select(Order).where(Order.number == number).options(
-        selectinload(Order.lines), selectinload(Order.events)))
+    return session.scalar(
+        select(Order)
+        .where(Order.number == number)
+        .options(selectinload(Order.lines), selectinload(Order.events))
+    )
 
 
 class ContactUnreadable(Exception):
@@ -116,21 +135,36 @@ class ShipmentView:
 
 def shipments(session: Session, order: Order) -> list[ShipmentView]:
     """The order's parcels, tracking references unsealed (empty once the data was erased)."""
-    rows = session.scalars(select(Shipment).where(Shipment.order_id == order.id)
-                           .order_by(Shipment.id))
-    return [ShipmentView(row.shipped_at, row.tracking or
-                         unseal(session, order, "tracking", row.tracking_sealed) or "")
-            for row in rows]
+    rows = session.scalars(
+        select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.id)
+    )
+    return [
+        ShipmentView(
+            row.shipped_at,
+            row.tracking or unseal(session, order, "tracking", row.tracking_sealed) or "",
+        )
+        for row in rows
+    ]
 
 
 def payments(session: Session, order: Order) -> list[PaymentRecord]:
-    return list(session.scalars(select(PaymentRecord).where(PaymentRecord.order_id == order.id)
-                                .order_by(PaymentRecord.id)))
+    return list(
+        session.scalars(
+            select(PaymentRecord)
+            .where(PaymentRecord.order_id == order.id)
+            .order_by(PaymentRecord.id)
+        )
+    )
 
 
 def emails(session: Session, order: Order) -> list[OutboxMessage]:
-    return list(session.scalars(select(OutboxMessage).where(OutboxMessage.order_id == order.id)
-                                .order_by(OutboxMessage.id)))
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.order_id == order.id)
+            .order_by(OutboxMessage.id)
+        )
+    )
 
 
 TRACKING_NOTE = "Shipped (tracking reference "
@@ -142,16 +176,29 @@ def erase_tracking(session: Session, order_ids) -> int:
     ids = list(order_ids)
     if not ids:
         return 0
-    erased = session.execute(update(Shipment).where(Shipment.order_id.in_(ids),
-                                                    (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None))
-                             .values(tracking="", tracking_sealed=None)
-                             .execution_options(synchronize_session=False)).rowcount
-    session.execute(update(OrderEvent).where(OrderEvent.order_id.in_(ids),
-                                             OrderEvent.note.startswith(TRACKING_NOTE, autoescape=True))
-                    .values(note="Shipped").execution_options(synchronize_session=False))
-    session.execute(update(OutboxMessage).where(OutboxMessage.order_id.in_(ids),
-                                                OutboxMessage.kind == "shipped")
-                    .values(payload="{}").execution_options(synchronize_session=False))
+    erased = session.execute(
+        update(Shipment)
+        .where(
+            Shipment.order_id.in_(ids),
+            (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None),
+        )
+        .values(tracking="", tracking_sealed=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.execute(
+        update(OrderEvent)
+        .where(
+            OrderEvent.order_id.in_(ids), OrderEvent.note.startswith(TRACKING_NOTE, autoescape=True)
+        )
+        .values(note="Shipped")
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.order_id.in_(ids), OutboxMessage.kind == "shipped")
+        .values(payload="{}")
+        .execution_options(synchronize_session=False)
+    )
     return erased
 
 

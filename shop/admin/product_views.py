@@ -35,8 +35,10 @@ def _product_form(product: Product | None = None, *, posted: bool = True) -> Pro
     otherwise (a page view, or another form on the page failed) as the product is stored."""
     from_product = product is not None and (request.method == "GET" or not posted)
     form = ProductForm(formdata=None, obj=product) if from_product else ProductForm()
-    form.tax_class.choices = [SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
-                              for t in catalog.tax_classes(db_session())]
+    form.tax_class.choices = [
+        SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
+        for t in catalog.tax_classes(db_session())
+    ]
     if from_product:
         form.tax_class.data = product.tax_class_id
     return form
@@ -49,21 +51,33 @@ def _no_tax_class(form: ProductForm) -> None:
 
 
 def _product_data(form: ProductForm) -> catalog.ProductData:
-    return catalog.ProductData(title=form.title.data or "", slug=(form.slug.data or "").strip(),
-                               description=form.description.data or "", kind=form.kind.data,
-                               tax_class_id=form.tax_class.data, position=form.position.data or 0)
+    return catalog.ProductData(
+        title=form.title.data or "",
+        slug=(form.slug.data or "").strip(),
+        description=form.description.data or "",
+        kind=form.kind.data,
+        tax_class_id=form.tax_class.data,
+        position=form.position.data or 0,
+    )
 
 
 def _variant_data(form: VariantForm) -> catalog.VariantData:
-    return catalog.VariantData(sku=form.sku.data.strip(), label=form.label.data or "",
-                               price=form.price.data, active=bool(form.active.data),
-                               stock=None if form.unlimited.data else (form.stock.data or 0))
+    return catalog.VariantData(
+        sku=form.sku.data.strip(),
+        label=form.label.data or "",
+        price=form.price.data,
+        active=bool(form.active.data),
+        stock=None if form.unlimited.data else (form.stock.data or 0),
+    )
 
 
 @bp.get("/products")
 def products():
-    return render_template("admin/products.html", products=catalog.all_products(db_session()),
-                           thumbnail_name=thumbnail_name)
+    return render_template(
+        "admin/products.html",
+        products=catalog.all_products(db_session()),
+        thumbnail_name=thumbnail_name,
+    )
 
 
 @bp.route("/products/new", methods=["GET", "POST"])
@@ -71,8 +85,9 @@ def product_new():
     form = _product_form()
     if not form.validate_on_submit():
         _no_tax_class(form)
-        return render_template("admin/product_form.html", form=form, product=None), \
-            (400 if form.is_submitted() else 200)
+        return render_template("admin/product_form.html", form=form, product=None), (
+            400 if form.is_submitted() else 200
+        )
     try:
         product = catalog.create_product(db_session(), _product_data(form))
     except catalog.CatalogError as exc:
@@ -98,9 +113,15 @@ def product_edit(product_id: int):
                 flash(_("Product saved."), "success")
                 return redirect(url_for("admin.product_edit", product_id=product.id), 303)
     return render_template(
-        "admin/product_form.html", form=form, product=product, variant_form=VariantForm(),
-        image_form=ImageForm(), action=ActionForm(), thumbnail_name=thumbnail_name,
-        log=catalog.stock_log(db_session(), product), file_form=DigitalFileForm(),
+        "admin/product_form.html",
+        form=form,
+        product=product,
+        variant_form=VariantForm(),
+        image_form=ImageForm(),
+        action=ActionForm(),
+        thumbnail_name=thumbnail_name,
+        log=catalog.stock_log(db_session(), product),
+        file_form=DigitalFileForm(),
         digital_file=downloads.file_for(db_session(), product.id),
     ), status
 
@@ -112,8 +133,12 @@ def product_archive(product_id: int):
         abort(400)
     archive = product.active
     catalog.set_archived(product, archive)
-    flash(_("Product archived: it is no longer in the shop.") if archive
-          else "Product restored to the shop.", "success")
+    flash(
+        _("Product archived: it is no longer in the shop.")
+        if archive
+        else "Product restored to the shop.",
+        "success",
+    )
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)
 
 
@@ -123,8 +148,9 @@ def variant_add(product_id: int):
     form = VariantForm()
     if form.validate_on_submit():
         try:
-            catalog.add_variant(db_session(), product, _variant_data(form), settings().currency,
-                                g.admin_user)
+            catalog.add_variant(
+                db_session(), product, _variant_data(form), settings().currency, g.admin_user
+            )
         except catalog.CatalogError as exc:
             flash(str(exc), "error")
         else:
@@ -139,9 +165,14 @@ def _variant_errors(form, product):
             flash(f"{getattr(form, name).label.text}: {e}" if name != "csrf_token" else e, "error")
     db_session().rollback()
     return render_template(
-        "admin/product_form.html", form=_product_form(product, posted=False), product=product,
-        variant_form=form, image_form=ImageForm(), action=ActionForm(),
-        thumbnail_name=thumbnail_name, log=catalog.stock_log(db_session(), product),
+        "admin/product_form.html",
+        form=_product_form(product, posted=False),
+        product=product,
+        variant_form=form,
+        image_form=ImageForm(),
+        action=ActionForm(),
+        thumbnail_name=thumbnail_name,
+        log=catalog.stock_log(db_session(), product),
     ), 400
 
 
@@ -168,15 +199,21 @@ def variant_edit(product_id: int, variant_id: int):
         status = 400
         if form.validate():
             try:
-                catalog.update_variant(db_session(), variant, _variant_data(form),
-                                       settings().currency, g.admin_user)
+                catalog.update_variant(
+                    db_session(), variant, _variant_data(form), settings().currency, g.admin_user
+                )
             except catalog.CatalogError as exc:
                 flash(str(exc), "error")
             else:
                 flash(_("Variant saved."), "success")
                 return redirect(url_for("admin.product_edit", product_id=product_id), 303)
-    return render_template("admin/variant_form.html", form=form, stock_form=stock_form,
-                           variant=variant, product=variant.product), status
+    return render_template(
+        "admin/variant_form.html",
+        form=form,
+        stock_form=stock_form,
+        variant=variant,
+        product=variant.product,
+    ), status
 
 
 def _price_text(amount: int) -> str:
@@ -191,9 +228,16 @@ def variant_stock(product_id: int, variant_id: int):
     form = StockForm(prefix="adjust")
     if not form.validate_on_submit() or (form.stock.data is None and not form.unlimited.data):
         flash(_("Enter the new stock level (or tick unlimited) and a reason."), "error")
-        return redirect(url_for("admin.variant_edit", product_id=product_id, variant_id=variant_id), 303)
-    catalog.set_stock(db_session(), variant, None if form.unlimited.data else form.stock.data,
-                      form.reason.data, g.admin_user)
+        return redirect(
+            url_for("admin.variant_edit", product_id=product_id, variant_id=variant_id), 303
+        )
+    catalog.set_stock(
+        db_session(),
+        variant,
+        None if form.unlimited.data else form.stock.data,
+        form.reason.data,
+        g.admin_user,
+    )
     flash(_("Stock updated."), "success")
     return redirect(url_for("admin.product_edit", product_id=product_id), 303)
 
@@ -206,15 +250,25 @@ def product_image_upload(product_id: int):
         flash(_("Choose an image file to upload."), "error")
         return redirect(url_for("admin.product_edit", product_id=product.id), 303)
     try:
-        catalog.add_image(db_session(), product, form.image.data.read(), form.alt.data or "",
-                          settings().instance_path / "uploads")
+        catalog.add_image(
+            db_session(),
+            product,
+            form.image.data.read(),
+            form.alt.data or "",
+            settings().instance_path / "uploads",
+        )
     except ImageRejected as exc:
         flash(str(exc), "error")
         db_session().rollback()
         return render_template(
-            "admin/product_form.html", form=_product_form(product, posted=False), product=product,
-            variant_form=VariantForm(formdata=None), image_form=form, action=ActionForm(),
-            thumbnail_name=thumbnail_name, log=catalog.stock_log(db_session(), product),
+            "admin/product_form.html",
+            form=_product_form(product, posted=False),
+            product=product,
+            variant_form=VariantForm(formdata=None),
+            image_form=form,
+            action=ActionForm(),
+            thumbnail_name=thumbnail_name,
+            log=catalog.stock_log(db_session(), product),
         ), 400
     flash(_("Image added."), "success")
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)
@@ -243,13 +297,20 @@ def product_file_upload(product_id: int):
     else:
         data = form.file.data.read()
         try:
-            downloads.store_file(db_session(), product, data, form.file.data.filename or "",
-                                 settings().instance_path)
+            downloads.store_file(
+                db_session(), product, data, form.file.data.filename or "", settings().instance_path
+            )
         except ValueError as exc:
             flash(str(exc), "error")
         else:
             delivered = orders.deliver_new_file(db_session(), product.id)
-            flash(_("Download file saved.") + (f" {delivered} paid order(s) of this product offer it "
-                                             "on their order page now." if delivered else ""),
-                  "success")
+            flash(
+                _("Download file saved.")
+                + (
+                    f" {delivered} paid order(s) of this product offer it on their order page now."
+                    if delivered
+                    else ""
+                ),
+                "success",
+            )
     return redirect(url_for("admin.product_edit", product_id=product.id), 303)

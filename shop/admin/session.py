@@ -68,7 +68,9 @@ def current_admin() -> AdminUser | None:
         return None
     if now - seen > s.admin_idle_minutes * 60 or now - signed_in > s.admin_session_hours * 3600:
         session.pop(ADMIN_KEY, None)
-        flash(_("You were signed out after a period of inactivity. Please sign in again."), "warning")
+        flash(
+            _("You were signed out after a period of inactivity. Please sign in again."), "warning"
+        )
         return None
     user = db_session().get(AdminUser, uid)
     if user is None or not user.active or user.session_version != version:
@@ -77,4 +79,3 @@ def current_admin() -> AdminUser | None:
     session[ADMIN_KEY] = {**data, "seen": now}
     g.admin_user = user
     return user
-

@@ -26,19 +26,28 @@ class TaxForm(ShopForm):
     code = StringField(_l("Code"), validators=[InputRequired(), Length(max=40)])
     name = StringField(_l("Name"), validators=[Length(max=100)])
     rate = StringField(_l("VAT rate (%)"), validators=[InputRequired(), Length(max=10)])
-    category = SelectField(_l("Rate in other EU countries"), choices=[
-        SelectChoice("standard", _l("Standard rate")), SelectChoice("reduced", _l("Reduced rate")),
-        SelectChoice("super_reduced", _l("Super-reduced rate")), SelectChoice("zero", _l("Zero rate"))],
-        validate_choice=True)
-    country_rates = StringField(_l("Own rates per country (e.g. NL=9, FR=5.5)"),
-                                validators=[Length(max=2000)])
+    category = SelectField(
+        _l("Rate in other EU countries"),
+        choices=[
+            SelectChoice("standard", _l("Standard rate")),
+            SelectChoice("reduced", _l("Reduced rate")),
+            SelectChoice("super_reduced", _l("Super-reduced rate")),
+            SelectChoice("zero", _l("Zero rate")),
+        ],
+        validate_choice=True,
+    )
+    country_rates = StringField(
+        _l("Own rates per country (e.g. NL=9, FR=5.5)"), validators=[Length(max=2000)]
+    )
     submit = SubmitField(_l("Save"))
 
 
 class ZoneForm(ShopForm):
     name = StringField(_l("Zone name"), validators=[InputRequired(), Length(max=100)])
-    countries = StringField(_l("Countries (two-letter codes, comma separated)"),
-                            validators=[InputRequired(), Length(max=2000)])
+    countries = StringField(
+        _l("Countries (two-letter codes, comma separated)"),
+        validators=[InputRequired(), Length(max=2000)],
+    )
     submit = SubmitField(_l("Save zone"))
 
 
@@ -59,24 +68,43 @@ def _errors(form) -> None:
 @bp.get("/settings")
 def settings_page():
     s = settings()
-    return render_template("admin/settings.html", checks=health.checks(db_session(), s, methods=payment_methods()),
-                           retention=health.retention(s))
+    return render_template(
+        "admin/settings.html",
+        checks=health.checks(db_session(), s, methods=payment_methods()),
+        retention=health.retention(s),
+    )
 
 
 # ---------------------------------------------------------------- tax classes
 
+
 @bp.get("/settings/tax")
 def tax_page():
     classes = ss.tax_classes(db_session())
-    forms = {t.id: TaxForm(formdata=None, prefix=f"tax{t.id}", code=t.code, name=t.name,
-                           rate=f"{t.rate_bp / 100:g}", category=t.category,
-                           country_rates=eu.format_overrides(
-                               tuple((r.country, r.rate_bp) for r in t.country_rates)))
-             for t in classes}
-    return render_template("admin/tax.html", classes=classes, forms=forms,
-                           new=TaxForm(formdata=None, prefix="new"),
-                           action=ActionForm(), eu_rates=eu.eu_rates(),
-                           scheme=settings().vat_scheme, fixed=settings().vat_fixed_price)
+    forms = {
+        t.id: TaxForm(
+            formdata=None,
+            prefix=f"tax{t.id}",
+            code=t.code,
+            name=t.name,
+            rate=f"{t.rate_bp / 100:g}",
+            category=t.category,
+            country_rates=eu.format_overrides(
+                tuple((r.country, r.rate_bp) for r in t.country_rates)
+            ),
+        )
+        for t in classes
+    }
+    return render_template(
+        "admin/tax.html",
+        classes=classes,
+        forms=forms,
+        new=TaxForm(formdata=None, prefix="new"),
+        action=ActionForm(),
+        eu_rates=eu.eu_rates(),
+        scheme=settings().vat_scheme,
+        fixed=settings().vat_fixed_price,
+    )
 
 
 def _save_tax(tax: TaxClass | None):
@@ -85,8 +113,15 @@ def _save_tax(tax: TaxClass | None):
         _errors(form)
         return redirect(url_for("admin.tax_page"), 303)
     try:
-        ss.save_tax_class(db_session(), tax, form.code.data, form.name.data, form.rate.data,
-                          form.category.data, form.country_rates.data or "")
+        ss.save_tax_class(
+            db_session(),
+            tax,
+            form.code.data,
+            form.name.data,
+            form.rate.data,
+            form.category.data,
+            form.country_rates.data or "",
+        )
     except ss.SettingsError as exc:
         db_session().rollback()
         flash(str(exc), "error")
@@ -128,6 +163,7 @@ def tax_delete(tax_id: int):
 
 # ---------------------------------------------------------------- shipping
 
+
 def _amount(amount: int | None) -> str:
     return "" if amount is None else str(Money(amount, settings().currency).to_decimal())
 
@@ -136,10 +172,18 @@ def _rate_form(rate: ShippingRate | None = None, prefix: str = "", formdata=None
     if rate is None or formdata is not None:
         form = RateForm(formdata=formdata, prefix=prefix)
     else:
-        form = RateForm(formdata=None, prefix=prefix, name=rate.name, price=_amount(rate.price),
-                        free_over=_amount(rate.free_over), tax_class=rate.tax_class_id)
-    form.tax_class.choices = [SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
-                              for t in ss.tax_classes(db_session())]
+        form = RateForm(
+            formdata=None,
+            prefix=prefix,
+            name=rate.name,
+            price=_amount(rate.price),
+            free_over=_amount(rate.free_over),
+            tax_class=rate.tax_class_id,
+        )
+    form.tax_class.choices = [
+        SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
+        for t in ss.tax_classes(db_session())
+    ]
     return form
 
 
@@ -147,12 +191,17 @@ def _rate_form(rate: ShippingRate | None = None, prefix: str = "", formdata=None
 def shipping_page():
     zones = ss.zones(db_session())
     return render_template(
-        "admin/shipping.html", zones=zones, action=ActionForm(),
-        zone_forms={z.id: ZoneForm(formdata=None, prefix=f"zone{z.id}", name=z.name,
-                                   countries=z.countries) for z in zones},
+        "admin/shipping.html",
+        zones=zones,
+        action=ActionForm(),
+        zone_forms={
+            z.id: ZoneForm(formdata=None, prefix=f"zone{z.id}", name=z.name, countries=z.countries)
+            for z in zones
+        },
         rate_forms={r.id: _rate_form(r, f"rate{r.id}") for z in zones for r in z.rates},
         new_rates={z.id: _rate_form(None, f"newrate{z.id}") for z in zones},
-        new_zone=ZoneForm(formdata=None, prefix="newzone"))
+        new_zone=ZoneForm(formdata=None, prefix="newzone"),
+    )
 
 
 def _zone(zone_id: int) -> ShippingZone:
@@ -205,8 +254,16 @@ def _save_rate(zone: ShippingZone, rate: ShippingRate | None):
         _errors(form)
         return redirect(url_for("admin.shipping_page"), 303)
     try:
-        ss.save_rate(db_session(), zone, rate, form.name.data, form.price.data,
-                     form.free_over.data, form.tax_class.data, settings().currency)
+        ss.save_rate(
+            db_session(),
+            zone,
+            rate,
+            form.name.data,
+            form.price.data,
+            form.free_over.data,
+            form.tax_class.data,
+            settings().currency,
+        )
     except ss.SettingsError as exc:
         db_session().rollback()
         flash(str(exc), "error")
@@ -245,6 +302,7 @@ def rate_delete(rate_id: int):
 
 # ---------------------------------------------------------------- logo and favicon
 
+
 class BrandingForm(ShopForm):
     logo = FileField(_l("Logo (shown in the shop's header next to its name)"))
     favicon = FileField(_l("Favicon (the small icon of browser tabs; square works best)"))
@@ -279,8 +337,9 @@ def branding_page():
     elif form.is_submitted():
         status = 400
         _errors(form)
-    return render_template("admin/branding.html", form=form, action=ActionForm(),
-                           current=branding.current(_uploads())), status
+    return render_template(
+        "admin/branding.html", form=form, action=ActionForm(), current=branding.current(_uploads())
+    ), status
 
 
 @bp.post("/settings/branding/remove")

@@ -49,16 +49,24 @@ def tax_classes(session: Session) -> list[TaxClass]:
     return list(session.scalars(select(TaxClass).order_by(TaxClass.rate_bp.desc(), TaxClass.id)))
 
 
-def save_tax_class(session: Session, tax: TaxClass | None, code: str, name: str, rate: str,
-                   category: str | None = None, country_rates: str | None = None) -> TaxClass:
+def save_tax_class(
+    session: Session,
+    tax: TaxClass | None,
+    code: str,
+    name: str,
+    rate: str,
+    category: str | None = None,
+    country_rates: str | None = None,
+) -> TaxClass:
     """Save a tax class: its home rate, which EU table column applies abroad (``category``)
     and the merchant's own per-country rates ("NL=9, FR=5.5"; None leaves them as they are)."""
     from shop.catalog.models import TaxClassRate
     from shop.tax import rates as eu
 
     if category is not None and category not in eu.CATEGORIES:
-        raise SettingsError("Choose which EU rate applies abroad: standard, reduced, "
-                            "super-reduced or zero.")
+        raise SettingsError(
+            "Choose which EU rate applies abroad: standard, reduced, super-reduced or zero."
+        )
     overrides = None
     if country_rates is not None:
         try:
@@ -87,16 +95,32 @@ def save_tax_class(session: Session, tax: TaxClass | None, code: str, name: str,
 
 
 def delete_tax_class(session: Session, tax: TaxClass) -> None:
-    used = (session.scalar(select(func.count()).select_from(Product).where(Product.tax_class_id == tax.id)) or 0) + \
-        (session.scalar(select(func.count()).select_from(ShippingRate).where(ShippingRate.tax_class_id == tax.id)) or 0)
+    used = (
+        session.scalar(
+            select(func.count()).select_from(Product).where(Product.tax_class_id == tax.id)
+        )
+        or 0
+    ) + (
+        session.scalar(
+            select(func.count())
+            .select_from(ShippingRate)
+            .where(ShippingRate.tax_class_id == tax.id)
+        )
+        or 0
+    )
     if used:
         raise SettingsError("This tax class is still used by products or shipping rates.")
     session.delete(tax)
 
 
 def zones(session: Session) -> list[ShippingZone]:
-    return list(session.scalars(select(ShippingZone).options(selectinload(ShippingZone.rates))
-                                .order_by(ShippingZone.position, ShippingZone.id)))
+    return list(
+        session.scalars(
+            select(ShippingZone)
+            .options(selectinload(ShippingZone.rates))
+            .order_by(ShippingZone.position, ShippingZone.id)
+        )
+    )
 
 
 def _check_zone(session: Session, zone: ShippingZone | None, name: str, codes: list[str]) -> None:
@@ -107,17 +131,23 @@ def _check_zone(session: Session, zone: ShippingZone | None, name: str, codes: l
         if zone is not None and other.id == zone.id:
             continue
         if other.name.strip().lower() == name.lower():
-            raise SettingsError(f"A zone named “{other.name}” already exists: choose another "
-                                "name, or add the countries to that zone.")
+            raise SettingsError(
+                f"A zone named “{other.name}” already exists: choose another "
+                "name, or add the countries to that zone."
+            )
         shared = [c for c in codes if c in ShippingZone.country_codes_of(other.countries)]
         if shared:
             named = ", ".join(f"{territories.get(c, c)} ({c})" for c in shared[:8])
             verb = "is" if len(shared) == 1 else "are"
-            raise SettingsError(f"{named} {verb} already in the zone “{other.name}”. A country "
-                                "can be in one zone only: remove it there first.")
+            raise SettingsError(
+                f"{named} {verb} already in the zone “{other.name}”. A country "
+                "can be in one zone only: remove it there first."
+            )
 
 
-def save_zone(session: Session, zone: ShippingZone | None, name: str, countries: str) -> ShippingZone:
+def save_zone(
+    session: Session, zone: ShippingZone | None, name: str, countries: str
+) -> ShippingZone:
     if not (name or "").strip():
         raise SettingsError("Give the zone a name.")
     parsed = parse_countries(countries)
@@ -136,8 +166,16 @@ def delete_zone(session: Session, zone: ShippingZone) -> None:
     session.delete(zone)
 
 
-def save_rate(session: Session, zone: ShippingZone, rate: ShippingRate | None, name: str,
-              price: str, free_over: str, tax_class_id: int, currency: str) -> ShippingRate:
+def save_rate(
+    session: Session,
+    zone: ShippingZone,
+    rate: ShippingRate | None,
+    name: str,
+    price: str,
+    free_over: str,
+    tax_class_id: int,
+    currency: str,
+) -> ShippingRate:
     if not (name or "").strip():
         raise SettingsError("Give the shipping rate a name.")
     if session.get(TaxClass, tax_class_id) is None:
@@ -150,6 +188,11 @@ def save_rate(session: Session, zone: ShippingZone, rate: ShippingRate | None, n
     if rate is None:
         rate = ShippingRate(zone_id=zone.id, name="", price=0, position=len(zone.rates))
         session.add(rate)
-    rate.name, rate.price, rate.free_over, rate.tax_class_id = name.strip()[:100], amount, threshold, tax_class_id
+    rate.name, rate.price, rate.free_over, rate.tax_class_id = (
+        name.strip()[:100],
+        amount,
+        threshold,
+        tax_class_id,
+    )
     session.flush()
     return rate

@@ -57,31 +57,45 @@ def _lock_for(count: int, policy: Policy) -> timedelta:
     return min(policy.base_lock * 2 ** (count - policy.free_attempts), policy.max_lock)
 
 
-def wait_seconds(session: Session, keys: list[str], now: datetime, policy: Policy = POLICY) -> float:
+def wait_seconds(
+    session: Session, keys: list[str], now: datetime, policy: Policy = POLICY
+) -> float:
     """0 when an attempt is not throttled, else how long the client should wait."""
     since = now - policy.forget_after
     rows = session.execute(
         select(SigninFailure.key, func.count(), func.max(SigninFailure.at))
         .where(SigninFailure.key.in_(keys), SigninFailure.at > since)
-        .group_by(SigninFailure.key)).all()
+        .group_by(SigninFailure.key)
+    ).all()
     wait = timedelta(0)
     for _key, count, last in rows:
         wait = max(wait, last + _lock_for(count, policy) - now)
-    recent = session.scalar(select(func.count()).select_from(SigninFailure).where(
-        SigninFailure.key.startswith("user:"), SigninFailure.at > now - policy.global_window))
+    recent = session.scalar(
+        select(func.count())
+        .select_from(SigninFailure)
+        .where(SigninFailure.key.startswith("user:"), SigninFailure.at > now - policy.global_window)
+    )
     if recent >= policy.global_limit:
-        first = session.scalar(select(func.min(SigninFailure.at)).where(
-            SigninFailure.key.startswith("user:"), SigninFailure.at > now - policy.global_window))
+        first = session.scalar(
+            select(func.min(SigninFailure.at)).where(
+                SigninFailure.key.startswith("user:"), SigninFailure.at > now - policy.global_window
+            )
+        )
         wait = max(wait, first + policy.global_window - now)
     return max(0.0, wait.total_seconds())
 
 
 def failures(session: Session, key: str, now: datetime, policy: Policy = POLICY) -> int:
-    return session.scalar(select(func.count()).select_from(SigninFailure).where(
-        SigninFailure.key == key, SigninFailure.at > now - policy.forget_after))
+    return session.scalar(
+        select(func.count())
+        .select_from(SigninFailure)
+        .where(SigninFailure.key == key, SigninFailure.at > now - policy.forget_after)
+    )
 
 
-def record_failure(session: Session, keys: list[str], now: datetime, policy: Policy = POLICY) -> None:
+def record_failure(
+    session: Session, keys: list[str], now: datetime, policy: Policy = POLICY
+) -> None:
     """Count a failed attempt (the caller commits it even though the request fails)."""
     session.execute(delete(SigninFailure).where(SigninFailure.at <= now - policy.forget_after))
     session.add_all(SigninFailure(key=key, at=now) for key in keys)

@@ -64,7 +64,9 @@ def _setup(state) -> None:
     def raise_upload_limit():
         # Must run before Flask-WTF's CSRF check reads the body under the default limit.
         if request.endpoint in UPLOAD_ENDPOINTS and isinstance(session.get(ADMIN_KEY), dict):
-            request.max_content_length = app.extensions["shop.settings"].admin_upload_mb * 1024 * 1024
+            request.max_content_length = (
+                app.extensions["shop.settings"].admin_upload_mb * 1024 * 1024
+            )
 
     app.before_request_funcs.setdefault(None, []).insert(0, raise_upload_limit)
 
@@ -74,13 +76,19 @@ def _too_large(exc):
     """An upload over the limit: say the limit and lead back to the product."""
     limit = settings().admin_upload_mb
     product_id = (request.view_args or {}).get("product_id")
-    back = url_for("admin.product_edit", product_id=product_id) if product_id else url_for(
-        "admin.products")
+    back = (
+        url_for("admin.product_edit", product_id=product_id)
+        if product_id
+        else url_for("admin.products")
+    )
     return render_template(
-        "errors/error.html", code=413, title="File too large",
+        "errors/error.html",
+        code=413,
+        title="File too large",
         message=f"This file is larger than the shop accepts: at most {limit} MB per upload "
-                "(SHOP_ADMIN_UPLOAD_MB). Make it smaller and upload it again.",
-        back=back, back_label="Back to the product" if product_id else "Back to the products",
+        "(SHOP_ADMIN_UPLOAD_MB). Make it smaller and upload it again.",
+        back=back,
+        back_label="Back to the product" if product_id else "Back to the products",
     ), 413
 
 
@@ -120,20 +128,29 @@ def _safe_next(target: str | None) -> str:
         # A CR/LF in the Location header would make the redirect itself fail.
         return url_for("admin.dashboard")
     parts = urlsplit(target or "")
-    if target and not parts.scheme and not parts.netloc and parts.path.startswith("/admin") \
-            and "\\" not in target:
+    if (
+        target
+        and not parts.scheme
+        and not parts.netloc
+        and parts.path.startswith("/admin")
+        and "\\" not in target
+    ):
         return target
     return url_for("admin.dashboard")
 
 
 def _too_many(wait: float, form, template: str):
     minutes = max(1, math.ceil(wait / 60))
-    flash(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
-          "and try again.", "error")
+    flash(
+        f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
+        "and try again.",
+        "error",
+    )
     return render_template(template, form=form), 429
 
 
 # ---------------------------------------------------------------- sign-in
+
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
@@ -169,8 +186,10 @@ def login():
 
 
 def _throttle_keys(username: str) -> list[str]:
-    return [signin_throttle.user_key(username),
-            signin_throttle.client_key(settings().secret_key, request.remote_addr, utcnow())]
+    return [
+        signin_throttle.user_key(username),
+        signin_throttle.client_key(settings().secret_key, request.remote_addr, utcnow()),
+    ]
 
 
 def _count_failure(keys: list[str]) -> None:
@@ -184,8 +203,9 @@ def _second_factor_ok(user, code: str) -> bool:
     code = (code or "").strip()
     if not code:
         return False
-    guessed = signin_throttle.failures(db_session(), signin_throttle.code_key(user.username),
-                                       utcnow())
+    guessed = signin_throttle.failures(
+        db_session(), signin_throttle.code_key(user.username), utcnow()
+    )
     if guessed < signin_throttle.POLICY.code_limit and auth.verify_totp(user, code):
         return True
     return auth.use_recovery_code(db_session(), user, code)
@@ -204,11 +224,18 @@ def _reauthenticated(user, password: str, code: str) -> bool:
         _count_failure(keys)
     if wait > 0:
         minutes = max(1, math.ceil(wait / 60))
-        flash(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
-              "and try again.", "error")
+        flash(
+            f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
+            "and try again.",
+            "error",
+        )
     else:
-        flash(_("The password or code is not correct.") if user.totp_enabled
-              else "The password is not correct.", "error")
+        flash(
+            _("The password or code is not correct.")
+            if user.totp_enabled
+            else "The password is not correct.",
+            "error",
+        )
     return False
 
 
@@ -223,7 +250,9 @@ def login_second_factor():
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     if not form.validate_on_submit():
-        return render_template("admin/login_code.html", form=form), (400 if form.is_submitted() else 200)
+        return render_template("admin/login_code.html", form=form), (
+            400 if form.is_submitted() else 200
+        )
     keys = _throttle_keys(user.username)
     wait = signin_throttle.wait_seconds(db_session(), keys, utcnow())
     if not _second_factor_ok(user, form.code.data):
@@ -251,16 +280,22 @@ def logout():
 
 # ---------------------------------------------------------------- dashboard
 
+
 @bp.get("")
 def dashboard():
     db = db_session()
-    to_ship = db.scalar(select(func.count()).select_from(Order).where(
-        Order.status == OrderStatus.PAID.value, Order.requires_shipping.is_(True)))
+    to_ship = db.scalar(
+        select(func.count())
+        .select_from(Order)
+        .where(Order.status == OrderStatus.PAID.value, Order.requires_shipping.is_(True))
+    )
     tasks = db.scalar(select(func.count()).select_from(Order).where(Order.attention.is_not(None)))
-    pending = db.scalar(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.status == PENDING))
-    failed = db.scalar(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.status == FAILED))
+    pending = db.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == PENDING)
+    )
+    failed = db.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == FAILED)
+    )
     from shop.admin import health
     from shop.payments.registry import available_methods
     from shop.web.context import payment_methods
@@ -273,22 +308,36 @@ def dashboard():
     # In production an empty legal page is a legal risk, not a to-do: say so at the top.
     from shop.legal.service import PAGES
 
-    legal_missing = [PAGES[slug] for slug in health.missing_legal_pages(db)] \
-        if settings().production else []
-    return render_template("admin/dashboard.html", to_ship=to_ship, tasks=tasks,
-                           mail_pending=pending, mail_failed=failed, can_sell=can_sell,
-                           setup=setup, problems=problems, legal_missing=legal_missing)
+    legal_missing = (
+        [PAGES[slug] for slug in health.missing_legal_pages(db)] if settings().production else []
+    )
+    return render_template(
+        "admin/dashboard.html",
+        to_ship=to_ship,
+        tasks=tasks,
+        mail_pending=pending,
+        mail_failed=failed,
+        can_sell=can_sell,
+        setup=setup,
+        problems=problems,
+        legal_missing=legal_missing,
+    )
 
 
 # ---------------------------------------------------------------- account
 
+
 @bp.get("/account")
 def account():
     user = g.admin_user
-    return render_template("admin/account.html", action=ActionForm(), password_form=PasswordForm(),
-                           disable_form=DisableTotpForm(prefix="disable"),
-                           codes_form=ReauthForm(prefix="codes"),
-                           recovery_left=auth.remaining_recovery_codes(user))
+    return render_template(
+        "admin/account.html",
+        action=ActionForm(),
+        password_form=PasswordForm(),
+        disable_form=DisableTotpForm(prefix="disable"),
+        codes_form=ReauthForm(prefix="codes"),
+        recovery_left=auth.remaining_recovery_codes(user),
+    )
 
 
 @bp.post("/account/password")
@@ -339,7 +388,9 @@ def totp_setup():
         status = 400
     uri = auth.provisioning_uri(user, settings().store_name)
     qr = segno.make(uri, error="m").svg_data_uri(scale=5, dark="#000", light="#fff")
-    return render_template("admin/totp_setup.html", form=form, qr=qr, secret=user.totp_secret), status
+    return render_template(
+        "admin/totp_setup.html", form=form, qr=qr, secret=user.totp_secret
+    ), status
 
 
 @bp.post("/account/2fa/recovery-codes")
@@ -352,16 +403,18 @@ def totp_new_codes():
         abort(409)
     if not _reauthenticated(g.admin_user, form.password.data, form.code.data):
         return redirect(url_for("admin.account"), 303)
-    return render_template("admin/recovery_codes.html",
-                           codes=auth.new_recovery_codes(db_session(), g.admin_user))
+    return render_template(
+        "admin/recovery_codes.html", codes=auth.new_recovery_codes(db_session(), g.admin_user)
+    )
 
 
 @bp.post("/account/2fa/disable")
 def totp_disable():
     defer_write_lock()  # the password check is slow: no SQLite write lock meanwhile
     form, user = DisableTotpForm(prefix="disable"), g.admin_user
-    if not form.validate_on_submit() or \
-            not _reauthenticated(user, form.password.data, form.code.data):
+    if not form.validate_on_submit() or not _reauthenticated(
+        user, form.password.data, form.code.data
+    ):
         flash(_("Two-factor authentication stays on."), "error")
         return redirect(url_for("admin.account"), 303)
     auth.disable_totp(db_session(), user)

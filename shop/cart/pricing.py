@@ -77,7 +77,9 @@ def subtotal(lines: list[PricedLine]) -> int:
 
 
 def compute_totals(
-    lines: list[PricedLine], shipping: int = 0, shipping_tax_rate_bp: int = 0,
+    lines: list[PricedLine],
+    shipping: int = 0,
+    shipping_tax_rate_bp: int = 0,
     shipping_tax_country: str | None = None,
 ) -> Totals:
     gross_by_rate: dict[tuple[int, str | None], int] = defaultdict(int)
@@ -87,8 +89,9 @@ def compute_totals(
         gross_by_rate[shipping_tax_rate_bp, shipping_tax_country] += shipping
     vat = tuple(
         VatLine(rate, gross, vat_included(gross, rate), country)
-        for (rate, country), gross in sorted(gross_by_rate.items(),
-                                             key=lambda item: (-item[0][0], item[0][1] or ""))
+        for (rate, country), gross in sorted(
+            gross_by_rate.items(), key=lambda item: (-item[0][0], item[0][1] or "")
+        )
     )
     sub = subtotal(lines)
     return Totals(subtotal=sub, shipping=shipping, total=sub + shipping, vat=vat)

@@ -21,8 +21,10 @@ class UpdateLineForm(ShopForm):
     variant_id = HiddenField(validators=[InputRequired()])
     quantity = IntegerField(
         _l("Quantity"),
-        validators=[InputRequired(_l("Please enter a quantity.")),
-                    NumberRange(0, MAX_QUANTITY, _l("Choose between %(min)s and %(max)s."))],
+        validators=[
+            InputRequired(_l("Please enter a quantity.")),
+            NumberRange(0, MAX_QUANTITY, _l("Choose between %(min)s and %(max)s.")),
+        ],
     )
     submit = SubmitField(_l("Update"))
 
@@ -50,14 +52,21 @@ def show():
     country = session.get("country")
     lines = review.lines
     if isinstance(country, str) and len(country) == 2 and country.isalpha():
-        use_tax_classes(db_session(), catalog_cache().get(
-            ("tax-classes",), lambda: load_tax_classes(db_session())))
+        use_tax_classes(
+            db_session(),
+            catalog_cache().get(("tax-classes",), lambda: load_tax_classes(db_session())),
+        )
         lines = localize_lines(db_session(), review.lines, country)
     else:
         country = None
     return render_template(
-        "cart/cart.html", review=review, lines=lines, totals=compute_totals(lines), country=country,
-        update_form=UpdateLineForm, remove_form=RemoveLineForm(),
+        "cart/cart.html",
+        review=review,
+        lines=lines,
+        totals=compute_totals(lines),
+        country=country,
+        update_form=UpdateLineForm,
+        remove_form=RemoveLineForm(),
     )
 
 
@@ -87,8 +96,9 @@ def add(slug: str):
         return refused(400)
     if variant.stock is not None and wanted > variant.stock:
         form.quantity.errors = [
-            _("Sold out.") if variant.stock == 0 else
-            _("Only %(num)d left in stock.", num=variant.stock)
+            _("Sold out.")
+            if variant.stock == 0
+            else _("Only %(num)d left in stock.", num=variant.stock)
         ]
         return refused(409)
     if existing:
@@ -100,8 +110,14 @@ def add(slug: str):
         lines.append(CartLine(variant.id, wanted, variant.price))
     save_cart(session, lines)
     session.permanent = True
-    flash(_("Added %(num)d × %(product)s to your cart.", num=form.quantity.data,
-            product=product.title), "success")
+    flash(
+        _(
+            "Added %(num)d × %(product)s to your cart.",
+            num=form.quantity.data,
+            product=product.title,
+        ),
+        "success",
+    )
     return redirect(url_for("cart.show"), 303)
 
 
@@ -124,8 +140,14 @@ def update():
         variant = catalog.get_variants(db_session(), [variant_id]).get(variant_id)
         left = variant.available if variant is not None else None
         if left is not None and form.quantity.data > left:
-            flash(_("Only %(num)d of “%(product)s” left in stock.", num=left,
-                    product=variant.product.title), "error")
+            flash(
+                _(
+                    "Only %(num)d of “%(product)s” left in stock.",
+                    num=left,
+                    product=variant.product.title,
+                ),
+                "error",
+            )
             return redirect(url_for("cart.show"), 303)
         line.quantity = form.quantity.data
     save_cart(session, lines)

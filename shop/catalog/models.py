@@ -26,7 +26,8 @@ class TaxClass(Base):
     category: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
 
     country_rates: Mapped[list[TaxClassRate]] = relationship(
-        order_by="TaxClassRate.country", cascade="all, delete-orphan", lazy="selectin")
+        order_by="TaxClassRate.country", cascade="all, delete-orphan", lazy="selectin"
+    )
 
 
 class TaxClassRate(Base):
@@ -36,8 +37,9 @@ class TaxClassRate(Base):
     __tablename__ = "tax_class_rates"
     __table_args__ = (CheckConstraint("rate_bp >= 0 AND rate_bp <= 10000", name="rate_range"),)
 
-    tax_class_id: Mapped[int] = mapped_column(ForeignKey("tax_classes.id", ondelete="CASCADE"),
-                                              primary_key=True)
+    tax_class_id: Mapped[int] = mapped_column(
+        ForeignKey("tax_classes.id", ondelete="CASCADE"), primary_key=True
+    )
     country: Mapped[str] = mapped_column(String(2), primary_key=True)
     rate_bp: Mapped[int] = mapped_column(Integer)
 
@@ -77,7 +79,9 @@ class ProductImage(Base):
     __tablename__ = "product_images"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
     # A file name inside the instance's uploads folder; never a remote URL (no third-party requests).
     filename: Mapped[str] = mapped_column(String(200))
     alt: Mapped[str] = mapped_column(String(300), default="")
@@ -103,7 +107,9 @@ class Variant(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
     sku: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(200), default="")
     price: Mapped[int] = mapped_column(Money)
@@ -144,8 +150,11 @@ def available(on_hand: int | None, reserved: int, committed: int) -> int | None:
 @event.listens_for(Session, "after_flush")
 def _sync_search_index(session: Session, _context) -> None:
     """Keep the product search index in the same transaction as the products it copies."""
-    changed = {obj.id for obj in (*session.new, *session.dirty, *session.deleted)
-               if isinstance(obj, Product) and obj.id is not None}
+    changed = {
+        obj.id
+        for obj in (*session.new, *session.dirty, *session.deleted)
+        if isinstance(obj, Product) and obj.id is not None
+    }
     if changed:
         from shop.catalog.search import sync
 

@@ -19,12 +19,35 @@ from sqlalchemy.engine import Connection
 
 # PostgreSQL's built-in snowball configurations, by language code.
 CONFIGS = {
-    "ar": "arabic", "ca": "catalan", "da": "danish", "de": "german", "el": "greek",
-    "en": "english", "es": "spanish", "eu": "basque", "fi": "finnish", "fr": "french",
-    "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian",
-    "it": "italian", "lt": "lithuanian", "ne": "nepali", "nl": "dutch", "no": "norwegian",
-    "nb": "norwegian", "nn": "norwegian", "pt": "portuguese", "ro": "romanian",
-    "ru": "russian", "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish",
+    "ar": "arabic",
+    "ca": "catalan",
+    "da": "danish",
+    "de": "german",
+    "el": "greek",
+    "en": "english",
+    "es": "spanish",
+    "eu": "basque",
+    "fi": "finnish",
+    "fr": "french",
+    "ga": "irish",
+    "hi": "hindi",
+    "hu": "hungarian",
+    "hy": "armenian",
+    "id": "indonesian",
+    "it": "italian",
+    "lt": "lithuanian",
+    "ne": "nepali",
+    "nl": "dutch",
+    "no": "norwegian",
+    "nb": "norwegian",
+    "nn": "norwegian",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "sr": "serbian",
+    "sv": "swedish",
+    "ta": "tamil",
+    "tr": "turkish",
     "yi": "yiddish",
 }
 MAX_WORDS = 8
@@ -63,8 +86,12 @@ def unaccent(connection: Connection) -> bool:
         return False
     info = connection.connection.info
     if "shop.unaccent" not in info:
-        info["shop.unaccent"] = connection.execute(text(
-            "SELECT 1 FROM pg_extension WHERE extname = 'unaccent'")).first() is not None
+        info["shop.unaccent"] = (
+            connection.execute(
+                text("SELECT 1 FROM pg_extension WHERE extname = 'unaccent'")
+            ).first()
+            is not None
+        )
     return info["shop.unaccent"]
 
 
@@ -83,10 +110,14 @@ def tsquery_sql(connection: Connection) -> str:
 
 
 def _pg_insert(connection: Connection, where: str) -> str:
-    document = (f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'title')}), 'A') || "
-                f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'description')}), 'B')")
-    return (f"INSERT INTO product_search (product_id, language, document) "
-            f"SELECT id, CAST(:tag AS text), {document} FROM products WHERE {where}")
+    document = (
+        f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'title')}), 'A') || "
+        f"setweight(to_tsvector({_CONFIG}, {_fold(connection, 'description')}), 'B')"
+    )
+    return (
+        f"INSERT INTO product_search (product_id, language, document) "
+        f"SELECT id, CAST(:tag AS text), {document} FROM products WHERE {where}"
+    )
 
 
 def sync(connection: Connection, product_ids: Iterable[int], config: str) -> None:
@@ -95,34 +126,53 @@ def sync(connection: Connection, product_ids: Iterable[int], config: str) -> Non
     if not ids:
         return
     if connection.dialect.name == "postgresql":
-        connection.execute(text("DELETE FROM product_search WHERE product_id IN :ids")
-                           .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
-        connection.execute(text(_pg_insert(connection, "id IN :ids"))
-                           .bindparams(bindparam("ids", expanding=True)),
-                           {"ids": ids, "config": config, "tag": index_tag(connection, config)})
+        connection.execute(
+            text("DELETE FROM product_search WHERE product_id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": ids},
+        )
+        connection.execute(
+            text(_pg_insert(connection, "id IN :ids")).bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids, "config": config, "tag": index_tag(connection, config)},
+        )
     else:
-        connection.execute(text("DELETE FROM product_search WHERE rowid IN :ids")
-                           .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
-        connection.execute(text(
-            "INSERT INTO product_search (rowid, title, description) "
-            "SELECT id, title, description FROM products WHERE id IN :ids")
-            .bindparams(bindparam("ids", expanding=True)), {"ids": ids})
+        connection.execute(
+            text("DELETE FROM product_search WHERE rowid IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": ids},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO product_search (rowid, title, description) "
+                "SELECT id, title, description FROM products WHERE id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        )
 
 
 def reindex(connection: Connection, config: str = "simple", first_id: int = 0) -> None:
     """Rebuild the index of every product from ``first_id`` on (all of them by default)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text("DELETE FROM product_search WHERE product_id >= :first"),
-                           {"first": first_id})
-        connection.execute(text(_pg_insert(connection, "id >= :first")),
-                           {"config": config, "first": first_id,
-                            "tag": index_tag(connection, config)})
+        connection.execute(
+            text("DELETE FROM product_search WHERE product_id >= :first"), {"first": first_id}
+        )
+        connection.execute(
+            text(_pg_insert(connection, "id >= :first")),
+            {"config": config, "first": first_id, "tag": index_tag(connection, config)},
+        )
     else:
-        connection.execute(text("DELETE FROM product_search WHERE rowid >= :first"),
-                           {"first": first_id})
-        connection.execute(text("INSERT INTO product_search (rowid, title, description) "
-                                "SELECT id, title, description FROM products WHERE id >= :first"),
-                           {"first": first_id})
+        connection.execute(
+            text("DELETE FROM product_search WHERE rowid >= :first"), {"first": first_id}
+        )
+        connection.execute(
+            text(
+                "INSERT INTO product_search (rowid, title, description) "
+                "SELECT id, title, description FROM products WHERE id >= :first"
+            ),
+            {"first": first_id},
+        )
 
 
 def ensure_language(connection: Connection, config: str) -> bool:
@@ -130,9 +180,10 @@ def ensure_language(connection: Connection, config: str) -> bool:
     True if it was."""
     if connection.dialect.name != "postgresql":
         return False
-    stale = connection.execute(text(
-        "SELECT 1 FROM product_search WHERE language <> :tag LIMIT 1"),
-        {"tag": index_tag(connection, config)}).first()
+    stale = connection.execute(
+        text("SELECT 1 FROM product_search WHERE language <> :tag LIMIT 1"),
+        {"tag": index_tag(connection, config)},
+    ).first()
     if stale is None:
         return False
     reindex(connection, config)

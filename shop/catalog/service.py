@@ -74,7 +74,7 @@ def parse_cursor(raw: str, *, search: bool) -> tuple[int | float, int]:
     key = float(match.group(1)) if search else int(match.group(1))
     if search and not math.isfinite(key):
         raise BadCursor(raw[:40])
-    if not search and not -2**31 <= key < 2**31:
+    if not search and not -(2**31) <= key < 2**31:
         raise BadCursor(raw[:40])
     return key, int(match.group(2))
 
@@ -83,8 +83,9 @@ def _cursor(key: int | float, product_id: int) -> str:
     return f"{key!r}~{product_id}"
 
 
-_PRICE = (select(func.min(Variant.price))
-          .where(Variant.product_id == Product.id, Variant.active.is_(True)))
+_PRICE = select(func.min(Variant.price)).where(
+    Variant.product_id == Product.id, Variant.active.is_(True)
+)
 _LOW = _PRICE.scalar_subquery()
 _HIGH = _PRICE.with_only_columns(func.max(Variant.price)).scalar_subquery()
 _FIRST_IMAGE = (
@@ -96,15 +97,22 @@ _FIRST_IMAGE = (
 )
 
 
-def list_products(session: Session, *, query: str = "", after: str | None = None,
-                  before: str | None = None, per_page: int = 12) -> Page:
+def list_products(
+    session: Session,
+    *,
+    query: str = "",
+    after: str | None = None,
+    before: str | None = None,
+    per_page: int = 12,
+) -> Page:
     """Active products by (position, id), or by search rank when ``query`` has words.
 
     Each page costs the same wherever it is: an index seek past the cursor, then the cheapest
     and dearest variant and the first image of just the products shown.
     """
-    match = search.match_expression(query.strip()[:MAX_QUERY_LENGTH],
-                                    session.get_bind().dialect.name == "postgresql")
+    match = search.match_expression(
+        query.strip()[:MAX_QUERY_LENGTH], session.get_bind().dialect.name == "postgresql"
+    )
     backwards = before is not None
     raw = before if backwards else after
     if query.strip() and match is None:
@@ -116,15 +124,28 @@ def list_products(session: Session, *, query: str = "", after: str | None = None
         sort_key = source.c.rank
     # Listing ascending by position; search descending by rank. Backwards: the reverse.
     descending = (match is not None) != backwards
-    order = ([sort_key.desc() if descending else sort_key.asc(),
-              Product.id.desc() if backwards else Product.id.asc()])
+    order = [
+        sort_key.desc() if descending else sort_key.asc(),
+        Product.id.desc() if backwards else Product.id.asc(),
+    ]
 
     def fetch(conditions: list, limit: int) -> list:
-        stmt = (select(Product.slug, Product.title, Product.kind, _LOW, _HIGH, _FIRST_IMAGE,
-                       sort_key, Product.id)
-                # Bare, not "IS true": PostgreSQL matches only this form to the index.
-                .where(Product.active, *conditions)
-                .order_by(*order).limit(limit))
+        stmt = (
+            select(
+                Product.slug,
+                Product.title,
+                Product.kind,
+                _LOW,
+                _HIGH,
+                _FIRST_IMAGE,
+                sort_key,
+                Product.id,
+            )
+            # Bare, not "IS true": PostgreSQL matches only this form to the index.
+            .where(Product.active, *conditions)
+            .order_by(*order)
+            .limit(limit)
+        )
         if source is not None:
             stmt = stmt.join_from(Product, source, source.c.product_id == Product.id)
         return session.execute(stmt).all()
@@ -137,16 +158,24 @@ def list_products(session: Session, *, query: str = "", after: str | None = None
         # Two index seeks, each as cheap anywhere in the catalog: the rest of the cursor's
         # position, then the positions after it. (One row-value comparison would do on
         # PostgreSQL, but SQLite seeks only its first column, and positions repeat.)
-        rows = fetch([Product.position == key,
-                      Product.id < last_id if backwards else Product.id > last_id], limit)
+        rows = fetch(
+            [Product.position == key, Product.id < last_id if backwards else Product.id > last_id],
+            limit,
+        )
         if len(rows) < limit:
-            rows += fetch([Product.position < key if backwards else Product.position > key],
-                          limit - len(rows))
+            rows += fetch(
+                [Product.position < key if backwards else Product.position > key], limit - len(rows)
+            )
     else:
         key, last_id = parse_cursor(raw, search=True)
-        rows = fetch([or_(sort_key > key, and_(sort_key == key, Product.id < last_id))
-                      if backwards else
-                      or_(sort_key < key, and_(sort_key == key, Product.id > last_id))], limit)
+        rows = fetch(
+            [
+                or_(sort_key > key, and_(sort_key == key, Product.id < last_id))
+                if backwards
+                else or_(sort_key < key, and_(sort_key == key, Product.id > last_id))
+            ],
+            limit,
+        )
     more = len(rows) > per_page
     rows = rows[:per_page]
     if backwards:
@@ -186,8 +215,6 @@ def get_variants(session: Session, ids: list[int]) -> dict[int, Variant]:
     return {v.id: v for v in variants}
 
 
-
-
 @dataclass(frozen=True)
 class ImageView:
     filename: str
@@ -219,9 +246,20 @@ class ProductView:
 
 # Built once: adding to the cart runs these on every request.
 _PRODUCT_ROWS = (
-    select(Product.id, Product.slug, Product.title, Product.description, Product.kind,
-           Variant.id, Variant.label, Variant.price, Variant.on_hand, Variant.reserved,
-           Variant.committed, Variant.active)
+    select(
+        Product.id,
+        Product.slug,
+        Product.title,
+        Product.description,
+        Product.kind,
+        Variant.id,
+        Variant.label,
+        Variant.price,
+        Variant.on_hand,
+        Variant.reserved,
+        Variant.committed,
+        Variant.active,
+    )
     .outerjoin(Variant, Variant.product_id == Product.id)
     .where(Product.slug == bindparam("slug"), Product.active.is_(True))
     .order_by(Variant.position, Variant.id)
@@ -244,7 +282,11 @@ def product_view(session: Session, slug: str, *, images: bool = True) -> Product
     product_id, slug, title, description, kind = rows[0][:5]
     image_rows = session.execute(_IMAGE_ROWS, {"product_id": product_id}).all() if images else []
     return ProductView(
-        id=product_id, slug=slug, title=title, description=description, kind=kind,
+        id=product_id,
+        slug=slug,
+        title=title,
+        description=description,
+        kind=kind,
         images=tuple(ImageView(filename, alt) for filename, alt in image_rows),
         variants=tuple(
             VariantView(v_id, label, price, left, active, purchasable=active and left != 0)

@@ -14,12 +14,16 @@ bp = Blueprint("catalog", __name__)
 
 
 class AddToCartForm(ShopForm):
-    variant = RadioField(_l("Option"), coerce=int,
-                         validators=[InputRequired(_l("Please choose an option."))])
+    variant = RadioField(
+        _l("Option"), coerce=int, validators=[InputRequired(_l("Please choose an option."))]
+    )
     quantity = IntegerField(
-        _l("Quantity"), default=1,
-        validators=[InputRequired(_l("Please enter a quantity.")),
-                    NumberRange(1, MAX_QUANTITY, _l("Choose between %(min)s and %(max)s."))],
+        _l("Quantity"),
+        default=1,
+        validators=[
+            InputRequired(_l("Please enter a quantity.")),
+            NumberRange(1, MAX_QUANTITY, _l("Choose between %(min)s and %(max)s.")),
+        ],
     )
     submit = SubmitField(_l("Add to cart"))
 
@@ -44,8 +48,9 @@ def index():
     try:
         page = catalog_cache().get(
             ("list", query.lower(), after, before, per_page),
-            lambda: service.list_products(db_session(), query=query, after=after, before=before,
-                                          per_page=per_page),
+            lambda: service.list_products(
+                db_session(), query=query, after=after, before=before, per_page=per_page
+            ),
         )
     except service.BadCursor:
         abort(400, "This page link is damaged; start again from the first page.")
@@ -56,8 +61,9 @@ def index():
 
 def add_to_cart_form(product, formdata=None) -> AddToCartForm:
     form = AddToCartForm(formdata=formdata) if formdata is not None else AddToCartForm()
-    form.variant.choices = [SelectChoice(v.id, v.label or _l("Standard"))
-                            for v in product.variants if v.active]
+    form.variant.choices = [
+        SelectChoice(v.id, v.label or _l("Standard")) for v in product.variants if v.active
+    ]
     if form.variant.data is None and form.variant.choices:
         purchasable = [v.id for v in product.variants if v.purchasable]
         form.variant.data = purchasable[0] if purchasable else form.variant.choices[0].value

@@ -35,7 +35,9 @@ class ShippingRate(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    zone_id: Mapped[int] = mapped_column(ForeignKey("shipping_zones.id", ondelete="CASCADE"), index=True)
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("shipping_zones.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(100))
     price: Mapped[int] = mapped_column(Money)
     free_over: Mapped[int | None] = mapped_column(Money, nullable=True)

@@ -63,9 +63,22 @@ def forget_review(session: Session) -> None:
 
 # Built once: constructing a statement costs about as much as running it on a warm connection.
 _CART_ROWS = (
-    select(Variant.id.label("variant_id"), Variant.label, Variant.sku, Variant.price,
-           Variant.on_hand, Variant.reserved, Variant.committed, Variant.active, Product.active.label("product_active"),
-           Product.slug, Product.title, Product.kind, TaxClass.rate_bp, Product.tax_class_id)
+    select(
+        Variant.id.label("variant_id"),
+        Variant.label,
+        Variant.sku,
+        Variant.price,
+        Variant.on_hand,
+        Variant.reserved,
+        Variant.committed,
+        Variant.active,
+        Product.active.label("product_active"),
+        Product.slug,
+        Product.title,
+        Product.kind,
+        TaxClass.rate_bp,
+        Product.tax_class_id,
+    )
     .join(Product, Variant.product_id == Product.id)
     .join(TaxClass, Product.tax_class_id == TaxClass.id)
     .where(Variant.id.in_(bindparam("ids", expanding=True)))
@@ -74,9 +87,14 @@ _CART_ROWS = (
 
 def _review(session: Session, cart: list[CartLine]) -> CartReview:
     review = CartReview()
-    rows = {row.variant_id: row for row in session.execute(
-        _CART_ROWS, {"ids": [line.variant_id for line in cart]}
-    )} if cart else {}
+    rows = (
+        {
+            row.variant_id: row
+            for row in session.execute(_CART_ROWS, {"ids": [line.variant_id for line in cart]})
+        }
+        if cart
+        else {}
+    )
     for line in cart:
         row = rows.get(line.variant_id)
         if row is None or not row.active or not row.product_active:
@@ -92,16 +110,23 @@ def _review(session: Session, cart: list[CartLine]) -> CartReview:
         if left is not None and quantity > left:
             if left == 0:
                 review.problems.append(
-                    _l("“%(product)s” has sold out and was removed from your cart.", product=name))
+                    _l("“%(product)s” has sold out and was removed from your cart.", product=name)
+                )
                 continue
             review.problems.append(
-                _l("Only %(left)d of “%(product)s” left: your quantity was reduced from "
-                   "%(quantity)d to %(left)d.", left=left, product=name, quantity=quantity)
+                _l(
+                    "Only %(left)d of “%(product)s” left: your quantity was reduced from "
+                    "%(quantity)d to %(left)d.",
+                    left=left,
+                    product=name,
+                    quantity=quantity,
+                )
             )
             quantity = left
         if row.price != line.price_seen:
             review.problems.append(
-                _l("The price of “%(product)s” has changed since you added it.", product=name))
+                _l("The price of “%(product)s” has changed since you added it.", product=name)
+            )
         review.adjusted.append(CartLine(row.variant_id, quantity, row.price))
         review.lines.append(
             PricedLine(
@@ -122,6 +147,7 @@ def _review(session: Session, cart: list[CartLine]) -> CartReview:
 
 # ---------------------------------------------------------------- VAT by destination
 
+
 def tax_policy(session: Session) -> tax.TaxPolicy:
     settings = session.info.get("shop.settings")
     if settings is None:
@@ -132,11 +158,9 @@ def tax_policy(session: Session) -> tax.TaxPolicy:
 _TAX_CLASSES = "shop.tax_classes"
 
 
-_TAX_ROWS = (
-    select(TaxClass.id, TaxClass.rate_bp, TaxClass.category, TaxClassRate.country,
-           TaxClassRate.rate_bp)
-    .outerjoin(TaxClassRate, TaxClassRate.tax_class_id == TaxClass.id)
-)
+_TAX_ROWS = select(
+    TaxClass.id, TaxClass.rate_bp, TaxClass.category, TaxClassRate.country, TaxClassRate.rate_bp
+).outerjoin(TaxClassRate, TaxClassRate.tax_class_id == TaxClass.id)
 
 
 def load_tax_classes(session: Session) -> dict[int, tax.TaxClassInfo]:
@@ -146,8 +170,10 @@ def load_tax_classes(session: Session) -> dict[int, tax.TaxClassInfo]:
         entry = rows.setdefault(class_id, (home_bp, category, []))
         if country is not None:
             entry[2].append((country, rate_bp))
-    return {class_id: tax.TaxClassInfo(home_bp, category, tuple(sorted(overrides)))
-            for class_id, (home_bp, category, overrides) in rows.items()}
+    return {
+        class_id: tax.TaxClassInfo(home_bp, category, tuple(sorted(overrides)))
+        for class_id, (home_bp, category, overrides) in rows.items()
+    }
 
 
 def use_tax_classes(session: Session, classes: dict[int, tax.TaxClassInfo]) -> None:
@@ -168,8 +194,9 @@ def forget_tax_classes(session: Session) -> None:
     session.info.pop(_TAX_CLASSES, None)
 
 
-def _taxed(session: Session, class_id: int, home_bp: int, kind: str, country: str
-           ) -> tuple[str, int, tax.TaxClassInfo]:
+def _taxed(
+    session: Session, class_id: int, home_bp: int, kind: str, country: str
+) -> tuple[str, int, tax.TaxClassInfo]:
     policy = tax_policy(session)
     info = tax_classes(session).get(class_id) or tax.TaxClassInfo(home_bp)
     where = tax.taxed_in(policy, kind, country)
@@ -182,10 +209,17 @@ def localize_lines(session: Session, lines: list[PricedLine], country: str) -> l
     fixed = tax_policy(session).fixed
     out = []
     for line in lines:
-        where, rate, info = _taxed(session, line.tax_class_id, line.tax_rate_bp, line.kind,
-                                   country.upper())
-        out.append(replace(line, tax_rate_bp=rate, tax_country=where,
-                           unit_price=tax.localize(line.unit_price, info.home_bp, rate, fixed)))
+        where, rate, info = _taxed(
+            session, line.tax_class_id, line.tax_rate_bp, line.kind, country.upper()
+        )
+        out.append(
+            replace(
+                line,
+                tax_rate_bp=rate,
+                tax_country=where,
+                unit_price=tax.localize(line.unit_price, info.home_bp, rate, fixed),
+            )
+        )
     return out
 
 
@@ -208,9 +242,17 @@ class Zone:
 
 
 _ZONE_ROWS = (
-    select(ShippingZone.id, ShippingZone.name, ShippingZone.countries,
-           ShippingRate.id, ShippingRate.name, ShippingRate.price,
-           ShippingRate.free_over, TaxClass.rate_bp, ShippingRate.tax_class_id)
+    select(
+        ShippingZone.id,
+        ShippingZone.name,
+        ShippingZone.countries,
+        ShippingRate.id,
+        ShippingRate.name,
+        ShippingRate.price,
+        ShippingRate.free_over,
+        TaxClass.rate_bp,
+        ShippingRate.tax_class_id,
+    )
     .outerjoin(ShippingRate, ShippingRate.zone_id == ShippingZone.id)
     .outerjoin(TaxClass, ShippingRate.tax_class_id == TaxClass.id)
     .order_by(ShippingZone.position, ShippingZone.id, ShippingRate.position, ShippingRate.id)
@@ -220,8 +262,17 @@ _ZONE_ROWS = (
 def load_zones(session: Session) -> tuple[Zone, ...]:
     """Zones with their rates and the rates' VAT, as plain immutable values, in one query."""
     grouped: dict[int, tuple[str, str, list[Rate]]] = {}
-    for zone_id, zone_name, countries, rate_id, name, price, free_over, tax_bp, class_id in (
-            session.execute(_ZONE_ROWS)):
+    for (
+        zone_id,
+        zone_name,
+        countries,
+        rate_id,
+        name,
+        price,
+        free_over,
+        tax_bp,
+        class_id,
+    ) in session.execute(_ZONE_ROWS):
         entry = grouped.setdefault(zone_id, (zone_name, countries, []))
         if rate_id is not None:
             entry[2].append(Rate(rate_id, name, price, free_over, tax_bp, class_id))
@@ -277,17 +328,20 @@ def shipping_options(session: Session, country: str, goods_total: int) -> list[S
         if country not in zone.country_codes:
             continue
         for rate in zone.rates:
-            where, bp, info = _taxed(session, rate.tax_class_id or 0, rate.tax_rate_bp, PHYSICAL,
-                                     country)
+            where, bp, info = _taxed(
+                session, rate.tax_class_id or 0, rate.tax_rate_bp, PHYSICAL, country
+            )
             list_price = tax.localize(rate.price, info.home_bp, bp, fixed)
-            options.append(ShippingOption(
-                rate_id=rate.id,
-                zone_name=zone.name,
-                name=rate.name,
-                list_price=list_price,
-                price=shipping_price(list_price, rate.free_over, goods_total),
-                free_over=rate.free_over,
-                tax_rate_bp=bp,
-                tax_country=where,
-            ))
+            options.append(
+                ShippingOption(
+                    rate_id=rate.id,
+                    zone_name=zone.name,
+                    name=rate.name,
+                    list_price=list_price,
+                    price=shipping_price(list_price, rate.free_over, goods_total),
+                    free_over=rate.free_over,
+                    tax_rate_bp=bp,
+                    tax_country=where,
+                )
+            )
     return options

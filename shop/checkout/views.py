@@ -45,32 +45,54 @@ bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 class CheckoutForm(ShopForm):
     email = EmailField(
         _l("Email (optional)"),
-        validators=[NoControlCharacters(), Optional(),
-                    Email(_l("Please enter a valid email address, or leave it empty.")),
-                    Length(max=254)],
+        validators=[
+            NoControlCharacters(),
+            Optional(),
+            Email(_l("Please enter a valid email address, or leave it empty.")),
+            Length(max=254),
+        ],
         render_kw={"autocomplete": "email"},
     )
-    name = StringField(_l("Full name"), validators=[NoControlCharacters(), Length(max=200)],
-                       render_kw={"autocomplete": "name"})
-    street = StringField(_l("Street and house number"), validators=[NoControlCharacters(), Length(max=300)],
-                         render_kw={"autocomplete": "street-address"})
-    postal_code = StringField(_l("Postal code"), validators=[NoControlCharacters(), Length(max=20)],
-                              render_kw={"autocomplete": "postal-code"})
-    city = StringField(_l("City"), validators=[NoControlCharacters(), Length(max=100)],
-                       render_kw={"autocomplete": "address-level2"})
-    country = SelectField(_l("Country"),
-                          validators=[InputRequired(_l("Please choose your country."))],
-                          invalid_choice_message=_l("Please choose your country from the list."),
-                          render_kw={"autocomplete": "country"})
-    shipping_rate = RadioField(_l("Shipping method"), coerce=int, validate_choice=False,
-                               validators=[Optional()])
-    payment_method = RadioField(_l("Payment method"),
-                                validators=[InputRequired(_l("Please choose how to pay."))])
+    name = StringField(
+        _l("Full name"),
+        validators=[NoControlCharacters(), Length(max=200)],
+        render_kw={"autocomplete": "name"},
+    )
+    street = StringField(
+        _l("Street and house number"),
+        validators=[NoControlCharacters(), Length(max=300)],
+        render_kw={"autocomplete": "street-address"},
+    )
+    postal_code = StringField(
+        _l("Postal code"),
+        validators=[NoControlCharacters(), Length(max=20)],
+        render_kw={"autocomplete": "postal-code"},
+    )
+    city = StringField(
+        _l("City"),
+        validators=[NoControlCharacters(), Length(max=100)],
+        render_kw={"autocomplete": "address-level2"},
+    )
+    country = SelectField(
+        _l("Country"),
+        validators=[InputRequired(_l("Please choose your country."))],
+        invalid_choice_message=_l("Please choose your country from the list."),
+        render_kw={"autocomplete": "country"},
+    )
+    shipping_rate = RadioField(
+        _l("Shipping method"), coerce=int, validate_choice=False, validators=[Optional()]
+    )
+    payment_method = RadioField(
+        _l("Payment method"), validators=[InputRequired(_l("Please choose how to pay."))]
+    )
     # Shown only when the cart holds digital goods (§ 356 (5) BGB); the order records it with
     # consent.VERSION, whose wording this label must stay (tests check it).
-    digital_consent = BooleanField(_l(
-        "I agree that delivery of the digital content starts now, before the withdrawal "
-        "period ends, and I acknowledge that I thereby lose my right of withdrawal."))
+    digital_consent = BooleanField(
+        _l(
+            "I agree that delivery of the digital content starts now, before the withdrawal "
+            "period ends, and I acknowledge that I thereby lose my right of withdrawal."
+        )
+    )
     refresh = SubmitField(_l("Update shipping options"))
     # Says that it commits to pay (§ 312j (3) BGB: "zahlungspflichtig bestellen").
     submit = SubmitField(_l("Place order and pay"))
@@ -88,28 +110,38 @@ def _country_choices(requires_shipping: bool) -> list[SelectChoice]:
     territories = Locale.parse(i18n.locale()).territories
     countries = real_countries()
     # Physical goods go where a zone ships; digital ones to any real country (VAT needs it).
-    codes = [c for c in shipping_countries(db_session()) if c in countries] \
-        if requires_shipping else countries
-    return sorted((SelectChoice(c, territories.get(c, c)) for c in codes),
-                  key=lambda choice: choice.label)
+    codes = (
+        [c for c in shipping_countries(db_session()) if c in countries]
+        if requires_shipping
+        else countries
+    )
+    return sorted(
+        (SelectChoice(c, territories.get(c, c)) for c in codes), key=lambda choice: choice.label
+    )
 
 
 def _prepare(form: CheckoutForm, review) -> list:
     form.country.choices = _country_choices(review.requires_shipping)
     codes = [choice.value for choice in form.country.choices]
-    posted_elsewhere = request.method == "POST" and not form.refresh.data and bool(form.country.data)
+    posted_elsewhere = (
+        request.method == "POST" and not form.refresh.data and bool(form.country.data)
+    )
     # A posted country that is not on the list is refused by the field's choice check, never
     # silently replaced by another one.
     if form.country.data not in codes and not posted_elsewhere:
-        form.country.data = settings().country if settings().country in codes else (codes or [None])[0]
-    form.payment_method.choices = [SelectChoice(m.code, _(m.label))
-                                   for m in available_methods(payment_methods())]
+        form.country.data = (
+            settings().country if settings().country in codes else (codes or [None])[0]
+        )
+    form.payment_method.choices = [
+        SelectChoice(m.code, _(m.label)) for m in available_methods(payment_methods())
+    ]
     if len(form.payment_method.choices) == 1 and not form.payment_method.data:
         form.payment_method.data = form.payment_method.choices[0].value
     options = []
     if review.requires_shipping and form.country.data in codes:
-        goods = sum(line.total for line in localize_lines(db_session(), review.lines,
-                                                           form.country.data))
+        goods = sum(
+            line.total for line in localize_lines(db_session(), review.lines, form.country.data)
+        )
         options = shipping_options(db_session(), form.country.data, goods)
         form.shipping_rate.choices = [SelectChoice(o.rate_id, o.name) for o in options]
         if form.shipping_rate.data not in [o.rate_id for o in options] and options:
@@ -119,15 +151,21 @@ def _prepare(form: CheckoutForm, review) -> list:
 
 def _lines(form: CheckoutForm, review):
     """The cart priced for the chosen country (whose VAT, and the price if net is fixed)."""
-    return localize_lines(db_session(), review.lines, form.country.data) if form.country.data \
+    return (
+        localize_lines(db_session(), review.lines, form.country.data)
+        if form.country.data
         else review.lines
+    )
 
 
 def _totals(form: CheckoutForm, review, options):
     chosen = next((o for o in options if o.rate_id == form.shipping_rate.data), None)
-    return chosen, compute_totals(_lines(form, review), chosen.price if chosen else 0,
-                                  chosen.tax_rate_bp if chosen else 0,
-                                  chosen.tax_country if chosen else None)
+    return chosen, compute_totals(
+        _lines(form, review),
+        chosen.price if chosen else 0,
+        chosen.tax_rate_bp if chosen else 0,
+        chosen.tax_country if chosen else None,
+    )
 
 
 def _render(form: CheckoutForm, review, options, status: int = 200):
@@ -138,9 +176,15 @@ def _render(form: CheckoutForm, review, options, status: int = 200):
     if form.country.data:
         # The cart page shows this country's VAT from now on (a session value, no cookie of its own).
         session["country"] = form.country.data
-    return render_template("checkout/checkout.html", form=form, review=review, options=options,
-                           lines=_lines(form, review), totals=totals,
-                           methods=payment_methods()), status
+    return render_template(
+        "checkout/checkout.html",
+        form=form,
+        review=review,
+        options=options,
+        lines=_lines(form, review),
+        totals=totals,
+        methods=payment_methods(),
+    ), status
 
 
 _TOKEN = "checkout_token"
@@ -167,36 +211,55 @@ def _to_placed_order(order):
 def _why_total_changed(form: CheckoutForm, chosen, shown: int | None, total: int) -> str:
     money = lambda amount: format_money(amount, settings().currency, i18n.locale())  # noqa: E731
     if shown is None:
-        return _("Please check the total (%(total)s) and place the order again.",
-                 total=money(total))
+        return _(
+            "Please check the total (%(total)s) and place the order again.", total=money(total)
+        )
     why = ""
     if form.country.data != form.shown_country.data and chosen is not None:
         country = dict((c.value, c.label) for c in form.country.choices).get(
-            form.country.data, form.country.data)
+            form.country.data, form.country.data
+        )
         if chosen.price == 0:
-            why = " " + _("You chose %(country)s: %(method)s there costs nothing.",
-                          country=country, method=chosen.name)
+            why = " " + _(
+                "You chose %(country)s: %(method)s there costs nothing.",
+                country=country,
+                method=chosen.name,
+            )
         else:
-            why = " " + _("You chose %(country)s: %(method)s there costs %(price)s.",
-                          country=country, method=chosen.name, price=money(chosen.price))
+            why = " " + _(
+                "You chose %(country)s: %(method)s there costs %(price)s.",
+                country=country,
+                method=chosen.name,
+                price=money(chosen.price),
+            )
     elif chosen is not None:
-        why = " " + _("Shipping (%(method)s) costs %(price)s now.", method=chosen.name,
-                      price=money(chosen.price))
-    return (_("The total is now %(total)s (was %(shown)s).", total=money(total),
-              shown=money(shown)) + why + " " + _("Please check it and place the order again."))
+        why = " " + _(
+            "Shipping (%(method)s) costs %(price)s now.",
+            method=chosen.name,
+            price=money(chosen.price),
+        )
+    return (
+        _("The total is now %(total)s (was %(shown)s).", total=money(total), shown=money(shown))
+        + why
+        + " "
+        + _("Please check it and place the order again.")
+    )
 
 
 @bp.route("", methods=["GET", "POST"])
 def checkout():
-    placed = orders.get_by_checkout_token(db_session(), request.form.get(_TOKEN, "")
-                                          or session.get(_TOKEN) or "")
+    placed = orders.get_by_checkout_token(
+        db_session(), request.form.get(_TOKEN, "") or session.get(_TOKEN) or ""
+    )
     if placed is not None:
         return _to_placed_order(placed)
     # Shipping rates change rarely: share them between requests as briefly as the catalog.
-    use_zones(db_session(), catalog_cache().get(("shipping-zones",),
-                                                lambda: load_zones(db_session())))
-    use_tax_classes(db_session(), catalog_cache().get(("tax-classes",),
-                                                      lambda: load_tax_classes(db_session())))
+    use_zones(
+        db_session(), catalog_cache().get(("shipping-zones",), lambda: load_zones(db_session()))
+    )
+    use_tax_classes(
+        db_session(), catalog_cache().get(("tax-classes",), lambda: load_tax_classes(db_session()))
+    )
     review = review_cart(db_session(), load_cart(session))
     if review.problems:
         for problem in review.problems:
@@ -225,11 +288,18 @@ def checkout():
         if not options:
             form.country.errors = [*form.country.errors, _("We cannot ship to this country yet.")]
         valid = valid and not missing and bool(options)
-    if review.has_digital and not form.digital_consent.data \
-            and orders.refuses_without_consent(db_session()):
-        form.digital_consent.errors = [*form.digital_consent.errors, _(
-            "Please confirm that delivery may start now and that you thereby lose your right "
-            "of withdrawal, or remove the digital items from your cart.")]
+    if (
+        review.has_digital
+        and not form.digital_consent.data
+        and orders.refuses_without_consent(db_session())
+    ):
+        form.digital_consent.errors = [
+            *form.digital_consent.errors,
+            _(
+                "Please confirm that delivery may start now and that you thereby lose your right "
+                "of withdrawal, or remove the digital items from your cart."
+            ),
+        ]
         valid = False
     if not valid:
         return _render(form, review, options, 400)
@@ -254,8 +324,11 @@ def checkout():
                 locale=i18n.locale(),
                 digital_consent=bool(form.digital_consent.data) and review.has_digital,
                 contact=orders.ContactDetails(
-                    email=clean("email"), name=clean("name"), street=clean("street"),
-                    postal_code=clean("postal_code"), city=clean("city"),
+                    email=clean("email"),
+                    name=clean("name"),
+                    street=clean("street"),
+                    postal_code=clean("postal_code"),
+                    city=clean("city"),
                 ),
             ),
         )

@@ -14,7 +14,9 @@ class DigitalFile(Base):
     __tablename__ = "digital_files"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), unique=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), unique=True
+    )
     # Random name inside <instance>/downloads; the merchant's name is only shown to customers.
     stored_name: Mapped[str] = mapped_column(String(64), unique=True)
     original_name: Mapped[str] = mapped_column(String(200))

@@ -24,8 +24,9 @@ from shop.orders.states import OrderStatus
 DEFAULT_DAYS = 7
 DEFAULT_COUNT = 5
 # The order must still be paid for: a refunded or cancelled order downloads nothing.
-ENTITLED = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CLOSED,
-                      OrderStatus.PARTIALLY_REFUNDED})
+ENTITLED = frozenset(
+    {OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CLOSED, OrderStatus.PARTIALLY_REFUNDED}
+)
 
 
 class DownloadUnavailable(Exception):
@@ -43,8 +44,9 @@ def safe_name(name: str) -> str:
     return name[:200] or "download"
 
 
-def store_file(session: Session, product: Product, data: bytes, filename: str,
-               instance_path: Path) -> DigitalFile:
+def store_file(
+    session: Session, product: Product, data: bytes, filename: str, instance_path: Path
+) -> DigitalFile:
     if product.kind != DIGITAL:
         raise ValueError("Only digital products deliver a file.")
     if not data:
@@ -56,14 +58,20 @@ def store_file(session: Session, product: Product, data: bytes, filename: str,
     _on_rollback_delete(session, target / stored)
     record = session.scalar(select(DigitalFile).where(DigitalFile.product_id == product.id))
     if record is None:
-        record = DigitalFile(product_id=product.id, stored_name=stored, original_name="", size=0, sha256="")
+        record = DigitalFile(
+            product_id=product.id, stored_name=stored, original_name="", size=0, sha256=""
+        )
         session.add(record)
     else:
         # The old file goes once the new one is committed (it may carry a customer's
         # watermark one day); before that, a rollback must still find it.
         _on_commit_delete(session, target / record.stored_name)
     record.stored_name, record.original_name = stored, safe_name(filename)
-    record.size, record.sha256, record.uploaded_at = len(data), hashlib.sha256(data).hexdigest(), utcnow()
+    record.size, record.sha256, record.uploaded_at = (
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        utcnow(),
+    )
     session.flush()
     return record
 
@@ -98,13 +106,16 @@ def paid_orders_of(session: Session, product_id: int) -> list[Order]:
     """Orders still entitled to downloads that bought a variant of ``product_id``."""
     from shop.orders.models import OrderLine
 
-    return list(session.scalars(
-        select(Order).join(OrderLine, OrderLine.order_id == Order.id)
-        .join(Variant, Variant.id == OrderLine.variant_id)
-        .where(Variant.product_id == product_id,
-               Order.status.in_([s.value for s in ENTITLED]))
-        .distinct().order_by(Order.id)
-    ))
+    return list(
+        session.scalars(
+            select(Order)
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .join(Variant, Variant.id == OrderLine.variant_id)
+            .where(Variant.product_id == product_id, Order.status.in_([s.value for s in ENTITLED]))
+            .distinct()
+            .order_by(Order.id)
+        )
+    )
 
 
 def file_for(session: Session, product_id: int) -> DigitalFile | None:
@@ -113,8 +124,10 @@ def file_for(session: Session, product_id: int) -> DigitalFile | None:
 
 def _limits(session: Session) -> tuple[int, int]:
     settings = session.info.get("shop.settings")
-    return (getattr(settings, "download_days", DEFAULT_DAYS) or DEFAULT_DAYS,
-            getattr(settings, "download_count", DEFAULT_COUNT) or DEFAULT_COUNT)
+    return (
+        getattr(settings, "download_days", DEFAULT_DAYS) or DEFAULT_DAYS,
+        getattr(settings, "download_count", DEFAULT_COUNT) or DEFAULT_COUNT,
+    )
 
 
 def grant_for_paid_order(session: Session, order: Order, now: datetime | None = None) -> bool:
@@ -128,15 +141,31 @@ def grant_for_paid_order(session: Session, order: Order, now: datetime | None = 
     digital = [line for line in order.lines if line.kind == DIGITAL and line.variant_id is not None]
     if not digital:
         return False
-    product_ids = set(session.scalars(select(Variant.product_id).where(
-        Variant.id.in_([line.variant_id for line in digital]))))
-    files = list(session.scalars(select(DigitalFile).where(DigitalFile.product_id.in_(product_ids))))
-    have = set(session.scalars(select(DownloadGrant.digital_file_id).where(DownloadGrant.order_id == order.id)))
+    product_ids = set(
+        session.scalars(
+            select(Variant.product_id).where(Variant.id.in_([line.variant_id for line in digital]))
+        )
+    )
+    files = list(
+        session.scalars(select(DigitalFile).where(DigitalFile.product_id.in_(product_ids)))
+    )
+    have = set(
+        session.scalars(
+            select(DownloadGrant.digital_file_id).where(DownloadGrant.order_id == order.id)
+        )
+    )
     for f in files:
         if f.id not in have:
-            session.add(DownloadGrant(order_id=order.id, digital_file_id=f.id,
-                                      token=secrets.token_urlsafe(32), expires_at=start + timedelta(days=days),
-                                      downloads_left=count, created_at=now))
+            session.add(
+                DownloadGrant(
+                    order_id=order.id,
+                    digital_file_id=f.id,
+                    token=secrets.token_urlsafe(32),
+                    expires_at=start + timedelta(days=days),
+                    downloads_left=count,
+                    created_at=now,
+                )
+            )
     session.flush()
     return len(digital) == len(order.lines) and len(files) == len(product_ids)
 
@@ -165,15 +194,22 @@ def offered(session: Session, order: Order) -> list[OfferedDownload]:
     if order.state not in ENTITLED:
         return []
     rows = session.execute(
-        select(DownloadGrant, DigitalFile).join(DigitalFile, DigitalFile.id == DownloadGrant.digital_file_id)
-        .where(DownloadGrant.order_id == order.id).order_by(DownloadGrant.id))
-    return [OfferedDownload(g.token, f.original_name, f.size, g.expires_at, g.downloads_left,
-                            order.downloads_from)
-            for g, f in rows]
+        select(DownloadGrant, DigitalFile)
+        .join(DigitalFile, DigitalFile.id == DownloadGrant.digital_file_id)
+        .where(DownloadGrant.order_id == order.id)
+        .order_by(DownloadGrant.id)
+    )
+    return [
+        OfferedDownload(
+            g.token, f.original_name, f.size, g.expires_at, g.downloads_left, order.downloads_from
+        )
+        for g, f in rows
+    ]
 
 
-def take_download(session: Session, token: str, instance_path: Path,
-                  now: datetime | None = None) -> tuple[Path, str]:
+def take_download(
+    session: Session, token: str, instance_path: Path, now: datetime | None = None
+) -> tuple[Path, str]:
     """Count one download and return (path, name); raise DownloadUnavailable otherwise."""
     now = now or utcnow()
     if not token or len(token) > 64:
@@ -185,9 +221,13 @@ def take_download(session: Session, token: str, instance_path: Path,
     if order is None or order.state not in ENTITLED:
         raise DownloadUnavailable(_l("This order no longer includes the download."))
     if order.downloads_from is not None and now < order.downloads_from:
-        raise DownloadUnavailable(_l(
-            "This download starts on %(when)s UTC, when the withdrawal period has ended (you did "
-            "not agree to immediate delivery).", when=f"{order.downloads_from:%Y-%m-%d %H:%M}"))
+        raise DownloadUnavailable(
+            _l(
+                "This download starts on %(when)s UTC, when the withdrawal period has ended (you did "
+                "not agree to immediate delivery).",
+                when=f"{order.downloads_from:%Y-%m-%d %H:%M}",
+            )
+        )
     if grant.expires_at <= now:
         raise DownloadUnavailable(_l("This download link has expired."))
     # One conditional UPDATE: two clicks at once cannot both take the last download.

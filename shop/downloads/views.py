@@ -31,13 +31,18 @@ def _setup(state) -> None:
 def download(token: str):
     form = DownloadForm()
     if not form.validate_on_submit():
-        return render_template("errors/error.html", code=400, title=_("Form expired"),
-                               message=_("Please reload your order page and try again.")), 400
+        return render_template(
+            "errors/error.html",
+            code=400,
+            title=_("Form expired"),
+            message=_("Please reload your order page and try again."),
+        ), 400
     try:
         path, name = service.take_download(db_session(), token, settings().instance_path)
     except service.DownloadUnavailable as exc:
-        return render_template("errors/error.html", code=410, title=_("Download not available"),
-                               message=str(exc)), 410
+        return render_template(
+            "errors/error.html", code=410, title=_("Download not available"), message=str(exc)
+        ), 410
     db_session().commit()  # count the download before the (possibly long) transfer starts
     response = send_file(path, as_attachment=True, download_name=name, max_age=0)
     response.headers["Cache-Control"] = "no-store"

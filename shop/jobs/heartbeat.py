@@ -38,8 +38,9 @@ def new_worker_id() -> str:
 
 
 def newest_beat(session: Session) -> datetime | None:
-    return session.scalar(select(func.max(WorkerHeartbeat.last_beat))
-                          .where(WorkerHeartbeat.stopped_at.is_(None)))
+    return session.scalar(
+        select(func.max(WorkerHeartbeat.last_beat)).where(WorkerHeartbeat.stopped_at.is_(None))
+    )
 
 
 def last_stop(session: Session) -> datetime | None:
@@ -47,18 +48,25 @@ def last_stop(session: Session) -> datetime | None:
     return session.scalar(select(func.max(WorkerHeartbeat.stopped_at)))
 
 
-def live_workers(session: Session, interval_seconds: float,
-                 now: datetime | None = None) -> list[WorkerHeartbeat]:
+def live_workers(
+    session: Session, interval_seconds: float, now: datetime | None = None
+) -> list[WorkerHeartbeat]:
     now = now or utcnow()
-    return list(session.scalars(
-        select(WorkerHeartbeat)
-        .where(WorkerHeartbeat.last_beat >= now - stale_after(interval_seconds),
-               WorkerHeartbeat.stopped_at.is_(None))
-        .order_by(WorkerHeartbeat.started_at, WorkerHeartbeat.worker_id)))
+    return list(
+        session.scalars(
+            select(WorkerHeartbeat)
+            .where(
+                WorkerHeartbeat.last_beat >= now - stale_after(interval_seconds),
+                WorkerHeartbeat.stopped_at.is_(None),
+            )
+            .order_by(WorkerHeartbeat.started_at, WorkerHeartbeat.worker_id)
+        )
+    )
 
 
-def worker_status(session: Session, interval_seconds: float,
-                  now: datetime | None = None) -> tuple[str, float | None]:
+def worker_status(
+    session: Session, interval_seconds: float, now: datetime | None = None
+) -> tuple[str, float | None]:
     """("ok" | "stale" | "missing", age of the newest heartbeat in seconds)."""
     now = now or utcnow()
     last = newest_beat(session)
@@ -72,9 +80,14 @@ class Heartbeat:
     """This process's row. Failures are logged, never raised: a database hiccup must not stop
     the jobs (they fail and retry on their own)."""
 
-    def __init__(self, database: Database, jobs: list[str],
-                 watching: Callable[[], bool] = lambda: False,
-                 clock: Callable[[], datetime] = utcnow, worker_id: str | None = None):
+    def __init__(
+        self,
+        database: Database,
+        jobs: list[str],
+        watching: Callable[[], bool] = lambda: False,
+        clock: Callable[[], datetime] = utcnow,
+        worker_id: str | None = None,
+    ):
         self.database = database
         self.jobs = ",".join(jobs)[:500]
         self.watching = watching
@@ -88,22 +101,31 @@ class Heartbeat:
         """Record that this worker is alive; returns whether a row was written."""
         now = self.clock()
         watching = bool(self.watching())
-        if (self._written is not None and self._written[1] == watching
-                and timedelta(0) <= now - self._written[0] < BEAT_EVERY):
+        if (
+            self._written is not None
+            and self._written[1] == watching
+            and timedelta(0) <= now - self._written[0] < BEAT_EVERY
+        ):
             return False
         try:
             with self.database.job_session() as session:
                 row = session.get(WorkerHeartbeat, self.worker_id)
                 if row is None:
                     host, pid, _ = self.worker_id.rsplit(":", 2)
-                    row = WorkerHeartbeat(worker_id=self.worker_id, host=host, pid=int(pid),
-                                          started_at=self.started_at, jobs=self.jobs)
+                    row = WorkerHeartbeat(
+                        worker_id=self.worker_id,
+                        host=host,
+                        pid=int(pid),
+                        started_at=self.started_at,
+                        jobs=self.jobs,
+                    )
                     session.add(row)
                 row.last_beat, row.current_job = now, current_job[:60]
                 row.watching_chain = watching
                 if self._pruned_at is None or now - self._pruned_at >= timedelta(minutes=1):
-                    session.execute(delete(WorkerHeartbeat).where(
-                        WorkerHeartbeat.last_beat < now - PRUNE_AFTER))
+                    session.execute(
+                        delete(WorkerHeartbeat).where(WorkerHeartbeat.last_beat < now - PRUNE_AFTER)
+                    )
                     self._pruned_at = now
             self._written = (now, watching)
             return True
@@ -116,8 +138,10 @@ class Heartbeat:
         a dead one, and the admin can still say when the last worker stopped."""
         try:
             with self.database.job_session() as session:
-                session.execute(update(WorkerHeartbeat)
-                                .where(WorkerHeartbeat.worker_id == self.worker_id)
-                                .values(stopped_at=self.clock(), current_job=""))
+                session.execute(
+                    update(WorkerHeartbeat)
+                    .where(WorkerHeartbeat.worker_id == self.worker_id)
+                    .values(stopped_at=self.clock(), current_job="")
+                )
         except Exception:
             log.exception("could not remove the heartbeat worker_id=%s", self.worker_id)

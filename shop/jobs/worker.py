@@ -50,16 +50,24 @@ def expire_bitcoin_invoices(database: Database) -> int:
     return expire_invoices_job(database)  # time-only: works while the node is down
 
 
-JOBS = [Job("expire-orders", expire_orders), Job("privacy-purge", purge_personal_data),
-        Job("send-emails", send_emails), Job("bitcoin-invoices", expire_bitcoin_invoices)]
+JOBS = [
+    Job("expire-orders", expire_orders),
+    Job("privacy-purge", purge_personal_data),
+    Job("send-emails", send_emails),
+    Job("bitcoin-invoices", expire_bitcoin_invoices),
+]
 # BTC exchange rates; a no-op unless Bitcoin checkout is configured (see rates.rates_wanted).
 JOBS.append(Job(RatesJob.name, RatesJob()))
 # Stripe events stored by the webhook endpoint; a no-op unless card payments are configured.
 JOBS.append(Job(StripeEventsJob.name, StripeEventsJob()))
 
 
-def run_once(database: Database, jobs: list[Job] = JOBS, stop: threading.Event | None = None,
-             heartbeat: Heartbeat | None = None) -> dict[str, int]:
+def run_once(
+    database: Database,
+    jobs: list[Job] = JOBS,
+    stop: threading.Event | None = None,
+    heartbeat: Heartbeat | None = None,
+) -> dict[str, int]:
     results = {}
     for job in jobs:
         if stop is not None and stop.is_set():
@@ -77,8 +85,13 @@ def run_once(database: Database, jobs: list[Job] = JOBS, stop: threading.Event |
     return results
 
 
-def run_forever(database: Database, interval: float, stop: threading.Event, *,
-                heartbeat: Heartbeat | None = None) -> None:
+def run_forever(
+    database: Database,
+    interval: float,
+    stop: threading.Event,
+    *,
+    heartbeat: Heartbeat | None = None,
+) -> None:
     log.info("worker started interval=%.1f", interval)
     while not stop.is_set():
         run_once(database, stop=stop, heartbeat=heartbeat)
@@ -119,8 +132,11 @@ def serve(database: Database, settings, *, grace_seconds: float = SHUTDOWN_GRACE
     watcher_thread = start_watcher(database, settings, stop)  # its own loop (ZMQ + poll)
     watcher = getattr(watcher_thread, "watcher", None)
     listeners = start_listeners(database, settings, stop)  # e.g. a Lightning node's stream
-    names = [job.name for job in JOBS] + (["chain-watcher"] if watcher_thread else []) + \
-        [t.name for t in listeners]
+    names = (
+        [job.name for job in JOBS]
+        + (["chain-watcher"] if watcher_thread else [])
+        + [t.name for t in listeners]
+    )
     heartbeat = Heartbeat(database, names, watching=lambda: bool(watcher and watcher.watching))
     log.info("worker id worker_id=%s jobs=%s", heartbeat.worker_id, ",".join(names))
     heartbeat.beat("")
@@ -138,7 +154,8 @@ def serve(database: Database, settings, *, grace_seconds: float = SHUTDOWN_GRACE
 
 
 def _force_exit(grace_seconds: float) -> None:
-    log.error("job still running %.0f s after the shutdown request; leaving without it",
-              grace_seconds)
+    log.error(
+        "job still running %.0f s after the shutdown request; leaving without it", grace_seconds
+    )
     logging.shutdown()
     os._exit(1)

@@ -51,7 +51,9 @@ def imprint_fields(page: LegalPage | None) -> dict[str, str]:
     return {name: str(data.get(name, "")) for name in IMPRINT_FIELDS}
 
 
-def save_page(session: Session, slug: str, body: str, fields: dict[str, str] | None = None) -> LegalPage:
+def save_page(
+    session: Session, slug: str, body: str, fields: dict[str, str] | None = None
+) -> LegalPage:
     page = get_page(session, slug)
     if page is None:
         page = LegalPage(slug=slug)
@@ -98,27 +100,47 @@ CONTRACT = N_("needed to carry out your order (our contract with you)")
 # What customers read at /legal/privacy. tests/test_customer_findings.py fails when a column of
 # docs/PRIVACY.md's inventory is not explained here.
 NOTICE = (
-    NoticeItem(("order_contacts.email",), N_("Your email address, if you give one"),
-               N_("to send you the order confirmation, and emails about payment, shipping and "
-                  "refunds"),
-               N_("needed to carry out your order (our contract with you); giving it is optional")),
-    NoticeItem(("order_contacts.name", "order_contacts.street", "order_contacts.postal_code",
-                "order_contacts.city"),
-               N_("Your name and postal address, only when you buy something we ship"),
-               N_("to send you the parcel"), CONTRACT),
-    NoticeItem(("shipments.tracking_sealed", "shipments.tracking"),
-               N_("The parcel's tracking reference"),
-               N_("so that you can follow your parcel"), CONTRACT),
-    NoticeItem(("refund_addresses.address",),
-               N_("A Bitcoin address for a refund, only if we ask you for one"),
-               N_("to send you the refund"), CONTRACT),
-    NoticeItem(("signin_failures.key",),
-               N_("When someone fails to sign in to the shop's administration: the user name "
-                  "tried, or a scrambled form of the network address that changes every day "
-                  "(never the address itself)"),
-               N_("to protect the shop against password guessing"),
-               N_("our legitimate interest in keeping the shop secure"),
-               order_data=False, kept=N_("24 hours")),
+    NoticeItem(
+        ("order_contacts.email",),
+        N_("Your email address, if you give one"),
+        N_("to send you the order confirmation, and emails about payment, shipping and refunds"),
+        N_("needed to carry out your order (our contract with you); giving it is optional"),
+    ),
+    NoticeItem(
+        (
+            "order_contacts.name",
+            "order_contacts.street",
+            "order_contacts.postal_code",
+            "order_contacts.city",
+        ),
+        N_("Your name and postal address, only when you buy something we ship"),
+        N_("to send you the parcel"),
+        CONTRACT,
+    ),
+    NoticeItem(
+        ("shipments.tracking_sealed", "shipments.tracking"),
+        N_("The parcel's tracking reference"),
+        N_("so that you can follow your parcel"),
+        CONTRACT,
+    ),
+    NoticeItem(
+        ("refund_addresses.address",),
+        N_("A Bitcoin address for a refund, only if we ask you for one"),
+        N_("to send you the refund"),
+        CONTRACT,
+    ),
+    NoticeItem(
+        ("signin_failures.key",),
+        N_(
+            "When someone fails to sign in to the shop's administration: the user name "
+            "tried, or a scrambled form of the network address that changes every day "
+            "(never the address itself)"
+        ),
+        N_("to protect the shop against password guessing"),
+        N_("our legitimate interest in keeping the shop secure"),
+        order_data=False,
+        kept=N_("24 hours"),
+    ),
 )
 
 
@@ -126,9 +148,11 @@ def customer_notice(path: Path | None = None) -> list[NoticeItem]:
     """The notice's entries: the written ones, then any inventory column nobody wrote plain
     text for yet, with the inventory's own words (so a new column is never left out)."""
     written = {column for item in NOTICE for column in item.columns}
-    missing = [NoticeItem((item.column,), item.what, item.purpose, item.legal_basis,
-                          written=False)
-               for item in inventory(path) if item.column not in written]
+    missing = [
+        NoticeItem((item.column,), item.what, item.purpose, item.legal_basis, written=False)
+        for item in inventory(path)
+        if item.column not in written
+    ]
     return [*NOTICE, *missing]
 
 
@@ -147,8 +171,14 @@ def inventory(path: Path | None = None) -> list[DataItem]:
         cells = [re.sub(r"[*`]", "", c).strip() for c in match.group(2).split("|")]
         cells = (cells + [""] * 5)[:5]
         # "as above" repeats the row before, so the notice reads on its own.
-        cells = [previous[i] if previous and c.lower() in ("as above", "") else c
-                 for i, c in enumerate(cells)] if previous else cells
+        cells = (
+            [
+                previous[i] if previous and c.lower() in ("as above", "") else c
+                for i, c in enumerate(cells)
+            ]
+            if previous
+            else cells
+        )
         previous = cells
         items.append(DataItem(match.group(1), *cells))
     return items

@@ -17,8 +17,12 @@ def page(slug: str):
         abort(404)
     stored = service.get_page(db_session(), slug)
     return render_template(
-        "legal/page.html", slug=slug, title=_(service.PAGES[slug]), page=stored,
+        "legal/page.html",
+        slug=slug,
+        title=_(service.PAGES[slug]),
+        page=stored,
         paragraphs=service.paragraphs(stored.body if stored else ""),
-        imprint=service.imprint_fields(stored), imprint_labels={k: _(v) for k, v in service.IMPRINT_FIELDS.items()},
+        imprint=service.imprint_fields(stored),
+        imprint_labels={k: _(v) for k, v in service.IMPRINT_FIELDS.items()},
         notice=service.customer_notice() if slug == "privacy" else [],
     )

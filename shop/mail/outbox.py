@@ -65,8 +65,15 @@ def recipient(session: Session, order: Order) -> str | None:
     return details.email if details and details.email else None
 
 
-def enqueue(session: Session, order: Order, kind: str, *, has_email: bool | None = None,
-            now: datetime | None = None, **payload: Any) -> OutboxMessage | None:
+def enqueue(
+    session: Session,
+    order: Order,
+    kind: str,
+    *,
+    has_email: bool | None = None,
+    now: datetime | None = None,
+    **payload: Any,
+) -> OutboxMessage | None:
     """Queue `kind` for the order's customer, if they gave an email address."""
     if kind not in SUBJECTS:
         raise ValueError(f"unknown email kind {kind!r}")
@@ -74,9 +81,14 @@ def enqueue(session: Session, order: Order, kind: str, *, has_email: bool | None
         has_email = recipient(session, order) is not None
     if not has_email:
         return None
-    message = OutboxMessage(kind=kind, order_id=order.id, payload=json.dumps(payload),
-                            status=PENDING, created_at=now or utcnow(),
-                            next_attempt_at=now or utcnow())
+    message = OutboxMessage(
+        kind=kind,
+        order_id=order.id,
+        payload=json.dumps(payload),
+        status=PENDING,
+        created_at=now or utcnow(),
+        next_attempt_at=now or utcnow(),
+    )
     session.add(message)
     return message
 
@@ -96,8 +108,14 @@ class LinkRateLimited(Exception):
 def link_emailed(session: Session, order: Order) -> bool:
     """Whether an email carrying the order page's link has actually gone out (queued is not
     enough: SMTP may be down, or the address mistyped)."""
-    return session.scalar(select(OutboxMessage.id).where(
-        OutboxMessage.order_id == order.id, OutboxMessage.status == SENT).limit(1)) is not None
+    return (
+        session.scalar(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.order_id == order.id, OutboxMessage.status == SENT)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def queue_order_link(session: Session, order: Order, now: datetime | None = None) -> OutboxMessage:
@@ -106,9 +124,15 @@ def queue_order_link(session: Session, order: Order, now: datetime | None = None
     Raises LinkRateLimited when asked again too soon; ValueError when the order has no address.
     """
     now = now or utcnow()
-    recent = list(session.scalars(select(OutboxMessage.created_at).where(
-        OutboxMessage.order_id == order.id, OutboxMessage.kind == ORDER_LINK,
-        OutboxMessage.created_at > now - timedelta(days=1))))
+    recent = list(
+        session.scalars(
+            select(OutboxMessage.created_at).where(
+                OutboxMessage.order_id == order.id,
+                OutboxMessage.kind == ORDER_LINK,
+                OutboxMessage.created_at > now - timedelta(days=1),
+            )
+        )
+    )
     if recent and max(recent) > now - LINK_EVERY:
         raise LinkRateLimited(max(recent) + LINK_EVERY)
     if len(recent) >= LINK_DAY_LIMIT:
@@ -121,18 +145,23 @@ def queue_order_link(session: Session, order: Order, now: datetime | None = None
 
 # ---------------------------------------------------------------- rendering
 
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(resource_dir("templates") / "mail")),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
     )
     # The language is chosen per message (use_locale), so the callables look it up when called.
     # Jinja's newstyle wrappers do the %-formatting themselves.
     env.install_gettext_callables(  # type: ignore[attr-defined]
         lambda message: i18n.current().gettext(message),
-        lambda singular, plural, n: i18n.current().ngettext(singular, plural, n), newstyle=True)
+        lambda singular, plural, n: i18n.current().ngettext(singular, plural, n),
+        newstyle=True,
+    )
     return env
 
 
@@ -159,38 +188,76 @@ def legal_texts(session: Session) -> dict[str, str]:
 def _totals(order: Order):
     from shop.cart.pricing import PricedLine, compute_totals
 
-    lines = [PricedLine(l.variant_id or 0, "", l.product_title, l.variant_label, l.sku, l.kind,
-                        l.unit_price, l.quantity, l.tax_rate_bp, tax_country=l.tax_country)
-             for l in order.lines]
-    return compute_totals(lines, order.shipping, order.shipping_tax_rate_bp,
-                          order.shipping_tax_country)
-def render(settings: Settings, order: Order, kind: str, payload: dict[str, Any],
-           to: str, *, legal: dict[str, str] | None = None) -> EmailMessage:
+    lines = [
+        PricedLine(
+            l.variant_id or 0,
+            "",
+            l.product_title,
+            l.variant_label,
+            l.sku,
+            l.kind,
+            l.unit_price,
+            l.quantity,
+            l.tax_rate_bp,
+            tax_country=l.tax_country,
+        )
+        for l in order.lines
+    ]
+    return compute_totals(
+        lines, order.shipping, order.shipping_tax_rate_bp, order.shipping_tax_country
+    )
+
+
+def render(
+    settings: Settings,
+    order: Order,
+    kind: str,
+    payload: dict[str, Any],
+    to: str,
+    *,
+    legal: dict[str, str] | None = None,
+) -> EmailMessage:
     locale = order_locale(order, settings)
     with i18n.use_locale(locale):
         return _render(settings, order, kind, payload, to, locale, legal)
 
 
-def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any], to: str,
-            locale: str, legal: dict[str, str] | None) -> EmailMessage:
+def _render(
+    settings: Settings,
+    order: Order,
+    kind: str,
+    payload: dict[str, Any],
+    to: str,
+    locale: str,
+    legal: dict[str, str] | None,
+) -> EmailMessage:
     from shop.legal.service import PAGES
     from shop.orders.consent import wording
+
     env = _environment()
     env.filters["money"] = lambda amount, currency=None: format_money(
-        amount, currency or order.currency, locale)
+        amount, currency or order.currency, locale
+    )
     # Exact: basis points become a Decimal, never a float ("7,7 %" in German).
     env.filters["percent_bp"] = lambda rate_bp: format_percent(
-        Decimal(rate_bp) / 10_000, locale=locale, decimal_quantization=False)
-    env.filters["localtime"] = lambda moment: i18n.format_localtime(moment, settings.timezone, locale)
+        Decimal(rate_bp) / 10_000, locale=locale, decimal_quantization=False
+    )
+    env.filters["localtime"] = lambda moment: i18n.format_localtime(
+        moment, settings.timezone, locale
+    )
     base = settings.base_url.rstrip("/")
     language = i18n.language_of(locale)
     # The link opens the order page in the order's language (the store's own needs no prefix).
     prefix = "" if language == i18n.language_of(settings.locale) else f"/{language}"
     context = {
-        "store_name": settings.store_name, "order": order, "kind": kind, "payload": payload,
+        "store_name": settings.store_name,
+        "order": order,
+        "kind": kind,
+        "payload": payload,
         "order_url": f"{base}{prefix}/orders/{order.token}" if base else None,
         "language": language,
-        "home_country": settings.country, "totals": _totals(order),
+        "home_country": settings.country,
+        "totals": _totals(order),
         "country_name": lambda code: Locale.parse(locale).territories.get(code, code),
         "consent_text": wording(order.digital_consent_version),
         "legal": [(PAGES[slug], text) for slug, text in (legal or {}).items() if text],
@@ -210,10 +277,14 @@ def _render(settings: Settings, order: Order, kind: str, payload: dict[str, Any]
 
 # ---------------------------------------------------------------- delivery
 
+
 def _claim(session: Session, now: datetime) -> OutboxMessage | None:
-    stmt = (select(OutboxMessage)
-            .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1))
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(1)
+    )
     if session.get_bind().dialect.name == "postgresql":
         # Several workers share the queue: each takes a row nobody else holds.
         stmt = stmt.with_for_update(skip_locked=True)
@@ -230,14 +301,23 @@ def _settings_of(database: Database) -> Settings:
 Sender = Callable[[smtp.SmtpConfig, EmailMessage], None]
 
 
-def deliver_due(database: Database, settings: Settings | None = None, *,
-                now: datetime | None = None, limit: int = 100, send: Sender = smtp.send) -> int:
+def deliver_due(
+    database: Database,
+    settings: Settings | None = None,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    send: Sender = smtp.send,
+) -> int:
     """Send what is due, one message per transaction; returns how many were sent."""
     settings = settings or _settings_of(database)
     now = now or utcnow()
     with database.job_session() as session:
-        for stale in session.scalars(select(OutboxMessage).where(
-                OutboxMessage.status == PENDING, OutboxMessage.created_at < now - STALE_AFTER)):
+        for stale in session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.status == PENDING, OutboxMessage.created_at < now - STALE_AFTER
+            )
+        ):
             stale.status, stale.last_error = DROPPED, "too old"
     if not settings.smtp_url:
         return 0
@@ -264,10 +344,21 @@ def _open_payload(session: Session, order: Order, message: OutboxMessage) -> dic
     return payload
 
 
-def _deliver_one(session: Session, message: OutboxMessage, settings: Settings,
-                 config: smtp.SmtpConfig, send: Sender, now: datetime) -> bool:
-    order = session.scalar(select(Order).where(Order.id == message.order_id)
-                           .options(selectinload(Order.lines))) if message.order_id else None
+def _deliver_one(
+    session: Session,
+    message: OutboxMessage,
+    settings: Settings,
+    config: smtp.SmtpConfig,
+    send: Sender,
+    now: datetime,
+) -> bool:
+    order = (
+        session.scalar(
+            select(Order).where(Order.id == message.order_id).options(selectinload(Order.lines))
+        )
+        if message.order_id
+        else None
+    )
     to = recipient(session, order) if order is not None else None
     if to is None:
         # The order or its contact is gone (erased on request or by the purge): nobody to tell.
@@ -276,18 +367,34 @@ def _deliver_one(session: Session, message: OutboxMessage, settings: Settings,
     message.attempts += 1
     try:
         legal = legal_texts(session) if message.kind == ORDER_RECEIVED else None
-        send(config, render(settings, order, message.kind, _open_payload(session, order, message),
-                            to, legal=legal))
+        send(
+            config,
+            render(
+                settings,
+                order,
+                message.kind,
+                _open_payload(session, order, message),
+                to,
+                legal=legal,
+            ),
+        )
     except smtp.SendError as exc:
         message.last_error = exc.summary[:200]
         if exc.permanent or message.attempts >= MAX_ATTEMPTS:
             message.status = FAILED
-            log.warning("email %s for order %s failed for good: %s", message.id, order.number,
-                        exc.summary)
+            log.warning(
+                "email %s for order %s failed for good: %s", message.id, order.number, exc.summary
+            )
         else:
             message.next_attempt_at = now + backoff(message.attempts)
-            log.info("email %s for order %s not sent (%s); retry %d at %s", message.id,
-                     order.number, exc.summary, message.attempts, message.next_attempt_at)
+            log.info(
+                "email %s for order %s not sent (%s); retry %d at %s",
+                message.id,
+                order.number,
+                exc.summary,
+                message.attempts,
+                message.next_attempt_at,
+            )
         return False
     message.status, message.sent_at, message.last_error = SENT, now, ""
     return True

@@ -1,8 +1,8 @@
 """Sending one message through the SMTP server named by SHOP_SMTP_URL (smtplib, no Flask).
 
-    smtp://user:pass@host:25            plain (only sensible for a relay on this machine)
-    smtp+starttls://user:pass@host:587  STARTTLS, certificate verified
-    smtps://user:pass@host:465          TLS from the first byte, certificate verified
+smtp://user:pass@host:25            plain (only sensible for a relay on this machine)
+smtp+starttls://user:pass@host:587  STARTTLS, certificate verified
+smtps://user:pass@host:465          TLS from the first byte, certificate verified
 """
 
 from __future__ import annotations
@@ -60,8 +60,11 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         raise SmtpUrlError("SHOP_SMTP_URL needs a host name")
     security, default_port = SCHEMES[parts.scheme]
     return SmtpConfig(
-        host=parts.hostname, port=port or default_port, security=security,
-        username=unquote(parts.username or ""), password=unquote(parts.password or ""),
+        host=parts.hostname,
+        port=port or default_port,
+        security=security,
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
     )
 
 
@@ -70,8 +73,9 @@ def send(config: SmtpConfig, message: EmailMessage, context: ssl.SSLContext | No
     context = context or ssl.create_default_context()
     try:
         if config.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port,
-                                                   timeout=config.timeout, context=context)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                config.host, config.port, timeout=config.timeout, context=context
+            )
         else:
             client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
         with client:
@@ -85,8 +89,9 @@ def send(config: SmtpConfig, message: EmailMessage, context: ssl.SSLContext | No
     except smtplib.SMTPResponseException as exc:
         # A rejected message is final; a refused login or sender is the merchant's setup to fix,
         # so those are retried.
-        raise SendError(f"{type(exc).__name__} {exc.smtp_code}",
-                        permanent=isinstance(exc, smtplib.SMTPDataError)
-                        and 500 <= exc.smtp_code < 600) from None
+        raise SendError(
+            f"{type(exc).__name__} {exc.smtp_code}",
+            permanent=isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600,
+        ) from None
     except (smtplib.SMTPException, OSError) as exc:
         raise SendError(type(exc).__name__) from None

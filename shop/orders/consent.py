@@ -14,8 +14,10 @@ from shop.i18n import N_
 
 VERSION = "2026-12-02"
 WORDINGS = {
-    VERSION: N_("I agree that delivery of the digital content starts now, before the withdrawal "
-                "period ends, and I acknowledge that I thereby lose my right of withdrawal."),
+    VERSION: N_(
+        "I agree that delivery of the digital content starts now, before the withdrawal "
+        "period ends, and I acknowledge that I thereby lose my right of withdrawal."
+    ),
 }
 # Without the consent, the customer may withdraw for 14 days after the contract (§ 355 (2) BGB).
 WITHDRAWAL_PERIOD = timedelta(days=14)

@@ -29,8 +29,12 @@ class Order(Base):
         CheckConstraint("total >= 0 AND subtotal >= 0 AND shipping >= 0", name="amounts"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         # Tasks: the few orders that need the merchant, newest first.
-        Index("ix_orders_attention", "id", postgresql_where=text("attention IS NOT NULL"),
-              sqlite_where=text("attention IS NOT NULL")),
+        Index(
+            "ix_orders_attention",
+            "id",
+            postgresql_where=text("attention IS NOT NULL"),
+            sqlite_where=text("attention IS NOT NULL"),
+        ),
         Index("ix_orders_placed_at", "placed_at"),
         # The admin list filtered by status, newest first (SQLite sorted every match without).
         Index("ix_orders_status_id", "status", "id"),
@@ -85,7 +89,8 @@ class Order(Base):
     # Privacy (shop/privacy/purge.py): when the customer asked for erasure, and when every
     # personal field of this order was erased ("purged on <date>").
     personal_data_erase_requested_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, nullable=True)
+        UTCDateTime, nullable=True
+    )
     personal_data_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     lines: Mapped[list[OrderLine]] = relationship(

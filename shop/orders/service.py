@@ -66,8 +66,9 @@ class CartChanged(OrderError):
 class OutOfStock(OrderError):
     def __init__(self, title: str):
         self.title = title
-        super().__init__(_l("Sorry, “%(product)s” sold out while you were checking out.",
-                            product=title))
+        super().__init__(
+            _l("Sorry, “%(product)s” sold out while you were checking out.", product=title)
+        )
 
 
 class ShippingUnavailable(OrderError):
@@ -88,8 +89,10 @@ class ConsentMissing(OrderError):
     the order without it (SHOP_DIGITAL_WITHOUT_CONSENT=refuse)."""
 
     def __init__(self) -> None:
-        super().__init__("Please confirm that delivery may start now and that you thereby lose "
-                         "your right of withdrawal, or remove the digital items.")
+        super().__init__(
+            "Please confirm that delivery may start now and that you thereby lose "
+            "your right of withdrawal, or remove the digital items."
+        )
 
 
 class AlreadyPlaced(OrderError):
@@ -132,22 +135,36 @@ _STAMP = {
 }
 
 
-def _transition(session: Session, order: Order, target: OrderStatus, note: str, now: datetime) -> None:
+def _transition(
+    session: Session, order: Order, target: OrderStatus, note: str, now: datetime
+) -> None:
     current = order.state
     check_transition(current, target)
     order.status = target.value
     if target in _STAMP and getattr(order, _STAMP[target]) is None:
         setattr(order, _STAMP[target], now)
-    session.add(OrderEvent(order=order, at=now, from_status=current.value, to_status=target.value, note=note))
+    session.add(
+        OrderEvent(
+            order=order, at=now, from_status=current.value, to_status=target.value, note=note
+        )
+    )
 
 
 def _flag(session: Session, order: Order, message: str, now: datetime) -> None:
     order.attention = (order.attention + "\n" if order.attention else "") + message
-    session.add(OrderEvent(order=order, at=now, from_status=order.status, to_status=order.status,
-                           note=f"Needs attention: {message}"))
+    session.add(
+        OrderEvent(
+            order=order,
+            at=now,
+            from_status=order.status,
+            to_status=order.status,
+            note=f"Needs attention: {message}",
+        )
+    )
 
 
 # ---------------------------------------------------------------- placing
+
 
 def _unflag(session: Session, order: Order, message: str, now: datetime) -> None:
     """Take back a flag whose reason is gone; the history keeps both."""
@@ -155,16 +172,25 @@ def _unflag(session: Session, order: Order, message: str, now: datetime) -> None
     if message in lines:
         lines.remove(message)
     order.attention = "\n".join(lines) or None
-    session.add(OrderEvent(order=order, at=now, from_status=order.status, to_status=order.status,
-                           note=f"Withdrawn (no longer true): {message}"[:500]))
+    session.add(
+        OrderEvent(
+            order=order,
+            at=now,
+            from_status=order.status,
+            to_status=order.status,
+            note=f"Withdrawn (no longer true): {message}"[:500],
+        )
+    )
 
 
 def refuses_without_consent(session: Session) -> bool:
     """Whether this store refuses digital orders without the consent to immediate delivery
     (SHOP_DIGITAL_WITHOUT_CONSENT=refuse) rather than delaying their downloads."""
     settings = session.info.get("shop.settings")
-    return getattr(settings, "digital_without_consent", digital_consent.REFUSE) == \
-        digital_consent.REFUSE
+    return (
+        getattr(settings, "digital_without_consent", digital_consent.REFUSE)
+        == digital_consent.REFUSE
+    )
 
 
 def place_order(session: Session, request: PlaceOrder, now: datetime | None = None) -> Order:
@@ -186,8 +212,10 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
     lines = localize_lines(session, review.lines, request.country)
     shipping, shipping_tax_bp, shipping_tax_country, shipping_name = 0, 0, None, ""
     if review.requires_shipping:
-        options = {o.rate_id: o for o in shipping_options(session, request.country,
-                                                          sum(line.total for line in lines))}
+        options = {
+            o.rate_id: o
+            for o in shipping_options(session, request.country, sum(line.total for line in lines))
+        }
         option = options.get(request.shipping_rate_id or -1)
         if option is None:
             raise ShippingUnavailable()
@@ -223,7 +251,9 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         expires_at=now + timedelta(minutes=request.expiry_minutes),
         digital_consent_at=now if consented else None,
         digital_consent_version=digital_consent.VERSION if consented else None,
-        downloads_from=now + digital_consent.WITHDRAWAL_PERIOD if digital and not consented else None,
+        downloads_from=now + digital_consent.WITHDRAWAL_PERIOD
+        if digital and not consented
+        else None,
     )
     for line in lines:
         order.lines.append(
@@ -251,10 +281,13 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
     if consented:
         note = N_("Order placed; the customer agreed to immediate delivery of the digital content")
     elif digital:
-        note = N_("Order placed; no consent to immediate delivery: downloads start when the "
-                  "14-day withdrawal period has ended")
-    session.add(OrderEvent(order=order, at=now, from_status=None, to_status=order.status,
-                           note=note))
+        note = N_(
+            "Order placed; no consent to immediate delivery: downloads start when the "
+            "14-day withdrawal period has ended"
+        )
+    session.add(
+        OrderEvent(order=order, at=now, from_status=None, to_status=order.status, note=note)
+    )
     try:
         # The token's unique index is what stops the same checkout posted twice at once: the
         # second insert waits for the first transaction and then fails. (The caller rolls back,
@@ -277,9 +310,11 @@ def _hold(session: Session, variant_id: int, quantity: int, title: str, column: 
     held = getattr(Variant, column)
     result = session.execute(
         update(Variant)
-        .where(Variant.id == variant_id,
-               Variant.on_hand.is_(None)
-               | (Variant.on_hand - Variant.reserved - Variant.committed >= quantity))
+        .where(
+            Variant.id == variant_id,
+            Variant.on_hand.is_(None)
+            | (Variant.on_hand - Variant.reserved - Variant.committed >= quantity),
+        )
         .values({column: held + quantity})
         .execution_options(synchronize_session=False)
     )
@@ -287,8 +322,9 @@ def _hold(session: Session, variant_id: int, quantity: int, title: str, column: 
         raise OutOfStock(title)
 
 
-def _shift(session: Session, variant_id: int, *, reserved: int = 0, committed: int = 0,
-           on_hand: int = 0) -> tuple[int | None, int | None] | None:
+def _shift(
+    session: Session, variant_id: int, *, reserved: int = 0, committed: int = 0, on_hand: int = 0
+) -> tuple[int | None, int | None] | None:
     """Move units between the variant's counters; returns on hand (before, after), or None if
     the variant is gone or unlimited. On hand never goes below zero: a shipment the last count
     did not find still left the shelf."""
@@ -299,13 +335,19 @@ def _shift(session: Session, variant_id: int, *, reserved: int = 0, committed: i
     if committed:
         values["committed"] = Variant.committed + committed
     if on_hand:
-        values["on_hand"] = case((Variant.on_hand + on_hand < 0, 0),
-                                 else_=Variant.on_hand + on_hand)
-    before = session.scalar(select(Variant.on_hand).where(Variant.id == variant_id)
-                            .with_for_update())
+        values["on_hand"] = case(
+            (Variant.on_hand + on_hand < 0, 0), else_=Variant.on_hand + on_hand
+        )
+    before = session.scalar(
+        select(Variant.on_hand).where(Variant.id == variant_id).with_for_update()
+    )
     if values:
-        session.execute(update(Variant).where(Variant.id == variant_id).values(values)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(Variant)
+            .where(Variant.id == variant_id)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
     if before is None:
         return None
     after = session.scalar(select(Variant.on_hand).where(Variant.id == variant_id))
@@ -318,28 +360,48 @@ def _flush_states(session: Session) -> None:
     session.flush()
 
 
-def _movement(session: Session, line: OrderLine, order: Order, kind: str,
-              levels: tuple[int | None, int | None] | None, reason: str, now: datetime) -> None:
+def _movement(
+    session: Session,
+    line: OrderLine,
+    order: Order,
+    kind: str,
+    levels: tuple[int | None, int | None] | None,
+    reason: str,
+    now: datetime,
+) -> None:
     if levels is None:
         return  # unlimited or deleted variant: there is no shelf to account for
-    session.add(StockAdjustment(variant_id=line.variant_id, order_id=order.id, kind=kind,
-                                quantity=line.quantity, stock_before=levels[0],
-                                stock_after=levels[1], reason=reason[:300], at=now))
+    session.add(
+        StockAdjustment(
+            variant_id=line.variant_id,
+            order_id=order.id,
+            kind=kind,
+            quantity=line.quantity,
+            stock_before=levels[0],
+            stock_after=levels[1],
+            reason=reason[:300],
+            at=now,
+        )
+    )
 
 
 def _stock_lines(order: Order, state: StockState) -> list[OrderLine]:
     # Variant order again, so two orders moving the same variants cannot deadlock.
-    return sorted((l for l in order.lines if l.stock_state == state.value
-                   and l.variant_id is not None), key=lambda l: l.variant_id or 0)
+    return sorted(
+        (l for l in order.lines if l.stock_state == state.value and l.variant_id is not None),
+        key=lambda l: l.variant_id or 0,
+    )
 
 
-def _release(session: Session, order: Order, choice: StockChoice, reason: str,
-             now: datetime) -> None:
+def _release(
+    session: Session, order: Order, choice: StockChoice, reason: str, now: datetime
+) -> None:
     """An unpaid order gives back what it reserved (expired or cancelled)."""
     for line in _stock_lines(order, St.RESERVED):
         if choice == StockChoice.WRITE_OFF:
-            levels = _shift(session, line.variant_id, reserved=-line.quantity,
-                            on_hand=-line.quantity)
+            levels = _shift(
+                session, line.variant_id, reserved=-line.quantity, on_hand=-line.quantity
+            )
             line.stock_state = St.WRITTEN_OFF.value
             _movement(session, line, order, "written_off", levels, reason, now)
         else:
@@ -367,8 +429,15 @@ def _take_shipped(session: Session, order: Order, reason: str, now: datetime) ->
     _flush_states(session)
 
 
-def settle_stock(session: Session, order: Order, choice: StockChoice | str, reason: str = "",
-                 *, returned: bool = False, now: datetime | None = None) -> int:
+def settle_stock(
+    session: Session,
+    order: Order,
+    choice: StockChoice | str,
+    reason: str = "",
+    *,
+    returned: bool = False,
+    now: datetime | None = None,
+) -> int:
     """What a refund or cancellation does with the order's units; returns how many moved.
 
     Unshipped units are restocked (free to sell again), written off (gone from the shelf), or
@@ -392,8 +461,9 @@ def settle_stock(session: Session, order: Order, choice: StockChoice | str, reas
                 levels = _shift(session, line.variant_id, committed=-line.quantity)
                 line.stock_state, kind = St.RESTOCKED.value, "restocked"
             else:
-                levels = _shift(session, line.variant_id, committed=-line.quantity,
-                                on_hand=-line.quantity)
+                levels = _shift(
+                    session, line.variant_id, committed=-line.quantity, on_hand=-line.quantity
+                )
                 line.stock_state, kind = St.WRITTEN_OFF.value, "written_off"
             _movement(session, line, order, kind, levels, why, now)
             moved += line.quantity
@@ -405,25 +475,34 @@ def settle_stock(session: Session, order: Order, choice: StockChoice | str, reas
             _movement(session, line, order, "returned", levels, why, now)
             moved += line.quantity
     if moved:
-        session.add(OrderEvent(order=order, at=now, from_status=order.status,
-                               to_status=order.status,
-                               note=f"Stock: {moved} unit(s) {_CHOICE_NOTE[choice]}"
-                                    f"{' (returned goods back on the shelf)' if returned else ''}"))
+        session.add(
+            OrderEvent(
+                order=order,
+                at=now,
+                from_status=order.status,
+                to_status=order.status,
+                note=f"Stock: {moved} unit(s) {_CHOICE_NOTE[choice]}"
+                f"{' (returned goods back on the shelf)' if returned else ''}",
+            )
+        )
     _flush_states(session)
     return moved
 
 
-_CHOICE_NOTE = {StockChoice.RESTOCK: "back in stock", StockChoice.WRITE_OFF: "written off",
-                StockChoice.KEEP: "kept"}
+_CHOICE_NOTE = {
+    StockChoice.RESTOCK: "back in stock",
+    StockChoice.WRITE_OFF: "written off",
+    StockChoice.KEEP: "kept",
+}
 
 
 def _next_number(session: Session, year: int) -> str:
     """Next number of the year. Taken last in place_order so the row lock is held briefly."""
     stmt = insert_for(session, OrderNumberCounter).values(year=year, last=1)
     last = session.execute(
-        stmt.on_conflict_do_update(index_elements=["year"],
-                                   set_={"last": OrderNumberCounter.last + 1})
-        .returning(OrderNumberCounter.last)
+        stmt.on_conflict_do_update(
+            index_elements=["year"], set_={"last": OrderNumberCounter.last + 1}
+        ).returning(OrderNumberCounter.last)
     ).scalar_one()
     return f"{year}-{last:06d}"
 
@@ -440,11 +519,15 @@ def get_by_token(session: Session, token: str) -> Order | None:
         return None
     # One query: an order has a handful of lines and events, so joining both costs less than a
     # round trip and a second ORM pass each.
-    return session.scalars(
-        select(Order).where(Order.token == token).options(
-            joinedload(Order.lines), joinedload(Order.events), joinedload(Order.contact)
+    return (
+        session.scalars(
+            select(Order)
+            .where(Order.token == token)
+            .options(joinedload(Order.lines), joinedload(Order.events), joinedload(Order.contact))
         )
-    ).unique().one_or_none()
+        .unique()
+        .one_or_none()
+    )
 
 
 def get_by_checkout_token(session: Session, checkout_token: str) -> Order | None:
@@ -462,6 +545,7 @@ def get_by_ref(session: Session, ref: str, *, lock: bool = False) -> Order | Non
 
 # ---------------------------------------------------------------- transitions by cause
 
+
 def mark_paid(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
     now = now or utcnow()
     if order.state == S.EXPIRED:
@@ -470,11 +554,14 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
         try:
             with session.begin_nested():
                 for line in lines:
-                    _hold(session, line.variant_id, line.quantity, line.product_title,
-                          "committed")
+                    _hold(session, line.variant_id, line.quantity, line.product_title, "committed")
         except OutOfStock as exc:
-            _flag(session, order, f"Paid after expiry, but {exc.title} is out of stock: "
-                                  "refund or restock.", now)
+            _flag(
+                session,
+                order,
+                f"Paid after expiry, but {exc.title} is out of stock: refund or restock.",
+                now,
+            )
             return
         for line in lines:
             line.stock_state = St.COMMITTED.value
@@ -484,7 +571,9 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
     ledger.record_sale(session, order, now)
     outbox.enqueue(session, order, outbox.PAYMENT_RECEIVED, now=now)
     if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping:
-        _transition(session, order, S.FULFILLED, N_("Downloads ready: fulfilled automatically"), now)
+        _transition(
+            session, order, S.FULFILLED, N_("Downloads ready: fulfilled automatically"), now
+        )
         _take_shipped(session, order, N_("Delivered as a download"), now)
 
 
@@ -494,22 +583,30 @@ def deliver_new_file(session: Session, product_id: int, now: datetime | None = N
     now = now or utcnow()
     orders = downloads.paid_orders_of(session, product_id)
     for order in orders:
-        if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping \
-                and order.state == S.PAID:
+        if (
+            downloads.grant_for_paid_order(session, order, now)
+            and not order.requires_shipping
+            and order.state == S.PAID
+        ):
             _transition(session, order, S.FULFILLED, N_("Downloads ready: fulfilled"), now)
             _take_shipped(session, order, N_("Delivered as a download"), now)
     return len(orders)
 
 
-def expire(session: Session, order: Order, now: datetime | None = None,
-           note: str = N_("Not paid in time; items released")) -> None:
+def expire(
+    session: Session,
+    order: Order,
+    now: datetime | None = None,
+    note: str = N_("Not paid in time; items released"),
+) -> None:
     now = now or utcnow()
     _transition(session, order, S.EXPIRED, note, now)
     _release(session, order, StockChoice.KEEP, "", now)
 
 
-def extend_reservation(session: Session, order: Order, until: datetime, note: str = "",
-                       now: datetime | None = None) -> None:
+def extend_reservation(
+    session: Session, order: Order, until: datetime, note: str = "", now: datetime | None = None
+) -> None:
     """Hold an unpaid order's stock until `until`, e.g. while a payment page can still be paid.
 
     Never shortens a reservation; raises IllegalTransition if the order is no longer pending.
@@ -519,19 +616,36 @@ def extend_reservation(session: Session, order: Order, until: datetime, note: st
         raise IllegalTransition(order.state, S.PENDING_PAYMENT)
     if until > order.expires_at:
         order.expires_at = until
-        session.add(OrderEvent(order=order, at=now, from_status=order.status,
-                               to_status=order.status,
-                               note=note or f"Reservation extended to {until:%Y-%m-%d %H:%M} UTC"))
+        session.add(
+            OrderEvent(
+                order=order,
+                at=now,
+                from_status=order.status,
+                to_status=order.status,
+                note=note or f"Reservation extended to {until:%Y-%m-%d %H:%M} UTC",
+            )
+        )
 
 
-def cancel(session: Session, order: Order, reason: str = "", now: datetime | None = None, *,
-           restock: bool = True) -> None:
+def cancel(
+    session: Session,
+    order: Order,
+    reason: str = "",
+    now: datetime | None = None,
+    *,
+    restock: bool = True,
+) -> None:
     """Cancel an unpaid order. Its units go back in stock, or (``restock=False``) off the shelf
     when they are gone; either way a stock movement records the reason."""
     now = now or utcnow()
     _transition(session, order, S.CANCELLED, reason or N_("Cancelled"), now)
-    settle_stock(session, order, StockChoice.RESTOCK if restock else StockChoice.WRITE_OFF,
-                 f"cancelled ({reason})" if reason else "cancelled", now=now)
+    settle_stock(
+        session,
+        order,
+        StockChoice.RESTOCK if restock else StockChoice.WRITE_OFF,
+        f"cancelled ({reason})" if reason else "cancelled",
+        now=now,
+    )
     # The customer hears it from the shop, with the reason the merchant gave.
     outbox.enqueue(session, order, outbox.ORDER_CANCELLED, reason=reason[:300], now=now)
 
@@ -548,31 +662,54 @@ def ship(session: Session, order: Order, tracking: str = "", now: datetime | Non
     tracking = " ".join(tracking.split())[:200]
     # The reference is personal (the carrier maps it to the address): sealed under the order's
     # data key wherever it is kept, never in the order's history.
-    sealed = seal(session, order, "tracking", tracking) if tracking and not order.personal_data_erased_at else None
+    sealed = (
+        seal(session, order, "tracking", tracking)
+        if tracking and not order.personal_data_erased_at
+        else None
+    )
     _transition(session, order, S.FULFILLED, N_("Shipped"), now)
     _take_shipped(session, order, f"Order {order.number} shipped", now)
     session.add(Shipment(order_id=order.id, tracking_sealed=sealed, shipped_at=now))
-    outbox.enqueue(session, order, outbox.SHIPPED, now=now,
-                   **({"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}))
+    outbox.enqueue(
+        session,
+        order,
+        outbox.SHIPPED,
+        now=now,
+        **({"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}),
+    )
 
 
-def resolve_attention(session: Session, order: Order, note: str = "",
-                      now: datetime | None = None) -> None:
+def resolve_attention(
+    session: Session, order: Order, note: str = "", now: datetime | None = None
+) -> None:
     """The merchant has dealt with what the order was flagged for."""
     if not order.attention:
         return
     order.attention = None
-    session.add(OrderEvent(order=order, at=now or utcnow(), from_status=order.status,
-                           to_status=order.status, note=f"Resolved by the merchant: {note}"[:500]
-                           if note else "Resolved by the merchant"))
+    session.add(
+        OrderEvent(
+            order=order,
+            at=now or utcnow(),
+            from_status=order.status,
+            to_status=order.status,
+            note=f"Resolved by the merchant: {note}"[:500] if note else "Resolved by the merchant",
+        )
+    )
 
 
 def close(session: Session, order: Order, now: datetime | None = None) -> None:
     _transition(session, order, S.CLOSED, N_("Closed"), now or utcnow())
 
 
-def record_refund(session: Session, order: Order, amount: int, note: str = "",
-                  now: datetime | None = None, *, reference: str = "") -> None:
+def record_refund(
+    session: Session,
+    order: Order,
+    amount: int,
+    note: str = "",
+    now: datetime | None = None,
+    *,
+    reference: str = "",
+) -> None:
     now = now or utcnow()
     if amount <= 0 or order.amount_refunded + amount > order.amount_paid:
         raise OrderError("a refund must be positive and at most what was paid")
@@ -586,8 +723,15 @@ def record_refund(session: Session, order: Order, amount: int, note: str = "",
     if order.paid_at is not None:  # no sale was booked for money that came after the order ended
         ledger.record_refund(session, order, amount, now, reference=reference)
     # The email states this refund as it is now, not as the order is when the worker sends it.
-    outbox.enqueue(session, order, outbox.REFUND_ISSUED, amount=amount,
-                   refunded=order.amount_refunded, paid=order.amount_paid, now=now)
+    outbox.enqueue(
+        session,
+        order,
+        outbox.REFUND_ISSUED,
+        amount=amount,
+        refunded=order.amount_refunded,
+        paid=order.amount_paid,
+        now=now,
+    )
 
 
 def expire_due_orders(session: Session, now: datetime | None = None, limit: int = 500) -> int:
@@ -610,8 +754,10 @@ def expire_due_orders(session: Session, now: datetime | None = None, limit: int 
 
 # ---------------------------------------------------------------- payment events
 
-def _money_back_and_forth(session: Session, order: Order, event: PaymentEvent,
-                          now: datetime) -> None:
+
+def _money_back_and_forth(
+    session: Session, order: Order, event: PaymentEvent, now: datetime
+) -> None:
     """Money that left or came back after the sale and its refunds were booked: the ledger gets
     a correcting entry (records are immutable) and the merchant a task."""
     _flag(session, order, event.note or f"{event.provider}: {event.kind.value}", now)
@@ -632,26 +778,45 @@ class EventOutcome:
     order_id: int | None = None
 
 
-def apply_payment_event(session: Session, event: PaymentEvent, now: datetime | None = None) -> EventOutcome:
+def apply_payment_event(
+    session: Session, event: PaymentEvent, now: datetime | None = None
+) -> EventOutcome:
     """The single entry point for what payment backends report. Idempotent by (provider, key)."""
     now = now or utcnow()
     order = get_by_ref(session, event.order_ref, lock=True)
     # One statement instead of a savepoint, a flush and its release: a repeat inserts nothing.
     recorded = session.execute(
-        insert_for(session, PaymentRecord).values(
-            order_id=order.id if order else None, provider=event.provider, key=event.key,
-            kind=event.kind.value, amount=event.amount, currency=event.currency,
-            reference=event.reference, note=event.note[:500], created_at=now,
-        ).on_conflict_do_nothing(index_elements=["provider", "key"]).returning(PaymentRecord.id)
+        insert_for(session, PaymentRecord)
+        .values(
+            order_id=order.id if order else None,
+            provider=event.provider,
+            key=event.key,
+            kind=event.kind.value,
+            amount=event.amount,
+            currency=event.currency,
+            reference=event.reference,
+            note=event.note[:500],
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "key"])
+        .returning(PaymentRecord.id)
     ).scalar()
     if recorded is None:
         return EventOutcome(applied=False, duplicate=True, order_id=order.id if order else None)
     if order is None:
         return EventOutcome(applied=False)
 
-    if event.currency != order.currency and event.kind in (PaymentEventKind.PAID, PaymentEventKind.REFUNDED):
-        _flag(session, order, f"{event.provider} reported {event.amount} {event.currency}, "
-                              f"but the order is in {order.currency}: not applied.", now)
+    if event.currency != order.currency and event.kind in (
+        PaymentEventKind.PAID,
+        PaymentEventKind.REFUNDED,
+    ):
+        _flag(
+            session,
+            order,
+            f"{event.provider} reported {event.amount} {event.currency}, "
+            f"but the order is in {order.currency}: not applied.",
+            now,
+        )
         return EventOutcome(applied=False, order_id=order.id)
 
     if event.kind == PaymentEventKind.PAID:
@@ -660,21 +825,38 @@ def apply_payment_event(session: Session, event: PaymentEvent, now: datetime | N
             if order.amount_paid >= order.total:
                 mark_paid(session, order, event.note or f"Paid via {event.provider}", now)
             else:
-                _flag(session, order, f"Partial payment: {order.amount_paid} of {order.total}.", now)
+                _flag(
+                    session, order, f"Partial payment: {order.amount_paid} of {order.total}.", now
+                )
         else:
-            _flag(session, order, f"Additional payment of {event.amount} via {event.provider} "
-                                  f"while {order.status}.", now)
+            _flag(
+                session,
+                order,
+                f"Additional payment of {event.amount} via {event.provider} while {order.status}.",
+                now,
+            )
     elif event.kind == PaymentEventKind.REFUNDED:
-        record_refund(session, order, event.amount, event.note, now,
-                      reference=event.reference or event.key)
+        record_refund(
+            session, order, event.amount, event.note, now, reference=event.reference or event.key
+        )
     elif event.kind in (PaymentEventKind.REVERTED, PaymentEventKind.ATTENTION):
         _flag(session, order, event.note or f"{event.provider}: {event.kind.value}", now)
     elif event.kind == PaymentEventKind.WITHDRAWN:
         _unflag(session, order, event.note, now)
-    elif event.kind in (PaymentEventKind.CHARGEBACK, PaymentEventKind.CHARGEBACK_REVERSED,
-                        PaymentEventKind.REFUND_FAILED):
+    elif event.kind in (
+        PaymentEventKind.CHARGEBACK,
+        PaymentEventKind.CHARGEBACK_REVERSED,
+        PaymentEventKind.REFUND_FAILED,
+    ):
         _money_back_and_forth(session, order, event, now)
     else:
-        session.add(OrderEvent(order=order, at=now, from_status=order.status,
-                               to_status=order.status, note=event.note or event.kind.value))
+        session.add(
+            OrderEvent(
+                order=order,
+                at=now,
+                from_status=order.status,
+                to_status=order.status,
+                note=event.note or event.kind.value,
+            )
+        )
     return EventOutcome(applied=True, order_id=order.id)

@@ -37,6 +37,7 @@ ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.REFUNDED: frozenset(),
 }
 
+
 class StockState(StrEnum):
     """Where an order line's units are. Only RESERVED and COMMITTED hold a variant's stock."""
 
@@ -56,6 +57,7 @@ class StockChoice(StrEnum):
     RESTOCK = "restock"
     WRITE_OFF = "write_off"
     KEEP = "keep"  # a partial refund: the order still ships them
+
 
 TERMINAL = frozenset(s for s, targets in ALLOWED.items() if not targets)
 # Where money that reached the order can be given back (orders paid late or after they ended

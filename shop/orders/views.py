@@ -23,7 +23,11 @@ bp = Blueprint("orders", __name__, url_prefix="/orders")
 
 def order_view(order: Order) -> OrderView:
     return OrderView(
-        id=order.id, ref=order.ref, number=order.number, token=order.token, total=order.total,
+        id=order.id,
+        ref=order.ref,
+        number=order.number,
+        token=order.token,
+        total=order.total,
         currency=order.currency,
         lines=[(l.product_title, l.unit_price, l.quantity) for l in order.lines],
     )
@@ -31,12 +35,23 @@ def order_view(order: Order) -> OrderView:
 
 def order_totals(order: Order):
     lines = [
-        PricedLine(l.variant_id or 0, "", l.product_title, l.variant_label, l.sku, l.kind,
-                   l.unit_price, l.quantity, l.tax_rate_bp, tax_country=l.tax_country)
+        PricedLine(
+            l.variant_id or 0,
+            "",
+            l.product_title,
+            l.variant_label,
+            l.sku,
+            l.kind,
+            l.unit_price,
+            l.quantity,
+            l.tax_rate_bp,
+            tax_country=l.tax_country,
+        )
         for l in order.lines
     ]
-    return compute_totals(lines, order.shipping, order.shipping_tax_rate_bp,
-                          order.shipping_tax_country)
+    return compute_totals(
+        lines, order.shipping, order.shipping_tax_rate_bp, order.shipping_tax_country
+    )
 
 
 def _load(token: str) -> Order:
@@ -63,12 +78,24 @@ def show(token: str, status: int = 200):
     panel = method.panel(session, order) if method is not None else None
     # The link is the only credential: whoever holds it is shown what the order was sent with.
     contact = read_contact(session, order)
-    emailed = _mail_possible() and contact is not None and bool(contact.email) \
+    emailed = (
+        _mail_possible()
+        and contact is not None
+        and bool(contact.email)
         and outbox.link_emailed(session, order)
+    )
     return render_template(
-        "orders/order.html", order=order, totals=order_totals(order), method=method, panel=panel,
-        status_label=_(LABELS[order.state]), OrderStatus=OrderStatus, contact=contact,
-        mail_possible=_mail_possible(), link_emailed=emailed, email_link_form=EmailLinkForm(),
+        "orders/order.html",
+        order=order,
+        totals=order_totals(order),
+        method=method,
+        panel=panel,
+        status_label=_(LABELS[order.state]),
+        OrderStatus=OrderStatus,
+        contact=contact,
+        mail_possible=_mail_possible(),
+        link_emailed=emailed,
+        email_link_form=EmailLinkForm(),
         tracking=[s.tracking for s in shipments(session, order) if s.tracking],
     ), status
 
@@ -78,17 +105,31 @@ def email_link(token: str):
     order = _load(token)
     session = db_session()
     contact = read_contact(session, order)
-    if not EmailLinkForm().validate() or not _mail_possible() or contact is None \
-            or not contact.email:
+    if (
+        not EmailLinkForm().validate()
+        or not _mail_possible()
+        or contact is None
+        or not contact.email
+    ):
         abort(400)
     try:
         outbox.queue_order_link(session, order)
     except outbox.LinkRateLimited as exc:
         minutes = max(1, int((exc.retry_at - utcnow()).total_seconds() + 59) // 60)
-        flash(ngettext("Please wait %(num)d minute before asking for the link again.",
-                       "Please wait %(num)d minutes before asking for the link again.",
-                       minutes), "warning")
+        flash(
+            ngettext(
+                "Please wait %(num)d minute before asking for the link again.",
+                "Please wait %(num)d minutes before asking for the link again.",
+                minutes,
+            ),
+            "warning",
+        )
         return show(token, 429)
-    flash(_("We are sending the link to this order to the email address you gave. It can "
-            "take a few minutes to arrive."), "success")
+    flash(
+        _(
+            "We are sending the link to this order to the email address you gave. It can "
+            "take a few minutes to arrive."
+        ),
+        "success",
+    )
     return redirect(url_for("orders.show", token=token), 303)

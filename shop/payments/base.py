@@ -130,8 +130,9 @@ class Bip21Companion(Protocol):
     """Optional, beside PaymentMethod: a method that can ride along with an on-chain request
     (registry.bip21_parts asks every method that has it)."""
 
-    def bip21_part(self, order: OrderView, sats: int, covers: int, rate: str,
-                   expires_at: datetime) -> Bip21Part | None:
+    def bip21_part(
+        self, order: OrderView, sats: int, covers: int, rate: str, expires_at: datetime
+    ) -> Bip21Part | None:
         """Its part for an on-chain request of `sats` covering `covers` (order currency, minor
         units) at `rate`, valid until `expires_at`; None when it has nothing to add."""
 
@@ -175,7 +176,7 @@ class PaymentMethod(Protocol):
 
 
 def ago(at: datetime | None, now: datetime) -> str:
-    """"3 min ago" for health summaries."""
+    """ "3 min ago" for health summaries."""
     if at is None:
         return "never"
     seconds = int((now - at).total_seconds())

@@ -33,7 +33,9 @@ class DemoPayment:
     enabled: bool
     code: str = PROVIDER
     label: str = N_("Demo payment (no real money)")
-    description: str = N_("For trying the shop out: a button marks the order paid. Never real money.")
+    description: str = N_(
+        "For trying the shop out: a button marks the order paid. Never real money."
+    )
     panel_template: str = "payments/demo.html"
 
     def availability(self) -> Availability:
@@ -47,9 +49,14 @@ class DemoPayment:
     def payment_event(self, order: OrderView) -> PaymentEvent:
         # One key per order: pressing the button twice pays once.
         return PaymentEvent(
-            provider=PROVIDER, key=f"demo:{order.ref}", order_ref=order.ref,
-            kind=PaymentEventKind.PAID, amount=order.total, currency=order.currency,
-            reference=f"demo-{order.number}", note=N_("Demo payment (no real money)"),
+            provider=PROVIDER,
+            key=f"demo:{order.ref}",
+            order_ref=order.ref,
+            kind=PaymentEventKind.PAID,
+            amount=order.total,
+            currency=order.currency,
+            reference=f"demo-{order.number}",
+            note=N_("Demo payment (no real money)"),
         )
 
     def panel(self, session: Session, order: Order) -> Panel:
@@ -59,8 +66,11 @@ class DemoPayment:
         manual.cancel(database, order_id, reason)
 
     def refundable(self, session: Session, order: Order) -> Refundable:
-        return Refundable(manual.refundable_amount(order), automatic=False,
-                          how="No money moved: record the refund to complete the demo.")
+        return Refundable(
+            manual.refundable_amount(order),
+            automatic=False,
+            how="No money moved: record the refund to complete the demo.",
+        )
 
     def refund(self, database: Database, order_id: int, amount: int, reference: str = "") -> str:
         return manual.record_refund(database, order_id, amount, reference)

@@ -30,6 +30,10 @@ def pay(token: str):
         flash(_("This order is not awaiting payment."), "warning")
         return redirect(url_for("orders.show", token=token), 303)
     outcome = service.apply_payment_event(db_session(), method.payment_event(order_view(order)))
-    flash(_("Payment received (demo).") if outcome.applied
-          else _("This payment was already recorded."), "success")
+    flash(
+        _("Payment received (demo).")
+        if outcome.applied
+        else _("This payment was already recorded."),
+        "success",
+    )
     return redirect(url_for("orders.show", token=token), 303)

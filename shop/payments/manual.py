@@ -17,8 +17,12 @@ from shop.payments.base import PaymentActionError, PaymentEvent, PaymentEventKin
 
 
 def _lock(session: Session, order_id: int) -> Order:
-    return session.scalars(select(Order).where(Order.id == order_id).with_for_update()
-                           .execution_options(populate_existing=True)).one()
+    return session.scalars(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def cancel(database: Database, order_id: int, reason: str) -> None:
@@ -35,10 +39,13 @@ def refundable_amount(order: Order) -> int:
 def refundable_on_chain(order: Order) -> Refundable:
     """Bitcoin, on-chain or Lightning: the merchant sends the refund from their own wallet to an
     address the customer gives (the shop holds no spending rights), then records it."""
-    return Refundable(refundable_amount(order), automatic=False,
-                      how="Send the bitcoin from your wallet (ask the customer for an "
-                          "address below), then record the transaction id here.",
-                      to_address=True)
+    return Refundable(
+        refundable_amount(order),
+        automatic=False,
+        how="Send the bitcoin from your wallet (ask the customer for an "
+        "address below), then record the transaction id here.",
+        to_address=True,
+    )
 
 
 def record_refund(database: Database, order_id: int, amount: int, reference: str) -> str:
@@ -51,14 +58,22 @@ def record_refund(database: Database, order_id: int, amount: int, reference: str
         if order.state not in REFUNDABLE or order.amount_paid <= 0:
             raise PaymentActionError(f"An order that is {order.status} cannot be refunded.")
         if not 0 < amount <= refundable_amount(order):
-            raise PaymentActionError("The refund must be more than zero and at most what is "
-                                     "left of the payment.")
+            raise PaymentActionError(
+                "The refund must be more than zero and at most what is left of the payment."
+            )
         reference = " ".join(reference.split())[:200]
         key = f"admin-refund:{reference}" if reference else f"admin-refund:{secrets.token_hex(8)}"
-        outcome = orders.apply_payment_event(session, PaymentEvent(
-            provider=order.payment_method, key=key, order_ref=order.ref,
-            kind=PaymentEventKind.REFUNDED, amount=amount, currency=order.currency,
-            reference=reference,
-            note=f"Refund recorded by the merchant{f' ({reference})' if reference else ''}",
-        ))
+        outcome = orders.apply_payment_event(
+            session,
+            PaymentEvent(
+                provider=order.payment_method,
+                key=key,
+                order_ref=order.ref,
+                kind=PaymentEventKind.REFUNDED,
+                amount=amount,
+                currency=order.currency,
+                reference=reference,
+                note=f"Refund recorded by the merchant{f' ({reference})' if reference else ''}",
+            ),
+        )
     return "Refund recorded." if outcome.applied else "This refund was already recorded."

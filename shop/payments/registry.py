@@ -26,8 +26,14 @@ def available_methods(methods: dict[str, PaymentMethod]) -> list[PaymentMethod]:
     return [m for m in methods.values() if m.availability().ok]
 
 
-def bip21_parts(methods: dict[str, PaymentMethod], order: OrderView, sats: int, covers: int,
-                rate: str, expires_at: datetime) -> list[Bip21Part]:
+def bip21_parts(
+    methods: dict[str, PaymentMethod],
+    order: OrderView,
+    sats: int,
+    covers: int,
+    rate: str,
+    expires_at: datetime,
+) -> list[Bip21Part]:
     """What other methods add to an on-chain payment request (one QR code for all)."""
     parts = []
     for method in methods.values():
@@ -39,8 +45,9 @@ def bip21_parts(methods: dict[str, PaymentMethod], order: OrderView, sats: int, 
     return parts
 
 
-def start_listeners(database: Database, settings: Settings,
-                    stop: threading.Event) -> list[threading.Thread]:
+def start_listeners(
+    database: Database, settings: Settings, stop: threading.Event
+) -> list[threading.Thread]:
     """The worker's threads that follow a payment provider besides the chain watcher."""
     from shop.payments.lightning.listener import start_listener
 

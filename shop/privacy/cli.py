@@ -21,8 +21,9 @@ def _parse_moment(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO date such as 2027-01-31 or "
-                                 "2027-01-31T12:00") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date such as 2027-01-31 or 2027-01-31T12:00"
+        ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -30,8 +31,9 @@ def _parse_date(value: str, name: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date such as 2026-12-31",
-                                 param_hint=name) from None
+        raise click.BadParameter(
+            f"{value!r} is not a date such as 2026-12-31", param_hint=name
+        ) from None
 
 
 @click.group()
@@ -41,8 +43,12 @@ def privacy() -> None:
 
 @privacy.command()
 @click.option("--dry-run", is_flag=True, help="List what would be erased; change nothing.")
-@click.option("--as-of", "as_of", metavar="ISO-DATE",
-              help="Evaluate retention windows as of this moment (UTC unless given).")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="ISO-DATE",
+    help="Evaluate retention windows as of this moment (UTC unless given).",
+)
 @with_appcontext
 def purge(dry_run: bool, as_of: str | None) -> None:
     """Erase personal data whose retention period is over, and expired ledger entries."""
@@ -51,21 +57,29 @@ def purge(dry_run: bool, as_of: str | None) -> None:
 
     moment = _parse_moment(as_of)
     if moment is not None and moment > utcnow() and not dry_run:
-        raise click.BadParameter("a future moment only shows what would happen: add --dry-run",
-                                 param_hint="--as-of")
+        raise click.BadParameter(
+            "a future moment only shows what would happen: add --dry-run", param_hint="--as-of"
+        )
     with _database().job_session() as session:
-        report = run_purge(session, current_app.extensions["shop.settings"], as_of=moment,
-                           dry_run=dry_run)
+        report = run_purge(
+            session, current_app.extensions["shop.settings"], as_of=moment, dry_run=dry_run
+        )
         if dry_run:
             session.rollback()
     verb = "would erase" if dry_run else "erased"
     for item in report.orders:
-        click.echo(f"{item.number}  {item.status:<18}  due {item.due_at:%Y-%m-%d %H:%M} UTC  "
-                   f"({item.reason})")
-    click.echo(f"{verb} personal data of {len(report.orders)} order(s) as of "
-               f"{report.as_of:%Y-%m-%d %H:%M} UTC")
-    click.echo(f"{'would delete' if dry_run else 'deleted'} {report.ledger_entries_deleted} "
-               "ledger entr(y/ies) past the fiscal retention period")
+        click.echo(
+            f"{item.number}  {item.status:<18}  due {item.due_at:%Y-%m-%d %H:%M} UTC  "
+            f"({item.reason})"
+        )
+    click.echo(
+        f"{verb} personal data of {len(report.orders)} order(s) as of "
+        f"{report.as_of:%Y-%m-%d %H:%M} UTC"
+    )
+    click.echo(
+        f"{'would delete' if dry_run else 'deleted'} {report.ledger_entries_deleted} "
+        "ledger entr(y/ies) past the fiscal retention period"
+    )
 
 
 @privacy.command("rotate-key")
@@ -81,9 +95,11 @@ def rotate_key() -> None:
     keyring = current_app.extensions["shop.keyring"]
     with _database().job_session() as session:
         result = rotate_keys(session, keyring)
-    click.echo(f"re-wrapped {result.epoch_files_rewrapped} epoch key(s) under master key "
-               f"{keyring.current.key_id}; {result.epoch_files_current} already used it; "
-               f"moved {result.moved_to_epochs} older data key(s) into epochs")
+    click.echo(
+        f"re-wrapped {result.epoch_files_rewrapped} epoch key(s) under master key "
+        f"{keyring.current.key_id}; {result.epoch_files_current} already used it; "
+        f"moved {result.moved_to_epochs} older data key(s) into epochs"
+    )
 
 
 @privacy.command("generate-key")  # no app: production cannot start without a key yet
@@ -95,8 +111,13 @@ def generate_key() -> None:
 @privacy.command("ledger-export")
 @click.option("--from", "start", required=True, metavar="YYYY-MM-DD", help="first day (UTC)")
 @click.option("--to", "end", required=True, metavar="YYYY-MM-DD", help="last day (UTC), included")
-@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
-              help="file to write (default: standard output)")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="file to write (default: standard output)",
+)
 @with_appcontext
 def ledger_export(start: str, end: str, output) -> None:
     """Write the bookkeeping ledger of a period as CSV (one row per entry and VAT rate)."""

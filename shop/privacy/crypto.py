@@ -301,25 +301,28 @@ def wrap_with_epoch(epoch_id: str, epoch_key: bytes, data_key: bytes, *, context
     if len(header) != 1 + EPOCH_ID_BYTES:
         raise DataKeyError("an epoch id is 16 hex characters")
     nonce = os.urandom(_NONCE_BYTES)
-    return header + nonce + AESGCM(epoch_key).encrypt(nonce, data_key, _WRAP_LABEL + header + context)
+    return (
+        header + nonce + AESGCM(epoch_key).encrypt(nonce, data_key, _WRAP_LABEL + header + context)
+    )
 
 
 def wrapped_epoch_id(wrapped: Bytesish) -> str:
     blob = bytes(wrapped)
     if len(blob) != _EPOCH_WRAPPED_LEN or blob[0] != _EPOCH_VERSION:
         raise DecryptionError("not an epoch-wrapped data key")
-    return blob[1:1 + EPOCH_ID_BYTES].hex()
+    return blob[1 : 1 + EPOCH_ID_BYTES].hex()
 
 
 def unwrap_with_epoch(epoch_key: bytes, wrapped: Bytesish, *, context: bytes) -> bytes:
     _check_context(context)
     blob = bytes(wrapped)
     wrapped_epoch_id(blob)
-    header = blob[:1 + EPOCH_ID_BYTES]
-    nonce = blob[len(header):len(header) + _NONCE_BYTES]
+    header = blob[: 1 + EPOCH_ID_BYTES]
+    nonce = blob[len(header) : len(header) + _NONCE_BYTES]
     try:
-        return AESGCM(epoch_key).decrypt(nonce, blob[len(header) + _NONCE_BYTES:],
-                                         _WRAP_LABEL + header + context)
+        return AESGCM(epoch_key).decrypt(
+            nonce, blob[len(header) + _NONCE_BYTES :], _WRAP_LABEL + header + context
+        )
     except InvalidTag:
         raise DecryptionError(
             "wrapped data key failed authentication (tampered, wrong context or wrong epoch key)"

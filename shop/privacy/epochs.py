@@ -77,7 +77,9 @@ class EpochRing:
         self._lock = threading.Lock()
 
     def _path(self, epoch_id: str) -> Path:
-        if len(epoch_id) != EPOCH_ID_BYTES * 2 or not all(c in "0123456789abcdef" for c in epoch_id):
+        if len(epoch_id) != EPOCH_ID_BYTES * 2 or not all(
+            c in "0123456789abcdef" for c in epoch_id
+        ):
             raise DataKeyError("an epoch id is 16 lowercase hex characters")
         return self.directory / f"{epoch_id}{_SUFFIX}"
 
@@ -107,8 +109,10 @@ class EpochRing:
             # Destroyed (perhaps by another process): forget any copy this one still holds.
             with self._lock:
                 self._cache.pop(epoch_id, None)
-            raise DataKeyError(f"epoch key {epoch_id} does not exist (destroyed, or the key ring "
-                               "folder is not the one the shop used)")
+            raise DataKeyError(
+                f"epoch key {epoch_id} does not exist (destroyed, or the key ring "
+                "folder is not the one the shop used)"
+            )
         with self._lock:
             cached = self._cache.get(epoch_id)
         if cached is not None:
@@ -138,7 +142,7 @@ class EpochRing:
     def file_ids(self) -> set[str]:
         if not self.directory.is_dir():
             return set()
-        return {p.name[:-len(_SUFFIX)] for p in self.directory.glob(f"*{_SUFFIX}")}
+        return {p.name[: -len(_SUFFIX)] for p in self.directory.glob(f"*{_SUFFIX}")}
 
     def held_keys(self) -> dict[str, bytes]:
         """Every epoch key this process can still get: in memory or in the folder."""
@@ -180,7 +184,9 @@ class EpochRing:
 def session_ring(session: Session) -> EpochRing:
     ring = session.info.get(_INFO)
     if ring is None:
-        raise DataKeyError("this database session has no epoch key ring; build it with create_app()")
+        raise DataKeyError(
+            "this database session has no epoch key ring; build it with create_app()"
+        )
     return ring
 
 
@@ -190,10 +196,15 @@ def bucket_of(due: datetime) -> date:
 
 
 def _live_epoch(session: Session, bucket: date, exclude: frozenset[str]) -> KeyEpoch | None:
-    stmt = (select(KeyEpoch)
-            .where(KeyEpoch.bucket == bucket, KeyEpoch.destroyed_at.is_(None),
-                   KeyEpoch.shred_after.is_(None))
-            .order_by(KeyEpoch.created_at.desc()))
+    stmt = (
+        select(KeyEpoch)
+        .where(
+            KeyEpoch.bucket == bucket,
+            KeyEpoch.destroyed_at.is_(None),
+            KeyEpoch.shred_after.is_(None),
+        )
+        .order_by(KeyEpoch.created_at.desc())
+    )
     if exclude:
         stmt = stmt.where(KeyEpoch.id.not_in(exclude))
     if session.get_bind().dialect.name == "postgresql":
@@ -203,8 +214,9 @@ def _live_epoch(session: Session, bucket: date, exclude: frozenset[str]) -> KeyE
     return session.scalars(stmt.limit(1)).first()
 
 
-def epoch_for(session: Session, bucket: date, now: datetime,
-              exclude: frozenset[str] = frozenset()) -> tuple[str, bytes]:
+def epoch_for(
+    session: Session, bucket: date, now: datetime, exclude: frozenset[str] = frozenset()
+) -> tuple[str, bytes]:
     """The epoch key new data keys of ``bucket`` are wrapped by (made on first use)."""
     ring = session_ring(session)
     epoch = _live_epoch(session, bucket, exclude)
@@ -219,8 +231,14 @@ def epoch_for(session: Session, bucket: date, now: datetime,
     return epoch_id, key
 
 
-def wrap(session: Session, data_key: bytes, context: bytes, bucket: date, now: datetime,
-         exclude: frozenset[str] = frozenset()) -> tuple[bytes, str]:
+def wrap(
+    session: Session,
+    data_key: bytes,
+    context: bytes,
+    bucket: date,
+    now: datetime,
+    exclude: frozenset[str] = frozenset(),
+) -> tuple[bytes, str]:
     epoch_id, key = epoch_for(session, bucket, now, exclude)
     return wrap_with_epoch(epoch_id, key, data_key, context=context), epoch_id
 
@@ -237,8 +255,9 @@ def unwrap(session: Session, wrapped: bytes, context: bytes) -> bytes:
 
 def request_shred(session: Session, epoch_ids: set[str], now: datetime) -> None:
     """An order of these epochs was erased: destroy them at the next purge."""
-    for epoch in session.scalars(select(KeyEpoch).where(KeyEpoch.id.in_(epoch_ids),
-                                                        KeyEpoch.shred_after.is_(None))):
+    for epoch in session.scalars(
+        select(KeyEpoch).where(KeyEpoch.id.in_(epoch_ids), KeyEpoch.shred_after.is_(None))
+    ):
         epoch.shred_after = now
 
 
@@ -292,5 +311,8 @@ def leftover_files(session: Session) -> set[str]:
     on_disk = ring.file_ids()
     if not on_disk:
         return set()
-    return set(session.scalars(select(KeyEpoch.id).where(KeyEpoch.id.in_(on_disk),
-                                                         KeyEpoch.destroyed_at.is_not(None))))
+    return set(
+        session.scalars(
+            select(KeyEpoch.id).where(KeyEpoch.id.in_(on_disk), KeyEpoch.destroyed_at.is_not(None))
+        )
+    )

@@ -25,6 +25,7 @@ def register_exporter(name: str, fn: Exporter | None = None):
     def add(f: Exporter) -> Exporter:
         _EXPORTERS[name] = f
         return f
+
     return add(fn) if fn is not None else add
 
 
@@ -40,9 +41,14 @@ def export_order_data(session: Session, order: Order, store_name: str = "") -> d
     data: dict[str, Any] = {
         "shop": store_name,
         "generated_at": utcnow().isoformat(),
-        "personal_data": None if contact is None else {
-            "email": contact.email, "name": contact.name, "street": contact.street,
-            "postal_code": contact.postal_code, "city": contact.city,
+        "personal_data": None
+        if contact is None
+        else {
+            "email": contact.email,
+            "name": contact.name,
+            "street": contact.street,
+            "postal_code": contact.postal_code,
+            "city": contact.city,
         },
         "personal_data_erased_at": _iso(order.personal_data_erased_at),
         "personal_data_erase_requested_at": _iso(order.personal_data_erase_requested_at),
@@ -51,8 +57,11 @@ def export_order_data(session: Session, order: Order, store_name: str = "") -> d
             "status": order.status,
             "currency": order.currency,
             "amounts_in_minor_units": {
-                "subtotal": order.subtotal, "shipping": order.shipping, "total": order.total,
-                "vat_included": order.vat_total, "paid": order.amount_paid,
+                "subtotal": order.subtotal,
+                "shipping": order.shipping,
+                "total": order.total,
+                "vat_included": order.vat_total,
+                "paid": order.amount_paid,
                 "refunded": order.amount_refunded,
             },
             "destination_country": order.country,
@@ -65,16 +74,30 @@ def export_order_data(session: Session, order: Order, store_name: str = "") -> d
             "cancelled_at": _iso(order.cancelled_at),
             "expired_at": _iso(order.expired_at),
             "lines": [
-                {"product": l.product_title, "variant": l.variant_label, "sku": l.sku,
-                 "unit_price": l.unit_price, "quantity": l.quantity,
-                 "vat_rate_percent": l.tax_rate_bp / 100, "total": l.line_total}
+                {
+                    "product": l.product_title,
+                    "variant": l.variant_label,
+                    "sku": l.sku,
+                    "unit_price": l.unit_price,
+                    "quantity": l.quantity,
+                    "vat_rate_percent": l.tax_rate_bp / 100,
+                    "total": l.line_total,
+                }
                 for l in order.lines
             ],
         },
-        "history": [{"at": _iso(e.at), "status": e.to_status, "note": e.note} for e in order.events],
+        "history": [
+            {"at": _iso(e.at), "status": e.to_status, "note": e.note} for e in order.events
+        ],
         "payments": [
-            {"provider": p.provider, "kind": p.kind, "amount": p.amount, "currency": p.currency,
-             "reference": p.reference, "at": _iso(p.created_at)}
+            {
+                "provider": p.provider,
+                "kind": p.kind,
+                "amount": p.amount,
+                "currency": p.currency,
+                "reference": p.reference,
+                "at": _iso(p.created_at),
+            }
             for p in payments
         ],
     }

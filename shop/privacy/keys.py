@@ -67,7 +67,9 @@ def keyring_from_settings(settings: Settings) -> Keyring:
 
 
 def keyring_folder(settings: Settings) -> Path:
-    return Path(settings.keyring_path) if settings.keyring_path else settings.instance_path / "keyring"
+    return (
+        Path(settings.keyring_path) if settings.keyring_path else settings.instance_path / "keyring"
+    )
 
 
 def bind(database: Database, settings: Settings, keyring: Keyring, ring=None) -> None:
@@ -75,9 +77,14 @@ def bind(database: Database, settings: Settings, keyring: Keyring, ring=None) ->
     from shop.privacy.epochs import EpochRing
 
     ring = ring or EpochRing(keyring_folder(settings), keyring)
-    database.sessionmaker.configure(info={**database.sessionmaker.kw.get("info", {}),
-                                          _KEYRING: keyring, _SETTINGS: settings,
-                                          "shop.epochs": ring})
+    database.sessionmaker.configure(
+        info={
+            **database.sessionmaker.kw.get("info", {}),
+            _KEYRING: keyring,
+            _SETTINGS: settings,
+            "shop.epochs": ring,
+        }
+    )
 
 
 def session_keyring(session: Session) -> Keyring:

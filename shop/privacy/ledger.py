@@ -55,8 +55,9 @@ def _rates(gross_by_rate: dict[Key, int]) -> list[LedgerRate]:
     for (rate, country), gross in sorted(gross_by_rate.items(), key=lambda i: _order(i[0])):
         # A refund's VAT mirrors a sale's exactly: round the magnitude, then restore the sign.
         vat = vat_included(abs(gross), rate) * (1 if gross >= 0 else -1)
-        rates.append(LedgerRate(tax_rate_bp=rate, tax_country=country, gross=gross, vat=vat,
-                                net=gross - vat))
+        rates.append(
+            LedgerRate(tax_rate_bp=rate, tax_country=country, gross=gross, vat=vat, net=gross - vat)
+        )
     return rates
 
 
@@ -69,15 +70,30 @@ def _sale_gross_by_rate(order: Order) -> dict[Key, int]:
     return dict(gross)
 
 
-def _entry(order: Order, key: str, kind: str, at: datetime, rates: list[LedgerRate],
-           method: str, reference: str) -> LedgerEntry:
+def _entry(
+    order: Order,
+    key: str,
+    kind: str,
+    at: datetime,
+    rates: list[LedgerRate],
+    method: str,
+    reference: str,
+) -> LedgerEntry:
     return LedgerEntry(
-        key=key, kind=kind, order_number=order.number, order_date=order.placed_at,
-        entry_date=at, currency=order.currency,
-        net=sum(r.net for r in rates), vat=sum(r.vat for r in rates),
+        key=key,
+        kind=kind,
+        order_number=order.number,
+        order_date=order.placed_at,
+        entry_date=at,
+        currency=order.currency,
+        net=sum(r.net for r in rates),
+        vat=sum(r.vat for r in rates),
         gross=sum(r.gross for r in rates),
-        payment_method=method, payment_reference=reference,
-        destination_country=order.country, created_at=at, rates=rates,
+        payment_method=method,
+        payment_reference=reference,
+        destination_country=order.country,
+        created_at=at,
+        rates=rates,
     )
 
 
@@ -88,20 +104,44 @@ def record_sale(session: Session, order: Order, now: datetime) -> LedgerEntry:
     if existing is not None:
         return existing
     method, reference = _payment(session, order, "paid")
-    entry = _entry(order, key, "sale", order.paid_at or now, _rates(_sale_gross_by_rate(order)),
-                   method, reference)
+    entry = _entry(
+        order,
+        key,
+        "sale",
+        order.paid_at or now,
+        _rates(_sale_gross_by_rate(order)),
+        method,
+        reference,
+    )
     for position, line in enumerate(order.lines, 1):
-        label = f"{line.product_title} — {line.variant_label}" if line.variant_label else line.product_title
-        entry.lines.append(LedgerLine(
-            position=position, description=label[:420], sku=line.sku, quantity=line.quantity,
-            unit_price=line.unit_price, tax_rate_bp=line.tax_rate_bp, gross=line.line_total,
-        ))
+        label = (
+            f"{line.product_title} — {line.variant_label}"
+            if line.variant_label
+            else line.product_title
+        )
+        entry.lines.append(
+            LedgerLine(
+                position=position,
+                description=label[:420],
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                tax_rate_bp=line.tax_rate_bp,
+                gross=line.line_total,
+            )
+        )
     if order.shipping:
-        entry.lines.append(LedgerLine(
-            position=len(order.lines) + 1, description=f"Shipping: {order.shipping_method}"[:420],
-            sku="", quantity=1, unit_price=order.shipping, tax_rate_bp=order.shipping_tax_rate_bp,
-            gross=order.shipping,
-        ))
+        entry.lines.append(
+            LedgerLine(
+                position=len(order.lines) + 1,
+                description=f"Shipping: {order.shipping_method}"[:420],
+                sku="",
+                quantity=1,
+                unit_price=order.shipping,
+                tax_rate_bp=order.shipping_tax_rate_bp,
+                gross=order.shipping,
+            )
+        )
     session.add(entry)
     session.flush()
     return entry
@@ -124,15 +164,21 @@ def _booked(session: Session, order: Order) -> dict[Key, tuple[int, int]]:
     """(gross, VAT) per rate and country still booked for the order: its sale less every later
     entry."""
     rows = session.execute(
-        select(LedgerRate.tax_rate_bp, LedgerRate.tax_country, func.sum(LedgerRate.gross),
-               func.sum(LedgerRate.vat))
+        select(
+            LedgerRate.tax_rate_bp,
+            LedgerRate.tax_country,
+            func.sum(LedgerRate.gross),
+            func.sum(LedgerRate.vat),
+        )
         .join(LedgerEntry, LedgerRate.entry_id == LedgerEntry.id)
         .where(LedgerEntry.order_number == order.number)
         .group_by(LedgerRate.tax_rate_bp, LedgerRate.tax_country)
     ).all()
     if not rows:  # no sale recorded (cannot happen for a paid order): what the order says
-        return {(r.tax_rate_bp, r.tax_country): (r.gross, r.vat)
-                for r in _rates(_sale_gross_by_rate(order))}
+        return {
+            (r.tax_rate_bp, r.tax_country): (r.gross, r.vat)
+            for r in _rates(_sale_gross_by_rate(order))
+        }
     return {(rate, country): (int(gross), int(vat)) for rate, country, gross, vat in rows}
 
 
@@ -148,7 +194,9 @@ def _refund_rates(amount: int, booked: dict[Key, tuple[int, int]]) -> list[Ledge
         out = {key: [g, v] for key, (g, v) in left.items()}
         extra = amount - left_gross  # money beyond the sale (an overpayment) given back
         if extra and booked:
-            for key, share in allocate(extra, {k: max(g, 1) for k, (g, _) in booked.items()}).items():
+            for key, share in allocate(
+                extra, {k: max(g, 1) for k, (g, _) in booked.items()}
+            ).items():
                 out.setdefault(key, [0, 0])
                 out[key][0] += share
                 out[key][1] += vat_included(share, key[0])
@@ -156,26 +204,34 @@ def _refund_rates(amount: int, booked: dict[Key, tuple[int, int]]) -> list[Ledge
         for key, share in allocate(amount, {k: g for k, (g, _) in left.items()}).items():
             if share:
                 out[key] = [share, min(vat_included(share, key[0]), left[key][1])]
-    return [LedgerRate(tax_rate_bp=rate, tax_country=country, gross=-g, vat=-v, net=-(g - v))
-            for (rate, country), (g, v) in sorted(out.items(), key=lambda i: _order(i[0]))
-            if g or v]
+    return [
+        LedgerRate(tax_rate_bp=rate, tax_country=country, gross=-g, vat=-v, net=-(g - v))
+        for (rate, country), (g, v) in sorted(out.items(), key=lambda i: _order(i[0]))
+        if g or v
+    ]
 
 
-def record_refund(session: Session, order: Order, amount: int, now: datetime, *,
-                  reference: str = "") -> LedgerEntry:
+def record_refund(
+    session: Session, order: Order, amount: int, now: datetime, *, reference: str = ""
+) -> LedgerEntry:
     """A negative entry reversing ``amount`` of the sale per VAT rate; ``reference`` is this
     refund's own provider reference."""
-    count = session.scalar(
-        select(func.count()).select_from(LedgerEntry)
-        .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
-    ) or 0
+    count = (
+        session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
+        )
+        or 0
+    )
     rates = _refund_rates(amount, _booked(session, order))
     method = order.payment_method
     if not reference:  # older callers: the latest refund the provider reported
         refs = _payment(session, order, "refunded")[1].split(", ")
         reference = refs[-1] if refs else ""
-    entry = _entry(order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method,
-                   reference[:500])
+    entry = _entry(
+        order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method, reference[:500]
+    )
     session.add(entry)
     session.flush()
     return entry
@@ -184,21 +240,27 @@ def record_refund(session: Session, order: Order, amount: int, now: datetime, *,
 def record_reversal(session: Session, order: Order, amount: int, now: datetime) -> LedgerEntry:
     """Money that went out comes back (a failed refund, a dispute won after the funds were
     withdrawn): a refund entry with positive amounts, mirroring the one it corrects."""
-    count = session.scalar(
-        select(func.count()).select_from(LedgerEntry)
-        .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
-    ) or 0
+    count = (
+        session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.order_number == order.number, LedgerEntry.kind == "refund")
+        )
+        or 0
+    )
     shares = allocate(amount, _sale_gross_by_rate(order))
     rates = _rates({key: share for key, share in shares.items() if share})
     method, reference = _payment(session, order, "refunded")
-    entry = _entry(order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method,
-                   reference)
+    entry = _entry(
+        order, f"refund:{order.number}:{count + 1}", "refund", now, rates, method, reference
+    )
     session.add(entry)
     session.flush()
     return entry
 
 
 # ---------------------------------------------------------------- reading
+
 
 def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, day after end 00:00) in UTC: ``end`` is inclusive."""
@@ -215,10 +277,17 @@ class Totals:
     entries: int
 
 
-def totals(session: Session, start: date | None = None, end: date | None = None) -> dict[str, Totals]:
+def totals(
+    session: Session, start: date | None = None, end: date | None = None
+) -> dict[str, Totals]:
     """Sums per currency over all entries (or a period); a purge must never change them."""
-    stmt = select(LedgerEntry.currency, func.sum(LedgerEntry.net), func.sum(LedgerEntry.vat),
-                  func.sum(LedgerEntry.gross), func.count()).group_by(LedgerEntry.currency)
+    stmt = select(
+        LedgerEntry.currency,
+        func.sum(LedgerEntry.net),
+        func.sum(LedgerEntry.vat),
+        func.sum(LedgerEntry.gross),
+        func.count(),
+    ).group_by(LedgerEntry.currency)
     if start is not None and end is not None:
         lo, hi = _day_bounds(start, end)
         stmt = stmt.where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
@@ -226,9 +295,20 @@ def totals(session: Session, start: date | None = None, end: date | None = None)
 
 
 CSV_COLUMNS = [
-    "entry_date", "kind", "order_number", "order_date", "destination_country", "currency",
-    "vat_country", "vat_rate_percent", "net", "vat", "gross", "payment_method",
-    "payment_reference", "entry_key",
+    "entry_date",
+    "kind",
+    "order_number",
+    "order_date",
+    "destination_country",
+    "currency",
+    "vat_country",
+    "vat_rate_percent",
+    "net",
+    "vat",
+    "gross",
+    "payment_method",
+    "payment_reference",
+    "entry_key",
 ]
 
 
@@ -245,14 +325,30 @@ def _export_rows(start: date, end: date):
     lo, hi = _day_bounds(start, end)
     # Plain rows, not objects, and only the columns written (never the entry's lines).
     return (
-        select(LedgerEntry.entry_date, LedgerEntry.kind, LedgerEntry.order_number,
-               LedgerEntry.order_date, LedgerEntry.destination_country, LedgerEntry.currency,
-               LedgerRate.tax_country, LedgerRate.tax_rate_bp, LedgerRate.net, LedgerRate.vat, LedgerRate.gross,
-               LedgerEntry.payment_method, LedgerEntry.payment_reference, LedgerEntry.key)
+        select(
+            LedgerEntry.entry_date,
+            LedgerEntry.kind,
+            LedgerEntry.order_number,
+            LedgerEntry.order_date,
+            LedgerEntry.destination_country,
+            LedgerEntry.currency,
+            LedgerRate.tax_country,
+            LedgerRate.tax_rate_bp,
+            LedgerRate.net,
+            LedgerRate.vat,
+            LedgerRate.gross,
+            LedgerEntry.payment_method,
+            LedgerEntry.payment_reference,
+            LedgerEntry.key,
+        )
         .join(LedgerRate, LedgerRate.entry_id == LedgerEntry.id)
         .where(LedgerEntry.entry_date >= lo, LedgerEntry.entry_date < hi)
-        .order_by(LedgerEntry.entry_date, LedgerEntry.id, LedgerRate.tax_rate_bp.desc(),
-                  LedgerRate.tax_country)
+        .order_by(
+            LedgerEntry.entry_date,
+            LedgerEntry.id,
+            LedgerRate.tax_rate_bp.desc(),
+            LedgerRate.tax_country,
+        )
     )
 
 
@@ -268,17 +364,45 @@ def iter_csv(connection: Connection, start: date, end: date) -> Iterator[str]:
     buffer.seek(0)
     buffer.truncate()
     # For this statement only (Connection.execution_options would change the connection).
-    result = connection.execute(_export_rows(start, end), execution_options={
-        "stream_results": True, "yield_per": EXPORT_BATCH})
+    result = connection.execute(
+        _export_rows(start, end),
+        execution_options={"stream_results": True, "yield_per": EXPORT_BATCH},
+    )
     try:
-        for (entry_date, kind, number, order_date, country, currency, vat_country, rate_bp,
-             net, vat, gross, method, reference, key) in result:
-            writer.writerow([
-                entry_date.isoformat(), kind, number, order_date.date().isoformat(), country,
-                currency, vat_country if vat_country is not None else "",
-                f"{Decimal(rate_bp).scaleb(-2):.2f}", _amount(net, currency),
-                _amount(vat, currency), _amount(gross, currency), method, reference, key,
-            ])
+        for (
+            entry_date,
+            kind,
+            number,
+            order_date,
+            country,
+            currency,
+            vat_country,
+            rate_bp,
+            net,
+            vat,
+            gross,
+            method,
+            reference,
+            key,
+        ) in result:
+            writer.writerow(
+                [
+                    entry_date.isoformat(),
+                    kind,
+                    number,
+                    order_date.date().isoformat(),
+                    country,
+                    currency,
+                    vat_country if vat_country is not None else "",
+                    f"{Decimal(rate_bp).scaleb(-2):.2f}",
+                    _amount(net, currency),
+                    _amount(vat, currency),
+                    _amount(gross, currency),
+                    method,
+                    reference,
+                    key,
+                ]
+            )
             if buffer.tell() >= CHUNK_CHARS:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -309,6 +433,7 @@ def export_csv(session: Session, start: date, end: date, out: io.TextIOBase | No
 
 # ---------------------------------------------------------------- retention
 
+
 def retention_cutoff(now: datetime, years: int) -> datetime:
     """Entries dated before this are past the fiscal period: kept ``years`` full calendar
     years after the end of the year they belong to (an entry of 2026 with 7 years goes on
@@ -317,10 +442,14 @@ def retention_cutoff(now: datetime, years: int) -> datetime:
 
 
 def expired_entry_count(session: Session, now: datetime, years: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(LedgerEntry)
-        .where(LedgerEntry.entry_date < retention_cutoff(now, years))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.entry_date < retention_cutoff(now, years))
+        )
+        or 0
+    )
 
 
 def delete_expired(session: Session, now: datetime, years: int) -> int:

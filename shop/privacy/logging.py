@@ -188,6 +188,7 @@ def _redacting_factory(base):
         record = base(*args, **kwargs)
         _RECORD_FILTER.filter(record)
         return record
+
     make.shop_redacting = True  # type: ignore[attr-defined]
     return make
 

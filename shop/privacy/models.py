@@ -42,12 +42,16 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     lines: Mapped[list[LedgerLine]] = relationship(
-        back_populates="entry", order_by="LedgerLine.position", cascade="all, delete-orphan",
+        back_populates="entry",
+        order_by="LedgerLine.position",
+        cascade="all, delete-orphan",
         passive_deletes=True,
     )
     rates: Mapped[list[LedgerRate]] = relationship(
-        back_populates="entry", order_by="LedgerRate.tax_rate_bp.desc()",
-        cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="entry",
+        order_by="LedgerRate.tax_rate_bp.desc()",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
 

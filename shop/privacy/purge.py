@@ -49,17 +49,21 @@ _HOLDS: dict[str, Hold] = {}
 
 def register_eraser(name: str, fn: Eraser | None = None):
     """Add ``fn(session, order_ids) -> int`` to what the purge runs (usable as a decorator)."""
+
     def add(f: Eraser) -> Eraser:
         _ERASERS[name] = f
         return f
+
     return add(fn) if fn is not None else add
 
 
 def register_hold(name: str, fn: Hold | None = None):
     """Add ``fn(session, order_ids) -> ids still needed``; held orders keep their data."""
+
     def add(f: Hold) -> Hold:
         _HOLDS[name] = f
         return f
+
     return add(fn) if fn is not None else add
 
 
@@ -88,14 +92,19 @@ class Verdict:
 
 # Message ids: the customer's order page shows them translated, reports as they are.
 KEEP_REASONS = {
-    S.PENDING_PAYMENT: N_("the order is awaiting payment (if it is not paid, your details are "
-                          "erased after it has expired)"),
+    S.PENDING_PAYMENT: N_(
+        "the order is awaiting payment (if it is not paid, your details are "
+        "erased after it has expired)"
+    ),
     S.PAID: N_("the order is paid but not yet sent, and your details are needed to deliver it"),
-    S.PARTIALLY_REFUNDED: N_("the order is partly refunded and not yet sent, and your details "
-                             "are needed to finish it"),
+    S.PARTIALLY_REFUNDED: N_(
+        "the order is partly refunded and not yet sent, and your details are needed to finish it"
+    ),
 }
-ATTENTION_REASON = N_("the shop is still settling something about this order (a payment, "
-                      "refund or dispute) and needs your details for it")
+ATTENTION_REASON = N_(
+    "the shop is still settling something about this order (a payment, "
+    "refund or dispute) and needs your details for it"
+)
 
 
 def _refund_times(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
@@ -103,16 +112,19 @@ def _refund_times(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
         return {}
     rows = session.execute(
         select(OrderEvent.order_id, func.max(OrderEvent.at))
-        .where(OrderEvent.order_id.in_(ids),
-               OrderEvent.to_status.in_([S.REFUNDED.value, S.PARTIALLY_REFUNDED.value]),
-               OrderEvent.from_status != OrderEvent.to_status)
+        .where(
+            OrderEvent.order_id.in_(ids),
+            OrderEvent.to_status.in_([S.REFUNDED.value, S.PARTIALLY_REFUNDED.value]),
+            OrderEvent.from_status != OrderEvent.to_status,
+        )
         .group_by(OrderEvent.order_id)
     ).all()
     return {order_id: at for order_id, at in rows}
 
 
-def erasure_due_at(order: Order, settings: Settings, refunded_at: datetime | None = None,
-                   held: bool = False) -> Verdict:
+def erasure_due_at(
+    order: Order, settings: Settings, refunded_at: datetime | None = None, held: bool = False
+) -> Verdict:
     if held or order.attention:
         return Verdict(None, ATTENTION_REASON)
     state = order.state
@@ -125,12 +137,18 @@ def erasure_due_at(order: Order, settings: Settings, refunded_at: datetime | Non
         # The return window runs from fulfilment; a later refund restarts it. Orders closed
         # or refunded without being fulfilled count from when they were settled.
         times = [t for t in (order.fulfilled_at, refunded_at) if t] or [
-            t for t in (order.closed_at, order.paid_at, order.placed_at) if t]
+            t for t in (order.closed_at, order.paid_at, order.placed_at) if t
+        ]
         ended = max(times)
         window, why = returns, "return window over"
     elif state == S.PAID and not order.requires_shipping:
-        return Verdict(None, N_("the order is paid but its download is not ready yet, and your "
-                                "email address is needed to tell you when it is"))
+        return Verdict(
+            None,
+            N_(
+                "the order is paid but its download is not ready yet, and your "
+                "email address is needed to tell you when it is"
+            ),
+        )
     else:
         return Verdict(None, KEEP_REASONS.get(state, N_("the order is still open")))
     if order.personal_data_erase_requested_at is not None:
@@ -139,6 +157,7 @@ def erasure_due_at(order: Order, settings: Settings, refunded_at: datetime | Non
 
 
 # ---------------------------------------------------------------- purge
+
 
 @dataclass(frozen=True)
 class PurgedOrder:
@@ -167,18 +186,27 @@ def _held(session: Session, ids: Sequence[int]) -> set[int]:
     return held
 
 
-def due_orders(session: Session, settings: Settings, as_of: datetime, *, lock: bool = False,
-               limit: int = 1000, after_id: int = 0) -> tuple[list[tuple[Order, Verdict]], int]:
+def due_orders(
+    session: Session,
+    settings: Settings,
+    as_of: datetime,
+    *,
+    lock: bool = False,
+    limit: int = 1000,
+    after_id: int = 0,
+) -> tuple[list[tuple[Order, Verdict]], int]:
     """Orders whose personal data is due at ``as_of``; also the last id looked at (paging)."""
     earliest = as_of - timedelta(hours=settings.retention_unpaid_hours)
     stmt = (
         select(Order)
-        .where(Order.personal_data_erased_at.is_(None),
-               Order.status.in_([s.value for s in CANDIDATES]),
-               Order.attention.is_(None),
-               Order.id > after_id,
-               # Every window ends at least retention_unpaid_hours after the order was placed.
-               (Order.placed_at <= earliest) | Order.personal_data_erase_requested_at.is_not(None))
+        .where(
+            Order.personal_data_erased_at.is_(None),
+            Order.status.in_([s.value for s in CANDIDATES]),
+            Order.attention.is_(None),
+            Order.id > after_id,
+            # Every window ends at least retention_unpaid_hours after the order was placed.
+            (Order.placed_at <= earliest) | Order.personal_data_erase_requested_at.is_not(None),
+        )
         .order_by(Order.id)
         .limit(limit)
     )
@@ -197,28 +225,45 @@ def due_orders(session: Session, settings: Settings, as_of: datetime, *, lock: b
     return due, ids[-1]
 
 
-def erase_orders(session: Session, orders: Sequence[Order], now: datetime, note: str) -> dict[str, int]:
+def erase_orders(
+    session: Session, orders: Sequence[Order], now: datetime, note: str
+) -> dict[str, int]:
     """Run every eraser for ``orders`` and stamp them. The caller's scope commits."""
     ids = [o.id for o in orders]
     counts = {name: eraser(session, ids) for name, eraser in _ERASERS.items()}
     for order in orders:
         order.personal_data_erased_at = now
-        session.add(OrderEvent(order_id=order.id, at=now, from_status=order.status,
-                               to_status=order.status, note=note))
+        session.add(
+            OrderEvent(
+                order_id=order.id,
+                at=now,
+                from_status=order.status,
+                to_status=order.status,
+                note=note,
+            )
+        )
     session.flush()
     return counts
 
 
-def purge(session: Session, settings: Settings, *, as_of: datetime | None = None,
-          dry_run: bool = False, now: datetime | None = None, batch: int = 500) -> PurgeReport:
+def purge(
+    session: Session,
+    settings: Settings,
+    *,
+    as_of: datetime | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    batch: int = 500,
+) -> PurgeReport:
     """Erase what is due at ``as_of`` (default now); with ``dry_run`` only report it."""
     now = now or utcnow()
     as_of = as_of or now
     report = PurgeReport(as_of=as_of, dry_run=dry_run)
     after_id = 0
     while True:
-        due, last_id = due_orders(session, settings, as_of, lock=not dry_run, limit=batch,
-                                  after_id=after_id)
+        due, last_id = due_orders(
+            session, settings, as_of, lock=not dry_run, limit=batch, after_id=after_id
+        )
         if last_id == after_id:
             break
         after_id = last_id
@@ -253,13 +298,23 @@ def shred_epochs(session: Session, settings: Settings, now: datetime) -> tuple[i
     (epochs destroyed, data keys re-wrapped). Keys from before epochs are moved in first.
     """
     rewrapped = move_into_epochs(session)
-    used = exists(select(OrderContact.order_id).where(OrderContact.key_epoch == KeyEpoch.id,
-                                                      OrderContact.wrapped_key.is_not(None)))
-    stmt = (select(KeyEpoch)
-            .where(KeyEpoch.destroyed_at.is_(None),
-                   or_(KeyEpoch.bucket <= now.date(), KeyEpoch.shred_after <= now,
-                       (KeyEpoch.created_at <= now - EMPTY_EPOCH_GRACE) & ~used))
-            .order_by(KeyEpoch.id))
+    used = exists(
+        select(OrderContact.order_id).where(
+            OrderContact.key_epoch == KeyEpoch.id, OrderContact.wrapped_key.is_not(None)
+        )
+    )
+    stmt = (
+        select(KeyEpoch)
+        .where(
+            KeyEpoch.destroyed_at.is_(None),
+            or_(
+                KeyEpoch.bucket <= now.date(),
+                KeyEpoch.shred_after <= now,
+                (KeyEpoch.created_at <= now - EMPTY_EPOCH_GRACE) & ~used,
+            ),
+        )
+        .order_by(KeyEpoch.id)
+    )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=KeyEpoch)
     doomed = session.scalars(stmt).all()
@@ -268,17 +323,24 @@ def shred_epochs(session: Session, settings: Settings, now: datetime) -> tuple[i
         epochs.destroy_after_commit(session, leftovers)
         return 0, rewrapped
     doomed_ids = frozenset(e.id for e in doomed)
-    members = list(session.scalars(select(OrderContact.order_id).where(
-        OrderContact.key_epoch.in_(doomed_ids), OrderContact.wrapped_key.is_not(None))))
+    members = list(
+        session.scalars(
+            select(OrderContact.order_id).where(
+                OrderContact.key_epoch.in_(doomed_ids), OrderContact.wrapped_key.is_not(None)
+            )
+        )
+    )
     targets: dict[object, list[int]] = {}
     for start in range(0, len(members), 500):
-        chunk = members[start:start + 500]
+        chunk = members[start : start + 500]
         orders = session.scalars(select(Order).where(Order.id.in_(chunk))).all()
         refunds, held = _refund_times(session, chunk), _held(session, chunk)
         for order in orders:
             due = erasure_due_at(order, settings, refunds.get(order.id), order.id in held).due_at
-            bucket = max(epochs.bucket_of(due if due is not None else now + OPEN_ORDER_HOP),
-                         epochs.bucket_of(now))
+            bucket = max(
+                epochs.bucket_of(due if due is not None else now + OPEN_ORDER_HOP),
+                epochs.bucket_of(now),
+            )
             targets.setdefault(bucket, []).append(order.id)
     for bucket, ids in targets.items():
         rewrapped += move_into_epochs(session, ids, bucket=bucket, exclude=doomed_ids)
@@ -290,6 +352,7 @@ def shred_epochs(session: Session, settings: Settings, now: datetime) -> tuple[i
 
 
 # ---------------------------------------------------------------- the customer's request
+
 
 @dataclass(frozen=True)
 class ErasureOutcome:
@@ -310,15 +373,33 @@ def request_erasure(session: Session, order: Order, now: datetime | None = None)
     verdict = erasure_due_at(order, settings, refunds.get(order.id), held)
     if verdict.due_at is not None and verdict.due_at <= now:
         erase_orders(session, [order], now, "Personal data erased at the customer's request")
-        return ErasureOutcome(True, _l("Your personal data for this order has been erased. The "
-                                       "order itself and its bookkeeping record (no personal "
-                                       "data) remain."))
-    session.add(OrderEvent(order_id=order.id, at=now, from_status=order.status,
-                           to_status=order.status, note=N_("Erasure of personal data requested")))
+        return ErasureOutcome(
+            True,
+            _l(
+                "Your personal data for this order has been erased. The "
+                "order itself and its bookkeeping record (no personal "
+                "data) remain."
+            ),
+        )
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            at=now,
+            from_status=order.status,
+            to_status=order.status,
+            note=N_("Erasure of personal data requested"),
+        )
+    )
     session.flush()
-    return ErasureOutcome(False, _l("Your request is recorded. We cannot erase your details yet: "
-                                    "%(why)s. They will be erased automatically as soon as "
-                                    "that is no longer the case.", why=_l(verdict.why)))
+    return ErasureOutcome(
+        False,
+        _l(
+            "Your request is recorded. We cannot erase your details yet: "
+            "%(why)s. They will be erased automatically as soon as "
+            "that is no longer the case.",
+            why=_l(verdict.why),
+        ),
+    )
 
 
 def keep_reason(session: Session, order: Order) -> Verdict:
@@ -326,8 +407,9 @@ def keep_reason(session: Session, order: Order) -> Verdict:
     settings = session_settings(session)
     # Only a refund restarts the clock; an order never refunded needs no look at its history.
     refunds = _refund_times(session, [order.id]) if order.amount_refunded else {}
-    return erasure_due_at(order, settings, refunds.get(order.id),
-                          order.id in _held(session, [order.id]))
+    return erasure_due_at(
+        order, settings, refunds.get(order.id), order.id in _held(session, [order.id])
+    )
 
 
 # ---------------------------------------------------------------- the worker's daily run

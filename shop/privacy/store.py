@@ -57,12 +57,15 @@ def first_bucket(session: Session, now: datetime) -> date:
     """Where a new order's key starts: the day an unpaid order's data would fall due. The purge
     moves the key on, to the bucket of the order's real erase-by date, while it is needed."""
     settings = session_settings(session)
-    return epochs.bucket_of(now + timedelta(hours=settings.retention_unpaid_hours,
-                                            minutes=settings.order_expiry_minutes))
+    return epochs.bucket_of(
+        now
+        + timedelta(hours=settings.retention_unpaid_hours, minutes=settings.order_expiry_minutes)
+    )
 
 
-def _data_key(session: Session, order: Order, *, create: bool
-              ) -> tuple[bytes | None, OrderContact | None]:
+def _data_key(
+    session: Session, order: Order, *, create: bool
+) -> tuple[bytes | None, OrderContact | None]:
     """The order's data key, unwrapped, and its contact row; both made on first use if ``create``.
 
     The key lives in the order's ``order_contacts`` row, so erasing that row destroys it, and
@@ -84,8 +87,9 @@ def _data_key(session: Session, order: Order, *, create: bool
         return None, contact
     data_key = new_data_key()
     now = utcnow()
-    wrapped, epoch_id = epochs.wrap(session, data_key, _key_context(order.id),
-                                    first_bucket(session, now), now)
+    wrapped, epoch_id = epochs.wrap(
+        session, data_key, _key_context(order.id), first_bucket(session, now), now
+    )
     if contact is None:
         contact = OrderContact(order_id=order.id, wrapped_key=wrapped, key_epoch=epoch_id)
         session.add(contact)
@@ -102,23 +106,32 @@ def set_contact(session: Session, order: Order, details: ContactDetails) -> None
     """
     data_key, contact = _data_key(session, order, create=True)
     for name in FIELDS:
-        setattr(contact, name, encrypt_field(data_key, getattr(details, name),
-                                             context=_field_context(order.id, name)))
+        setattr(
+            contact,
+            name,
+            encrypt_field(data_key, getattr(details, name), context=_field_context(order.id, name)),
+        )
     session.flush()
 
 
 def read_contact(session: Session, order: Order) -> ContactDetails | None:
     """The decrypted details, or None when the order has none (never given, or erased)."""
     contact = session.get(OrderContact, order.id)
-    if contact is None or not contact.wrapped_key or all(
-            getattr(contact, name) is None for name in FIELDS):
+    if (
+        contact is None
+        or not contact.wrapped_key
+        or all(getattr(contact, name) is None for name in FIELDS)
+    ):
         return None
     data_key = epochs.unwrap(session, contact.wrapped_key, _key_context(order.id))
-    return ContactDetails(**{
-        name: decrypt_field(data_key, getattr(contact, name),
-                            context=_field_context(order.id, name))
-        for name in FIELDS
-    })
+    return ContactDetails(
+        **{
+            name: decrypt_field(
+                data_key, getattr(contact, name), context=_field_context(order.id, name)
+            )
+            for name in FIELDS
+        }
+    )
 
 
 def holds_other_personal_data(session: Session, order: Order) -> bool:
@@ -131,10 +144,17 @@ def holds_other_personal_data(session: Session, order: Order) -> bool:
 
     for table in metadata.sorted_tables:
         marked = [c for c in table.columns if c.info.get("personal")]
-        if not marked or "order_id" not in table.columns or table.name == OrderContact.__tablename__:
+        if (
+            not marked
+            or "order_id" not in table.columns
+            or table.name == OrderContact.__tablename__
+        ):
             continue
-        found = session.execute(select(table.c.order_id).where(
-            table.c.order_id == order.id, or_(*(c.isnot(None) for c in marked))).limit(1))
+        found = session.execute(
+            select(table.c.order_id)
+            .where(table.c.order_id == order.id, or_(*(c.isnot(None) for c in marked)))
+            .limit(1)
+        )
         if found.first() is not None:
             return True
     return False
@@ -223,9 +243,13 @@ class RotationResult:
     moved_to_epochs: int
 
 
-def move_into_epochs(session: Session, order_ids: list[int] | None = None,
-                     bucket: date | None = None, exclude: frozenset[str] = frozenset(),
-                     batch: int = 500) -> int:
+def move_into_epochs(
+    session: Session,
+    order_ids: list[int] | None = None,
+    bucket: date | None = None,
+    exclude: frozenset[str] = frozenset(),
+    batch: int = 500,
+) -> int:
     """Re-wrap data keys under a (new) epoch: keys still wrapped by a master key (data from
     before epochs), or, with ``order_ids``, those orders' keys (the purge moving them out of an
     epoch it destroys). The data keys, and so every field, stay the same."""
@@ -234,9 +258,12 @@ def move_into_epochs(session: Session, order_ids: list[int] | None = None,
     moved = 0
     last_id = 0
     while True:
-        stmt = (select(OrderContact).where(OrderContact.order_id > last_id,
-                                           OrderContact.wrapped_key.is_not(None))
-                .order_by(OrderContact.order_id).limit(batch))
+        stmt = (
+            select(OrderContact)
+            .where(OrderContact.order_id > last_id, OrderContact.wrapped_key.is_not(None))
+            .order_by(OrderContact.order_id)
+            .limit(batch)
+        )
         if order_ids is None:
             stmt = stmt.where(OrderContact.key_epoch.is_(None))
         else:
@@ -249,13 +276,16 @@ def move_into_epochs(session: Session, order_ids: list[int] | None = None,
             context = _key_context(contact.order_id)
             data_key = epochs.unwrap(session, contact.wrapped_key, context)
             contact.wrapped_key, contact.key_epoch = epochs.wrap(
-                session, data_key, context, bucket, now, exclude)
+                session, data_key, context, bucket, now, exclude
+            )
             moved += 1
         session.flush()
     return moved
 
 
-def rotate_keys(session: Session, keyring: Keyring | None = None, batch: int = 500) -> RotationResult:
+def rotate_keys(
+    session: Session, keyring: Keyring | None = None, batch: int = 500
+) -> RotationResult:
     """After a new master key: re-wrap the epoch key files under it, and move any data key still
     wrapped by a master key into an epoch. Fields stay untouched."""
     keyring = keyring or session_keyring(session)
@@ -264,5 +294,6 @@ def rotate_keys(session: Session, keyring: Keyring | None = None, batch: int = 5
         ring = epochs.EpochRing(ring.directory, keyring)
     rewrapped, current = ring.rewrap_files()
     moved = move_into_epochs(session, batch=batch)
-    return RotationResult(epoch_files_rewrapped=rewrapped, epoch_files_current=current,
-                          moved_to_epochs=moved)
+    return RotationResult(
+        epoch_files_rewrapped=rewrapped, epoch_files_current=current, moved_to_epochs=moved
+    )

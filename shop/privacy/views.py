@@ -45,11 +45,16 @@ def _load(token: str) -> Order:
 @bp.get("/data.json")
 def download(token: str):
     order = _load(token)
-    body = json.dumps(export_order_data(db_session(), order, settings().store_name),
-                      indent=2, ensure_ascii=False)
-    return Response(body, mimetype="application/json", headers={
-        "Content-Disposition": f'attachment; filename="order-{order.number}-my-data.json"',
-    })
+    body = json.dumps(
+        export_order_data(db_session(), order, settings().store_name), indent=2, ensure_ascii=False
+    )
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="order-{order.number}-my-data.json"',
+        },
+    )
 
 
 @bp.post("/erase")

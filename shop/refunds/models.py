@@ -1,4 +1,5 @@
 """Bitcoin refunds: the merchant asks for an address, the customer gives it on their order page."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -14,7 +15,9 @@ class RefundAddress(Base):
 
     __tablename__ = "refund_addresses"
 
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Sealed under the order's data key (shop.privacy.store.seal); read it with service.get.
     address: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=personal())

@@ -27,7 +27,12 @@ from shop.refunds.models import RefundAddress
 
 REFUNDABLE = frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.FULFILLED})
 PURPOSE = "refund-address"
-NETWORK_NAMES = {"main": "Bitcoin mainnet", "test": "testnet", "signet": "signet", "regtest": "regtest"}
+NETWORK_NAMES = {
+    "main": "Bitcoin mainnet",
+    "test": "testnet",
+    "signet": "signet",
+    "regtest": "regtest",
+}
 
 
 class RefundAddressError(ValueError):
@@ -47,10 +52,16 @@ def validate_address(text: str, network: str) -> str:
         else:
             ok = base58.decode_check(address)[:1] in (params["p2pkh"], params["p2sh"])
     except Exception:  # embit raises several types for malformed input
-        raise RefundAddressError(_l("This is not a valid Bitcoin address. Please check it.")) from None
+        raise RefundAddressError(
+            _l("This is not a valid Bitcoin address. Please check it.")
+        ) from None
     if not ok:
-        raise RefundAddressError(_l("This address is not for %(network)s, which this shop uses.",
-                                    network=NETWORK_NAMES.get(network, network)))
+        raise RefundAddressError(
+            _l(
+                "This address is not for %(network)s, which this shop uses.",
+                network=NETWORK_NAMES.get(network, network),
+            )
+        )
     return address
 
 
@@ -76,8 +87,13 @@ def get(session: Session, order: Order) -> RefundRequest | None:
         address, unreadable = unseal(session, order, PURPOSE, row.address), False
     except CryptoError:
         address, unreadable = None, True
-    return RefundRequest(requested_at=row.requested_at, given_at=row.given_at,
-                         given=row.address is not None, address=address, unreadable=unreadable)
+    return RefundRequest(
+        requested_at=row.requested_at,
+        given_at=row.given_at,
+        given=row.address is not None,
+        address=address,
+        unreadable=unreadable,
+    )
 
 
 def request_address(session: Session, order: Order, now: datetime | None = None) -> RefundAddress:
@@ -89,26 +105,43 @@ def request_address(session: Session, order: Order, now: datetime | None = None)
     if row is None:
         row = RefundAddress(order_id=order.id, requested_at=now or utcnow())
         session.add(row)
-        session.add(OrderEvent(order=order, at=now or utcnow(), from_status=order.status,
-                               to_status=order.status,
-                               note=N_("Refund: please give a Bitcoin address on this page")))
+        session.add(
+            OrderEvent(
+                order=order,
+                at=now or utcnow(),
+                from_status=order.status,
+                to_status=order.status,
+                note=N_("Refund: please give a Bitcoin address on this page"),
+            )
+        )
     return row
 
 
-def give_address(session: Session, order: Order, text: str, network: str,
-                 now: datetime | None = None) -> RefundAddress:
+def give_address(
+    session: Session, order: Order, text: str, network: str, now: datetime | None = None
+) -> RefundAddress:
     row = session.get(RefundAddress, order.id)
     if row is None or order.state not in REFUNDABLE:
         raise RefundAddressError(_l("No refund address was asked for on this order."))
     if order.personal_data_erased_at is not None:
-        raise RefundAddressError(_l("This order's personal data was erased. Please contact the shop."))
+        raise RefundAddressError(
+            _l("This order's personal data was erased. Please contact the shop.")
+        )
     if row.address is not None:
-        raise RefundAddressError(_l("The refund address was already given. Please contact the "
-                                    "shop to change it."))
+        raise RefundAddressError(
+            _l("The refund address was already given. Please contact the shop to change it.")
+        )
     row.address = seal(session, order, PURPOSE, validate_address(text, network))
     row.given_at = now or utcnow()
-    session.add(OrderEvent(order=order, at=row.given_at, from_status=order.status,
-                           to_status=order.status, note=N_("Refund address received")))
+    session.add(
+        OrderEvent(
+            order=order,
+            at=row.given_at,
+            from_status=order.status,
+            to_status=order.status,
+            note=N_("Refund address received"),
+        )
+    )
     return row
 
 
@@ -117,9 +150,12 @@ def erase(session: Session, order_ids) -> int:
     ids = list(order_ids)
     if not ids:
         return 0
-    return session.execute(update(RefundAddress).where(RefundAddress.order_id.in_(ids),
-                                                       RefundAddress.address.is_not(None))
-                           .values(address=None).execution_options(synchronize_session=False)).rowcount
+    return session.execute(
+        update(RefundAddress)
+        .where(RefundAddress.order_id.in_(ids), RefundAddress.address.is_not(None))
+        .values(address=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def _register() -> None:

@@ -17,10 +17,11 @@ bp = Blueprint("refunds", __name__, url_prefix="/orders")
 
 
 class RefundAddressForm(ShopForm):
-    address = StringField(_l("Your Bitcoin address for the refund"),
-                          validators=[InputRequired(_l("Please enter a Bitcoin address.")),
-                                      Length(max=100)],
-                          render_kw={"autocomplete": "off", "spellcheck": "false"})
+    address = StringField(
+        _l("Your Bitcoin address for the refund"),
+        validators=[InputRequired(_l("Please enter a Bitcoin address.")), Length(max=100)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
     submit = SubmitField(_l("Send address"))
 
 

@@ -67,9 +67,12 @@ def parse(doc: dict) -> EuRates:
         reduced = _bp(row.get("reduced"))
         reduced = standard if reduced is None else reduced
         super_reduced = _bp(row.get("super_reduced"))
-        table[code] = {"standard": standard, "reduced": reduced,
-                       "super_reduced": reduced if super_reduced is None else super_reduced,
-                       "zero": 0}
+        table[code] = {
+            "standard": standard,
+            "reduced": reduced,
+            "super_reduced": reduced if super_reduced is None else super_reduced,
+            "zero": 0,
+        }
     return EuRates(doc["valid_from"], doc["checked"], doc["source"], table)
 
 
@@ -88,6 +91,7 @@ class TaxPolicy:
 @dataclass(frozen=True)
 class TaxClassInfo:
     """What the rules need of a tax class: its home rate, category and per-country rates."""
+
     home_bp: int
     category: str = "standard"
     overrides: tuple[tuple[str, int], ...] = ()
@@ -108,7 +112,9 @@ def taxed_in(policy: TaxPolicy, kind: str, destination: str, table: EuRates | No
     return policy.home
 
 
-def rate_in(tax: TaxClassInfo, country: str, policy: TaxPolicy, table: EuRates | None = None) -> int:
+def rate_in(
+    tax: TaxClassInfo, country: str, policy: TaxPolicy, table: EuRates | None = None
+) -> int:
     if not country:
         return 0
     if country == policy.home:
@@ -144,7 +150,9 @@ def parse_overrides(text: str) -> tuple[tuple[str, int], ...]:
         except ArithmeticError:
             raise ValueError(f"“{part[:20]}”: the rate is not a number.") from None
         if not 0 <= bp <= 100 or bp != bp.quantize(Decimal("0.01")):
-            raise ValueError(f"“{part[:20]}”: a rate is between 0 and 100 %, with at most two decimals.")
+            raise ValueError(
+                f"“{part[:20]}”: a rate is between 0 and 100 %, with at most two decimals."
+            )
         out[code] = int(bp * 100)
     return tuple(sorted(out.items()))
 

@@ -40,8 +40,11 @@ def defer_write_lock() -> None:
     g.db_deferred = True
     session = g.get("db_session")
     db = database()
-    if session is not None and session.bind is db.writer and \
-            not (session.new or session.dirty or session.deleted):
+    if (
+        session is not None
+        and session.bind is db.writer
+        and not (session.new or session.dirty or session.deleted)
+    ):
         session.rollback()
         session.bind = db.engine
 

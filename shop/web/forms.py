@@ -32,12 +32,24 @@ class NoControlCharacters:
 
     def __call__(self, form, field) -> None:
         if isinstance(field.data, str) and has_control_characters(field.data):
-            raise ValidationError(_("%(field)s contains control or direction characters (such "
-                                    "as a line break); please type it again without them.",
-                                    field=field.label.text))
+            raise ValidationError(
+                _(
+                    "%(field)s contains control or direction characters (such "
+                    "as a line break); please type it again without them.",
+                    field=field.label.text,
+                )
+            )
 
-_INPUTS = frozenset({widgets.TextInput, widgets.EmailInput, widgets.HiddenInput,
-                     widgets.RadioInput, widgets.SubmitInput})
+
+_INPUTS = frozenset(
+    {
+        widgets.TextInput,
+        widgets.EmailInput,
+        widgets.HiddenInput,
+        widgets.RadioInput,
+        widgets.SubmitInput,
+    }
+)
 
 
 def _params(attrs: dict[str, Any]) -> str:
@@ -76,8 +88,14 @@ def render_field(field: Field, render_kw: dict[str, Any]) -> Markup:
             attrs.setdefault("value", field.label.text)
         elif kind is widgets.RadioInput and field.checked:
             attrs.setdefault("checked", True)
-        merged = {**_validation_attrs(field), "id": field.id, "type": widget.input_type,
-                  "value": field._value(), **attrs, "name": field.name}
+        merged = {
+            **_validation_attrs(field),
+            "id": field.id,
+            "type": widget.input_type,
+            "value": field._value(),
+            **attrs,
+            "name": field.name,
+        }
         return Markup(f"<input {_params(merged)}>")
     if kind is widgets.Select and not widget.multiple and not field.has_groups():
         merged = {**_validation_attrs(field), "id": field.id, **attrs, "name": field.name}

@@ -92,9 +92,15 @@ def language_links() -> list[dict[str, str]]:
     if request.url_rule is not None and "GET" not in (request.url_rule.methods or ()):
         path = "/"  # a page shown after a refused form post: its address only takes posts
     current = language()
-    return [{"code": code, "href": f"{root}/{code}{path}", "current": code == current,
-             "name": Locale.parse(code).get_display_name(code).capitalize()}
-            for code in i18n.shipped_languages()]
+    return [
+        {
+            "code": code,
+            "href": f"{root}/{code}{path}",
+            "current": code == current,
+            "name": Locale.parse(code).get_display_name(code).capitalize(),
+        }
+        for code in i18n.shipped_languages()
+    ]
 
 
 def language() -> str:

@@ -18,16 +18,18 @@ log = logging.getLogger(__name__)
 
 # No inline script or style, nothing from another host: the pages must work in Tor Browser
 # at its safest setting and never leak a visit to a third party.
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "img-src 'self' data:",
-    "style-src 'self'",
-    "script-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-    "form-action 'self'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "img-src 'self' data:",
+        "style-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
 
 
 def content_security_policy(form_action_origins: list[str] | tuple[str, ...] = ()) -> str:
@@ -36,16 +38,21 @@ def content_security_policy(form_action_origins: list[str] | tuple[str, ...] = (
     if not form_action_origins:
         return CONTENT_SECURITY_POLICY
     return CONTENT_SECURITY_POLICY.replace(
-        "form-action 'self'", " ".join(["form-action 'self'", *form_action_origins]))
+        "form-action 'self'", " ".join(["form-action 'self'", *form_action_origins])
+    )
 
 
 def add_security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", content_security_policy(
-        current_app.extensions.get("shop.form_action_origins", ())))
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        content_security_policy(current_app.extensions.get("shop.form_action_origins", ())),
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    response.headers.setdefault(
+        "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+    )
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if current_app.extensions["shop.settings"].production:
         # Production is served over HTTPS only (docs/DEPLOY.md); browsers ignore this on http.
@@ -57,8 +64,10 @@ def add_security_headers(response: Response) -> Response:
 
 
 ERROR_TEXT = {
-    400: (_l("Bad request"),
-          _l("The request could not be understood. Please go back and try again.")),
+    400: (
+        _l("Bad request"),
+        _l("The request could not be understood. Please go back and try again."),
+    ),
     403: (_l("Forbidden"), _l("You are not allowed to do that.")),
     404: (_l("Not found"), _l("There is nothing here. The link may be mistyped or out of date.")),
     405: (_l("Method not allowed"), _l("This page cannot be used that way.")),
@@ -89,20 +98,39 @@ def register_error_handlers(app: Flask) -> None:
     def database_unavailable(exc: Exception):
         # Connection refused, server restarting, SQLite locked for too long: nothing the customer
         # did. One line, no traceback (the text of such errors can name hosts and paths).
-        log.error("database unavailable on %s %s: %s", request.method, request.path,
-                  type(getattr(exc, "orig", exc)).__name__)
-        response = current_app.make_response((render_template(
-            "errors/error.html", code=503, title=_("Shop temporarily unavailable"),
-            message=_("The shop is temporarily unavailable. Nothing was lost or charged; please "
-                      "try again in a minute.")), 503))
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            type(getattr(exc, "orig", exc)).__name__,
+        )
+        response = current_app.make_response(
+            (
+                render_template(
+                    "errors/error.html",
+                    code=503,
+                    title=_("Shop temporarily unavailable"),
+                    message=_(
+                        "The shop is temporarily unavailable. Nothing was lost or charged; please "
+                        "try again in a minute."
+                    ),
+                ),
+                503,
+            )
+        )
         response.headers["Retry-After"] = "60"
         return response
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return render_template(
-            "errors/error.html", code=400, title=_("Form expired"),
-            message=_("This form has expired or was sent from elsewhere. "
-                      "Please reload the page and submit it again."),
+            "errors/error.html",
+            code=400,
+            title=_("Form expired"),
+            message=_(
+                "This form has expired or was sent from elsewhere. "
+                "Please reload the page and submit it again."
+            ),
         ), 400
 
     @app.errorhandler(HTTPException)
@@ -115,13 +143,18 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):
-        if isinstance(exc, DATABASE_DOWN) or (isinstance(exc, DBAPIError)
-                                              and exc.connection_invalidated):
+        if isinstance(exc, DATABASE_DOWN) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
             return database_unavailable(exc)
         # The exception goes to the log (redacted there); the customer sees no internals.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return render_template(
-            "errors/error.html", code=500, title=_("Something went wrong"),
-            message=_("Sorry, something went wrong on our side. Nothing was charged twice; "
-                      "please try again in a moment."),
+            "errors/error.html",
+            code=500,
+            title=_("Something went wrong"),
+            message=_(
+                "Sorry, something went wrong on our side. Nothing was charged twice; "
+                "please try again in a moment."
+            ),
         ), 500

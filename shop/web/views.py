@@ -44,8 +44,9 @@ def register(app: Flask) -> None:
     @app.template_filter("percent_bp")
     def percent_filter(rate_bp: int) -> str:
         # Exact: basis points become a Decimal, never a float ("7,7 %" in German).
-        return format_percent(Decimal(rate_bp) / 10_000, locale=i18n.locale(),
-                              decimal_quantization=False)
+        return format_percent(
+            Decimal(rate_bp) / 10_000, locale=i18n.locale(), decimal_quantization=False
+        )
 
     @app.template_global("country_name")
     def country_name(code: str) -> str:
@@ -54,8 +55,11 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def shop_globals():
-        return {"store": settings(), "cart_items": cart_count(session),
-                "branding": branding.current(settings().instance_path / "uploads")}
+        return {
+            "store": settings(),
+            "cart_items": cart_count(session),
+            "branding": branding.current(settings().instance_path / "uploads"),
+        }
 
     @app.get("/healthz")
     def healthz():
@@ -72,8 +76,12 @@ def register(app: Flask) -> None:
                 worker, age = worker_status(db_session(), settings().worker_interval_seconds)
         except Exception:
             worker, age = "unknown", None
-        return jsonify(status="ok", database="ok", worker=worker,
-                       worker_last_beat_seconds=None if age is None else round(age, 1))
+        return jsonify(
+            status="ok",
+            database="ok",
+            worker=worker,
+            worker_last_beat_seconds=None if age is None else round(age, 1),
+        )
 
     @app.get("/media/<path:filename>")
     def media(filename: str):
@@ -81,5 +89,7 @@ def register(app: Flask) -> None:
         if not folder.is_dir():
             abort(404)
         response = send_from_directory(folder, filename, max_age=86400)
-        response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'"
+        )
         return response

@@ -30,7 +30,9 @@ def merchant(database):
         return user.id
 
 
-def sign_in(client, username: str = "merchant", password: str = PASSWORD, expect: int = 200) -> Browser:
+def sign_in(
+    client, username: str = "merchant", password: str = PASSWORD, expect: int = 200
+) -> Browser:
     b = Browser(client)
     b.get("/admin/login")
     b.submit(b.form("main form"), {"username": username, "password": password}, expect=expect)
@@ -44,8 +46,13 @@ def admin(client, merchant) -> Browser:
     return b
 
 
-def buy(client, slug: str = "tote-bag", email: str | None = "ada@example.org", pay: bool = True,
-        quantity: str = "1") -> str:
+def buy(
+    client,
+    slug: str = "tote-bag",
+    email: str | None = "ada@example.org",
+    pay: bool = True,
+    quantity: str = "1",
+) -> str:
     """Buy one item through the storefront as a customer would; returns the order page path."""
     b = Browser(client)
     b.get(f"/products/{slug}")
@@ -53,8 +60,14 @@ def buy(client, slug: str = "tote-bag", email: str | None = "ada@example.org", p
     page = b.get("/checkout")
     fields = {"email": email or "", "country": "DE"}
     if page.soup.find(attrs={"name": "street"}) is not None:
-        fields.update({"name": "Ada Lovelace", "street": "1 Harbour Road", "postal_code": "10115",
-                       "city": "Berlin"})
+        fields.update(
+            {
+                "name": "Ada Lovelace",
+                "street": "1 Harbour Road",
+                "postal_code": "10115",
+                "city": "Berlin",
+            }
+        )
     if page.soup.find(attrs={"name": "digital_consent"}) is not None:
         fields["digital_consent"] = "y"  # immediate download (see tests/test_legal_checkout.py)
     page = b.submit(b.form("main form"), fields, button="Place order")
@@ -113,9 +126,14 @@ def mail_app(db_url, tmp_path, smtp_server):
     from shop.demo import seed_demo
     from tests.conftest import make_test_app
 
-    app = make_test_app(db_url, tmp_path / "instance", smtp_url=f"smtp://127.0.0.1:{smtp_server.port}",
-                        mail_from="orders@shop.example", base_url="https://shop.example",
-                        store_name="Harbour Prints")
+    app = make_test_app(
+        db_url,
+        tmp_path / "instance",
+        smtp_url=f"smtp://127.0.0.1:{smtp_server.port}",
+        mail_from="orders@shop.example",
+        base_url="https://shop.example",
+        store_name="Harbour Prints",
+    )
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     yield app
     app.extensions["shop.db"].dispose()

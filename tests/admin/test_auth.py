@@ -45,8 +45,11 @@ def test_create_user_prompts_twice(app, database):
     result = _cli(app, ["admin", "create-user", "carol"], input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert "Repeat for confirmation" in result.output and PASSWORD not in result.output
-    mismatch = _cli(app, ["admin", "create-user", "dave"],
-                    input=f"{PASSWORD}\nsomething else entirely\n{PASSWORD}\n{PASSWORD}\n")
+    mismatch = _cli(
+        app,
+        ["admin", "create-user", "dave"],
+        input=f"{PASSWORD}\nsomething else entirely\n{PASSWORD}\n{PASSWORD}\n",
+    )
     assert mismatch.exit_code == 0 and "do not match" in mismatch.output
 
 
@@ -120,12 +123,24 @@ def test_next_parameter_stays_inside_the_admin(client, merchant):
         b.get("/admin/login?next=" + evil)
         form = b.form("main form")
         assert form.find(attrs={"name": "next"})["value"] == evil
-        response = client.post("/admin/login", data={
-            "csrf_token": form.find(attrs={"name": "csrf_token"})["value"], "next": evil,
-            "username": "merchant", "password": PASSWORD})
+        response = client.post(
+            "/admin/login",
+            data={
+                "csrf_token": form.find(attrs={"name": "csrf_token"})["value"],
+                "next": evil,
+                "username": "merchant",
+                "password": PASSWORD,
+            },
+        )
         assert response.status_code == 303 and response.headers["Location"] == "/admin", evil
-        client.post("/admin/logout", data={"csrf_token": b.get("/admin").soup.find(
-            "input", attrs={"name": "csrf_token"})["value"]})
+        client.post(
+            "/admin/logout",
+            data={
+                "csrf_token": b.get("/admin").soup.find("input", attrs={"name": "csrf_token"})[
+                    "value"
+                ]
+            },
+        )
 
 
 def _enable_totp(b: Browser) -> tuple[str, list[str]]:
@@ -202,8 +217,12 @@ def test_throttle_backs_off_and_forgets(database):
 
     from shop.admin import throttle
 
-    policy = throttle.Policy(free_attempts=3, base_lock=timedelta(seconds=10),
-                             max_lock=timedelta(seconds=40), forget_after=timedelta(seconds=1000))
+    policy = throttle.Policy(
+        free_attempts=3,
+        base_lock=timedelta(seconds=10),
+        max_lock=timedelta(seconds=40),
+        forget_after=timedelta(seconds=1000),
+    )
     now = datetime(2026, 12, 1, tzinfo=UTC)
     alice = [throttle.user_key("Alice")]
     with database.job_session() as s:
@@ -211,7 +230,9 @@ def test_throttle_backs_off_and_forgets(database):
             throttle.record_failure(s, alice, now, policy)
             assert throttle.wait_seconds(s, [throttle.user_key("alice")], now, policy) == 0
         throttle.record_failure(s, alice, now, policy)
-        assert throttle.wait_seconds(s, [throttle.user_key("ALICE ")], now, policy) == pytest.approx(10)
+        assert throttle.wait_seconds(
+            s, [throttle.user_key("ALICE ")], now, policy
+        ) == pytest.approx(10)
         now += timedelta(seconds=10)
         assert throttle.wait_seconds(s, alice, now, policy) == 0
         throttle.record_failure(s, alice, now, policy)

@@ -18,15 +18,22 @@ def _png(size=(300, 120), colour=(200, 30, 30)) -> bytes:
 def _post(b: Browser, **files):
     b.get("/admin/settings/branding")
     csrf = b.form("form.branding").find(attrs={"name": "csrf_token"})["value"]
-    return b.client.post("/admin/settings/branding", data={"csrf_token": csrf, **files},
-                         content_type="multipart/form-data", follow_redirects=True)
+    return b.client.post(
+        "/admin/settings/branding",
+        data={"csrf_token": csrf, **files},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
 
 
 def test_store_logo_and_favicon_uploaded_in_the_admin(admin, client, app):
     bad = _post(admin, logo=(io.BytesIO(b"not an image"), "logo.png"))
     assert bad.status_code == 400 and "not an image" in bad.get_data(as_text=True)
-    ok = _post(admin, logo=(io.BytesIO(_png((1200, 400))), "logo.png"),
-               favicon=(io.BytesIO(_png((300, 300), (0, 0, 200))), "icon.png"))
+    ok = _post(
+        admin,
+        logo=(io.BytesIO(_png((1200, 400))), "logo.png"),
+        favicon=(io.BytesIO(_png((300, 300), (0, 0, 200))), "icon.png"),
+    )
     assert ok.status_code == 200, ok.get_data(as_text=True)[:500]
     customer = app.test_client()
     home = Browser(customer).get("/")

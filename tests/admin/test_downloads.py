@@ -22,18 +22,24 @@ def _upload_book(admin, database, data=BOOK, name="small hours (final).pdf", exp
     with database.job_session() as session:
         product_id = session.scalar(select(Product.id).where(Product.slug == "small-hours"))
     token = admin.get(f"/admin/products/{product_id}").soup.select_one(
-        "form[action$='/file'] input[name=csrf_token]")["value"]
-    response = admin.client.post(f"/admin/products/{product_id}/file", data={
-        "csrf_token": token, "file": (io.BytesIO(data), name)},
-        content_type="multipart/form-data", follow_redirects=True)
+        "form[action$='/file'] input[name=csrf_token]"
+    )["value"]
+    response = admin.client.post(
+        f"/admin/products/{product_id}/file",
+        data={"csrf_token": token, "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
     assert response.status_code == expect
     return product_id, response.get_data(as_text=True)
 
 
 def _press_download(b: Browser, expect=200):
     form = b.form("form[action^='/downloads/']")
-    return b.client.post(form["action"], data={
-        "csrf_token": form.find("input", attrs={"name": "csrf_token"})["value"]}), form["action"]
+    return b.client.post(
+        form["action"],
+        data={"csrf_token": form.find("input", attrs={"name": "csrf_token"})["value"]},
+    ), form["action"]
 
 
 def test_paid_digital_order_downloads_and_is_fulfilled(admin, database, client, settings):
@@ -41,7 +47,9 @@ def test_paid_digital_order_downloads_and_is_fulfilled(admin, database, client, 
     assert "Download file saved." in page and "small hours (final).pdf" in page
     with database.job_session() as session:
         stored = session.scalar(select(DigitalFile)).stored_name
-    assert BOOK not in b"".join(p.read_bytes() for p in (settings.instance_path / "uploads").iterdir())
+    assert BOOK not in b"".join(
+        p.read_bytes() for p in (settings.instance_path / "uploads").iterdir()
+    )
     assert client.get(f"/media/../downloads/{stored}").status_code == 404
     assert client.get(f"/media/{stored}").status_code == 404
 
@@ -53,7 +61,9 @@ def test_paid_digital_order_downloads_and_is_fulfilled(admin, database, client, 
     assert "5 downloads left" in page.text
     response, action = _press_download(b)
     assert response.status_code == 200 and response.data == BOOK
-    assert 'attachment; filename="small hours (final).pdf"' in response.headers["Content-Disposition"]
+    assert (
+        'attachment; filename="small hours (final).pdf"' in response.headers["Content-Disposition"]
+    )
     assert response.headers["Cache-Control"] == "no-store"
     assert "4 downloads left" in b.get(order_url).text
 
@@ -111,9 +121,18 @@ def test_unpaid_orders_offer_nothing_and_mixed_orders_still_ship(admin, database
         b.get(f"/products/{slug}")
         b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
     b.get("/checkout")
-    page = b.submit(b.form("main form"), {"name": "A", "street": "S 1", "postal_code": "1",
-                                          "city": "C", "country": "DE", "digital_consent": "y"},
-                    button="Place order")
+    page = b.submit(
+        b.form("main form"),
+        {
+            "name": "A",
+            "street": "S 1",
+            "postal_code": "1",
+            "city": "C",
+            "country": "DE",
+            "digital_consent": "y",
+        },
+        button="Place order",
+    )
     page = b.submit(b.form(".demo-pay form"))
     assert "Status: Paid" in page.text and "Your downloads" in page.text
 
@@ -124,9 +143,12 @@ def test_physical_products_take_no_file(admin, database):
     page = admin.get(f"/admin/products/{product_id}")
     assert not page.soup.select("form[action$='/file']")
     csrf = page.soup.find("input", attrs={"name": "csrf_token"})["value"]
-    response = admin.client.post(f"/admin/products/{product_id}/file", data={
-        "csrf_token": csrf, "file": (io.BytesIO(b"x"), "x.pdf")},
-        content_type="multipart/form-data", follow_redirects=True)
+    response = admin.client.post(
+        f"/admin/products/{product_id}/file",
+        data={"csrf_token": csrf, "file": (io.BytesIO(b"x"), "x.pdf")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
     assert "Only digital products deliver a file." in response.get_data(as_text=True)
     with database.job_session() as session:
         assert session.scalars(select(DigitalFile)).all() == []

@@ -27,8 +27,10 @@ def test_adding_a_file_gives_paid_orders_their_download(admin, database, client,
     b = Browser(client)
     b.get(order_url)
     form = b.form("form[action^='/downloads/']")
-    response = client.post(form["action"], data={
-        "csrf_token": form.find("input", attrs={"name": "csrf_token"})["value"]})
+    response = client.post(
+        form["action"],
+        data={"csrf_token": form.find("input", attrs={"name": "csrf_token"})["value"]},
+    )
     assert response.data == BOOK
 
 

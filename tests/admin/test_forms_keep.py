@@ -16,8 +16,15 @@ def _ebook(b: Browser, database) -> int:
     with database.job_session() as s:
         reduced = s.scalar(select(TaxClass).where(TaxClass.code == "reduced")).id
     b.get("/admin/products/new")
-    page = b.submit(b.form("main form"), {"title": "Night Bakery", "description": DESCRIPTION,
-                                          "kind": "digital", "tax_class": str(reduced)})
+    page = b.submit(
+        b.form("main form"),
+        {
+            "title": "Night Bakery",
+            "description": DESCRIPTION,
+            "kind": "digital",
+            "tax_class": str(reduced),
+        },
+    )
     assert "Product created" in " ".join(page.messages())
     return int(page.url.rsplit("/", 1)[1])
 
@@ -34,7 +41,11 @@ def _saved_as_typed(database, product_id: int, reduced_id: int) -> None:
     with database.job_session() as s:
         p = s.get(Product, product_id)
         assert (p.title, p.kind, p.tax_class_id, p.description.replace("\r\n", "\n")) == (
-            "Night Bakery", "digital", reduced_id, DESCRIPTION)
+            "Night Bakery",
+            "digital",
+            reduced_id,
+            DESCRIPTION,
+        )
 
 
 def test_a_duplicate_sku_keeps_the_product_as_it_was(admin, database):
@@ -42,11 +53,16 @@ def test_a_duplicate_sku_keeps_the_product_as_it_was(admin, database):
     with database.job_session() as s:
         reduced = s.scalar(select(TaxClass).where(TaxClass.code == "reduced")).id
     admin.get(f"/admin/products/{product_id}")
-    page = admin.submit(admin.form("form[action$='/variants']"), {
-        "sku": "EBOOK-SMALL", "label": "EPUB", "price": "9.99"}, expect=400)
+    page = admin.submit(
+        admin.form("form[action$='/variants']"),
+        {"sku": "EBOOK-SMALL", "label": "EPUB", "price": "9.99"},
+        expect=400,
+    )
     assert "already used" in page.text
     # The variant form keeps what was typed...
-    assert admin.form("form[action$='/variants']").select_one("input[name=price]")["value"] == "9.99"
+    assert (
+        admin.form("form[action$='/variants']").select_one("input[name=price]")["value"] == "9.99"
+    )
     # ...and the product form shows the product, not an empty physical 19 % one.
     _product_form_shows_the_product(page, reduced)
     admin.submit(admin.form("main form"), {"title": "Night Bakery"})  # "retype the title, save"
@@ -83,8 +99,15 @@ def test_without_a_tax_class_the_product_page_says_create_one_first(admin, datab
     from shop.downloads.models import DigitalFile
 
     with database.job_session() as s:
-        for model in (DigitalFile, ProductImage, StockAdjustment, Variant, Product, ShippingRate,
-                      TaxClass):
+        for model in (
+            DigitalFile,
+            ProductImage,
+            StockAdjustment,
+            Variant,
+            Product,
+            ShippingRate,
+            TaxClass,
+        ):
             s.execute(delete(model))
     page = admin.get("/admin/products/new")
     assert "Create a tax class first" in page.text

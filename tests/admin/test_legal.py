@@ -11,9 +11,15 @@ def test_footer_links_every_legal_page(client):
     b = Browser(client)
     for url in ["/", "/products/tote-bag", "/cart", "/legal/terms"]:
         page = b.get(url)
-        links = {a.get_text(): a["href"] for a in page.soup.select("footer nav[aria-label=Legal] a")}
-        assert links == {"Imprint": "/legal/imprint", "Terms": "/legal/terms",
-                         "Returns and withdrawal": "/legal/withdrawal", "Privacy": "/legal/privacy"}
+        links = {
+            a.get_text(): a["href"] for a in page.soup.select("footer nav[aria-label=Legal] a")
+        }
+        assert links == {
+            "Imprint": "/legal/imprint",
+            "Terms": "/legal/terms",
+            "Returns and withdrawal": "/legal/withdrawal",
+            "Privacy": "/legal/privacy",
+        }
     assert client.get("/legal/nonsense").status_code == 404
 
 
@@ -32,10 +38,17 @@ def test_merchant_writes_the_imprint_and_terms(admin, client):
     b.get("/admin/legal")
     assert "not written yet" in b.page.text
     b.follow("Imprint")
-    page = b.submit(b.form("main form"), {
-        "legal_name": "Harbour Prints GmbH", "address": "Kai 1\n20457 Hamburg",
-        "vat_id": "DE123456789", "registration": "HRB 12345, Amtsgericht Hamburg",
-        "email": "hello@harbour.example", "body": "Managing director: A. Smith"})
+    page = b.submit(
+        b.form("main form"),
+        {
+            "legal_name": "Harbour Prints GmbH",
+            "address": "Kai 1\n20457 Hamburg",
+            "vat_id": "DE123456789",
+            "registration": "HRB 12345, Amtsgericht Hamburg",
+            "email": "hello@harbour.example",
+            "body": "Managing director: A. Smith",
+        },
+    )
     assert "Imprint published." in page.messages()
     public = Browser(client).get("/legal/imprint")
     assert "Harbour Prints GmbH" in public.text and "DE123456789" in public.text

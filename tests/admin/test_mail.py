@@ -54,7 +54,10 @@ def test_order_emails_are_queued_and_delivered_by_the_worker(mail_app, smtp_serv
     plain = first.get_body(("plain",)).get_content()
     html = first.get_body(("html",)).get_content()
     assert "Canvas tote bag" in plain and "€20.90" in plain  # €16 + €4.90 shipping
-    assert f"https://shop.example{order_url}" in plain and f'href="https://shop.example{order_url}"' in html
+    assert (
+        f"https://shop.example{order_url}" in plain
+        and f'href="https://shop.example{order_url}"' in html
+    )
     assert "Ada" not in plain  # no name or address in the mail body
     assert second["Subject"] == f"Payment for order {number} received"
     assert "€20.90" in second.get_body(("plain",)).get_content()
@@ -144,9 +147,19 @@ def test_gives_up_after_max_attempts_or_on_a_refused_recipient(mail_app, smtp_se
     buy(mail_app.test_client(), email=EMAIL, pay=False)
     assert outbox.deliver_due(database, settings) == 0
     (message,) = _messages(database)
-    assert (message.status, message.attempts, message.last_error) == ("failed", 1, "recipient refused")
+    assert (message.status, message.attempts, message.last_error) == (
+        "failed",
+        1,
+        "recipient refused",
+    )
 
-    assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3, 10, 20)] == [60, 120, 240, 21600, 21600]
+    assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3, 10, 20)] == [
+        60,
+        120,
+        240,
+        21600,
+        21600,
+    ]
 
 
 def test_purged_contact_means_the_email_is_dropped(mail_app, smtp_server):
@@ -178,18 +191,29 @@ def test_smtp_login(db_url, tmp_path):
     seen = []
 
     def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and \
-            (auth_data.login, auth_data.password) == (b"shop", b"p@ss:word")
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            b"shop",
+            b"p@ss:word",
+        )
         seen.append(ok)
         return AuthResult(success=ok)
 
     sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port(),
-                            authenticator=authenticator, auth_require_tls=False)
+    controller = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=authenticator,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
-        app = make_test_app(db_url, tmp_path / "i", smtp_url=f"smtp://shop:p%40ss%3Aword@127.0.0.1:{controller.port}",
-                            mail_from="orders@shop.example")
+        app = make_test_app(
+            db_url,
+            tmp_path / "i",
+            smtp_url=f"smtp://shop:p%40ss%3Aword@127.0.0.1:{controller.port}",
+            mail_from="orders@shop.example",
+        )
         seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
         buy(app.test_client(), email=EMAIL, pay=False)
         assert outbox.deliver_due(app.extensions["shop.db"]) == 1
@@ -202,8 +226,17 @@ def test_smtp_login(db_url, tmp_path):
 def test_smtp_url_parsing():
     assert parse_smtp_url("smtp://localhost").port == 25
     c = parse_smtp_url("smtp+starttls://u%40x:p%2Fw@mail.example:2525")
-    assert (c.host, c.port, c.security, c.username, c.password) == ("mail.example", 2525, "starttls", "u@x", "p/w")
-    assert parse_smtp_url("smtps://mail.example").port == 465 and not parse_smtp_url("smtps://mail.example").is_loopback
+    assert (c.host, c.port, c.security, c.username, c.password) == (
+        "mail.example",
+        2525,
+        "starttls",
+        "u@x",
+        "p/w",
+    )
+    assert (
+        parse_smtp_url("smtps://mail.example").port == 465
+        and not parse_smtp_url("smtps://mail.example").is_loopback
+    )
     assert parse_smtp_url("smtp://127.0.0.1:1025").is_loopback
     for bad in ["http://mail.example", "smtp://", "smtp://host:notaport", "mail.example"]:
         with pytest.raises(SmtpUrlError):
@@ -213,16 +246,22 @@ def test_smtp_url_parsing():
 def test_settings_refuse_plain_smtp_to_another_host_in_production():
     from shop.config import ConfigError, load_settings
 
-    base = {"env": "production", "secret_key": "x" * 40, "data_key": _data_key(),
-            "database_url": "postgresql://x@localhost/x"}
+    base = {
+        "env": "production",
+        "secret_key": "x" * 40,
+        "data_key": _data_key(),
+        "database_url": "postgresql://x@localhost/x",
+    }
     with pytest.raises(ConfigError) as exc:
         load_settings({}, {**base, "smtp_url": "smtp://mail.example", "mail_from": "a@b.example"})
     assert "SHOP_SMTP_URL must use smtps://" in str(exc.value)
     with pytest.raises(ConfigError) as exc:
         load_settings({}, {**base, "smtp_url": "smtps://mail.example"})
     assert "SHOP_MAIL_FROM" in str(exc.value)
-    ok = load_settings({"SHOP_SMTP_URL": "smtp+starttls://u:p@mail.example",
-                        "SHOP_MAIL_FROM": "shop@example.org"}, base)
+    ok = load_settings(
+        {"SHOP_SMTP_URL": "smtp+starttls://u:p@mail.example", "SHOP_MAIL_FROM": "shop@example.org"},
+        base,
+    )
     assert ok.smtp_url.startswith("smtp+starttls://")
     load_settings({}, {**base, "smtp_url": "smtp://127.0.0.1:25", "mail_from": "a@b.example"})
 
@@ -243,8 +282,12 @@ def test_two_workers_never_send_the_same_email(pg_url, tmp_path):
 
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
-    app = make_test_app(pg_url, tmp_path / "i", smtp_url=f"smtp://127.0.0.1:{controller.port}",
-                        mail_from="orders@shop.example")
+    app = make_test_app(
+        pg_url,
+        tmp_path / "i",
+        smtp_url=f"smtp://127.0.0.1:{controller.port}",
+        mail_from="orders@shop.example",
+    )
     try:
         database: Database = app.extensions["shop.db"]
         seed_demo(database, app.extensions["shop.settings"])

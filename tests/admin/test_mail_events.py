@@ -26,18 +26,26 @@ def test_cancelling_an_order_emails_the_reason(mail_app, smtp_server):
     assert "The print is out of stock" in cancelled.get_body(("html",)).get_content()
 
 
-def test_the_payment_email_of_an_order_with_an_ebook_mentions_the_download(mail_app,
-                                                                            smtp_server):
+def test_the_payment_email_of_an_order_with_an_ebook_mentions_the_download(mail_app, smtp_server):
     database = mail_app.extensions["shop.db"]
     b = Browser(mail_app.test_client())
     for slug in ("small-hours", "tote-bag"):  # an e-book and a parcel in one order
         b.get(f"/products/{slug}")
         b.submit(b.form(f"form[action$='/cart/add/{slug}']"))
     b.get("/checkout")
-    b.submit(b.form("main form"), {"email": EMAIL, "name": "Ada", "street": "1 Road",
-                                   "postal_code": "10115", "city": "Berlin", "country": "DE",
-                                   "digital_consent": "y"},
-             button="Place order")
+    b.submit(
+        b.form("main form"),
+        {
+            "email": EMAIL,
+            "name": "Ada",
+            "street": "1 Road",
+            "postal_code": "10115",
+            "city": "Berlin",
+            "country": "DE",
+            "digital_consent": "y",
+        },
+        button="Place order",
+    )
     b.submit(b.form(".demo-pay form"))
     outbox.deliver_due(database)
     paid = smtp_server.messages()[1]

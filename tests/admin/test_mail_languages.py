@@ -21,14 +21,24 @@ def _buy(client, lang: str, button: str, headers: dict | None = None) -> str:
     b = Browser(client)
     prefix = f"/{lang}" if lang else ""
     if headers:
-        client.environ_base.update({f"HTTP_{k.upper().replace('-', '_')}": v
-                                    for k, v in headers.items()})
+        client.environ_base.update(
+            {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        )
     b.get(f"{prefix}/products/tote-bag")
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     b.get(f"{prefix}/checkout")
-    page = b.submit(b.form("main form"), {
-        "email": EMAIL, "country": "DE", "name": "Ada Lovelace", "street": "1 Harbour Road",
-        "postal_code": "10115", "city": "Berlin"}, button=button)
+    page = b.submit(
+        b.form("main form"),
+        {
+            "email": EMAIL,
+            "country": "DE",
+            "name": "Ada Lovelace",
+            "street": "1 Harbour Road",
+            "postal_code": "10115",
+            "city": "Berlin",
+        },
+        button=button,
+    )
     b.submit(b.form(".demo-pay form"))
     return page.url
 
@@ -64,20 +74,28 @@ def test_a_german_order_gets_german_emails(mail_app, smtp_server):
         assert "Your order" not in text and "Total" not in text and "€20.90" not in text
 
 
-def test_a_dutch_order_gets_dutch_emails_even_from_a_german_store(db_url, tmp_path,
-                                                                  smtp_server):
+def test_a_dutch_order_gets_dutch_emails_even_from_a_german_store(db_url, tmp_path, smtp_server):
     from shop.demo import seed_demo
     from tests.conftest import make_test_app
 
-    app = make_test_app(db_url, tmp_path / "instance", locale="de_DE",
-                        smtp_url=f"smtp://127.0.0.1:{smtp_server.port}",
-                        mail_from="orders@shop.example", base_url="https://shop.example",
-                        store_name="Harbour Prints")
+    app = make_test_app(
+        db_url,
+        tmp_path / "instance",
+        locale="de_DE",
+        smtp_url=f"smtp://127.0.0.1:{smtp_server.port}",
+        mail_from="orders@shop.example",
+        base_url="https://shop.example",
+        store_name="Harbour Prints",
+    )
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     database = app.extensions["shop.db"]
     # No prefix: the browser's Accept-Language chooses Dutch (Belgian Dutch, here).
-    url = _buy(app.test_client(), "", "Bestelling plaatsen en betalen",
-               headers={"Accept-Language": "nl-BE,nl;q=0.9,en;q=0.5"})
+    url = _buy(
+        app.test_client(),
+        "",
+        "Bestelling plaatsen en betalen",
+        headers={"Accept-Language": "nl-BE,nl;q=0.9,en;q=0.5"},
+    )
     with database.job_session() as session:
         order = session.scalar(select(Order))
         number, token = order.number, order.token

@@ -23,11 +23,13 @@ def test_orders_list_by_date_and_number(admin, client, database):
         orders[1].placed_at = datetime(2026, 2, 10, 12, tzinfo=UTC)
         numbers = [o.number for o in orders]
     page = admin.get("/admin/orders")
-    page = admin.submit(admin.form("main form.search"), {"placed_from": "2026-02-01",
-                                                         "placed_to": "2026-02-28"})
+    page = admin.submit(
+        admin.form("main form.search"), {"placed_from": "2026-02-01", "placed_to": "2026-02-28"}
+    )
     assert _numbers(page) == [numbers[1]]
-    page = admin.submit(admin.form("main form.search"), {"placed_from": "", "placed_to": "",
-                                                         "q": numbers[2]})
+    page = admin.submit(
+        admin.form("main form.search"), {"placed_from": "", "placed_to": "", "q": numbers[2]}
+    )
     assert _numbers(page) == [numbers[2]]
     page = admin.get(f"/admin/orders?q={numbers[0][-3:]}")  # the end of a number is enough
     assert numbers[0] in _numbers(page)

@@ -33,10 +33,17 @@ def _stock(database, sku: str) -> int | None:
 def _bitcoin_order(database) -> str:
     with database.job_session() as session:
         variant = session.scalar(select(Variant).where(Variant.sku == "EBOOK-SMALL"))
-        order = service.place_order(session, service.PlaceOrder(
-            digital_consent=True,
-            cart=[CartLine(variant.id, 1, variant.price)], country="FR", payment_method="bitcoin",
-            currency="EUR", expiry_minutes=30))
+        order = service.place_order(
+            session,
+            service.PlaceOrder(
+                digital_consent=True,
+                cart=[CartLine(variant.id, 1, variant.price)],
+                country="FR",
+                payment_method="bitcoin",
+                currency="EUR",
+                expiry_minutes=30,
+            ),
+        )
         return order.number
 
 
@@ -93,8 +100,11 @@ def test_ship_with_tracking_then_close(admin, client, database):
         assert shipped.status == "fulfilled" and shipped.fulfilled_at is not None
         shipment = session.scalar(select(Shipment).where(Shipment.order_id == order.id))
         assert b"DHL" not in shipment.tracking_sealed and shipment.tracking == ""  # sealed
-        kinds = session.scalars(select(OutboxMessage.kind).where(OutboxMessage.order_id == order.id)
-                                .order_by(OutboxMessage.id)).all()
+        kinds = session.scalars(
+            select(OutboxMessage.kind)
+            .where(OutboxMessage.order_id == order.id)
+            .order_by(OutboxMessage.id)
+        ).all()
         assert kinds == ["order_received", "payment_received", "shipped"]
     customer = Browser(client).get(order_url)
     assert "Tracking reference: DHL 1234-5678" in customer.text
@@ -110,9 +120,13 @@ def test_ship_with_tracking_then_close(admin, client, database):
     with database.job_session() as session:
         assert erasers()["shipment-tracking"](session, [order.id]) == 1
     with database.job_session() as session:
-        assert session.scalar(select(Shipment.tracking_sealed)
-                              .where(Shipment.order_id == order.id)) is None
-        payload = session.scalar(select(OutboxMessage.payload).where(OutboxMessage.kind == "shipped"))
+        assert (
+            session.scalar(select(Shipment.tracking_sealed).where(Shipment.order_id == order.id))
+            is None
+        )
+        payload = session.scalar(
+            select(OutboxMessage.payload).where(OutboxMessage.kind == "shipped")
+        )
         assert "DHL" not in payload
     assert "DHL" not in Browser(client).get(order_url).text
     assert "DHL" not in b.get(f"/admin/orders/{order.number}").text
@@ -121,10 +135,17 @@ def test_ship_with_tracking_then_close(admin, client, database):
 def test_cannot_ship_an_unpaid_order(admin, client, database):
     buy(client, pay=False)
     order = _order(database)
-    token = admin.get(f"/admin/orders/{order.number}").soup.select_one("input[name=csrf_token]")["value"]
-    response = admin.client.post(f"/admin/orders/{order.number}/ship",
-                                 data={"csrf_token": token, "tracking": "X"}, follow_redirects=True)
-    assert response.status_code == 200 and "Cannot mark as shipped" in response.get_data(as_text=True)
+    token = admin.get(f"/admin/orders/{order.number}").soup.select_one("input[name=csrf_token]")[
+        "value"
+    ]
+    response = admin.client.post(
+        f"/admin/orders/{order.number}/ship",
+        data={"csrf_token": token, "tracking": "X"},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200 and "Cannot mark as shipped" in response.get_data(
+        as_text=True
+    )
     assert _order(database, id=order.id).status == "pending_payment"
 
 
@@ -134,7 +155,9 @@ def test_cancel_releases_stock(admin, client, database):
     assert _stock(database, "TOTE-NAT") == 17
     order = _order(database)
     admin.get(f"/admin/orders/{order.number}")
-    page = admin.submit(admin.form("form[action$='/cancel']"), {"reason": "Customer asked by phone"})
+    page = admin.submit(
+        admin.form("form[action$='/cancel']"), {"reason": "Customer asked by phone"}
+    )
     assert "Order cancelled; its items are back in stock." in page.messages()
     assert _stock(database, "TOTE-NAT") == 20
     assert _order(database, id=order.id).status == "cancelled"
@@ -144,9 +167,12 @@ def test_cancel_releases_stock(admin, client, database):
 def test_cancelling_a_paid_order_is_refused(admin, client, database):
     buy(client)
     order = _order(database)
-    token = admin.get(f"/admin/orders/{order.number}").soup.select_one("input[name=csrf_token]")["value"]
-    response = admin.client.post(f"/admin/orders/{order.number}/cancel",
-                                 data={"csrf_token": token}, follow_redirects=True)
+    token = admin.get(f"/admin/orders/{order.number}").soup.select_one("input[name=csrf_token]")[
+        "value"
+    ]
+    response = admin.client.post(
+        f"/admin/orders/{order.number}/cancel", data={"csrf_token": token}, follow_redirects=True
+    )
     assert "Cannot cancel" in response.get_data(as_text=True)
     assert _order(database, id=order.id).status == "paid" and _stock(database, "TOTE-NAT") == 19
 
@@ -178,31 +204,47 @@ def test_tasks_list_orders_needing_attention(admin, client, database):
     order = _order(database)
     assert "Nothing needs your attention." in admin.get("/admin/tasks").text
     with database.job_session() as session:
-        service.apply_payment_event(session, PaymentEvent(
-            provider="demo", key="dispute-1", order_ref=order.ref, kind=PaymentEventKind.ATTENTION,
-            amount=0, currency="EUR", note="Payment disputed by the card holder"))
+        service.apply_payment_event(
+            session,
+            PaymentEvent(
+                provider="demo",
+                key="dispute-1",
+                order_ref=order.ref,
+                kind=PaymentEventKind.ATTENTION,
+                amount=0,
+                currency="EUR",
+                note="Payment disputed by the card holder",
+            ),
+        )
     page = admin.get("/admin/tasks")
     assert order.number in page.text and "Payment disputed by the card holder" in page.text
     assert "1 task needing attention" in admin.get("/admin").text
     assert "needs attention" in admin.get("/admin/orders").text
 
     admin.get(f"/admin/orders/{order.number}")
-    page = admin.submit(admin.form("form[action$='/resolve']"), {"note": "Customer withdrew the dispute"})
+    page = admin.submit(
+        admin.form("form[action$='/resolve']"), {"note": "Customer withdrew the dispute"}
+    )
     assert "Marked as resolved." in page.messages()
     assert "Resolved by the merchant: Customer withdrew the dispute" in page.text
     assert _order(database, id=order.id).attention is None
     assert "Nothing needs your attention." in admin.get("/admin/tasks").text
 
 
-def test_contact_under_an_unknown_master_key_is_explained_not_a_500(app, client, database, tmp_path):
+def test_contact_under_an_unknown_master_key_is_explained_not_a_500(
+    app, client, database, tmp_path
+):
     from shop.privacy.crypto import generate_master_key_text
     from tests.admin.conftest import PASSWORD, sign_in
     from tests.conftest import make_test_app
 
     buy(client, email="ada@example.org")
     number = _order(database).number
-    other = make_test_app(app.extensions["shop.settings"].database_url, tmp_path / "other",
-                          data_key=generate_master_key_text())
+    other = make_test_app(
+        app.extensions["shop.settings"].database_url,
+        tmp_path / "other",
+        data_key=generate_master_key_text(),
+    )
     try:
         with other.extensions["shop.db"].job_session() as session:
             from shop.admin import auth

@@ -33,37 +33,53 @@ def _jpeg_with_gps(size=(640, 480)) -> bytes:
 
 def _png_bomb(width=20000, height=20000) -> bytes:
     """A tiny PNG whose header claims a huge canvas (a decompression bomb)."""
+
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     body = zlib.compress(b"\x00" * (width + 1) * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
 
 
 def _new_product(b: Browser, title="Linen apron", kind="physical") -> int:
     b.get("/admin/products")
     b.follow("New product")
-    page = b.submit(b.form("main form"), {"title": title, "description": "Heavy linen.",
-                                          "kind": kind})
+    page = b.submit(
+        b.form("main form"), {"title": title, "description": "Heavy linen.", "kind": kind}
+    )
     assert "Product created" in " ".join(page.messages())
     return int(page.url.rsplit("/", 1)[1])
 
 
 def _upload(b: Browser, product_id: int, data: bytes, filename: str, expect=200):
     token = b.get(f"/admin/products/{product_id}").soup.select_one(
-        "form[action$='/images'] input[name=csrf_token]")["value"]
-    response = b.client.post(f"/admin/products/{product_id}/images", data={
-        "csrf_token": token, "alt": "An apron", "image": (io.BytesIO(data), filename)},
-        content_type="multipart/form-data", follow_redirects=True)
-    assert response.status_code == expect, (response.status_code, response.get_data(as_text=True)[:500])
+        "form[action$='/images'] input[name=csrf_token]"
+    )["value"]
+    response = b.client.post(
+        f"/admin/products/{product_id}/images",
+        data={"csrf_token": token, "alt": "An apron", "image": (io.BytesIO(data), filename)},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert response.status_code == expect, (
+        response.status_code,
+        response.get_data(as_text=True)[:500],
+    )
     return response
 
 
 def test_create_edit_archive_a_product_with_variants(admin, database, client):
     b = admin
     product_id = _new_product(b)
-    page = b.submit(b.form("form[action$='/variants']"), {
-        "sku": "APRON-M", "label": "Medium", "price": "34.90", "stock": "5"})
+    page = b.submit(
+        b.form("form[action$='/variants']"),
+        {"sku": "APRON-M", "label": "Medium", "price": "34.90", "stock": "5"},
+    )
     assert "Variant added." in page.messages()
     with database.job_session() as session:
         variant = session.scalar(select(Variant).where(Variant.sku == "APRON-M"))
@@ -77,11 +93,17 @@ def test_create_edit_archive_a_product_with_variants(admin, database, client):
     assert "Linen apron" in shop_page.text and "34.90" in shop_page.text
 
     # Prices with too many decimals or letters are explained, nothing is saved.
-    page = b.submit(b.form("form[action$='/variants']"), {
-        "sku": "APRON-L", "label": "Large", "price": "34.999", "stock": "1"}, expect=400)
+    page = b.submit(
+        b.form("form[action$='/variants']"),
+        {"sku": "APRON-L", "label": "Large", "price": "34.999", "stock": "1"},
+        expect=400,
+    )
     assert any("34.999" in m for m in page.messages())
-    page = b.submit(b.form("form[action$='/variants']"), {
-        "sku": "apron-m", "label": "Dup", "price": "1", "stock": "1"}, expect=400)
+    page = b.submit(
+        b.form("form[action$='/variants']"),
+        {"sku": "apron-m", "label": "Dup", "price": "1", "stock": "1"},
+        expect=400,
+    )
     assert any("already used" in m for m in page.messages())
 
     # Edit the variant; then set its stock with a reason: both logged.
@@ -89,17 +111,30 @@ def test_create_edit_archive_a_product_with_variants(admin, database, client):
     assert b.form("main form").find(attrs={"name": "price"})["value"] == "34.90"
     b.submit(b.form("main form"), {"price": "36", "stock": "7"})
     b.get(f"/admin/products/{product_id}/variants/{variant_id}")
-    page = b.submit(b.form("form[action$='/stock']"), {"adjust-stock": "3",
-                                                        "adjust-reason": "Stocktake: 4 damaged"})
+    page = b.submit(
+        b.form("form[action$='/stock']"),
+        {"adjust-stock": "3", "adjust-reason": "Stocktake: 4 damaged"},
+    )
     assert "Stocktake: 4 damaged" in page.text
     b.get(f"/admin/products/{product_id}/variants/{variant_id}")
-    b.submit(b.form("form[action$='/stock']"), {"adjust-unlimited": "y", "adjust-reason": "Made to order"})
+    b.submit(
+        b.form("form[action$='/stock']"),
+        {"adjust-unlimited": "y", "adjust-reason": "Made to order"},
+    )
     with database.job_session() as session:
         variant = session.get(Variant, variant_id)
         assert (variant.price, variant.on_hand) == (3600, None)
-        log = session.scalars(select(StockAdjustment).where(StockAdjustment.variant_id == variant_id)
-                              .order_by(StockAdjustment.id)).all()
-        assert [(e.stock_before, e.stock_after) for e in log] == [(None, 5), (5, 7), (7, 3), (3, None)]
+        log = session.scalars(
+            select(StockAdjustment)
+            .where(StockAdjustment.variant_id == variant_id)
+            .order_by(StockAdjustment.id)
+        ).all()
+        assert [(e.stock_before, e.stock_after) for e in log] == [
+            (None, 5),
+            (5, 7),
+            (7, 3),
+            (3, None),
+        ]
         assert log[2].reason == "Stocktake: 4 damaged" and log[2].admin_user_id is not None
 
     # Archive: gone from the shop, still in the admin; restore brings it back.
@@ -155,7 +190,9 @@ def test_transparent_png_stays_png_and_large_uploads_are_allowed(admin, settings
     assert len(out.getvalue()) > 1024 * 1024  # above the shop's usual 1 MB form limit
     _upload(admin, product_id, out.getvalue(), "noise.png")
     files = sorted(p.name for p in (settings.instance_path / "uploads").glob("p-*.png"))
-    assert len(files) == 2 and Image.open(settings.instance_path / "uploads" / files[0]).mode == "RGBA"
+    assert (
+        len(files) == 2 and Image.open(settings.instance_path / "uploads" / files[0]).mode == "RGBA"
+    )
 
 
 def test_uploads_that_are_not_images_are_refused(admin, database, settings):
@@ -172,13 +209,18 @@ def test_uploads_that_are_not_images_are_refused(admin, database, settings):
     for data, name in cases:
         response = _upload(admin, product_id, data, name, expect=400)
         text = response.get_data(as_text=True)
-        assert "not an image we can read" in text or "too large" in text or "Choose an image" in text, name
+        assert (
+            "not an image we can read" in text or "too large" in text or "Choose an image" in text
+        ), name
     bmp = io.BytesIO()
     Image.new("RGB", (10, 10)).save(bmp, "BMP")
     response = _upload(admin, product_id, bmp.getvalue(), "pic.bmp", expect=400)
     assert "Only JPEG, PNG, WebP and GIF" in response.get_data(as_text=True)
     with database.job_session() as session:
-        assert session.scalars(select(ProductImage).where(ProductImage.product_id == product_id)).all() == []
+        assert (
+            session.scalars(select(ProductImage).where(ProductImage.product_id == product_id)).all()
+            == []
+        )
     assert not list((settings.instance_path / "uploads").glob("p-*"))
     assert MAX_PIXELS < 20000 * 20000
 

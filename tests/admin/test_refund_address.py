@@ -19,9 +19,12 @@ from shop.refunds.service import RefundAddressError, validate_address
 from tests.browser import Browser
 from tests.conftest import make_test_app
 
-MAIN = ["bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
-        "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
-        "bc1p5d7rjq7g6rdk2yhzks9smlaqtedr4dekq08ge8ztwac72sfr9rusxg3297"]
+MAIN = [
+    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+    "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+    "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+    "bc1p5d7rjq7g6rdk2yhzks9smlaqtedr4dekq08ge8ztwac72sfr9rusxg3297",
+]
 TEST = ["tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx", "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"]
 
 
@@ -34,8 +37,14 @@ def test_addresses_are_checked_for_the_network():
             validate_address(address, "main")
     with pytest.raises(RefundAddressError, match="not for testnet"):
         validate_address(MAIN[0], "test")
-    for bad in ["", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdx", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
-                "hello", "x" * 200, "<script>"]:
+    for bad in [
+        "",
+        "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdx",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+        "hello",
+        "x" * 200,
+        "<script>",
+    ]:
         with pytest.raises(RefundAddressError):
             validate_address(bad, "main")
 
@@ -43,13 +52,29 @@ def test_addresses_are_checked_for_the_network():
 def _paid_bitcoin_order(database) -> Order:
     with database.job_session() as session:
         variant = session.scalar(select(Variant).where(Variant.sku == "EBOOK-FIELD"))
-        order = service.place_order(session, service.PlaceOrder(
-            digital_consent=True,
-            cart=[CartLine(variant.id, 1, variant.price)], country="DE", payment_method="bitcoin",
-            currency="EUR", expiry_minutes=30))
-        service.apply_payment_event(session, PaymentEvent(
-            provider="bitcoin", key="txid1:0", order_ref=order.ref, kind=PaymentEventKind.PAID,
-            amount=order.total, currency="EUR", reference="txid1"))
+        order = service.place_order(
+            session,
+            service.PlaceOrder(
+                digital_consent=True,
+                cart=[CartLine(variant.id, 1, variant.price)],
+                country="DE",
+                payment_method="bitcoin",
+                currency="EUR",
+                expiry_minutes=30,
+            ),
+        )
+        service.apply_payment_event(
+            session,
+            PaymentEvent(
+                provider="bitcoin",
+                key="txid1:0",
+                order_ref=order.ref,
+                kind=PaymentEventKind.PAID,
+                amount=order.total,
+                currency="EUR",
+                reference="txid1",
+            ),
+        )
         session.expunge(order)
         return order
 
@@ -73,19 +98,27 @@ def test_refund_address_flow(admin, client, database):
     assert MAIN[0] in page.text and not page.soup.select("form[action$='/refund-address']")
 
     with database.job_session() as session:
-        stored = session.execute(text("SELECT address FROM refund_addresses WHERE order_id = :id"),
-                                 {"id": order.id}).scalar_one()
+        stored = session.execute(
+            text("SELECT address FROM refund_addresses WHERE order_id = :id"), {"id": order.id}
+        ).scalar_one()
     # Sealed, not plain: neither the text nor its hex form (how dumps show bytea) is in the column.
     assert isinstance(stored, (bytes, memoryview)) and len(bytes(stored)) > len(MAIN[0])
-    assert MAIN[0].encode() not in bytes(stored) and MAIN[0].encode().hex() not in bytes(stored).hex()
+    assert (
+        MAIN[0].encode() not in bytes(stored) and MAIN[0].encode().hex() not in bytes(stored).hex()
+    )
     csrf = page.soup.find("input", attrs={"name": "csrf_token"})["value"]
-    again = client.post(f"/orders/{order.token}/refund-address",
-                        data={"csrf_token": csrf, "address": MAIN[1]}, follow_redirects=True)
+    again = client.post(
+        f"/orders/{order.token}/refund-address",
+        data={"csrf_token": csrf, "address": MAIN[1]},
+        follow_redirects=True,
+    )
     assert "already given" in again.get_data(as_text=True)
 
     page = admin.get(f"/admin/orders/{order.number}")
     assert page.soup.select_one(".refund-address").get_text() == MAIN[0]
-    page = admin.submit(admin.form("form[action$='/refund']"), {"amount": "12.00", "reference": "f00dtx"})
+    page = admin.submit(
+        admin.form("form[action$='/refund']"), {"amount": "12.00", "reference": "f00dtx"}
+    )
     assert "Refund recorded." in page.messages()
     with database.job_session() as session:
         refunded = session.get(Order, order.id)
@@ -103,12 +136,16 @@ def test_only_paid_bitcoin_orders_ask(admin, client, database):
     page = admin.get(f"/admin/orders/{number}")
     assert not page.soup.select("form[action$='/refund-address']")
     csrf = page.soup.find("input", attrs={"name": "csrf_token"})["value"]
-    response = admin.client.post(f"/admin/orders/{number}/refund-address", data={"csrf_token": csrf},
-                                 follow_redirects=True)
+    response = admin.client.post(
+        f"/admin/orders/{number}/refund-address", data={"csrf_token": csrf}, follow_redirects=True
+    )
     assert "does not refund to an address" in response.get_data(as_text=True)
     token = database.sessionmaker().scalar(select(Order.token))
-    response = client.post(f"/orders/{token}/refund-address",
-                           data={"csrf_token": csrf, "address": MAIN[0]}, follow_redirects=True)
+    response = client.post(
+        f"/orders/{token}/refund-address",
+        data={"csrf_token": csrf, "address": MAIN[0]},
+        follow_redirects=True,
+    )
     assert "No refund address was asked for" in response.get_data(as_text=True)
     assert client.post("/orders/nope/refund-address", data={"csrf_token": csrf}).status_code == 404
 
@@ -129,8 +166,9 @@ def test_refund_address_survives_key_rotation(db_url, tmp_path):
         refunds.give_address(session, paid, MAIN[2], "main")
     app.extensions["shop.db"].dispose()
 
-    rotating = make_test_app(db_url, tmp_path / "i2", data_key=new_key, data_key_old=old_key,
-                             keyring_path=ring)
+    rotating = make_test_app(
+        db_url, tmp_path / "i2", data_key=new_key, data_key_old=old_key, keyring_path=ring
+    )
     from shop.privacy.cli import privacy
 
     result = rotating.test_cli_runner().invoke(privacy, ["rotate-key"])

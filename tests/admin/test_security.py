@@ -53,13 +53,17 @@ def test_every_admin_route_requires_sign_in(app, client, demo_catalog, merchant)
 def test_a_cookie_signed_with_another_key_does_not_sign_in(app, client, merchant, tmp_path):
     from tests.conftest import make_test_app
 
-    other = make_test_app(app.extensions["shop.settings"].database_url, tmp_path / "other",
-                          secret_key="another-secret-key-that-is-long-enough-987654")
+    other = make_test_app(
+        app.extensions["shop.settings"].database_url,
+        tmp_path / "other",
+        secret_key="another-secret-key-that-is-long-enough-987654",
+    )
     with other.test_request_context():
         from flask import session
 
         forged = other.session_interface.get_signing_serializer(other).dumps(
-            {"admin": {"uid": merchant, "v": 1, "at": 9e12, "seen": 9e12}})
+            {"admin": {"uid": merchant, "v": 1, "at": 9e12, "seen": 9e12}}
+        )
         assert session is not None
     other.extensions["shop.db"].dispose()
     client.set_cookie("shop_session", forged)
@@ -85,11 +89,23 @@ def test_admin_pages_follow_the_csp(app, admin):
     from tests.admin.conftest import buy
 
     buy(b.client)
-    pages = ["/admin", "/admin/orders", "/admin/tasks", "/admin/products", "/admin/products/new",
-             "/admin/products/1", "/admin/products/1/variants/1", "/admin/account",
-             "/admin/orders/" + b.get("/admin/orders").soup.select_one("tbody th a").get_text(),
-             "/admin/bookkeeping", "/admin/legal", "/admin/legal/imprint", "/admin/settings",
-             "/admin/settings/tax", "/admin/settings/shipping"]
+    pages = [
+        "/admin",
+        "/admin/orders",
+        "/admin/tasks",
+        "/admin/products",
+        "/admin/products/new",
+        "/admin/products/1",
+        "/admin/products/1/variants/1",
+        "/admin/account",
+        "/admin/orders/" + b.get("/admin/orders").soup.select_one("tbody th a").get_text(),
+        "/admin/bookkeeping",
+        "/admin/legal",
+        "/admin/legal/imprint",
+        "/admin/settings",
+        "/admin/settings/tax",
+        "/admin/settings/shipping",
+    ]
     for url in pages:
         page = b.get(url)
         csp = page.response.headers["Content-Security-Policy"]

@@ -27,16 +27,22 @@ def bare_app(db_url, tmp_path):
 
 
 def _checklist(page) -> dict[str, str]:
-    return {li.select_one("strong").get_text(strip=True): li.get("class", [""])[-1]
-            for li in page.soup.select("ul.setup li")}
+    return {
+        li.select_one("strong").get_text(strip=True): li.get("class", [""])[-1]
+        for li in page.soup.select("ul.setup li")
+    }
 
 
 def test_dashboard_shows_what_is_missing_before_the_shop_can_sell(bare_app):
     admin = sign_in(bare_app.test_client())
     page = admin.get("/admin")
     assert "cannot take orders yet" in page.text
-    assert _checklist(page) == {"Payment method": "todo", "Legal pages": "todo",
-                                "Email (SMTP)": "todo", "Worker": "todo"}
+    assert _checklist(page) == {
+        "Payment method": "todo",
+        "Legal pages": "todo",
+        "Email (SMTP)": "todo",
+        "Worker": "todo",
+    }
     assert "Returns and right of withdrawal" in page.text  # which legal pages are missing
 
 
@@ -61,8 +67,12 @@ def test_a_cleanly_stopped_worker_shows_on_the_dashboard(admin, database):
 
 
 def test_email_refused_by_the_smtp_server_shows_on_the_dashboard(db_url, tmp_path):
-    app = make_test_app(db_url, tmp_path / "instance",
-                        smtp_url=f"smtp://127.0.0.1:{free_port()}", mail_from="shop@example.org")
+    app = make_test_app(
+        db_url,
+        tmp_path / "instance",
+        smtp_url=f"smtp://127.0.0.1:{free_port()}",
+        mail_from="shop@example.org",
+    )
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     database = app.extensions["shop.db"]
     with database.job_session() as s:

@@ -10,8 +10,14 @@ def test_crlf_in_next_after_sign_in_is_not_a_500(client, merchant):
     b = Browser(client)
     b.get("/admin/login")
     form = b.form("main form")
-    page = b.submit(form, {"username": "merchant", "password": PASSWORD,
-                           "next": "/admin/orders\r\nSet-Cookie: evil=1"})
+    page = b.submit(
+        form,
+        {
+            "username": "merchant",
+            "password": PASSWORD,
+            "next": "/admin/orders\r\nSet-Cookie: evil=1",
+        },
+    )
     assert page.url == "/admin"
     assert client.get("/admin/login?next=/admin%0d%0aX-Evil:1").status_code == 400
 
@@ -48,7 +54,9 @@ def test_guessing_never_locks_out_the_owner_with_two_factor(client, merchant):
         sign_in(client, password="wrong password guess", expect=None)
     b = sign_in(client)  # the owner: right password ...
     assert b.page.url.startswith("/admin/login/code")
-    page = b.submit(b.form("main form"), {"code": pyotp.TOTP(secret).at(__import__("time").time() + 30)})
+    page = b.submit(
+        b.form("main form"), {"code": pyotp.TOTP(secret).at(__import__("time").time() + 30)}
+    )
     assert page.url == "/admin"  # ... and a valid code: in, throttled or not
 
 
@@ -58,8 +66,10 @@ def test_account_changes_need_the_password_and_second_factor_again(client, merch
     page = b.get("/admin/account")
     codes_form = page.soup.select_one("form.codes-form")
     assert codes_form.find(attrs={"name": "codes-password"}) is not None
-    refused = b.submit(b.form("form.codes-form"), {"codes-password": "wrong password guess",
-                                                   "codes-code": codes[0]})
+    refused = b.submit(
+        b.form("form.codes-form"),
+        {"codes-password": "wrong password guess", "codes-code": codes[0]},
+    )
     assert "not correct" in refused.text and "recovery-codes" not in refused.url
     page = b.submit(b.form("form.codes-form"), {"codes-password": PASSWORD, "codes-code": codes[1]})
     assert len(page.soup.select(".codes code")) == 10

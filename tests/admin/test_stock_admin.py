@@ -34,13 +34,20 @@ def test_variant_page_shows_on_hand_reserved_committed_and_available(admin, clie
     buy(client, pay=False, quantity="2")  # reserved
     buy(client, quantity="3")  # committed
     page = _variant_page(admin, database, "TOTE-NAT")
-    levels = {row.th.get_text(strip=True): row.td.get_text(strip=True)
-              for row in page.soup.select("table.stock-levels tr")}
-    assert levels == {"On hand": "20", "Reserved (unpaid orders)": "2",
-                      "Committed (paid, not shipped)": "3", "Available to sell": "15"}
+    levels = {
+        row.th.get_text(strip=True): row.td.get_text(strip=True)
+        for row in page.soup.select("table.stock-levels tr")
+    }
+    assert levels == {
+        "On hand": "20",
+        "Reserved (unpaid orders)": "2",
+        "Committed (paid, not shipped)": "3",
+        "Available to sell": "15",
+    }
     # The merchant's count is what is on the shelf; what orders hold stays apart.
-    page = admin.submit(admin.form("form[action$='/stock']"),
-                        {"adjust-stock": "18", "adjust-reason": "Stocktake"})
+    page = admin.submit(
+        admin.form("form[action$='/stock']"), {"adjust-stock": "18", "adjust-reason": "Stocktake"}
+    )
     assert _levels(database, "TOTE-NAT") == (18, 2, 3, 13)
 
 
@@ -63,8 +70,10 @@ def test_partial_refund_can_keep_the_items_for_shipping(admin, client, database)
     buy(client, quantity="2")
     order = _last_order(database)
     admin.get(f"/admin/orders/{order.number}")
-    admin.submit(admin.form("form[action$='/refund']"),
-                 {"amount": "2.00", "reference": "goodwill", "stock": "keep"})
+    admin.submit(
+        admin.form("form[action$='/refund']"),
+        {"amount": "2.00", "reference": "goodwill", "stock": "keep"},
+    )
     assert _levels(database, "TOTE-NAT") == (20, 0, 2, 18)
 
 
@@ -74,8 +83,13 @@ def test_cancel_can_take_broken_items_off_the_shelf(admin, client, database):
     admin.get(f"/admin/orders/{order.number}")
     form = admin.form("form[action$='/cancel']")
     assert form.select_one("input[name=restock]").has_attr("checked")
-    page = admin.client.post(f"/admin/orders/{order.number}/cancel", data={
-        "csrf_token": form.select_one("input[name=csrf_token]")["value"],
-        "reason": "Both bags were stained"}, follow_redirects=True)
+    page = admin.client.post(
+        f"/admin/orders/{order.number}/cancel",
+        data={
+            "csrf_token": form.select_one("input[name=csrf_token]")["value"],
+            "reason": "Both bags were stained",
+        },
+        follow_redirects=True,
+    )
     assert "taken off the shelf" in page.get_data(as_text=True)
     assert _levels(database, "TOTE-NAT") == (18, 0, 0, 18)

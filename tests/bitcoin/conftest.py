@@ -82,31 +82,53 @@ def clock() -> Clock:
     return Clock()
 
 
-def store_rate(database: Database, currency: str = "EUR", rate: Decimal = RATE,
-               at: datetime | None = None) -> None:
+def store_rate(
+    database: Database, currency: str = "EUR", rate: Decimal = RATE, at: datetime | None = None
+) -> None:
     at = at or datetime.now(UTC)
     with database.job_session() as session:
         store_quote(session, Quote(currency=currency, fiat_per_btc=rate, as_of=at), at)
 
 
-def place(session, sku: str = "EBOOK-SMALL", quantity: int = 1, now: datetime | None = None,
-          method: str = "bitcoin") -> Order:
+def place(
+    session,
+    sku: str = "EBOOK-SMALL",
+    quantity: int = 1,
+    now: datetime | None = None,
+    method: str = "bitcoin",
+) -> Order:
     variant = session.scalar(select(Variant).where(Variant.sku == sku))
-    return service.place_order(session, service.PlaceOrder(
-        digital_consent=True, cart=[CartLine(variant.id, quantity, variant.price)], country="DE",
-        payment_method=method, currency="EUR", expiry_minutes=15), now=now)
+    return service.place_order(
+        session,
+        service.PlaceOrder(
+            digital_consent=True,
+            cart=[CartLine(variant.id, quantity, variant.price)],
+            country="DE",
+            payment_method=method,
+            currency="EUR",
+            expiry_minutes=15,
+        ),
+        now=now,
+    )
 
 
-def new_invoice(database: Database, method: BitcoinPayment, now: datetime,
-                sku: str = "EBOOK-SMALL") -> tuple[int, int, bytes, int]:
+def new_invoice(
+    database: Database, method: BitcoinPayment, now: datetime, sku: str = "EBOOK-SMALL"
+) -> tuple[int, int, bytes, int]:
     """Place an order and create its invoice; returns (order id, invoice id, script, sats)."""
     with database.job_session() as session:
         order = place(session, sku, now=now)
-        invoice = inv.create_invoice(session, order, method.descriptor, method.policy,
-                                     inv.LockedRate(RATE), now=now)
+        invoice = inv.create_invoice(
+            session, order, method.descriptor, method.policy, inv.LockedRate(RATE), now=now
+        )
         return order.id, invoice.id, bytes(invoice.script_pubkey), invoice.amount_sats
 
 
 def make_watcher(database: Database, node: FakeNode, policy, clock=None, **kw) -> ChainWatcher:
-    return ChainWatcher(database, NodeClient(node.url, timeout=5), policy,
-                        clock=clock or (lambda: datetime.now(UTC)), **kw)
+    return ChainWatcher(
+        database,
+        NodeClient(node.url, timeout=5),
+        policy,
+        clock=clock or (lambda: datetime.now(UTC)),
+        **kw,
+    )

@@ -24,8 +24,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 # Kraken answers under its own pair names; these are the ones it really uses.
-KRAKEN_PAIRS = {"USD": "XXBTZUSD", "EUR": "XXBTZEUR", "GBP": "XXBTZGBP", "JPY": "XXBTZJPY",
-                "CAD": "XXBTZCAD", "CHF": "XBTCHF", "AUD": "XBTAUD"}
+KRAKEN_PAIRS = {
+    "USD": "XXBTZUSD",
+    "EUR": "XXBTZEUR",
+    "GBP": "XXBTZGBP",
+    "JPY": "XXBTZJPY",
+    "CAD": "XXBTZCAD",
+    "CHF": "XBTCHF",
+    "AUD": "XBTAUD",
+}
 
 KINDS = ("kraken", "bitstamp", "coinbase", "gemini")
 
@@ -70,8 +77,9 @@ class FakeExchange:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
-                         name=f"fake-{self.kind}").start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True, name=f"fake-{self.kind}"
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -106,15 +114,30 @@ class FakeExchange:
     def _kraken(self, url):
         pair = parse_qs(url.query).get("pair", [""])[0]
         currency = pair[3:] if pair.startswith("XBT") else ""
-        if url.path != "/0/public/Ticker" or self.mode == "api_error" \
-                or currency not in self.prices:
+        if (
+            url.path != "/0/public/Ticker"
+            or self.mode == "api_error"
+            or currency not in self.prices
+        ):
             # Kraken reports errors with HTTP 200 and a list of "<severity><category>:<msg>".
             return 200, {"error": ["EQuery:Unknown asset pair"]}
         p = self.prices[currency]
-        return 200, {"error": [], "result": {KRAKEN_PAIRS[currency]: {
-            "a": [p, "1", "1.000"], "b": [p, "2", "2.000"], "c": [p, "0.00120000"],
-            "v": ["512.1", "2021.7"], "p": [p, p], "t": [21000, 75000],
-            "l": [p, p], "h": [p, p], "o": p}}}
+        return 200, {
+            "error": [],
+            "result": {
+                KRAKEN_PAIRS[currency]: {
+                    "a": [p, "1", "1.000"],
+                    "b": [p, "2", "2.000"],
+                    "c": [p, "0.00120000"],
+                    "v": ["512.1", "2021.7"],
+                    "p": [p, p],
+                    "t": [21000, 75000],
+                    "l": [p, p],
+                    "h": [p, p],
+                    "o": p,
+                }
+            },
+        }
 
     def _bitstamp(self, url):
         parts = url.path.strip("/").split("/")
@@ -122,12 +145,22 @@ class FakeExchange:
         if parts[:3] != ["api", "v2", "ticker"] or currency not in self.prices:
             return 404, {"status": "error", "reason": "Page not found", "code": "404"}
         if self.mode == "api_error":
-            return 400, {"status": "error", "reason": "Service unavailable",
-                         "code": "API0000"}
+            return 400, {"status": "error", "reason": "Service unavailable", "code": "API0000"}
         p = self.prices[currency]
-        return 200, {"timestamp": str(int(self._now().timestamp())), "open": p, "high": p,
-                     "low": p, "last": p, "volume": "1234.5", "vwap": p, "bid": p, "ask": p,
-                     "side": "0", "open_24": p, "percent_change_24": "0.15"}
+        return 200, {
+            "timestamp": str(int(self._now().timestamp())),
+            "open": p,
+            "high": p,
+            "low": p,
+            "last": p,
+            "volume": "1234.5",
+            "vwap": p,
+            "bid": p,
+            "ask": p,
+            "side": "0",
+            "open_24": p,
+            "percent_change_24": "0.15",
+        }
 
     def _coinbase(self, url):
         parts = url.path.strip("/").split("/")
@@ -135,8 +168,7 @@ class FakeExchange:
         currency = parts[2].split("-")[1] if ok and parts[2].startswith("BTC-") else ""
         if not ok or currency not in self.prices or self.mode == "api_error":
             return 404, {"errors": [{"id": "not_found", "message": "Invalid currency"}]}
-        return 200, {"data": {"amount": self.prices[currency], "base": "BTC",
-                              "currency": currency}}
+        return 200, {"data": {"amount": self.prices[currency], "base": "BTC", "currency": currency}}
 
     def _gemini(self, url):
         parts = url.path.strip("/").split("/")
@@ -144,12 +176,22 @@ class FakeExchange:
         currency = parts[2][3:].upper() if ok else ""
         if not ok or currency not in self.prices or self.mode == "api_error":
             symbol = parts[-1] if parts else ""
-            return 400, {"result": "error", "reason": "InvalidSymbol",
-                         "message": f"Supplied value '{symbol}' is not a valid symbol"}
+            return 400, {
+                "result": "error",
+                "reason": "InvalidSymbol",
+                "message": f"Supplied value '{symbol}' is not a valid symbol",
+            }
         p = self.prices[currency]
-        return 200, {"bid": p, "ask": p, "last": p,
-                     "volume": {"BTC": "1234.5", currency: "98765432.1",
-                                "timestamp": int(self._now().timestamp() * 1000)}}
+        return 200, {
+            "bid": p,
+            "ask": p,
+            "last": p,
+            "volume": {
+                "BTC": "1234.5",
+                currency: "98765432.1",
+                "timestamp": int(self._now().timestamp() * 1000),
+            },
+        }
 
 
 class FakeExchanges:
@@ -229,8 +271,9 @@ class FakeSocks5Proxy:
             allow_reuse_address = True
 
         self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
-                         name="fake-socks5").start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True, name="fake-socks5"
+        ).start()
         return self
 
     def stop(self) -> None:

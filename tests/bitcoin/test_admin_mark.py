@@ -32,8 +32,9 @@ def test_mark_settled_and_invalid_from_the_order_page(btc_app, db, node, method,
     refused = b.submit(b.form(MARK_FORM), {"decision": "settled", "reason": " "})
     assert "Say why" in refused.text
     b.get(f"/admin/orders/{number}")
-    done = b.submit(b.form(MARK_FORM), {"decision": "settled",
-                                        "reason": "customer paid 100 sats short"})
+    done = b.submit(
+        b.form(MARK_FORM), {"decision": "settled", "reason": "customer paid 100 sats short"}
+    )
     assert "marked settled" in done.text and "Decide what the chain cannot" not in done.text
     b.get(f"/admin/orders/{gone_number}")
     b.submit(b.form(MARK_FORM), {"decision": "invalid", "reason": "customer chose card instead"})

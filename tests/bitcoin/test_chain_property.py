@@ -73,8 +73,9 @@ class History:
             self.watcher.handle_raw_tx(tx.serialize())  # ZMQ rawtx
 
     def replace(self) -> None:
-        waiting = [tx for tx in self.unconfirmed
-                   if any(t == tx for t in self.node.mempool.values())]
+        waiting = [
+            tx for tx in self.unconfirmed if any(t == tx for t in self.node.mempool.values())
+        ]
         if not waiting:
             return
         old = self.rng.choice(waiting)
@@ -102,8 +103,9 @@ class History:
         mine = [tx for tx in dropped if any(tx == t for t in self.unconfirmed)]
         if how == "double spent" and mine:
             victim = self.rng.choice(mine)
-            thief = self.node.make_payment(random_p2wpkh(), int(victim.vout[0].nValue),
-                                           conflicts_with=victim)
+            thief = self.node.make_payment(
+                random_p2wpkh(), int(victim.vout[0].nValue), conflicts_with=victim
+            )
             self.node.reorg(depth, [[thief]])
         else:
             self.node.reorg(depth, include_orphaned=how == "re-mined")
@@ -128,8 +130,18 @@ class History:
         self.steps.append(f"+{minutes} min")
 
     def run(self, n_steps: int) -> None:
-        actions = [self.pay, self.pay, self.replace, self.mine, self.mine, self.reorg,
-                   self.outage, self.restart, self.time_passes, self.new_invoice]
+        actions = [
+            self.pay,
+            self.pay,
+            self.replace,
+            self.mine,
+            self.mine,
+            self.reorg,
+            self.outage,
+            self.restart,
+            self.time_passes,
+            self.new_invoice,
+        ]
         self.new_invoice()
         if self.rng.random() < 0.5:
             self.new_invoice()
@@ -161,8 +173,11 @@ class History:
             for order_id, invoice_id, script, sats in self.invoices:
                 invoice = s.get(BitcoinInvoice, invoice_id)
                 order = s.get(Order, order_id)
-                paid = s.scalar(select(func.count()).select_from(PaymentRecord).where(
-                    PaymentRecord.order_id == order_id, PaymentRecord.kind == "paid"))
+                paid = s.scalar(
+                    select(func.count())
+                    .select_from(PaymentRecord)
+                    .where(PaymentRecord.order_id == order_id, PaymentRecord.kind == "paid")
+                )
                 where = f"invoice {invoice_id} ({invoice.status}/{invoice.exception})"
                 assert invoice.credited_sats == deep[script], where
                 assert invoice.confirmed_sats == anywhere[script], where
@@ -191,9 +206,12 @@ class History:
 
 @pytest.mark.parametrize("zero_conf", [False, True], ids=["confirmed", "zero-conf"])
 def test_random_chain_histories(db, node, method, clock, zero_conf):
-    policy = dataclasses.replace(method.policy, confirmations=2,
-                                 zero_conf_max_sats=10**8 if zero_conf else 0,
-                                 zero_conf_settle=timedelta(seconds=30))
+    policy = dataclasses.replace(
+        method.policy,
+        confirmations=2,
+        zero_conf_max_sats=10**8 if zero_conf else 0,
+        zero_conf_settle=timedelta(seconds=30),
+    )
     node.mine(8)
     count = max(1, SEQUENCES // 2)
     for i in range(count):
@@ -210,4 +228,5 @@ def test_random_chain_histories(db, node, method, clock, zero_conf):
                 f"chain history {i} (seed {seed}, zero_conf={zero_conf}) failed; replay with "
                 f"SHOP_BITCOIN_PROPERTY_SEED={BASE_SEED} "
                 f"SHOP_BITCOIN_PROPERTY_SEQUENCES={2 * (i + 1)}; "
-                f"steps: {', '.join(history.steps)}") from exc
+                f"steps: {', '.join(history.steps)}"
+            ) from exc

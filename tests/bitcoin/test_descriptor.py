@@ -398,7 +398,8 @@ def test_bitcoin_modules_import_no_web_or_database_code() -> None:
             (node.module or "").split(".")[0]
             for node in ast.walk(tree)
             if isinstance(node, ast.ImportFrom)
-            and not (node.module == "shop.payments.bitcoin"
-                     and [a.name for a in node.names] == ["rawtx"])
+            and not (
+                node.module == "shop.payments.bitcoin" and [a.name for a in node.names] == ["rawtx"]
+            )
         }
         assert not imported & {"flask", "sqlalchemy", "shop"}, module.__name__

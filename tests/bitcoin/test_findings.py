@@ -113,8 +113,14 @@ def test_zero_conf_never_counts_a_replaced_half_payment_twice(db, node, method, 
     order = order_of(db, order_id)
     assert order.status == "pending_payment" and order.amount_paid == 0
     with db.job_session() as s:
-        assert s.scalar(select(func.count()).select_from(PaymentRecord).where(
-            PaymentRecord.order_id == order_id, PaymentRecord.kind == "paid")) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(PaymentRecord)
+                .where(PaymentRecord.order_id == order_id, PaymentRecord.kind == "paid")
+            )
+            == 0
+        )
 
 
 def test_btc_priced_store_holds_amounts_above_21_btc(db_url, tmp_path):

@@ -17,8 +17,10 @@ from shop.payments.bitcoin.settings import SIMULATED_DESCRIPTOR, BitcoinPolicy, 
 from tests.bitcoin.conftest import RATE, TEST_DESCRIPTOR, place
 
 # BIP32 test vector 1's master private key: a real xprv must never be accepted.
-XPRV = ("xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRN"
-        "NU3TGtRBeJgk33yuGBxrMPHi")
+XPRV = (
+    "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRN"
+    "NU3TGtRBeJgk33yuGBxrMPHi"
+)
 
 
 def _settings(**env):
@@ -27,14 +29,22 @@ def _settings(**env):
 
 def test_defaults():
     s = _settings()
-    assert (s.bitcoin_payment_window_minutes, s.bitcoin_confirmations, s.bitcoin_zero_conf_max_sats,
-            s.bitcoin_underpayment_tolerance_percent, s.bitcoin_underpayment_tolerance_sats,
-            s.bitcoin_late_payment_days, s.bitcoin_gap_limit) == (30, 1, 0, "0", 0, 7, 20)
+    assert (
+        s.bitcoin_payment_window_minutes,
+        s.bitcoin_confirmations,
+        s.bitcoin_zero_conf_max_sats,
+        s.bitcoin_underpayment_tolerance_percent,
+        s.bitcoin_underpayment_tolerance_sats,
+        s.bitcoin_late_payment_days,
+        s.bitcoin_gap_limit,
+    ) == (30, 1, 0, "0", 0, 7, 20)
 
 
 def test_private_key_is_refused_with_the_reason_and_without_echoing_it():
     with pytest.raises(ConfigError) as exc:
-        _settings(bitcoin_descriptor=f"wpkh({XPRV}/0/*)", bitcoin_rpc_url="http://u:p@127.0.0.1:8332")
+        _settings(
+            bitcoin_descriptor=f"wpkh({XPRV}/0/*)", bitcoin_rpc_url="http://u:p@127.0.0.1:8332"
+        )
     message = str(exc.value)
     assert "SHOP_BITCOIN_DESCRIPTOR" in message and "private key" in message
     assert "never put a private key on a web server" in message
@@ -50,24 +60,39 @@ def test_wrong_network_and_missing_node_are_refused():
 
 
 def test_valid_configuration_and_zero_values_from_the_environment():
-    s = _settings(bitcoin_descriptor=SIMULATED_DESCRIPTOR, bitcoin_network="regtest",
-                  bitcoin_rpc_url="http://127.0.0.1:18443", bitcoin_rpc_cookie="/tmp/.cookie",
-                  bitcoin_zmq_block="tcp://127.0.0.1:28332", bitcoin_zero_conf_max_sats="0",
-                  bitcoin_underpayment_tolerance_percent="0.5",
-                  bitcoin_underpayment_tolerance_sats="0", bitcoin_confirmations="3")
+    s = _settings(
+        bitcoin_descriptor=SIMULATED_DESCRIPTOR,
+        bitcoin_network="regtest",
+        bitcoin_rpc_url="http://127.0.0.1:18443",
+        bitcoin_rpc_cookie="/tmp/.cookie",
+        bitcoin_zmq_block="tcp://127.0.0.1:28332",
+        bitcoin_zero_conf_max_sats="0",
+        bitcoin_underpayment_tolerance_percent="0.5",
+        bitcoin_underpayment_tolerance_sats="0",
+        bitcoin_confirmations="3",
+    )
     assert s.bitcoin_confirmations == 3 and s.bitcoin_zero_conf_max_sats == 0
 
 
-@pytest.mark.parametrize("env, fragment", [
-    ({"bitcoin_network": "mainnet"}, "SHOP_BITCOIN_NETWORK must be one of"),
-    ({"bitcoin_underpayment_tolerance_percent": "abc"}, "TOLERANCE_PERCENT must be a number"),
-    ({"bitcoin_underpayment_tolerance_percent": "0.001"}, "at most two decimals"),
-    ({"bitcoin_confirmations": "0"}, "SHOP_BITCOIN_CONFIRMATIONS"),
-    ({"bitcoin_zmq_tx": "localhost"}, "SHOP_BITCOIN_ZMQ_TX must be a ZMQ endpoint"),
-    ({"bitcoin_rpc_url": "https://node:8332"}, "must start with http://"),
-    ({"bitcoin_rpc_url": "http://node:8332"}, "give credentials in the RPC URL or a cookie_file"),
-    ({"bitcoin_simulated": "1", "env": "production"}, "SHOP_BITCOIN_SIMULATED cannot be enabled"),
-])
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        ({"bitcoin_network": "mainnet"}, "SHOP_BITCOIN_NETWORK must be one of"),
+        ({"bitcoin_underpayment_tolerance_percent": "abc"}, "TOLERANCE_PERCENT must be a number"),
+        ({"bitcoin_underpayment_tolerance_percent": "0.001"}, "at most two decimals"),
+        ({"bitcoin_confirmations": "0"}, "SHOP_BITCOIN_CONFIRMATIONS"),
+        ({"bitcoin_zmq_tx": "localhost"}, "SHOP_BITCOIN_ZMQ_TX must be a ZMQ endpoint"),
+        ({"bitcoin_rpc_url": "https://node:8332"}, "must start with http://"),
+        (
+            {"bitcoin_rpc_url": "http://node:8332"},
+            "give credentials in the RPC URL or a cookie_file",
+        ),
+        (
+            {"bitcoin_simulated": "1", "env": "production"},
+            "SHOP_BITCOIN_SIMULATED cannot be enabled",
+        ),
+    ],
+)
 def test_invalid_settings(env, fragment):
     with pytest.raises(ConfigError) as exc:
         _settings(**env)
@@ -76,9 +101,13 @@ def test_invalid_settings(env, fragment):
 
 def test_production_refuses_test_networks_and_the_simulated_chain():
     with pytest.raises(ConfigError) as exc:
-        _settings(env="production", bitcoin_descriptor=SIMULATED_DESCRIPTOR,
-                  bitcoin_network="regtest", bitcoin_rpc_url="http://u:p@127.0.0.1:18443",
-                  bitcoin_simulated="1")
+        _settings(
+            env="production",
+            bitcoin_descriptor=SIMULATED_DESCRIPTOR,
+            bitcoin_network="regtest",
+            bitcoin_rpc_url="http://u:p@127.0.0.1:18443",
+            bitcoin_simulated="1",
+        )
     message = str(exc.value)
     assert "test coins are worthless" in message
     assert "SHOP_BITCOIN_SIMULATED cannot be enabled in production" in message
@@ -103,9 +132,15 @@ def test_invoice_creation_allocates_fresh_indexes_once_per_order(db, method):
     now = datetime.now(UTC)
     with db.job_session() as s:
         a, b = place(s, now=now), place(s, now=now)
-        first = inv.create_invoice(s, a, method.descriptor, method.policy, inv.LockedRate(RATE), now)
-        again = inv.create_invoice(s, a, method.descriptor, method.policy, inv.LockedRate(RATE), now)
-        second = inv.create_invoice(s, b, method.descriptor, method.policy, inv.LockedRate(RATE), now)
+        first = inv.create_invoice(
+            s, a, method.descriptor, method.policy, inv.LockedRate(RATE), now
+        )
+        again = inv.create_invoice(
+            s, a, method.descriptor, method.policy, inv.LockedRate(RATE), now
+        )
+        second = inv.create_invoice(
+            s, b, method.descriptor, method.policy, inv.LockedRate(RATE), now
+        )
         assert first.id == again.id
         assert (first.derivation_index, second.derivation_index) == (0, 1)
         assert first.address == method.descriptor.address(0)
@@ -122,12 +157,26 @@ def test_invoice_creation_allocates_fresh_indexes_once_per_order(db, method):
 def test_unique_constraints_make_address_reuse_impossible(db, method):
     now = datetime.now(UTC)
     with db.job_session() as s:
-        first = inv.create_invoice(s, place(s, now=now), method.descriptor, method.policy,
-                                   inv.LockedRate(RATE), now)
-        fields = {c: getattr(first, c) for c in (
-            "descriptor_fingerprint", "derivation_index", "address", "script_pubkey",
-            "amount_sats", "order_total", "currency", "rate", "status", "created_at", "expires_at",
-            "monitor_until")}
+        first = inv.create_invoice(
+            s, place(s, now=now), method.descriptor, method.policy, inv.LockedRate(RATE), now
+        )
+        fields = {
+            c: getattr(first, c)
+            for c in (
+                "descriptor_fingerprint",
+                "derivation_index",
+                "address",
+                "script_pubkey",
+                "amount_sats",
+                "order_total",
+                "currency",
+                "rate",
+                "status",
+                "created_at",
+                "expires_at",
+                "monitor_until",
+            )
+        }
         other = place(s, now=now)
     from sqlalchemy.exc import IntegrityError
 
@@ -158,8 +207,9 @@ def test_concurrent_allocation_on_postgres(pg_url, tmp_path):
 
             with database.job_session() as s:
                 order = s.get(Order, order_id)
-                inv.create_invoice(s, order, method.descriptor, method.policy,
-                                   inv.LockedRate(RATE), now)
+                inv.create_invoice(
+                    s, order, method.descriptor, method.policy, inv.LockedRate(RATE), now
+                )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -189,8 +239,12 @@ def test_address_gap_reads_only_paid_invoices_from_an_index(db, method):
     now = datetime.now(UTC)
     fp = method.descriptor.fingerprint()
     with db.job_session() as s:
-        invoices = [inv.create_invoice(s, place(s, now=now), method.descriptor, method.policy,
-                                       inv.LockedRate(RATE), now) for _ in range(4)]
+        invoices = [
+            inv.create_invoice(
+                s, place(s, now=now), method.descriptor, method.policy, inv.LockedRate(RATE), now
+            )
+            for _ in range(4)
+        ]
         assert inv.address_gap(s, fp) == 4
         invoices[1].received_sats = 1_000
         s.flush()
@@ -204,6 +258,7 @@ def test_address_gap_reads_only_paid_invoices_from_an_index(db, method):
             plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
         else:
             compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
-            plan = " ".join(str(r[-1]) for r in
-                            conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+            plan = " ".join(
+                str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+            )
         assert "ix_bitcoin_invoices_received" in plan, plan

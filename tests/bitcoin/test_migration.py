@@ -71,29 +71,69 @@ def test_upgrade_keeps_payments_and_history_and_maps_states(empty_url):
     payments, events = meta.tables["bitcoin_payments"], meta.tables["bitcoin_invoice_events"]
     with engine.begin() as conn:
         for n, state in enumerate(CASES, start=1):
-            conn.execute(insert(orders).values(_row(
-                orders, id=n, number=f"2026-{n:06d}", token=f"t{n}", ref=f"r{n}",
-                status="pending_payment", currency="EUR", payment_method="bitcoin",
-                country="DE")))
+            conn.execute(
+                insert(orders).values(
+                    _row(
+                        orders,
+                        id=n,
+                        number=f"2026-{n:06d}",
+                        token=f"t{n}",
+                        ref=f"r{n}",
+                        status="pending_payment",
+                        currency="EUR",
+                        payment_method="bitcoin",
+                        country="DE",
+                    )
+                )
+            )
             expires = NOW + timedelta(minutes=30) if state == "new" else NOW - timedelta(hours=1)
-            conn.execute(insert(invoices).values(_row(
-                invoices, id=n, order_id=n, descriptor_fingerprint="f", derivation_index=n,
-                address=f"bcrt1q{n}", script_pubkey=bytes([0, 20, n] + [0] * 19),
-                amount_sats=10_000, state=state, expires_at=expires,
-                monitor_until=NOW + timedelta(days=7), confirmed_sats=10_000 if state in (
-                    "confirmed", "overpaid", "paid_late") else 0)))
-            conn.execute(insert(payments).values(_row(
-                payments, invoice_id=n, outpoint=f"{n:064x}:0", txid=f"{n:064x}",
-                amount_sats=10_000, status="confirmed", replaceable=False)))
-            conn.execute(insert(events).values(_row(
-                events, invoice_id=n, from_state="", to_state=state, note="before")))
+            conn.execute(
+                insert(invoices).values(
+                    _row(
+                        invoices,
+                        id=n,
+                        order_id=n,
+                        descriptor_fingerprint="f",
+                        derivation_index=n,
+                        address=f"bcrt1q{n}",
+                        script_pubkey=bytes([0, 20, n] + [0] * 19),
+                        amount_sats=10_000,
+                        state=state,
+                        expires_at=expires,
+                        monitor_until=NOW + timedelta(days=7),
+                        confirmed_sats=10_000
+                        if state in ("confirmed", "overpaid", "paid_late")
+                        else 0,
+                    )
+                )
+            )
+            conn.execute(
+                insert(payments).values(
+                    _row(
+                        payments,
+                        invoice_id=n,
+                        outpoint=f"{n:064x}:0",
+                        txid=f"{n:064x}",
+                        amount_sats=10_000,
+                        status="confirmed",
+                        replaceable=False,
+                    )
+                )
+            )
+            conn.execute(
+                insert(events).values(
+                    _row(events, invoice_id=n, from_state="", to_state=state, note="before")
+                )
+            )
     upgrade(engine)
     meta = MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:
         invoices = meta.tables["bitcoin_invoices"]
-        got = {row.id: (row.status, row.exception, row.credited_sats) for row in
-               conn.execute(select(invoices))}
+        got = {
+            row.id: (row.status, row.exception, row.credited_sats)
+            for row in conn.execute(select(invoices))
+        }
         assert len(conn.execute(select(meta.tables["bitcoin_payments"].c.id)).all()) == 8
         assert len(conn.execute(select(meta.tables["bitcoin_invoice_events"].c.id)).all()) == 8
     engine.dispose()

@@ -468,8 +468,10 @@ def test_zmq_wakes_on_block_and_tx() -> None:
             found = False
             while not found and time.monotonic() < end:
                 raw = _receive_until(subscriber, "rawtx", send)
-                found = any(CTransaction.deserialize(body).GetTxid()
-                            in {s.GetTxid() for s in sent} for body in raw)
+                found = any(
+                    CTransaction.deserialize(body).GetTxid() in {s.GetTxid() for s in sent}
+                    for body in raw
+                )
             assert found
 
 

@@ -30,8 +30,11 @@ def _checkout_with_bitcoin(b: Browser):
     b.get("/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
-    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin"),
-                                                "digital_consent": "y"}, button="Place order")
+    order_page = b.submit(
+        b.form("main form"),
+        {"payment_method": b.option_value("Bitcoin"), "digital_consent": "y"},
+        button="Place order",
+    )
     assert re.fullmatch(r"/orders/[A-Za-z0-9_-]{43}", order_page.url)
     assert "Awaiting payment" in order_page.text
     return b.submit(b.form(".bitcoin-pay form"))  # "Pay with Bitcoin"
@@ -80,9 +83,11 @@ def test_demo_purchase_on_the_simulated_chain(db_url, tmp_path):
     with app.test_client() as other:
         response = other.post(f"/orders/{token}/bitcoin", data={})
         assert response.status_code == 400  # no CSRF token from another session
-    resent = b.client.post(f"/orders/{token}/bitcoin",
-                           data={"csrf_token": again.soup.select_one("form.demo-pay input")["value"]},
-                           follow_redirects=True)
+    resent = b.client.post(
+        f"/orders/{token}/bitcoin",
+        data={"csrf_token": again.soup.select_one("form.demo-pay input")["value"]},
+        follow_redirects=True,
+    )
     assert resent.status_code == 200 and address in resent.get_data(as_text=True)
     with database.job_session() as s:
         assert s.scalar(select(func.count()).select_from(BitcoinInvoice)) == 1
@@ -97,7 +102,11 @@ def test_demo_purchase_on_the_simulated_chain(db_url, tmp_path):
         order = s.scalar(select(Order))
         invoice = s.scalar(select(BitcoinInvoice))
         assert (order.status, order.amount_paid) == ("paid", order.total)
-        assert (invoice.status, invoice.received_sats, invoice.simulated) == ("settled", 15980, True)
+        assert (invoice.status, invoice.received_sats, invoice.simulated) == (
+            "settled",
+            15980,
+            True,
+        )
     app.extensions["shop.db"].dispose()
 
 
@@ -132,8 +141,13 @@ def test_purchase_paid_from_a_wallet_through_fake_node(db_url, tmp_path):
 
 
 def test_no_rate_means_bitcoin_unavailable_and_card_still_works(db_url, tmp_path, node):
-    app = _app(db_url, tmp_path, stripe_secret_key="sk_test_123",
-               stripe_webhook_secret="whsec_123", **btc_settings(node))
+    app = _app(
+        db_url,
+        tmp_path,
+        stripe_secret_key="sk_test_123",
+        stripe_webhook_secret="whsec_123",
+        **btc_settings(node),
+    )
     b = Browser(app.test_client())
     b.get("/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
@@ -152,8 +166,11 @@ def test_rate_disappearing_after_the_order_was_placed(db_url, tmp_path, node):
     b.get("/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
-    b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin"),
-                                   "digital_consent": "y"}, button="Place order")
+    b.submit(
+        b.form("main form"),
+        {"payment_method": b.option_value("Bitcoin"), "digital_consent": "y"},
+        button="Place order",
+    )
     with database.job_session() as s:
         from shop.payments.bitcoin.rate_models import RateQuote
 
@@ -183,8 +200,11 @@ def test_bitcoin_pages_are_404_for_other_orders(db_url, tmp_path):
     b.get("/products/small-hours")
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
-    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Demo"),
-                                                "digital_consent": "y"}, button="Place order")
+    order_page = b.submit(
+        b.form("main form"),
+        {"payment_method": b.option_value("Demo"), "digital_consent": "y"},
+        button="Place order",
+    )
     assert client.get(order_page.url + "/bitcoin").status_code == 404
     app.extensions["shop.db"].dispose()
 
@@ -213,7 +233,8 @@ def test_customer_can_turn_off_the_automatic_reload(db_url, tmp_path):
     page = _checkout_with_bitcoin(b)
     assert page.soup.find("meta", attrs={"http-equiv": "refresh"}) is not None
     assert page.soup.find("a", string="Stop automatic updates")["href"].endswith(
-        "/bitcoin?updates=off")
+        "/bitcoin?updates=off"
+    )
     off = b.follow("Stop automatic updates")
     assert off.soup.find("meta", attrs={"http-equiv": "refresh"}) is None
     assert "Automatic updates are off" in off.text

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.timeout(60)
 def _app(db_url, tmp_path, **overrides):
     from shop.demo import seed_demo
 
-    app = make_test_app(db_url, tmp_path / "instance",
-                        **{"rate_providers": "", "bitcoin_simulated": True, **overrides})
+    app = make_test_app(
+        db_url,
+        tmp_path / "instance",
+        **{"rate_providers": "", "bitcoin_simulated": True, **overrides},
+    )
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     return app
 
@@ -31,23 +34,44 @@ def _pay_with_bitcoin(b: Browser, lang: str, button: str):
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.get(f"/{lang}/checkout")
     checkout = b.page
-    order_page = b.submit(b.form("main form"), {"payment_method": b.option_value("Bitcoin"),
-                                                   "digital_consent": "y"},
-                          button=button)
+    order_page = b.submit(
+        b.form("main form"),
+        {"payment_method": b.option_value("Bitcoin"), "digital_consent": "y"},
+        button=button,
+    )
     assert re.fullmatch(rf"/{lang}/orders/[A-Za-z0-9_-]{{43}}", order_page.url)
     return checkout, b.submit(b.form(".bitcoin-pay form"))
 
 
-@pytest.mark.parametrize("lang, button, amount, rate, words", [
-    ("de", "Zahlungspflichtig bestellen", "0,00015980 BTC (15.980 sats)",
-     "Kurs: 1 BTC = 50.000,00\xa0€.", "Senden Sie genau"),
-    ("nl", "Bestelling plaatsen en betalen", "0,00015980 BTC (15.980 sats)",
-     "Koers: 1 BTC = €\xa050.000,00.", "Stuur precies"),
-    ("en", "Place order", "0.00015980 BTC (15,980 sats)",
-     "Rate: 1 BTC = €50,000.00.", "Send exactly"),
-])
+@pytest.mark.parametrize(
+    "lang, button, amount, rate, words",
+    [
+        (
+            "de",
+            "Zahlungspflichtig bestellen",
+            "0,00015980 BTC (15.980 sats)",
+            "Kurs: 1 BTC = 50.000,00\xa0€.",
+            "Senden Sie genau",
+        ),
+        (
+            "nl",
+            "Bestelling plaatsen en betalen",
+            "0,00015980 BTC (15.980 sats)",
+            "Koers: 1 BTC = €\xa050.000,00.",
+            "Stuur precies",
+        ),
+        (
+            "en",
+            "Place order",
+            "0.00015980 BTC (15,980 sats)",
+            "Rate: 1 BTC = €50,000.00.",
+            "Send exactly",
+        ),
+    ],
+)
 def test_the_payment_page_speaks_and_counts_in_the_customers_language(
-        db_url, tmp_path, lang, button, amount, rate, words):
+    db_url, tmp_path, lang, button, amount, rate, words
+):
     app = _app(db_url, tmp_path)
     b = Browser(app.test_client())
     _checkout, page = _pay_with_bitcoin(b, lang, button)
@@ -60,8 +84,10 @@ def test_the_payment_page_speaks_and_counts_in_the_customers_language(
     # What the wallet reads stays in the wallet's notation, whatever the page's language.
     address = page.soup.select_one("#btc-address").get_text()
     # (The demo's simulated Lightning node rides along: `&lightning=` follows the amount.)
-    assert page.soup.select_one("figure.btc-qr a")["href"].split("&lightning=")[0] == \
-        f"bitcoin:{address}?amount=0.00015980"
+    assert (
+        page.soup.select_one("figure.btc-qr a")["href"].split("&lightning=")[0]
+        == f"bitcoin:{address}?amount=0.00015980"
+    )
     assert page.soup.select_one("#btc-amount")["data-copy"] == "0.00015980"
 
 

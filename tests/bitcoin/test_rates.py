@@ -35,8 +35,12 @@ from shop.payments.bitcoin.rates import (
 )
 from tests.bitcoin.fake_exchanges import FakeExchanges, FakeSocks5Proxy
 
-EUR_PRICES = {"kraken": "87010.1", "bitstamp": "87000", "coinbase": "86990.55",
-              "gemini": "87020.25"}
+EUR_PRICES = {
+    "kraken": "87010.1",
+    "bitstamp": "87000",
+    "coinbase": "86990.55",
+    "gemini": "87020.25",
+}
 
 
 @pytest.fixture
@@ -71,6 +75,7 @@ FAST = HttpClient(connect_timeout=2, read_timeout=0.5)
 
 # --- each exchange's real format ------------------------------------------------------------
 
+
 def test_every_provider_reads_its_exchange_format_exactly(exchanges):
     t = now()
     prices, failures = fetch_prices(providers_for(exchanges), "EUR", FAST, t)
@@ -91,10 +96,12 @@ def test_requests_carry_nothing_but_the_pair(exchanges):
     fetch_prices(providers_for(exchanges), "EUR", FAST, now())
     fetch_prices(providers_for(exchanges), "EUR", FAST, now())
     paths = {k: {r["path"] for r in e.requests} for k, e in exchanges.by_name.items()}
-    assert paths == {"kraken": {"/0/public/Ticker?pair=XBTEUR"},
-                     "bitstamp": {"/api/v2/ticker/btceur/"},
-                     "coinbase": {"/v2/prices/BTC-EUR/spot"},
-                     "gemini": {"/v1/pubticker/btceur"}}
+    assert paths == {
+        "kraken": {"/0/public/Ticker?pair=XBTEUR"},
+        "bitstamp": {"/api/v2/ticker/btceur/"},
+        "coinbase": {"/v2/prices/BTC-EUR/spot"},
+        "gemini": {"/v1/pubticker/btceur"},
+    }
     for e in exchanges.by_name.values():
         assert len(e.requests) == 2
         for r in e.requests:
@@ -110,15 +117,21 @@ def test_unsupported_currency_is_not_even_asked(exchanges):
     # Coinbase quotes most currencies and says itself that it has no such pair.
     assert failures["coinbase"] == "API error: Invalid currency"
     assert {k for k, v in failures.items() if v == "does not quote BTC in SEK"} == {
-        "kraken", "bitstamp", "gemini"}
+        "kraken",
+        "bitstamp",
+        "gemini",
+    }
     assert [len(e.requests) for e in exchanges.by_name.values()] == [0, 0, 1, 0]
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("http500", "HTTP 500"),
-    ("html", "HTTP 502"),
-    ("malformed", "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("http500", "HTTP 500"),
+        ("html", "HTTP 502"),
+        ("malformed", "malformed JSON"),
+    ],
+)
 def test_broken_answers_are_named_errors(exchanges, mode, expected):
     for e in exchanges.by_name.values():
         e.mode = mode
@@ -148,7 +161,8 @@ def test_nonsense_prices_are_refused():
     with pytest.raises(rates.RateSourceError, match="malformed"):
         rates.parse_json("x", '{"last": NaN}')
     assert rates.parse_json("x", '{"p": 87000.123456789012345}')["p"] == Decimal(
-        "87000.123456789012345")
+        "87000.123456789012345"
+    )
 
 
 def test_a_slow_exchange_times_out_without_holding_up_the_others(exchanges):
@@ -195,8 +209,10 @@ def test_shop_http_proxy_setting_routes_every_exchange(database, settings, excha
     proxy = FakeSocks5Proxy(names).start()
     try:
         settings = with_bitcoin(settings, http_proxy=proxy.url)
-        providers = build_providers(rates.DEFAULT_PROVIDERS, {
-            kind: f"http://{kind}.invalid:{e.port}" for kind, e in exchanges.by_name.items()})
+        providers = build_providers(
+            rates.DEFAULT_PROVIDERS,
+            {kind: f"http://{kind}.invalid:{e.port}" for kind, e in exchanges.by_name.items()},
+        )
         result = refresh_rates(database, settings, providers)
         assert result.failures == {} and result.quote.fiat_per_btc == Decimal("87005.05")
         assert sorted(host for host, _ in proxy.connects) == sorted(names)
@@ -209,10 +225,13 @@ def test_session_ignores_proxy_and_netrc_from_the_environment(monkeypatch):
     assert HttpClient().session().trust_env is False
     assert HttpClient().session().proxies == {}
     assert HttpClient("socks5h://127.0.0.1:9050").session().proxies == {
-        "http": "socks5h://127.0.0.1:9050", "https": "socks5h://127.0.0.1:9050"}
+        "http": "socks5h://127.0.0.1:9050",
+        "https": "socks5h://127.0.0.1:9050",
+    }
 
 
 # --- aggregation ----------------------------------------------------------------------------
+
 
 def sp(source, price, age_seconds=0, at=None):
     t = at or datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
@@ -232,7 +251,8 @@ def test_median_of_agreeing_sources():
 
 def test_outlier_is_dropped_and_the_rest_decide():
     quote, rejected = aggregate(
-        "EUR", [sp("a", "87000"), sp("b", "87100"), sp("c", "87050"), sp("d", "95000")], T0)
+        "EUR", [sp("a", "87000"), sp("b", "87100"), sp("c", "87050"), sp("d", "95000")], T0
+    )
     assert quote.fiat_per_btc == Decimal("87050")
     assert set(rejected) == {"d"} and rejected["d"].startswith("outlier")
     assert "d" not in {s.source for s in quote.sources}
@@ -263,13 +283,15 @@ def test_stale_prices_do_not_count():
 def test_one_source_alone_never_sets_the_price():
     assert aggregate("EUR", [sp("a", "100")], T0)[0] is None
     assert aggregate("EUR", [], T0)[0] is None
-    quote, _ = aggregate("EUR", [sp("a", "1"), sp("b", "1"), sp("c", "1")], T0,
-                         RatePolicy(min_sources=3))
+    quote, _ = aggregate(
+        "EUR", [sp("a", "1"), sp("b", "1"), sp("c", "1")], T0, RatePolicy(min_sources=3)
+    )
     assert quote is not None
     assert aggregate("EUR", [sp("a", "1"), sp("b", "1")], T0, RatePolicy(min_sources=3))[0] is None
 
 
 # --- conversion -----------------------------------------------------------------------------
+
 
 def q(currency, rate):
     return Quote(currency, Decimal(rate), T0)
@@ -320,20 +342,34 @@ def test_conversion_refuses_mismatches():
 
 # --- settings -------------------------------------------------------------------------------
 
+
 def test_rate_settings_are_read_and_validated():
-    s = load_settings({"SHOP_HTTP_PROXY": "socks5h://127.0.0.1:9050",
-                       "SHOP_RATE_MAX_AGE_SECONDS": "300", "SHOP_RATE_MAX_DEVIATION_BP": "150",
-                       "SHOP_RATE_PROVIDERS": "kraken, coinbase,bitstamp"})
+    s = load_settings(
+        {
+            "SHOP_HTTP_PROXY": "socks5h://127.0.0.1:9050",
+            "SHOP_RATE_MAX_AGE_SECONDS": "300",
+            "SHOP_RATE_MAX_DEVIATION_BP": "150",
+            "SHOP_RATE_PROVIDERS": "kraken, coinbase,bitstamp",
+        }
+    )
     assert (s.http_proxy, s.rate_max_age_seconds, s.rate_max_deviation_bp) == (
-        "socks5h://127.0.0.1:9050", 300, 150)
+        "socks5h://127.0.0.1:9050",
+        300,
+        150,
+    )
     assert rates.parse_provider_names(s.rate_providers) == ["kraken", "coinbase", "bitstamp"]
     policy = RatePolicy.from_settings(s)
     assert policy == RatePolicy(timedelta(seconds=300), 150, 2)
 
     with pytest.raises(ConfigError) as err:
-        load_settings({"SHOP_HTTP_PROXY": "socks5://127.0.0.1:9050",
-                       "SHOP_RATE_PROVIDERS": "kraken,mtgox", "SHOP_RATE_MAX_AGE_SECONDS": "5",
-                       "SHOP_RATE_MAX_DEVIATION_BP": "5000"})
+        load_settings(
+            {
+                "SHOP_HTTP_PROXY": "socks5://127.0.0.1:9050",
+                "SHOP_RATE_PROVIDERS": "kraken,mtgox",
+                "SHOP_RATE_MAX_AGE_SECONDS": "5",
+                "SHOP_RATE_MAX_DEVIATION_BP": "5000",
+            }
+        )
     text = str(err.value)
     assert "socks5h://" in text and "mtgox" in text
     assert "SHOP_RATE_MAX_AGE_SECONDS" in text and "SHOP_RATE_MAX_DEVIATION_BP" in text
@@ -344,6 +380,7 @@ def test_rate_settings_are_read_and_validated():
 
 
 # --- storage and the worker (SQLite and PostgreSQL) -----------------------------------------
+
 
 def test_refresh_stores_the_median_and_checkout_reads_it(database, settings, exchanges):
     t = now()
@@ -358,13 +395,16 @@ def test_refresh_stores_the_median_and_checkout_reads_it(database, settings, exc
         quote = current_quote(session, "EUR", t + timedelta(seconds=1))
         assert quote.id == row.id and quote.fiat_per_btc == Decimal("87005.05")
         assert {s.source: s.price for s in quote.sources} == {
-            k: Decimal(v) for k, v in EUR_PRICES.items()}
+            k: Decimal(v) for k, v in EUR_PRICES.items()
+        }
         assert sats_for(1000, "EUR", quote) == 11494  # 10 EUR = 11493.58... sats
         # No rate for a currency never fetched; an old quote is refused, yet kept by id.
         assert current_quote(session, "USD", t) is None
         assert current_quote(session, "EUR", quote.as_of + timedelta(seconds=601)) is None
-        assert current_quote(session, "EUR", quote.as_of + timedelta(seconds=601),
-                             max_age_seconds=900) is not None
+        assert (
+            current_quote(session, "EUR", quote.as_of + timedelta(seconds=601), max_age_seconds=900)
+            is not None
+        )
         assert quote_by_id(session, row.id) == quote
 
 

@@ -34,7 +34,7 @@ def wait_for(predicate, timeout: float = 5.0) -> bool:
 
 
 def state(database, invoice_id: int) -> str:
-    """"status", or "status/exception" when there is one."""
+    """ "status", or "status/exception" when there is one."""
     with database.job_session() as s:
         invoice = s.get(BitcoinInvoice, invoice_id)
         return invoice.status + (f"/{invoice.exception}" if invoice.exception else "")
@@ -54,8 +54,11 @@ def history(database, order_id: int) -> str:
 
 def paid_records(database, order_id: int) -> int:
     with database.job_session() as s:
-        return s.scalar(select(func.count()).select_from(PaymentRecord).where(
-            PaymentRecord.order_id == order_id, PaymentRecord.kind == "paid"))
+        return s.scalar(
+            select(func.count())
+            .select_from(PaymentRecord)
+            .where(PaymentRecord.order_id == order_id, PaymentRecord.kind == "paid")
+        )
 
 
 def test_exact_payment_seen_then_confirmed(db, node, method, clock):
@@ -118,7 +121,9 @@ def test_overpayment_is_paid_and_flagged(db, node, method, clock):
 def test_two_payments_in_one_block_add_up(db, node, method, clock):
     order_id, invoice_id, script, sats = new_invoice(db, method, clock())
     w = make_watcher(db, node, method.policy, clock)
-    node.mine(1, [node.make_payment(script, sats // 2), node.make_payment(script, sats - sats // 2)])
+    node.mine(
+        1, [node.make_payment(script, sats // 2), node.make_payment(script, sats - sats // 2)]
+    )
     w.sync()
     assert state(db, invoice_id) == "settled"
     with db.job_session() as s:
@@ -202,7 +207,8 @@ def test_rbf_replacement_paying_elsewhere_makes_invoice_invalid(db, node, method
     assert state(db, invoice_id) == "processing"
     with db.job_session() as s:
         assert s.scalar(select(BitcoinPayment.spends)) == ",".join(
-            f"{b2lx(i.prevout.hash)}:{i.prevout.n}" for i in original.vin)
+            f"{b2lx(i.prevout.hash)}:{i.prevout.n}" for i in original.vin
+        )
     replacement = node.make_payment(random_p2wpkh(), sats, conflicts_with=original, fee=5000)
     node.replace(original, replacement)
     w.sync()
@@ -289,8 +295,11 @@ def test_reorg_after_settling_reverts_and_flags_merchant(db, node, method, clock
     assert "reverted by a chain reorganisation" in order.attention
 
     def reverted_flags():
-        return s.scalar(select(func.count()).select_from(PaymentRecord).where(
-            PaymentRecord.kind == "attention", PaymentRecord.note.contains("reverted")))
+        return s.scalar(
+            select(func.count())
+            .select_from(PaymentRecord)
+            .where(PaymentRecord.kind == "attention", PaymentRecord.note.contains("reverted"))
+        )
 
     with db.job_session() as s:
         assert s.scalar(select(BitcoinPayment.status)) == "removed"
@@ -328,8 +337,9 @@ def test_pruned_node_without_wallet(db, node, method, clock):
     node.mine(1, [node.make_payment(script, sats)])
     w.sync()
     assert state(db, invoice_id) == "settled"
-    assert not [c for c in node.calls if "wallet" in c or c in ("getreceivedbyaddress",
-                                                                 "importdescriptors")]
+    assert not [
+        c for c in node.calls if "wallet" in c or c in ("getreceivedbyaddress", "importdescriptors")
+    ]
 
 
 def test_thousand_open_invoices_paid_in_one_block(db, node, method, clock):
@@ -340,8 +350,9 @@ def test_thousand_open_invoices_paid_in_one_block(db, node, method, clock):
         invoices = []
         for _ in range(1000):
             order = place(s, now=clock())
-            invoice = create_invoice(s, order, method.descriptor, method.policy,
-                                     LockedRate(RATE), now=clock())
+            invoice = create_invoice(
+                s, order, method.descriptor, method.policy, LockedRate(RATE), now=clock()
+            )
             invoices.append((bytes(invoice.script_pubkey), invoice.amount_sats))
             s.flush()
             s.expunge_all()  # keep the session small: every flush scans it
@@ -350,8 +361,11 @@ def test_thousand_open_invoices_paid_in_one_block(db, node, method, clock):
     node.fill_block(200, include=[node.make_payment(spk, sats) for spk, sats in invoices])
     w.sync()
     with db.job_session() as s:
-        states = dict(s.execute(select(BitcoinInvoice.status, func.count())
-                                .group_by(BitcoinInvoice.status)).all())
+        states = dict(
+            s.execute(
+                select(BitcoinInvoice.status, func.count()).group_by(BitcoinInvoice.status)
+            ).all()
+        )
         paid = s.scalar(select(func.count()).select_from(Order).where(Order.status == "paid"))
         indexes = s.scalars(select(BitcoinInvoice.derivation_index)).all()
     assert states == {"settled": 1000}
@@ -383,10 +397,14 @@ def test_zmq_wakes_the_watcher_long_before_the_poll(db, method):
         order_id, invoice_id, script, sats = new_invoice(db, method, watcher_module.utcnow())
         w = make_watcher(db, zmq_node, method.policy)
         stop = threading.Event()
-        thread = threading.Thread(target=w.run_forever, daemon=True, args=(
-            stop, 60.0, zmq_node.zmq_endpoint, zmq_node.zmq_endpoint))
+        thread = threading.Thread(
+            target=w.run_forever,
+            daemon=True,
+            args=(stop, 60.0, zmq_node.zmq_endpoint, zmq_node.zmq_endpoint),
+        )
         thread.start()
         try:
+
             def synced():
                 with db.job_session() as s:
                     row = s.get(BitcoinWatcherStatus, 1)
@@ -481,8 +499,9 @@ def test_accepted_zero_conf_payment_double_spent_is_reverted(db, node, method, c
     w.sync()
     assert order_of(db, order_id).status == "paid"
     # Full-RBF nodes accept a replacement even without the signal: the risk of 0-conf.
-    node.replace(payment, node.make_payment(random_p2wpkh(), sats, conflicts_with=payment,
-                                            fee=5000))
+    node.replace(
+        payment, node.make_payment(random_p2wpkh(), sats, conflicts_with=payment, fee=5000)
+    )
     w.sync()
     assert state(db, invoice_id) == "invalid/reverted"
     assert "double spend" in order_of(db, order_id).attention
@@ -501,15 +520,20 @@ def test_zmq_sequence_removal_stops_counting_a_replaced_payment_at_once(db, meth
         w = make_watcher(db, zmq_node, method.policy)
         stop = threading.Event()
         # No rawtx subscription: only the sequence notification can tell it in time.
-        thread = threading.Thread(target=w.run_forever, daemon=True, args=(
-            stop, 60.0, zmq_node.zmq_endpoint, "", zmq_node.zmq_endpoint))
+        thread = threading.Thread(
+            target=w.run_forever,
+            daemon=True,
+            args=(stop, 60.0, zmq_node.zmq_endpoint, "", zmq_node.zmq_endpoint),
+        )
         thread.start()
         try:
             assert wait_for(lambda: state(db, invoice_id) == "processing")
             time.sleep(0.3)  # ZMQ subscriptions take a moment to be established
             zmq_node._publish("sequence", b"not a sequence frame")  # ignored, no crash
-            zmq_node.replace(original, zmq_node.make_payment(
-                random_p2wpkh(), sats, conflicts_with=original, fee=5000))
+            zmq_node.replace(
+                original,
+                zmq_node.make_payment(random_p2wpkh(), sats, conflicts_with=original, fee=5000),
+            )
             assert wait_for(lambda: state(db, invoice_id) == "invalid"), "'R' was not heard"
             assert thread.is_alive()
         finally:

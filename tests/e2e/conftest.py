@@ -32,9 +32,15 @@ def browser():
         # Never `playwright install`: use the distribution's browser; keep it off the network.
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()
@@ -88,8 +94,11 @@ def third_party_requests():
 def watch_requests(page, collected: list[str]) -> None:
     def on_request(request) -> None:
         url = request.url
-        if not (url.startswith("http://127.0.0.1") or url.startswith("data:")
-                or url.startswith("about:")):
+        if not (
+            url.startswith("http://127.0.0.1")
+            or url.startswith("data:")
+            or url.startswith("about:")
+        ):
             collected.append(url)
 
     page.on("request", on_request)

@@ -37,8 +37,9 @@ def _png() -> bytes:
     return out.getvalue()
 
 
-def test_merchant_creates_a_product_and_ships_an_order(browser, live_server, merchant, screenshot,
-                                                      third_party_requests):
+def test_merchant_creates_a_product_and_ships_an_order(
+    browser, live_server, merchant, screenshot, third_party_requests
+):
     base = live_server.url
     problems: dict[str, list[str]] = {}
     admin = browser.new_context().new_page()
@@ -76,7 +77,8 @@ def test_merchant_creates_a_product_and_ships_an_order(browser, live_server, mer
     admin.goto(product_url)
     images = admin.locator("form[action$='/images']")
     images.locator("[name=image]").set_input_files(
-        {"name": "apron.png", "mimeType": "image/png", "buffer": _png()})
+        {"name": "apron.png", "mimeType": "image/png", "buffer": _png()}
+    )
     images.locator("[name=alt]").fill("A linen apron")
     admin.get_by_role("button", name="Upload image").click()
     assert "Image added." in admin.inner_text("main"), admin.inner_text("main")[:500]

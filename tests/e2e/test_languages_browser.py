@@ -11,16 +11,36 @@ import pytest
 from tests.e2e.test_storefront_browser import _axe_problems
 
 WORDS = {
-    "de": {"switch": "Deutsch", "cart": "Ihr Warenkorb", "add": "In den Warenkorb",
-           "checkout": "Zur Kasse", "name": "Vollständiger Name", "street": "Straße und Hausnummer",
-           "postal": "Postleitzahl", "city": "Ort", "place": "Zahlungspflichtig bestellen",
-           "pending": "Zahlung ausstehend", "pay": "Jetzt bezahlen", "paid": "Status: Bezahlt",
-           "total": "43,90\xa0€"},
-    "nl": {"switch": "Nederlands", "cart": "Uw winkelwagen", "add": "In winkelwagen",
-           "checkout": "Afrekenen", "name": "Volledige naam", "street": "Straat en huisnummer",
-           "postal": "Postcode", "city": "Plaats", "place": "Bestelling plaatsen en betalen",
-           "pending": "Wacht op betaling", "pay": "Nu betalen", "paid": "Status: Betaald",
-           "total": "€\xa043,90"},
+    "de": {
+        "switch": "Deutsch",
+        "cart": "Ihr Warenkorb",
+        "add": "In den Warenkorb",
+        "checkout": "Zur Kasse",
+        "name": "Vollständiger Name",
+        "street": "Straße und Hausnummer",
+        "postal": "Postleitzahl",
+        "city": "Ort",
+        "place": "Zahlungspflichtig bestellen",
+        "pending": "Zahlung ausstehend",
+        "pay": "Jetzt bezahlen",
+        "paid": "Status: Bezahlt",
+        "total": "43,90\xa0€",
+    },
+    "nl": {
+        "switch": "Nederlands",
+        "cart": "Uw winkelwagen",
+        "add": "In winkelwagen",
+        "checkout": "Afrekenen",
+        "name": "Volledige naam",
+        "street": "Straat en huisnummer",
+        "postal": "Postcode",
+        "city": "Plaats",
+        "place": "Bestelling plaatsen en betalen",
+        "pending": "Wacht op betaling",
+        "pay": "Nu betalen",
+        "paid": "Status: Betaald",
+        "total": "€\xa043,90",
+    },
 }
 
 
@@ -38,7 +58,8 @@ def test_buying_in_the_language_chosen_in_the_footer(browser, live_server, lang)
     page.goto(live_server.url + "/products/harbour-at-dawn")
     assert page.get_attribute("html", "lang") == "en"  # Danish is not shipped: English
     page.get_by_role("navigation", name="Language").get_by_role(
-        "link", name=words["switch"]).click()
+        "link", name=words["switch"]
+    ).click()
     assert page.url == f"{live_server.url}/{lang}/products/harbour-at-dawn"
     check("product")
     page.get_by_label(re.compile("A3")).check()

@@ -24,7 +24,9 @@ def test_e_book_needs_the_consent_and_a_dutch_print_pays_dutch_vat(browser, live
     page.get_by_label("Country").select_option("NL")
     page.get_by_role("button", name="Update shipping options").click()
     summary = page.inner_text("aside")
-    assert "Includes VAT 21% (Netherlands)" in summary and "Includes VAT 9% (Netherlands)" in summary
+    assert (
+        "Includes VAT 21% (Netherlands)" in summary and "Includes VAT 9% (Netherlands)" in summary
+    )
     page.get_by_role("button", name="Place order and pay").click()  # no address, no consent
     main = page.inner_text("main")
     assert "Needed to ship your order." in main

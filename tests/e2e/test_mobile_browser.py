@@ -33,9 +33,15 @@ def live_app_config(request):
     config = {"bitcoin_simulated": True, "rate_providers": ""}
     if "fake_stripe" in request.fixturenames:
         fake = request.getfixturevalue("fake_stripe")
-        config.update({"stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
-                       "stripe_api_base": fake.api_base, "stripe_checkout_origin": fake.api_base,
-                       "stripe_timeout_seconds": 2.0})
+        config.update(
+            {
+                "stripe_secret_key": API_KEY,
+                "stripe_webhook_secret": WEBHOOK_SECRET,
+                "stripe_api_base": fake.api_base,
+                "stripe_checkout_origin": fake.api_base,
+                "stripe_timeout_seconds": 2.0,
+            }
+        )
     return config
 
 
@@ -50,19 +56,24 @@ class Widths:
     def check(self, name: str) -> None:
         self.page.wait_for_load_state("load")
         scroll, inner = self.page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]")
+            "[document.documentElement.scrollWidth, window.innerWidth]"
+        )
         assert inner == self.width, (name, inner)
         self.seen[name] = scroll
         if scroll > inner:  # name the culprits: the innermost elements that stick out
-            self.culprits[name] = self.page.evaluate("""() => [...document.querySelectorAll('body *')]
+            self.culprits[name] = (
+                self.page.evaluate("""() => [...document.querySelectorAll('body *')]
                 .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
                 .filter(e => ![...e.children].some(c => c.getBoundingClientRect().right > window.innerWidth + 0.5))
                 .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
                                  + ' ' + Math.round(e.getBoundingClientRect().right))""")
+            )
         self.screenshot(self.page, f"{self.width}-{name}")
 
     def too_wide(self) -> dict[str, int]:
-        return {name: (w, self.culprits.get(name)) for name, w in self.seen.items() if w > self.width}
+        return {
+            name: (w, self.culprits.get(name)) for name, w in self.seen.items() if w > self.width
+        }
 
 
 def _context(browser, width: int):
@@ -87,8 +98,9 @@ def _place(page) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_no_customer_page_scrolls_sideways(browser, live_server, screenshot, width,
-                                           third_party_requests):
+def test_no_customer_page_scrolls_sideways(
+    browser, live_server, screenshot, width, third_party_requests
+):
     app = live_server.app
     seed_ebook_files(app.extensions["shop.db"], app.extensions["shop.settings"])
     base = live_server.url
@@ -111,7 +123,9 @@ def test_no_customer_page_scrolls_sideways(browser, live_server, screenshot, wid
     _place(page)
     w.check("checkout-parcel-errors")
     page.get_by_label("Full name").fill("Maximiliane Wolfeschlegelsteinhausen-Bergerdorff")
-    page.get_by_label("Street and house number").fill("Donaudampfschifffahrtsgesellschaftsstraße 123")
+    page.get_by_label("Street and house number").fill(
+        "Donaudampfschifffahrtsgesellschaftsstraße 123"
+    )
     page.get_by_label("Postal code").fill("10115")
     page.get_by_label("City").fill("Berlin")
     page.get_by_label(re.compile("Bitcoin")).check()
@@ -227,8 +241,11 @@ def test_new_customer_sections_pass_axe(browser, live_server):
 
     def check(name: str) -> None:
         results = axe.Axe().run(page)
-        found = [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-                 for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
+        found = [
+            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+            for v in results.response["violations"]
+            if v.get("impact") in ("serious", "critical")
+        ]
         if found:
             problems[name] = found
 

@@ -24,8 +24,11 @@ SERIOUS = {"serious", "critical"}
 def axe_problems(page, skip: tuple[str, ...] = ()) -> list[str]:
     options = {"rules": {rule: {"enabled": False} for rule in skip}} if skip else None
     results = axe_module.Axe().run(page, options=options)
-    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-            for v in results.response["violations"] if v.get("impact") in SERIOUS]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v.get("impact") in SERIOUS
+    ]
 
 
 @pytest.fixture
@@ -39,9 +42,13 @@ def fake_stripe(monkeypatch):
 def live_app_config(request):
     if "fake_stripe" in request.fixturenames:
         fake = request.getfixturevalue("fake_stripe")
-        return {"stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
-                "stripe_api_base": fake.api_base, "stripe_checkout_origin": fake.api_base,
-                "stripe_timeout_seconds": 2.0}
+        return {
+            "stripe_secret_key": API_KEY,
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_api_base": fake.api_base,
+            "stripe_checkout_origin": fake.api_base,
+            "stripe_timeout_seconds": 2.0,
+        }
     return {"bitcoin_simulated": True, "rate_providers": ""}
 
 
@@ -57,7 +64,9 @@ def _order_ebook(page, base_url: str, method: re.Pattern) -> str:
     return page.url
 
 
-def test_bitcoin_purchase_without_javascript(browser, live_server, screenshot, third_party_requests):
+def test_bitcoin_purchase_without_javascript(
+    browser, live_server, screenshot, third_party_requests
+):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     watch_requests(page, third_party_requests)
@@ -71,8 +80,10 @@ def test_bitcoin_purchase_without_javascript(browser, live_server, screenshot, t
     assert "0.00015980 BTC" in main and "simulated Bitcoin network" in main
     assert page.locator("figure.btc-qr svg path").count() >= 1
     # The demo's simulated Lightning node rides along (tests/lightning/ checks that part).
-    assert page.locator("figure.btc-qr a").get_attribute("href").split("&lightning=")[0] == \
-        f"bitcoin:{address}?amount=0.00015980"
+    assert (
+        page.locator("figure.btc-qr a").get_attribute("href").split("&lightning=")[0]
+        == f"bitcoin:{address}?amount=0.00015980"
+    )
     assert page.locator("meta[http-equiv=refresh]").count() == 1
     screenshot(page, "bitcoin-before")
     # axe needs JavaScript: check the same page in a second context that has it.
@@ -104,15 +115,19 @@ def test_bitcoin_purchase_without_javascript(browser, live_server, screenshot, t
     with live_server.app.extensions["shop.db"].job_session() as s:
         order = s.scalar(select(Order))
         invoice = s.scalar(select(BitcoinInvoice))
-        assert (order.status, order.amount_paid, order.payment_method) == \
-            ("paid", order.total, "bitcoin")
+        assert (order.status, order.amount_paid, order.payment_method) == (
+            "paid",
+            order.total,
+            "bitcoin",
+        )
         assert (invoice.address, invoice.received_sats) == (address, 15980)
     assert third_party_requests == []
     assert problems == []
 
 
-def test_card_purchase_through_the_hosted_page(browser, fake_stripe, live_server, screenshot,
-                                               third_party_requests):
+def test_card_purchase_through_the_hosted_page(
+    browser, fake_stripe, live_server, screenshot, third_party_requests
+):
     context = browser.new_context()
     page = context.new_page()
     watch_requests(page, third_party_requests)
@@ -135,8 +150,10 @@ def test_card_purchase_through_the_hosted_page(browser, fake_stripe, live_server
 
         [event] = [e for e in fake_stripe.events if e.type == "checkout.session.completed"]
         request = urllib.request.Request(
-            f"{live_server.url}/webhooks/stripe", data=event.payload,
-            headers={"Stripe-Signature": event.header, "Content-Type": "application/json"})
+            f"{live_server.url}/webhooks/stripe",
+            data=event.payload,
+            headers={"Stripe-Signature": event.header, "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
         from tests.stripe.conftest import run_event_worker

@@ -15,8 +15,11 @@ SERIOUS = {"serious", "critical"}
 
 def _axe_problems(page) -> list[str]:
     results = axe_module.Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-            for v in results.response["violations"] if v.get("impact") in SERIOUS]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v.get("impact") in SERIOUS
+    ]
 
 
 def test_demo_purchase_without_javascript(browser, live_server, screenshot, third_party_requests):

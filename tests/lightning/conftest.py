@@ -59,9 +59,15 @@ class Node:
 def lnd_node(directory: Path) -> Node:
     fake = FakeLnd(directory).start()
     macaroon = fake.bake(INVOICE_OPS)
-    return Node("lnd", fake, {"lightning_lnd_url": fake.url,
-                              "lightning_lnd_macaroon": str(macaroon),
-                              "lightning_lnd_cert": str(fake.cert_path)})
+    return Node(
+        "lnd",
+        fake,
+        {
+            "lightning_lnd_url": fake.url,
+            "lightning_lnd_macaroon": str(macaroon),
+            "lightning_lnd_cert": str(fake.cert_path),
+        },
+    )
 
 
 def cln_node(directory: Path) -> Node:
@@ -83,8 +89,12 @@ def node(request, tmp_path) -> Iterator[Node]:
 def ln_app(db_url: str, tmp_path: Path, node: Node | None, **overrides):
     from shop.demo import seed_demo
 
-    settings = {"rate_providers": "", "lightning_poll_seconds": 60,
-                **(node.settings if node else {}), **overrides}
+    settings = {
+        "rate_providers": "",
+        "lightning_poll_seconds": 60,
+        **(node.settings if node else {}),
+        **overrides,
+    }
     app = make_test_app(db_url, tmp_path / "instance", **settings)
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     store_rate(app.extensions["shop.db"])
@@ -112,8 +122,7 @@ class RunningListener:
     def __init__(self, listener: LightningListener):
         self.listener = listener
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=listener.run_forever, args=(self.stop,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=listener.run_forever, args=(self.stop,), daemon=True)
         self.settled: list = []
         listener.on_settled = self.settled.append
 

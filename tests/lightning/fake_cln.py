@@ -97,10 +97,13 @@ class FakeCln:
             inv = next(i for i in self.invoices.values() if i["payment_hash"] == payment_hash)
             if inv["status"] != "paid":
                 self.pay_index += 1
-                inv.update(status="paid", pay_index=self.pay_index,
-                           amount_received_msat=inv["amount_msat"],
-                           paid_at=at or int(time.time()),
-                           payment_preimage=inv.pop("_preimage"))
+                inv.update(
+                    status="paid",
+                    pay_index=self.pay_index,
+                    amount_received_msat=inv["amount_msat"],
+                    paid_at=at or int(time.time()),
+                    payment_preimage=inv.pop("_preimage"),
+                )
                 self.lock.notify_all()
             return inv
 
@@ -138,8 +141,9 @@ class FakeCln:
             body = {"error": {"code": -32601, "message": f"Unknown command '{method}'"}}
         else:
             try:
-                body = {"result": handler(**params) if isinstance(params, dict)
-                        else handler(*params)}
+                body = {
+                    "result": handler(**params) if isinstance(params, dict) else handler(*params)
+                }
             except RpcFault as fault:
                 body = {"error": {"code": fault.code, "message": fault.message}}
         data = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), **body}).encode()
@@ -160,21 +164,37 @@ class FakeCln:
             preimage = secrets.token_bytes(32)
             payment_hash = hashlib.sha256(preimage).hexdigest()
             now = int(time.time())
-            bolt11 = sign_invoice(NODE_KEY, int(amount_msat), description, payment_hash,
-                                  int(expiry), created=now)
-            inv = {"label": label, "bolt11": bolt11, "payment_hash": payment_hash,
-                   "amount_msat": int(amount_msat), "status": "unpaid",
-                   "description": description, "expires_at": now + int(expiry),
-                   "created_index": len(self.invoices) + 1, "_preimage": preimage.hex()}
+            bolt11 = sign_invoice(
+                NODE_KEY, int(amount_msat), description, payment_hash, int(expiry), created=now
+            )
+            inv = {
+                "label": label,
+                "bolt11": bolt11,
+                "payment_hash": payment_hash,
+                "amount_msat": int(amount_msat),
+                "status": "unpaid",
+                "description": description,
+                "expires_at": now + int(expiry),
+                "created_index": len(self.invoices) + 1,
+                "_preimage": preimage.hex(),
+            }
             self.invoices[label] = inv
-        return {"payment_hash": payment_hash, "expires_at": inv["expires_at"], "bolt11": bolt11,
-                "payment_secret": secrets.token_hex(32), "created_index": inv["created_index"]}
+        return {
+            "payment_hash": payment_hash,
+            "expires_at": inv["expires_at"],
+            "bolt11": bolt11,
+            "payment_secret": secrets.token_hex(32),
+            "created_index": inv["created_index"],
+        }
 
     def _rpc_listinvoices(self, label=None, payment_hash=None, **_):
         with self.lock:
-            found = [self._public(i) for i in self.invoices.values()
-                     if (label is None or i["label"] == label)
-                     and (payment_hash is None or i["payment_hash"] == payment_hash)]
+            found = [
+                self._public(i)
+                for i in self.invoices.values()
+                if (label is None or i["label"] == label)
+                and (payment_hash is None or i["payment_hash"] == payment_hash)
+            ]
         return {"invoices": found}
 
     def _rpc_waitanyinvoice(self, lastpay_index=0, timeout=None, **_):
@@ -188,9 +208,10 @@ class FakeCln:
 
     def _wait(self, lastpay_index, deadline):
         while True:  # called with self.lock held
-            paid = sorted((i for i in self.invoices.values()
-                           if i.get("pay_index", 0) > (lastpay_index or 0)),
-                          key=lambda i: i["pay_index"])
+            paid = sorted(
+                (i for i in self.invoices.values() if i.get("pay_index", 0) > (lastpay_index or 0)),
+                key=lambda i: i["pay_index"],
+            )
             if paid:
                 return self._public(paid[0])
             if self.server is None:
@@ -201,21 +222,43 @@ class FakeCln:
             self.lock.wait(min(left, 0.5) if left is not None else 0.5)
 
     def _rpc_getinfo(self, **_):
-        return {"id": NODE_PUBKEY, "alias": "fake-cln", "blockheight": 150,
-                "network": "regtest", "num_active_channels": 1}
+        return {
+            "id": NODE_PUBKEY,
+            "alias": "fake-cln",
+            "blockheight": 150,
+            "network": "regtest",
+            "num_active_channels": 1,
+        }
 
     def _rpc_listpeerchannels(self, **_):
-        return {"channels": [{"peer_id": "02" + "33" * 32, "peer_connected": True,
-                              "state": "CHANNELD_NORMAL", "private": True,
-                              "total_msat": 2_000_000_000, "to_us_msat": 500_000_000,
-                              "receivable_msat": self.receivable_msat,
-                              "spendable_msat": 480_000_000}]}
+        return {
+            "channels": [
+                {
+                    "peer_id": "02" + "33" * 32,
+                    "peer_connected": True,
+                    "state": "CHANNELD_NORMAL",
+                    "private": True,
+                    "total_msat": 2_000_000_000,
+                    "to_us_msat": 500_000_000,
+                    "receivable_msat": self.receivable_msat,
+                    "spendable_msat": 480_000_000,
+                }
+            ]
+        }
 
     def _rpc_listfunds(self, **_):
-        return {"outputs": [], "channels": [{"peer_id": "02" + "33" * 32, "connected": True,
-                                             "state": "CHANNELD_NORMAL",
-                                             "our_amount_msat": 500_000_000,
-                                             "amount_msat": 2_000_000_000}]}
+        return {
+            "outputs": [],
+            "channels": [
+                {
+                    "peer_id": "02" + "33" * 32,
+                    "connected": True,
+                    "state": "CHANNELD_NORMAL",
+                    "our_amount_msat": 500_000_000,
+                    "amount_msat": 2_000_000_000,
+                }
+            ],
+        }
 
 
 class RpcFault(Exception):

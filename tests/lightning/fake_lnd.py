@@ -56,10 +56,17 @@ class FakeLnd:
         self.lock = threading.Condition()
         self.invoices: dict[str, dict] = {}  # hash hex -> lnd Invoice JSON
         self.add_index = self.settle_index = 0
-        self.channels = [{"active": True, "remote_pubkey": "02" + "11" * 32, "private": True,
-                          "capacity": "2000000", "local_balance": "500000",
-                          "remote_balance": "1500000",
-                          "remote_constraints": {"chan_reserve_sat": "20000"}}]
+        self.channels = [
+            {
+                "active": True,
+                "remote_pubkey": "02" + "11" * 32,
+                "private": True,
+                "capacity": "2000000",
+                "local_balance": "500000",
+                "remote_balance": "1500000",
+                "remote_constraints": {"chan_reserve_sat": "20000"},
+            }
+        ]
         self.synced = True
         self.down = False
         self._drop_next = False
@@ -123,8 +130,11 @@ class FakeLnd:
 
     def bake(self, ops: dict[str, list[str]], name: str = "shop") -> Path:
         raw = bake(self.root_key, ops)
-        self._ops[Macaroon.deserialize(base64.urlsafe_b64encode(raw).decode().rstrip("="),
-                                       serializer=BinarySerializer()).identifier_bytes] = ops
+        self._ops[
+            Macaroon.deserialize(
+                base64.urlsafe_b64encode(raw).decode().rstrip("="), serializer=BinarySerializer()
+            ).identifier_bytes
+        ] = ops
         path = self.directory / f"{name}.macaroon"
         path.write_bytes(raw)
         return path
@@ -149,9 +159,15 @@ class FakeLnd:
             if inv["state"] == "SETTLED":
                 return inv
             self.settle_index += 1
-            inv.update(state="SETTLED", settled=True, settle_date=str(at or int(time.time())),
-                       settle_index=str(self.settle_index), amt_paid_msat=inv["value_msat"],
-                       amt_paid_sat=inv["value"], amt_paid=inv["value_msat"])
+            inv.update(
+                state="SETTLED",
+                settled=True,
+                settle_date=str(at or int(time.time())),
+                settle_index=str(self.settle_index),
+                amt_paid_msat=inv["value_msat"],
+                amt_paid_sat=inv["value"],
+                amt_paid=inv["value_msat"],
+            )
             self.lock.notify_all()
             return inv
 
@@ -161,17 +177,29 @@ class FakeLnd:
         hints = None
         if private:
             hints = [_route_hint()]
-        request = sign_invoice(NODE_KEY, value_msat, memo, payment_hash.hex(), expiry,
-                               route_hints=hints)
+        request = sign_invoice(
+            NODE_KEY, value_msat, memo, payment_hash.hex(), expiry, route_hints=hints
+        )
         with self.lock:
             self.add_index += 1
             inv = {
-                "memo": memo, "r_preimage": _b64(preimage), "r_hash": _b64(payment_hash),
-                "value": str(value_msat // 1000), "value_msat": str(value_msat),
-                "settled": False, "creation_date": str(int(time.time())), "settle_date": "0",
-                "payment_request": request, "expiry": str(expiry), "private": private,
-                "add_index": str(self.add_index), "settle_index": "0", "amt_paid": "0",
-                "amt_paid_sat": "0", "amt_paid_msat": "0", "state": "OPEN",
+                "memo": memo,
+                "r_preimage": _b64(preimage),
+                "r_hash": _b64(payment_hash),
+                "value": str(value_msat // 1000),
+                "value_msat": str(value_msat),
+                "settled": False,
+                "creation_date": str(int(time.time())),
+                "settle_date": "0",
+                "payment_request": request,
+                "expiry": str(expiry),
+                "private": private,
+                "add_index": str(self.add_index),
+                "settle_index": "0",
+                "amt_paid": "0",
+                "amt_paid_sat": "0",
+                "amt_paid_msat": "0",
+                "state": "OPEN",
                 "payment_addr": _b64(secrets.token_bytes(32)),
             }
             self.invoices[payment_hash.hex()] = inv
@@ -185,8 +213,9 @@ class FakeLnd:
             return "expected 1 macaroon, got 0"
         try:
             raw = bytes.fromhex(header)
-            m = Macaroon.deserialize(base64.urlsafe_b64encode(raw).decode().rstrip("="),
-                                     serializer=BinarySerializer())
+            m = Macaroon.deserialize(
+                base64.urlsafe_b64encode(raw).decode().rstrip("="), serializer=BinarySerializer()
+            )
             verifier = Verifier()
             verifier.satisfy_general(lambda caveat: True)
             verifier.verify(m, self.root_key)
@@ -202,8 +231,17 @@ def _route_hint():
     from bolt11 import RouteHint
     from bolt11.models.routehint import Route
 
-    return RouteHint([Route(public_key="02" + "22" * 32, short_channel_id="1x2x3",
-                            base_fee=1000, ppm_fee=1, cltv_expiry_delta=40)])
+    return RouteHint(
+        [
+            Route(
+                public_key="02" + "22" * 32,
+                short_channel_id="1x2x3",
+                base_fee=1000,
+                ppm_fee=1,
+                cltv_expiry_delta=40,
+            )
+        ]
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -238,8 +276,11 @@ class _Handler(BaseHTTPRequestHandler):
         node = self.node
         parts = urlsplit(self.path)
         node.requests.append((method, parts.path))
-        key = (method, "/v1/invoice/") if parts.path.startswith("/v1/invoice/") else \
-            (method, parts.path)
+        key = (
+            (method, "/v1/invoice/")
+            if parts.path.startswith("/v1/invoice/")
+            else (method, parts.path)
+        )
         if key not in PERMISSIONS:
             self._send(404, {"code": 5, "message": "Not Found"})
             return
@@ -248,17 +289,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, {"code": 2, "message": denied, "details": []})
             return
         if node.down:
-            self._send(503, {"code": 14, "message": "wallet locked, unlock it to enable full "
-                                                    "RPC access"})
+            self._send(
+                503, {"code": 14, "message": "wallet locked, unlock it to enable full RPC access"}
+            )
             return
         query = parse_qs(parts.query)
         if key == ("POST", "/v1/invoices"):
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
-            inv = node.create(int(body.get("value_msat", 0)), body.get("memo", ""),
-                              int(body.get("expiry", 86400)), bool(body.get("private")))
-            self._send(200, {"r_hash": inv["r_hash"], "payment_request": inv["payment_request"],
-                             "add_index": inv["add_index"], "payment_addr": inv["payment_addr"]})
+            inv = node.create(
+                int(body.get("value_msat", 0)),
+                body.get("memo", ""),
+                int(body.get("expiry", 86400)),
+                bool(body.get("private")),
+            )
+            self._send(
+                200,
+                {
+                    "r_hash": inv["r_hash"],
+                    "payment_request": inv["payment_request"],
+                    "add_index": inv["add_index"],
+                    "payment_addr": inv["payment_addr"],
+                },
+            )
         elif key == ("GET", "/v1/invoice/"):
             inv = node.invoices.get(parts.path.rsplit("/", 1)[1])
             if inv is None:
@@ -268,13 +321,27 @@ class _Handler(BaseHTTPRequestHandler):
         elif key == ("GET", "/v1/invoices"):
             offset = int(query.get("index_offset", ["0"])[0])
             found = [i for i in node.invoices.values() if int(i["add_index"]) > offset]
-            self._send(200, {"invoices": found, "first_index_offset": str(offset + 1),
-                             "last_index_offset": str(node.add_index)})
+            self._send(
+                200,
+                {
+                    "invoices": found,
+                    "first_index_offset": str(offset + 1),
+                    "last_index_offset": str(node.add_index),
+                },
+            )
         elif key == ("GET", "/v1/getinfo"):
-            self._send(200, {"identity_pubkey": NODE_PUBKEY, "alias": "fake-lnd",
-                             "synced_to_chain": node.synced, "synced_to_graph": True,
-                             "block_height": 150, "num_active_channels": len(node.channels),
-                             "chains": [{"chain": "bitcoin", "network": "regtest"}]})
+            self._send(
+                200,
+                {
+                    "identity_pubkey": NODE_PUBKEY,
+                    "alias": "fake-lnd",
+                    "synced_to_chain": node.synced,
+                    "synced_to_graph": True,
+                    "block_height": 150,
+                    "num_active_channels": len(node.channels),
+                    "chains": [{"chain": "bitcoin", "network": "regtest"}],
+                },
+            )
         elif key == ("GET", "/v1/channels"):
             self._send(200, {"channels": [c for c in node.channels if c["active"]]})
         else:
@@ -295,9 +362,14 @@ class _Handler(BaseHTTPRequestHandler):
         with node.lock:
             node._streams.add(conn)
             # lnd replays what was settled after the client's settle_index (0: nothing).
-            backlog = sorted((i for i in node.invoices.values()
-                              if settle_index and int(i["settle_index"]) > settle_index),
-                             key=lambda i: int(i["settle_index"]))
+            backlog = sorted(
+                (
+                    i
+                    for i in node.invoices.values()
+                    if settle_index and int(i["settle_index"]) > settle_index
+                ),
+                key=lambda i: int(i["settle_index"]),
+            )
             seen_add, seen_settle = node.add_index, node.settle_index
         try:
             for inv in backlog:
@@ -308,9 +380,11 @@ class _Handler(BaseHTTPRequestHandler):
                         if conn not in node._streams:
                             return
                         node.lock.wait(0.5)
-                    news = [i for i in node.invoices.values()
-                            if int(i["add_index"]) > seen_add
-                            or int(i["settle_index"]) > seen_settle]
+                    news = [
+                        i
+                        for i in node.invoices.values()
+                        if int(i["add_index"]) > seen_add or int(i["settle_index"]) > seen_settle
+                    ]
                     seen_add, seen_settle = node.add_index, node.settle_index
                     drop, node._drop_next = node._drop_next, False
                     repeat = node._repeat_next and any(i["state"] == "SETTLED" for i in news)

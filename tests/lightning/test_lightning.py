@@ -35,8 +35,11 @@ def _checkout(b: Browser, method_label: str = "Lightning"):
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
     # The e-book is delivered at once, which needs the customer's consent.
-    page = b.submit(b.form("main form"), {"payment_method": b.option_value(method_label),
-                                          "digital_consent": "y"}, button="Place order")
+    page = b.submit(
+        b.form("main form"),
+        {"payment_method": b.option_value(method_label), "digital_consent": "y"},
+        button="Place order",
+    )
     assert re.fullmatch(r"/orders/[A-Za-z0-9_-]{43}", page.url)
     return page
 
@@ -54,9 +57,15 @@ def _new_invoice(db, method, **contact) -> tuple[int, LightningInvoice]:
 
 def _paid_records(db, order_id: int) -> int:
     with db.job_session() as session:
-        return session.scalar(select(func.count()).select_from(PaymentRecord).where(
-            PaymentRecord.order_id == order_id, PaymentRecord.provider == "lightning",
-            PaymentRecord.kind == "paid"))
+        return session.scalar(
+            select(func.count())
+            .select_from(PaymentRecord)
+            .where(
+                PaymentRecord.order_id == order_id,
+                PaymentRecord.provider == "lightning",
+                PaymentRecord.kind == "paid",
+            )
+        )
 
 
 def _following(db, node) -> bool:
@@ -195,8 +204,13 @@ def test_node_restart_with_a_payment_while_it_was_away(app, db, method, node):
 
 
 def test_no_personal_data_in_any_invoice_field(app, db, method, node):
-    contact = {"email": "ada.lovelace@example.org", "name": "Ada Lovelace",
-               "street": "12 Analytical Row", "postal_code": "10115", "city": "Berlin"}
+    contact = {
+        "email": "ada.lovelace@example.org",
+        "name": "Ada Lovelace",
+        "street": "12 Analytical Row",
+        "postal_code": "10115",
+        "city": "Berlin",
+    }
     order_id, invoice = _new_invoice(db, method, **contact)
     decoded = Invoice.decode(invoice.bolt11)
     fields = [str(v) for _k, v in decoded.tags] + [str(v) for _k, v in decoded.unknown_tags]

@@ -29,8 +29,11 @@ def _settings(**values):
 def test_an_admin_macaroon_is_refused_at_start_up(lnd):
     admin = lnd.bake(ADMIN_OPS, "admin")
     with pytest.raises(ConfigError) as err:
-        _settings(lightning_lnd_url=lnd.url, lightning_lnd_macaroon=str(admin),
-                  lightning_lnd_cert=str(lnd.cert_path))
+        _settings(
+            lightning_lnd_url=lnd.url,
+            lightning_lnd_macaroon=str(admin),
+            lightning_lnd_cert=str(lnd.cert_path),
+        )
     message = str(err.value)
     assert "SHOP_LIGHTNING_LND_MACAROON" in message
     assert "offchain:write" in message and "onchain:write" in message
@@ -38,12 +41,18 @@ def test_an_admin_macaroon_is_refused_at_start_up(lnd):
     # One extra spending permission is enough to refuse it.
     spender = lnd.bake({**INVOICE_OPS, "offchain": ["read", "write"]}, "spender")
     with pytest.raises(ConfigError, match="offchain:write"):
-        _settings(lightning_lnd_url=lnd.url, lightning_lnd_macaroon=str(spender),
-                  lightning_lnd_cert=str(lnd.cert_path))
+        _settings(
+            lightning_lnd_url=lnd.url,
+            lightning_lnd_macaroon=str(spender),
+            lightning_lnd_cert=str(lnd.cert_path),
+        )
     # The invoice-only macaroon starts, and the node accepts it.
     ok = lnd.bake(INVOICE_OPS)
-    settings = _settings(lightning_lnd_url=lnd.url, lightning_lnd_macaroon=str(ok),
-                         lightning_lnd_cert=str(lnd.cert_path))
+    settings = _settings(
+        lightning_lnd_url=lnd.url,
+        lightning_lnd_macaroon=str(ok),
+        lightning_lnd_cert=str(lnd.cert_path),
+    )
     client = LndRest(settings.lightning_lnd_url, str(ok), str(lnd.cert_path))
     assert client.info().synced
 
@@ -51,13 +60,19 @@ def test_an_admin_macaroon_is_refused_at_start_up(lnd):
 def test_a_macaroon_without_invoice_permission_or_not_a_macaroon_is_refused(lnd, tmp_path):
     readonly = lnd.bake({"info": ["read"]}, "readonly")
     with pytest.raises(ConfigError, match="no invoice permissions"):
-        _settings(lightning_lnd_url=lnd.url, lightning_lnd_macaroon=str(readonly),
-                  lightning_lnd_cert=str(lnd.cert_path))
+        _settings(
+            lightning_lnd_url=lnd.url,
+            lightning_lnd_macaroon=str(readonly),
+            lightning_lnd_cert=str(lnd.cert_path),
+        )
     junk = tmp_path / "junk.macaroon"
     junk.write_bytes(b"\x02not a macaroon")
     with pytest.raises(ConfigError, match="not a macaroon"):
-        _settings(lightning_lnd_url=lnd.url, lightning_lnd_macaroon=str(junk),
-                  lightning_lnd_cert=str(lnd.cert_path))
+        _settings(
+            lightning_lnd_url=lnd.url,
+            lightning_lnd_macaroon=str(junk),
+            lightning_lnd_cert=str(lnd.cert_path),
+        )
 
 
 def test_the_node_is_reached_only_through_the_pinned_certificate(lnd, tmp_path):
@@ -73,12 +88,18 @@ def test_settings_go_together_and_exclude_each_other(lnd):
     with pytest.raises(ConfigError, match="go together"):
         _settings(lightning_lnd_url=lnd.url)
     with pytest.raises(ConfigError, match="must be https"):
-        _settings(lightning_lnd_url="http://127.0.0.1:8080",
-                  lightning_lnd_macaroon=str(lnd.bake(INVOICE_OPS)),
-                  lightning_lnd_cert=str(lnd.cert_path))
+        _settings(
+            lightning_lnd_url="http://127.0.0.1:8080",
+            lightning_lnd_macaroon=str(lnd.bake(INVOICE_OPS)),
+            lightning_lnd_cert=str(lnd.cert_path),
+        )
     with pytest.raises(ConfigError, match="exclude each other"):
-        _settings(lightning_lnd_url=lnd.url, lightning_lnd_macaroon=str(lnd.bake(INVOICE_OPS)),
-                  lightning_lnd_cert=str(lnd.cert_path), lightning_cln_rpc="/run/cln/rpc")
+        _settings(
+            lightning_lnd_url=lnd.url,
+            lightning_lnd_macaroon=str(lnd.bake(INVOICE_OPS)),
+            lightning_lnd_cert=str(lnd.cert_path),
+            lightning_cln_rpc="/run/cln/rpc",
+        )
     with pytest.raises(ConfigError, match="absolute path"):
         _settings(lightning_cln_rpc="lightning-rpc")
 

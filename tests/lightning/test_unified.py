@@ -77,8 +77,9 @@ def test_one_qr_code_carries_address_amount_and_lightning_invoice(unified_app, l
 
     # Paid over Lightning: the order is paid, the page says so and stops reloading.
     lnd.settle(ln.payment_hash)
-    LightningListener(db, unified_app.extensions["shop.payment_methods"]["lightning"].backend
-                      ).reconcile()
+    LightningListener(
+        db, unified_app.extensions["shop.payment_methods"]["lightning"].backend
+    ).reconcile()
     order = _order(db)
     assert order.status == "paid" and order.amount_paid == order.total
     paid_page = b.get(page.url)
@@ -100,7 +101,8 @@ def test_node_unreachable_leaves_lightning_out_and_on_chain_still_works(unified_
     page = _bitcoin_page(b)
     link = page.soup.select_one("figure.btc-qr a")["href"]
     assert "lightning=" not in link and "lightning=" not in decode_svg(
-        page.soup.select_one("figure.btc-qr svg"))
+        page.soup.select_one("figure.btc-qr svg")
+    )
     assert "Lightning is unavailable right now" in page.text
     assert "You can still pay on-chain" in page.text
     # On-chain goes on: the simulated chain pays the address.

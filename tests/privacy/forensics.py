@@ -45,15 +45,16 @@ def _expand(raw: bytes) -> bytes:
 def _candidates(data: bytes, prefix: bytes) -> set[bytes]:
     found, start = set(), 0
     while (i := data.find(prefix, start)) != -1:
-        blob = data[i:i + len(prefix) + _SEALED]
+        blob = data[i : i + len(prefix) + _SEALED]
         if len(blob) == len(prefix) + _SEALED:
             found.add(blob)
         start = i + 1
     return found
 
 
-def recover(raw: bytes, masters: Keyring, epoch_keys: dict[bytes, bytes],
-            order_ids: range) -> set[int]:
+def recover(
+    raw: bytes, masters: Keyring, epoch_keys: dict[bytes, bytes], order_ids: range
+) -> set[int]:
     """Order ids whose data key can be unwrapped from anything in ``raw``."""
     data = _expand(raw)
     keys: list[tuple[bytes, bytes]] = []  # (header, key)
@@ -65,7 +66,7 @@ def recover(raw: bytes, masters: Keyring, epoch_keys: dict[bytes, bytes],
     for header, key in keys:
         aead = AESGCM(key)
         for blob in _candidates(data, header):
-            nonce, sealed = blob[len(header):len(header) + 12], blob[len(header) + 12:]
+            nonce, sealed = blob[len(header) : len(header) + 12], blob[len(header) + 12 :]
             for order_id in order_ids:
                 if order_id in recovered:
                     continue

@@ -22,11 +22,22 @@ NOT_PERSONAL = {"order_contacts.wrapped_key", "bitcoin_invoices.script_pubkey"}
 
 def test_no_column_holds_a_plain_copy_of_personal_data(demo_catalog, database):
     tag = secrets.token_hex(4)
-    details = ContactDetails(email=f"qzinv{tag}@example.org", name=f"Qzname{tag}",
-                             street=f"Qzstreet{tag} 1", postal_code=f"QZ{tag}", city=f"Qzcity{tag}")
+    details = ContactDetails(
+        email=f"qzinv{tag}@example.org",
+        name=f"Qzname{tag}",
+        street=f"Qzstreet{tag} 1",
+        postal_code=f"QZ{tag}",
+        city=f"Qzcity{tag}",
+    )
     tracking = f"QZTRACK{tag}"
-    markers = [details.email, details.name, f"Qzstreet{tag}", details.postal_code, details.city,
-               tracking]
+    markers = [
+        details.email,
+        details.name,
+        f"Qzstreet{tag}",
+        details.postal_code,
+        details.city,
+        tracking,
+    ]
     with database.job_session() as s:
         order = place(s, contact=details)
         pay(s, order)
@@ -42,8 +53,11 @@ def test_no_column_holds_a_plain_copy_of_personal_data(demo_catalog, database):
                 for column, value in zip(table.columns, row, strict=True):
                     if isinstance(value, (str, bytes, memoryview)):
                         data = value.encode() if isinstance(value, str) else bytes(value)
-                        found += [f"{table.name}.{column.name}" for m in markers
-                                  if m.lower().encode() in data.lower()]
+                        found += [
+                            f"{table.name}.{column.name}"
+                            for m in markers
+                            if m.lower().encode() in data.lower()
+                        ]
     assert len(meta.tables) >= 10
     assert found == []
 
@@ -51,6 +65,10 @@ def test_no_column_holds_a_plain_copy_of_personal_data(demo_catalog, database):
 def test_every_binary_column_is_personal_or_key_material():
     """A new LargeBinary column (where sealed copies go) is either marked personal -- and so in
     docs/PRIVACY.md, under an eraser -- or listed above with the reason it is not."""
-    unknown = {f"{t.name}.{c.name}" for t in metadata.sorted_tables for c in t.columns
-               if isinstance(c.type, LargeBinary) and not c.info.get("personal")} - NOT_PERSONAL
+    unknown = {
+        f"{t.name}.{c.name}"
+        for t in metadata.sorted_tables
+        for c in t.columns
+        if isinstance(c.type, LargeBinary) and not c.info.get("personal")
+    } - NOT_PERSONAL
     assert unknown == set()

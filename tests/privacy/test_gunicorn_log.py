@@ -46,9 +46,12 @@ def _run(command: list[str], tmp_path: Path) -> str:
         if flag in args:
             args[args.index(flag) + 1] = f"127.0.0.1:{port}"
     args = [a for a in args if not a.startswith("0.0.0.0")]
-    env = {**os.environ, "GUNICORN_CMD_ARGS": f"--workers 1 --bind 127.0.0.1:{port}",
-           "SHOP_INSTANCE_PATH": str(tmp_path / "instance"),
-           "SHOP_DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}"}
+    env = {
+        **os.environ,
+        "GUNICORN_CMD_ARGS": f"--workers 1 --bind 127.0.0.1:{port}",
+        "SHOP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "SHOP_DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}",
+    }
     env.pop("SHOP_ENV", None)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -59,8 +62,9 @@ def _run(command: list[str], tmp_path: Path) -> str:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/orders/{TOKEN}?email=a@b.example",
-                                           timeout=5)
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/orders/{TOKEN}?email=a@b.example", timeout=5
+                    )
                 except urllib.error.HTTPError:
                     break  # 404 or 500: either way the request was served and logged
                 except OSError:

@@ -35,11 +35,17 @@ def test_sale_is_recorded_once_with_rates_lines_and_no_personal_data(demo_catalo
         assert entry.gross == order.total == 4390
         assert entry.vat == order.vat_total == 701 and entry.net == 4390 - 701
         assert [(r.tax_rate_bp, r.gross, r.vat, r.net) for r in entry.rates] == [
-            (1900, 4390, 701, 3689)]
+            (1900, 4390, 701, 3689)
+        ]
         assert [(l.description, l.quantity, l.gross) for l in entry.lines] == [
-            ("Harbour at Dawn — art print — A3", 1, 3900), ("Shipping: Standard parcel", 1, 490)]
+            ("Harbour at Dawn — art print — A3", 1, 3900),
+            ("Shipping: Standard parcel", 1, 490),
+        ]
         assert (entry.payment_method, entry.payment_reference, entry.destination_country) == (
-            "demo", "pi_123", "DE")
+            "demo",
+            "pi_123",
+            "DE",
+        )
         row = " ".join(str(v) for v in s.execute(text("SELECT * FROM ledger_entries")).one())
         for personal in ("Ada", "Lovelace", "example.org", "Harbour Road", "Berlin", order.token):
             assert personal not in row
@@ -53,7 +59,12 @@ def test_mixed_rates_and_refunds_are_negative_entries(demo_catalog, database):
         refund(s, order, order.total - 1000, now=datetime(2026, 3, 6, tzinfo=UTC), key="r2")
         sale, r1, r2 = _entries(s)
         assert order.status == "refunded"
-        assert (r1.kind, r1.key, r1.gross, r1.vat) == ("refund", f"refund:{order.number}:1", -1000, -65)
+        assert (r1.kind, r1.key, r1.gross, r1.vat) == (
+            "refund",
+            f"refund:{order.number}:1",
+            -1000,
+            -65,
+        )
         assert r1.net == -935 and r1.lines == [] and r1.payment_reference == "r1"
         assert r2.key.endswith(":2") and sale.gross + r1.gross + r2.gross == 0
         assert ledger.totals(s)["EUR"].gross == 0
@@ -76,8 +87,11 @@ def test_the_ledger_refuses_updates_in_the_orm_and_in_the_database(demo_catalog,
         with pytest.raises(LedgerImmutable):
             s.flush()
         s.rollback()
-    for table, column in (("ledger_entries", "gross"), ("ledger_lines", "quantity"),
-                          ("ledger_rates", "vat")):
+    for table, column in (
+        ("ledger_entries", "gross"),
+        ("ledger_lines", "quantity"),
+        ("ledger_rates", "vat"),
+    ):
         with pytest.raises(DBAPIError, match="immutable"):
             with database.engine.begin() as conn:  # raw SQL, bypassing every ORM guard
                 conn.execute(text(f"UPDATE {table} SET {column} = {column} + 1"))
@@ -95,8 +109,10 @@ def test_csv_export_for_a_period(demo_catalog, database):
         refund(s, march, 1000, now=datetime(2026, 3, 31, 23, 59, tzinfo=UTC))
         out = ledger.export_csv(s, date(2026, 3, 1), date(2026, 3, 31))
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [(r["kind"], r["order_number"], r["vat_rate_percent"], r["gross"], r["vat"], r["net"])
-            for r in rows] == [
+    assert [
+        (r["kind"], r["order_number"], r["vat_rate_percent"], r["gross"], r["vat"], r["net"])
+        for r in rows
+    ] == [
         ("sale", march.number, "7.00", "64.00", "4.19", "59.81"),
         ("refund", march.number, "7.00", "-10.00", "-0.65", "-9.35"),
     ]
@@ -110,13 +126,16 @@ def test_cli_ledger_export(demo_catalog, database, tmp_path):
 
     runner = demo_catalog.test_cli_runner()
     out = tmp_path / "ledger.csv"
-    result = runner.invoke(privacy, ["ledger-export", "--from", "2026-01-01", "--to",
-                                     "2026-12-31", "-o", str(out)])
+    result = runner.invoke(
+        privacy, ["ledger-export", "--from", "2026-01-01", "--to", "2026-12-31", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_text().splitlines()[1].split(",")[1:3] == ["sale", "2026-000001"]
     bad = runner.invoke(privacy, ["ledger-export", "--from", "2026-13-01", "--to", "2026-12-31"])
     assert bad.exit_code == 2 and "not a date" in bad.output
-    backwards = runner.invoke(privacy, ["ledger-export", "--from", "2026-12-01", "--to", "2026-01-01"])
+    backwards = runner.invoke(
+        privacy, ["ledger-export", "--from", "2026-12-01", "--to", "2026-01-01"]
+    )
     assert backwards.exit_code == 2 and "must not be before" in backwards.output
 
 

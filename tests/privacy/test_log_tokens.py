@@ -77,8 +77,9 @@ def _flask_handler_case(db_url, tmp_path, capfd):
     client = app.test_client()
     for _ in range(2):  # the second time, Flask's handler is certainly in place
         assert client.get(f"/fail?q=ada@example.org&t={TOKEN}").status_code == 500
-    logging.getLogger("shop.web.security").error("after: ada@example.org 203.0.113.9 /orders/%s",
-                                                 TOKEN)
+    logging.getLogger("shop.web.security").error(
+        "after: ada@example.org 203.0.113.9 /orders/%s", TOKEN
+    )
     captured = capfd.readouterr()
     out = captured.out + captured.err
     assert "ada@example.org" not in out and "203.0.113.9" not in out and TOKEN not in out

@@ -42,20 +42,32 @@ from tests.privacy.forensics import read_tree, recover, shop_keys
 
 def _markers() -> dict[str, str]:
     tag = secrets.token_hex(5)
-    return {key: f"{prefix}{tag}" for key, prefix in [
-        ("email_user", "qzmail"), ("email_domain", "qzdomain"), ("name", "Qzname"),
-        ("street", "Qzstreet"), ("postal", "QZ"), ("city", "Qzcity"),
-        ("digital_user", "qzdigital"), ("unpaid_name", "Qzunpaid"), ("refund_name", "Qzrefund"),
-        ("tracking", "QZTRACK"),
-    ]}
+    return {
+        key: f"{prefix}{tag}"
+        for key, prefix in [
+            ("email_user", "qzmail"),
+            ("email_domain", "qzdomain"),
+            ("name", "Qzname"),
+            ("street", "Qzstreet"),
+            ("postal", "QZ"),
+            ("city", "Qzcity"),
+            ("digital_user", "qzdigital"),
+            ("unpaid_name", "Qzunpaid"),
+            ("refund_name", "Qzrefund"),
+            ("tracking", "QZTRACK"),
+        ]
+    }
 
 
 def _hits(blob: bytes | str, markers: dict[str, str]) -> list[str]:
     """Markers found in ``blob``: as text (any case), and hex-encoded (how dumps show bytea)."""
     data = blob.encode("utf-8", "replace") if isinstance(blob, str) else bytes(blob)
     data = data.lower()
-    return [m for m in markers.values()
-            if m.lower().encode() in data or m.encode().hex().encode() in data]
+    return [
+        m
+        for m in markers.values()
+        if m.lower().encode() in data or m.encode().hex().encode() in data
+    ]
 
 
 def scan_columns(url: str, markers: dict[str, str]) -> list[str]:
@@ -85,8 +97,9 @@ def _raw_sqlite(path: Path) -> bytes:
 
 def _pg_dump(url: str) -> bytes:
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    return subprocess.run(["pg_dump", "--data-only", "--no-owner", libpq], check=True,
-                          capture_output=True, timeout=60).stdout
+    return subprocess.run(
+        ["pg_dump", "--data-only", "--no-owner", libpq], check=True, capture_output=True, timeout=60
+    ).stdout
 
 
 def _pg_files(database) -> list[Path]:
@@ -97,7 +110,8 @@ def _pg_files(database) -> list[Path]:
         except Exception:  # noqa: BLE001 - not a superuser: nothing on disk to look at
             return []
         oid = conn.exec_driver_sql(
-            "SELECT oid FROM pg_database WHERE datname = current_database()").scalar()
+            "SELECT oid FROM pg_database WHERE datname = current_database()"
+        ).scalar()
         conn.exec_driver_sql("CHECKPOINT")  # table pages reach their files, as they will
     roots = [Path(data_dir) / "base" / str(oid), Path(data_dir) / "pg_wal"]
     return [r for r in roots if r.is_dir() and os.access(r, os.R_OK)]
@@ -117,8 +131,13 @@ def _checkout(b: Browser, product: str, fields: dict[str, str], pay: bool) -> st
 
 
 def _address(m: dict[str, str], name: str) -> dict[str, str]:
-    return {"email": f"{m['email_user']}@{m['email_domain']}.example", "name": name,
-            "street": f"{m['street']} 12", "postal_code": m["postal"], "city": m["city"]}
+    return {
+        "email": f"{m['email_user']}@{m['email_domain']}.example",
+        "name": name,
+        "street": f"{m['street']} 12",
+        "postal_code": m["postal"],
+        "city": m["city"],
+    }
 
 
 def test_no_personal_data_survives_the_purge(client, database, db_url, tmp_path, caplog):
@@ -139,9 +158,18 @@ def test_no_personal_data_survives_the_purge(client, database, db_url, tmp_path,
         service.ship(s, orders[physical], m["tracking"], now=now)
         for token in (digital, refunded):
             service.fulfil(s, orders[token], now=now)
-        service.apply_payment_event(s, PaymentEvent(
-            provider="demo", key="proof-refund", order_ref=orders[refunded].ref,
-            kind=PaymentEventKind.REFUNDED, amount=500, currency="EUR"), now=now)
+        service.apply_payment_event(
+            s,
+            PaymentEvent(
+                provider="demo",
+                key="proof-refund",
+                order_ref=orders[refunded].ref,
+                kind=PaymentEventKind.REFUNDED,
+                amount=500,
+                currency="EUR",
+            ),
+            now=now,
+        )
         service.expire_due_orders(s, now=orders[unpaid].expires_at + timedelta(seconds=1))
         # The markers really are stored (with the key): the scans below are not vacuous.
         assert read_contact(s, orders[physical]).city == m["city"]
@@ -158,27 +186,40 @@ def test_card_checkout_leaves_no_personal_data(db_url, tmp_path, caplog, monkeyp
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")
     m = _markers()
-    monkeypatch.setitem(fake_mod.FAKE_CUSTOMER_DETAILS, "email",
-                        f"{m['digital_user']}@{m['email_domain']}.example")
+    monkeypatch.setitem(
+        fake_mod.FAKE_CUSTOMER_DETAILS, "email", f"{m['digital_user']}@{m['email_domain']}.example"
+    )
     monkeypatch.setitem(fake_mod.FAKE_CUSTOMER_DETAILS, "name", m["refund_name"])
-    monkeypatch.setitem(fake_mod.FAKE_CUSTOMER_DETAILS, "address", {
-        "city": m["city"], "country": "DE", "line1": m["street"], "line2": None,
-        "postal_code": m["postal"], "state": None})
+    monkeypatch.setitem(
+        fake_mod.FAKE_CUSTOMER_DETAILS,
+        "address",
+        {
+            "city": m["city"],
+            "country": "DE",
+            "line1": m["street"],
+            "line2": None,
+            "postal_code": m["postal"],
+            "state": None,
+        },
+    )
     fake_mod.fast_sdk_retries(monkeypatch)
-    with fake_mod.FakeStripe(api_key=stripe_fx.API_KEY,
-                             webhook_secret=stripe_fx.WEBHOOK_SECRET) as fake:
+    with fake_mod.FakeStripe(
+        api_key=stripe_fx.API_KEY, webhook_secret=stripe_fx.WEBHOOK_SECRET
+    ) as fake:
         app = stripe_fx.build_card_app(db_url, tmp_path / "instance", fake)
         try:
             client = app.test_client()
             b = Browser(client)
-            token = _checkout(b, "tote-bag", {**_address(m, m["name"]), "payment_method": "card"},
-                              pay=False)
+            token = _checkout(
+                b, "tote-bag", {**_address(m, m["name"]), "payment_method": "card"}, pay=False
+            )
             with app.extensions["shop.db"].job_session() as s:
                 order = service.get_by_token(s, token)
                 assert order.payment_method == "card"
             url = stripe_fx.start_card_payment(client, order)
-            response = stripe_fx.post_event(client, fake.complete_session(
-                stripe_fx.session_id_of(url)))
+            response = stripe_fx.post_event(
+                client, fake.complete_session(stripe_fx.session_id_of(url))
+            )
             assert response.status_code == 200, response.get_data(as_text=True)
             database = app.extensions["shop.db"]
             with database.job_session() as s:
@@ -204,16 +245,20 @@ def test_bitcoin_checkout_leaves_no_personal_data(db_url, tmp_path, caplog):
     try:
         b = Browser(app.test_client())
         tokens = []
-        for product, fields in (("tote-bag", _address(m, m["name"])),
-                                ("small-hours", {"email": f"{m['digital_user']}@example.org"})):
+        for product, fields in (
+            ("tote-bag", _address(m, m["name"])),
+            ("small-hours", {"email": f"{m['digital_user']}@example.org"}),
+        ):
             b.get(f"/products/{product}")
             b.submit(b.form(f"form[action$='/cart/add/{product}']"))
             b.get("/checkout")
             if b.page.soup.find(attrs={"name": "digital_consent"}) is not None:
                 fields = {**fields, "digital_consent": "y"}
-            page = b.submit(b.form("main form"), {
-                "country": "DE", **fields, "payment_method": b.option_value("Bitcoin")},
-                button="Place order")
+            page = b.submit(
+                b.form("main form"),
+                {"country": "DE", **fields, "payment_method": b.option_value("Bitcoin")},
+                button="Place order",
+            )
             tokens.append(page.url.rsplit("/", 1)[1])
             b.submit(b.form(".bitcoin-pay form"))
             paid = b.submit(b.form("form.demo-pay"), button="Simulate payment")
@@ -250,9 +295,16 @@ def test_bitcoin_refund_address_is_erased(db_url, tmp_path, caplog):
         b.get("/products/small-hours")
         b.submit(b.form("form[action$='/cart/add/small-hours']"))
         b.get("/checkout")
-        page = b.submit(b.form("main form"), {
-            "country": "DE", "email": f"{m['digital_user']}@example.org", "digital_consent": "y",
-            "payment_method": b.option_value("Bitcoin")}, button="Place order")
+        page = b.submit(
+            b.form("main form"),
+            {
+                "country": "DE",
+                "email": f"{m['digital_user']}@example.org",
+                "digital_consent": "y",
+                "payment_method": b.option_value("Bitcoin"),
+            },
+            button="Place order",
+        )
         token = page.url.rsplit("/", 1)[1]
         b.submit(b.form(".bitcoin-pay form"))
         assert "Status: Paid" in b.submit(b.form("form.demo-pay"), button="Simulate payment").text
@@ -332,7 +384,8 @@ def prove(app, db_url, tmp_path, caplog, m, token, *, orders: int, entries: int)
             assert len(roots) == 2 and len(files) > 1_000_000
     instance = read_tree(Path(app.extensions["shop.settings"].instance_path))
     logged = "\n".join(
-        f"{r.levelname} {r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+        f"{r.levelname} {r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records
+    )
     assert "order_contacts" in logged, "SQL logging was not captured: the log check proves nothing"
     everything = b"\x00".join([files, backup, instance, logged.encode(), caplog.text.encode()])
     assert _hits(everything, m) == []

@@ -82,10 +82,20 @@ def test_windows_per_status(demo_catalog, database):
     # Fulfilled 2 days in, so the 30-day return window ends at day 32; the refunded one at
     # day 33 (refund + 30), the returned one at day 40 (its refund restarted the window).
     assert _due(database, T0 + 31 * D) == {n["expired"], n["cancelled"]}
-    assert _due(database, T0 + 32 * D + H) == {n["expired"], n["cancelled"], n["fulfilled"],
-                                              n["closed"]}
-    assert _due(database, T0 + 40 * D + H) == {n["expired"], n["cancelled"], n["fulfilled"],
-                                              n["closed"], n["refunded"], n["returned"]}
+    assert _due(database, T0 + 32 * D + H) == {
+        n["expired"],
+        n["cancelled"],
+        n["fulfilled"],
+        n["closed"],
+    }
+    assert _due(database, T0 + 40 * D + H) == {
+        n["expired"],
+        n["cancelled"],
+        n["fulfilled"],
+        n["closed"],
+        n["refunded"],
+        n["returned"],
+    }
     # Still needed however long it takes: unpaid-but-open, paid-not-sent, disputes.
     later = _due(database, T0 + 3650 * D)
     assert {n["pending"], n["paid"], n["disputed"], n["part_refund_open"]} & later == set()
@@ -121,8 +131,9 @@ def test_purge_erases_stamps_and_keeps_the_ledger(demo_catalog, database):
 
 
 def test_windows_are_configurable(db_url, tmp_path):
-    app = make_test_app(db_url, tmp_path / "i", retention_fulfilled_days=14,
-                        retention_unpaid_hours=2)
+    app = make_test_app(
+        db_url, tmp_path / "i", retention_fulfilled_days=14, retention_unpaid_hours=2
+    )
     from shop.demo import seed_demo
 
     database = app.extensions["shop.db"]
@@ -140,8 +151,11 @@ def test_windows_are_configurable(db_url, tmp_path):
 
 def test_other_features_plug_in_erasers_and_holds(demo_catalog, database, monkeypatch):
     seen: list[list[int]] = []
-    monkeypatch.setitem(purge_mod._ERASERS, "test-refund-addresses",
-                        lambda session, ids: seen.append(list(ids)) or len(ids))
+    monkeypatch.setitem(
+        purge_mod._ERASERS,
+        "test-refund-addresses",
+        lambda session, ids: seen.append(list(ids)) or len(ids),
+    )
     held: set[int] = set()
     monkeypatch.setitem(purge_mod._HOLDS, "test-disputes", lambda session, ids: held & set(ids))
     with database.job_session() as s:
@@ -156,7 +170,8 @@ def test_other_features_plug_in_erasers_and_holds(demo_catalog, database, monkey
     held.clear()
     with database.job_session() as s:
         assert [o.number for o in purge(s, session_settings(s), as_of=T0 + 2 * D).orders] == [
-            b.number]
+            b.number
+        ]
     # The public decorators register under a name (replacing, never duplicating).
     register_eraser("test-refund-addresses")(lambda session, ids: 0)
     register_hold("test-disputes", lambda session, ids: set())
@@ -223,8 +238,7 @@ def test_purge_deletes_ledger_entries_after_the_configured_years(db_url, tmp_pat
     last_day = datetime(2026 + years, 12, 31, 23, tzinfo=UTC)
     with database.job_session() as s:
         assert purge(s, session_settings(s), now=last_day).ledger_entries_deleted == 0
-        assert purge(s, session_settings(s),
-                     now=last_day + 2 * H).ledger_entries_deleted == 1
+        assert purge(s, session_settings(s), now=last_day + 2 * H).ledger_entries_deleted == 1
     database.dispose()
 
 

@@ -18,9 +18,18 @@ def _checkout_physical(b: Browser, email="grace@example.net", name="Grace Hopper
     b.get("/products/tote-bag")
     b.submit(b.form("form[action$='/cart/add/tote-bag']"))
     b.get("/checkout")
-    return b.submit(b.form("main form"), {
-        "email": email, "name": name, "street": "7 Cobol Lane", "postal_code": "20095",
-        "city": "Hamburg", "country": "DE"}, button="Place order")
+    return b.submit(
+        b.form("main form"),
+        {
+            "email": email,
+            "name": name,
+            "street": "7 Cobol Lane",
+            "postal_code": "20095",
+            "city": "Hamburg",
+            "country": "DE",
+        },
+        button="Place order",
+    )
 
 
 def _order(database) -> Order:
@@ -38,9 +47,13 @@ def test_download_my_data_is_everything_held_decrypted(client, database):
     assert response.headers["Content-Disposition"].startswith("attachment;")
     assert response.headers["Cache-Control"] == "no-store"
     data = json.loads(response.get_data(as_text=True))
-    assert data["personal_data"] == {"email": "grace@example.net", "name": "Grace Hopper",
-                                     "street": "7 Cobol Lane", "postal_code": "20095",
-                                     "city": "Hamburg"}
+    assert data["personal_data"] == {
+        "email": "grace@example.net",
+        "name": "Grace Hopper",
+        "street": "7 Cobol Lane",
+        "postal_code": "20095",
+        "city": "Hamburg",
+    }
     order = _order(database)
     assert data["order"]["number"] == order.number and data["order"]["status"] == "pending_payment"
     assert data["order"]["lines"][0]["product"].startswith("Canvas tote bag")

@@ -64,10 +64,17 @@ def test_the_tracking_reference_is_stored_encrypted_everywhere(demo_catalog, dat
         service.ship(s, order, TRACKING)
         order_id = order.id
     with database.engine.connect() as conn:
-        values = [v for table in ("shipments", "order_events", "outbox_messages")
-                  for row in conn.execute(text(f"SELECT * FROM {table}")) for v in row]
-    dumped = b"\x00".join(v.encode() if isinstance(v, str) else bytes(v) for v in values
-                         if isinstance(v, (str, bytes, memoryview)))
+        values = [
+            v
+            for table in ("shipments", "order_events", "outbox_messages")
+            for row in conn.execute(text(f"SELECT * FROM {table}"))
+            for v in row
+        ]
+    dumped = b"\x00".join(
+        v.encode() if isinstance(v, str) else bytes(v)
+        for v in values
+        if isinstance(v, (str, bytes, memoryview))
+    )
     assert TRACKING.encode() not in dumped
     # ... and still shown to whom it belongs: the admin's order page and the shipping email.
     from shop.admin.orders import shipments

@@ -33,8 +33,13 @@ def test_contact_round_trips_and_is_ciphertext_in_the_database(demo_catalog, dat
         order = place(s)
         order_id = order.id
     with database.job_session() as s:
-        raw = s.execute(text("SELECT wrapped_key, email, name, street, postal_code, city "
-                             "FROM order_contacts WHERE order_id = :id"), {"id": order_id}).one()
+        raw = s.execute(
+            text(
+                "SELECT wrapped_key, email, name, street, postal_code, city "
+                "FROM order_contacts WHERE order_id = :id"
+            ),
+            {"id": order_id},
+        ).one()
         for value in raw:
             blob = bytes(value)
             assert len(blob) >= 29  # version + nonce + tag at least
@@ -106,8 +111,9 @@ def test_rotation_rewraps_under_the_new_key(db_url, tmp_path):
     alone.extensions["shop.db"].dispose()
 
     # ... with the old one in SHOP_DATA_KEY_OLD, the rotation command re-wraps the epoch keys.
-    rotating = make_test_app(db_url, tmp_path / "i3", data_key=new_key, data_key_old=old_key,
-                             keyring_path=str(ring))
+    rotating = make_test_app(
+        db_url, tmp_path / "i3", data_key=new_key, data_key_old=old_key, keyring_path=str(ring)
+    )
     runner = rotating.test_cli_runner()
     from shop.privacy.cli import privacy
 
@@ -132,8 +138,11 @@ def test_data_from_before_epochs_stays_readable_and_moves_into_an_epoch(demo_cat
     with database.job_session() as s:
         order = place(s)
         contact = s.get(OrderContact, order.id)
-        data_key = unwrap_with_epoch(session_ring(s).key(contact.key_epoch), contact.wrapped_key,
-                                     context=f"order:{order.id}".encode())
+        data_key = unwrap_with_epoch(
+            session_ring(s).key(contact.key_epoch),
+            contact.wrapped_key,
+            context=f"order:{order.id}".encode(),
+        )
         master = demo_catalog.extensions["shop.keyring"].current
         contact.wrapped_key = wrap_data_key(master, data_key, context=f"order:{order.id}".encode())
         contact.key_epoch = None  # as migration 0010 leaves older rows
@@ -152,8 +161,11 @@ def test_rotate_keys_skips_current_and_counts(demo_catalog, database):
         place(s), place(s)
         result = rotate_keys(s)
         # Both orders share today's epoch: one file, already under the current master key.
-        assert (result.epoch_files_rewrapped, result.epoch_files_current,
-                result.moved_to_epochs) == (0, 1, 0)
+        assert (
+            result.epoch_files_rewrapped,
+            result.epoch_files_current,
+            result.moved_to_epochs,
+        ) == (0, 1, 0)
 
 
 def test_demo_generates_a_private_instance_key(db_url, tmp_path):
@@ -162,15 +174,20 @@ def test_demo_generates_a_private_instance_key(db_url, tmp_path):
     assert key_file.exists() and stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert app.extensions["shop.settings"].data_key == key_file.read_text().strip()
     again = make_test_app(db_url, tmp_path / "inst")
-    assert again.extensions["shop.keyring"].current.key_id == \
-        app.extensions["shop.keyring"].current.key_id
+    assert (
+        again.extensions["shop.keyring"].current.key_id
+        == app.extensions["shop.keyring"].current.key_id
+    )
     for a in (app, again):
         a.extensions["shop.db"].dispose()
 
 
 def test_production_refuses_to_start_without_a_valid_data_key():
-    base = {"SHOP_ENV": "production", "SHOP_SECRET_KEY": TEST_SECRET,
-            "SHOP_DATABASE_URL": "postgresql://x@localhost/shop"}
+    base = {
+        "SHOP_ENV": "production",
+        "SHOP_SECRET_KEY": TEST_SECRET,
+        "SHOP_DATABASE_URL": "postgresql://x@localhost/shop",
+    }
     with pytest.raises(ConfigError) as exc:
         load_settings(base)
     assert any("SHOP_DATA_KEY is required" in p for p in exc.value.problems)

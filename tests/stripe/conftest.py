@@ -35,11 +35,18 @@ def fake() -> Iterator[FakeStripe]:
 
 
 def build_card_app(url: str, instance, fake: FakeStripe, **overrides):
-    app = make_test_app(url, instance, **{
-        "stripe_secret_key": API_KEY, "stripe_webhook_secret": WEBHOOK_SECRET,
-        "stripe_api_base": fake.api_base, "stripe_checkout_origin": fake.api_base,
-        "stripe_timeout_seconds": 1.0, **overrides,
-    })
+    app = make_test_app(
+        url,
+        instance,
+        **{
+            "stripe_secret_key": API_KEY,
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_api_base": fake.api_base,
+            "stripe_checkout_origin": fake.api_base,
+            "stripe_timeout_seconds": 1.0,
+            **overrides,
+        },
+    )
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])
     return app
 
@@ -71,23 +78,36 @@ class PlacedOrder:
     total: int
 
 
-def place_card_order(app, sku: str = "PRINT-HARB-A3", quantity: int = 1,
-                     email: str | None = "ada@example.org") -> PlacedOrder:
+def place_card_order(
+    app, sku: str = "PRINT-HARB-A3", quantity: int = 1, email: str | None = "ada@example.org"
+) -> PlacedOrder:
     database = app.extensions["shop.db"]
     with database.job_session() as s:
         variant = s.scalar(select(Variant).where(Variant.sku == sku))
         rate_id = None
         if variant.product.is_physical:
             rate_id = shipping_options(s, "DE", variant.price * quantity)[0].rate_id
-        order = orders.place_order(s, orders.PlaceOrder(
-            digital_consent=True,
-            cart=[CartLine(variant.id, quantity, variant.price)], country="DE",
-            payment_method="card", currency=app.extensions["shop.settings"].currency,
-            expiry_minutes=30, shipping_rate_id=rate_id,
-            contact=orders.ContactDetails(email=email, name="Ada Lovelace",
-                                          street="1 Harbour Road", postal_code="10115",
-                                          city="Berlin") if email else orders.ContactDetails(),
-        ))
+        order = orders.place_order(
+            s,
+            orders.PlaceOrder(
+                digital_consent=True,
+                cart=[CartLine(variant.id, quantity, variant.price)],
+                country="DE",
+                payment_method="card",
+                currency=app.extensions["shop.settings"].currency,
+                expiry_minutes=30,
+                shipping_rate_id=rate_id,
+                contact=orders.ContactDetails(
+                    email=email,
+                    name="Ada Lovelace",
+                    street="1 Harbour Road",
+                    postal_code="10115",
+                    city="Berlin",
+                )
+                if email
+                else orders.ContactDetails(),
+            ),
+        )
         return PlacedOrder(order.id, order.token, order.ref, order.total)
 
 
@@ -105,9 +125,11 @@ def gateway(app):
 def post_event(client, signed: tuple[bytes, str]):
     """Stripe delivers the event; then the worker's job applies what was stored."""
     payload, header = signed
-    response = client.post("/webhooks/stripe", data=payload,
-                           headers={"Stripe-Signature": header,
-                                    "Content-Type": "application/json"})
+    response = client.post(
+        "/webhooks/stripe",
+        data=payload,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
     run_event_worker(client.application)
     return response
 
@@ -122,8 +144,10 @@ def start_card_payment(client, order: PlacedOrder) -> str:
     """Press "Pay by card"; the hosted page URL it redirects to."""
     page = client.get(f"/orders/{order.token}")
     assert page.status_code == 200
-    response = client.post(f"/orders/{order.token}/pay/card",
-                           data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    response = client.post(
+        f"/orders/{order.token}/pay/card",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True))},
+    )
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
     return response.headers["Location"]
 

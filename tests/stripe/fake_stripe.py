@@ -321,7 +321,9 @@ class FakeStripe:
         with self._lock:
             session = self._open_session(session_id)
             intent = self._new_payment_intent(
-                session["amount_total"], session["currency"], succeeded=paid,
+                session["amount_total"],
+                session["currency"],
+                succeeded=paid,
                 metadata=self._extra[session_id].intent_metadata,
             )
             session.update(
@@ -389,8 +391,10 @@ class FakeStripe:
                 "payment_intent": payment_intent,
                 "refunded": refunded >= intent["amount_received"],
                 "metadata": dict(intent["metadata"]),
-                "billing_details": {"email": FAKE_CUSTOMER_DETAILS["email"],
-                                    "name": FAKE_CUSTOMER_DETAILS["name"]},
+                "billing_details": {
+                    "email": FAKE_CUSTOMER_DETAILS["email"],
+                    "name": FAKE_CUSTOMER_DETAILS["name"],
+                },
             }
             signed = self._emit("charge.refunded", charge)
         self._deliver_webhooks()
@@ -417,8 +421,9 @@ class FakeStripe:
         self._deliver_webhooks()
         return signed
 
-    def dispute_update(self, dispute_id: str, event_type: str,
-                       status: str | None = None) -> tuple[bytes, str]:
+    def dispute_update(
+        self, dispute_id: str, event_type: str, status: str | None = None
+    ) -> tuple[bytes, str]:
         """A later stage of a dispute: charge.dispute.funds_withdrawn, .funds_reinstated or
         .closed (with status "won" or "lost")."""
         with self._lock:
@@ -435,11 +440,16 @@ class FakeStripe:
             return dict(self._new_payment_intent(amount, currency.lower(), succeeded=True))
 
     def signed_event(
-        self, event_type: str, data_object: dict[str, Any], timestamp: int | None = None,
-        *, livemode: bool = False,
+        self,
+        event_type: str,
+        data_object: dict[str, Any],
+        timestamp: int | None = None,
+        *,
+        livemode: bool = False,
     ) -> tuple[bytes, str]:
-        return signed_event(event_type, data_object, self.webhook_secret, timestamp,
-                            livemode=livemode)
+        return signed_event(
+            event_type, data_object, self.webhook_secret, timestamp, livemode=livemode
+        )
 
     # -- internals ----------------------------------------------------------------------------
 

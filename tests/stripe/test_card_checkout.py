@@ -21,8 +21,13 @@ from tests.stripe.conftest import (
 
 def _attempts(app, order_id: int) -> list[CardPayment]:
     with app.extensions["shop.db"].job_session() as s:
-        rows = list(s.scalars(select(CardPayment).where(CardPayment.order_id == order_id)
-                              .order_by(CardPayment.attempt)))
+        rows = list(
+            s.scalars(
+                select(CardPayment)
+                .where(CardPayment.order_id == order_id)
+                .order_by(CardPayment.attempt)
+            )
+        )
         s.expunge_all()
         return rows
 
@@ -55,7 +60,9 @@ def test_pay_by_card_creates_a_checkout_session_without_personal_data(card_app, 
     assert line["price_data"]["unit_amount"] == "3900"
     assert line["price_data"]["product_data"]["name"] == "Harbour at Dawn — art print (A3)"
     assert p["shipping_options"][0]["shipping_rate_data"]["fixed_amount"] == {
-        "amount": "490", "currency": "eur"}
+        "amount": "490",
+        "currency": "eur",
+    }
     assert fake.sessions[session_id_of(url)]["amount_total"] == order.total == 4390
     # The 30-minute reservation is below Stripe's minimum: the page lives 35 minutes and the
     # order's reservation is extended to exactly when the page closes.
@@ -64,18 +71,35 @@ def test_pay_by_card_creates_a_checkout_session_without_personal_data(card_app, 
     after = load_order(card_app, order.id)
     assert int(after.expires_at.timestamp()) == expires_at > before.expires_at.timestamp()
     # No personal data and no customer object; the order page's secret token stays home.
-    for secret in ("ada@example.org", "Ada", "Lovelace", "Harbour Road", "10115", "Berlin",
-                   order.token):
+    for secret in (
+        "ada@example.org",
+        "Ada",
+        "Lovelace",
+        "Harbour Road",
+        "10115",
+        "Berlin",
+        order.token,
+    ):
         assert secret not in request.body
-    for absent in ("customer", "customer_email", "customer_creation", "phone_number_collection",
-                   "shipping_address_collection", "billing_address_collection"):
+    for absent in (
+        "customer",
+        "customer_email",
+        "customer_creation",
+        "phone_number_collection",
+        "shipping_address_collection",
+        "billing_address_collection",
+    ):
         assert absent not in p
     assert p["success_url"].endswith("/card/return?session_id={CHECKOUT_SESSION_ID}")
     assert p["cancel_url"].endswith("/card/cancel")
 
     [attempt] = _attempts(card_app, order.id)
     assert (attempt.status, attempt.attempt, attempt.amount, attempt.currency) == (
-        "open", 1, 4390, "EUR")
+        "open",
+        1,
+        4390,
+        "EUR",
+    )
     assert attempt.session_id == session_id_of(url)
 
 
@@ -91,7 +115,8 @@ def test_double_click_reuses_the_open_session(card_app, fake):
 
 @pytest.mark.parametrize("failure", ["500", "429", "timeout"])
 def test_stripe_failure_shows_a_message_and_the_retry_repeats_the_same_request(
-        card_app, fake, failure):
+    card_app, fake, failure
+):
     client = card_app.test_client()
     order = place_card_order(card_app)
     page = client.get(f"/orders/{order.token}")
@@ -102,9 +127,11 @@ def test_stripe_failure_shows_a_message_and_the_retry_repeats_the_same_request(
     else:
         fake.fail_next(int(failure), count=tries)
 
-    response = client.post(f"/orders/{order.token}/pay/card",
-                           data={"csrf_token": csrf_token(page.get_data(as_text=True))},
-                           follow_redirects=True)
+    response = client.post(
+        f"/orders/{order.token}/pay/card",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True))},
+        follow_redirects=True,
+    )
     assert response.status_code == 200
     assert response.request.path == f"/orders/{order.token}"
     text = response.get_data(as_text=True)
@@ -132,14 +159,18 @@ def test_rejected_request_is_a_clear_message_and_a_new_attempt_follows(card_app,
     order = place_card_order(card_app)
     page = client.get(f"/orders/{order.token}")
     fake.fail_next(400)
-    response = client.post(f"/orders/{order.token}/pay/card",
-                           data={"csrf_token": csrf_token(page.get_data(as_text=True))},
-                           follow_redirects=True)
+    response = client.post(
+        f"/orders/{order.token}/pay/card",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True))},
+        follow_redirects=True,
+    )
     assert "The card payment page could not be opened" in response.get_data(as_text=True)
     url = start_card_payment(client, order)
     assert [a.status for a in _attempts(card_app, order.id)] == ["failed", "open"]
-    assert fake.api_requests("POST", "/v1/checkout/sessions")[-1].header(
-        "Idempotency-Key") == f"checkout-{order.ref}-2"
+    assert (
+        fake.api_requests("POST", "/v1/checkout/sessions")[-1].header("Idempotency-Key")
+        == f"checkout-{order.ref}-2"
+    )
     assert url.startswith(fake.api_base)
 
 
@@ -149,8 +180,10 @@ def test_stale_creating_attempt_is_replaced_by_a_new_one(card_app, fake):
     order = place_card_order(card_app)
     fake.fail_next(500, count=3)
     page = client.get(f"/orders/{order.token}")
-    client.post(f"/orders/{order.token}/pay/card",
-                data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    client.post(
+        f"/orders/{order.token}/pay/card",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True))},
+    )
     with card_app.extensions["shop.db"].job_session() as s:
         attempt = s.scalar(select(CardPayment).where(CardPayment.order_id == order.id))
         attempt.expires_at = utcnow() + timedelta(minutes=31)
@@ -158,7 +191,9 @@ def test_stale_creating_attempt_is_replaced_by_a_new_one(card_app, fake):
     # The old attempt's request is replayed under its key to learn its session, which is
     # expired before the new one is made: no page of this order stays payable elsewhere.
     assert [(a.attempt, a.status) for a in _attempts(card_app, order.id)] == [
-        (1, "expired"), (2, "open")]
+        (1, "expired"),
+        (2, "open"),
+    ]
 
 
 def test_card_option_hidden_without_keys_and_routes_absent(client):
@@ -254,9 +289,12 @@ def test_concurrent_clicks_make_one_session(card_pg_app, fake):
 
         def click() -> None:
             start.wait()
-            response = browser.post(f"{server.url}/orders/{order.token}/pay/card",
-                                    data={"csrf_token": token}, allow_redirects=False,
-                                    timeout=30)
+            response = browser.post(
+                f"{server.url}/orders/{order.token}/pay/card",
+                data={"csrf_token": token},
+                allow_redirects=False,
+                timeout=30,
+            )
             locations.append(response.headers.get("Location", str(response.status_code)))
 
         threads = [threading.Thread(target=click) for _ in range(8)]
@@ -269,8 +307,9 @@ def test_concurrent_clicks_make_one_session(card_pg_app, fake):
     assert len(fake.sessions) == 1
     # No lock is held across the call to Stripe: simultaneous clicks send the same request
     # under the same idempotency key, and Stripe makes one session of them.
-    assert {r.header("Idempotency-Key") for r in fake.api_requests(
-        "POST", "/v1/checkout/sessions")} == {f"checkout-{order.ref}-1"}
+    assert {
+        r.header("Idempotency-Key") for r in fake.api_requests("POST", "/v1/checkout/sessions")
+    } == {f"checkout-{order.ref}-1"}
     assert [a.status for a in _attempts(card_pg_app, order.id)] == ["open"]
 
 

@@ -7,8 +7,12 @@ import pytest
 from shop.config import ConfigError, load_settings
 
 LIVE = {"SHOP_STRIPE_SECRET_KEY": "sk_live_abc123", "SHOP_STRIPE_WEBHOOK_SECRET": "whsec_abc123"}
-PRODUCTION = {"SHOP_ENV": "production", "SHOP_SECRET_KEY": "p" * 40,
-              "SHOP_DATA_KEY": "", "SHOP_BASE_URL": "https://shop.example"}
+PRODUCTION = {
+    "SHOP_ENV": "production",
+    "SHOP_SECRET_KEY": "p" * 40,
+    "SHOP_DATA_KEY": "",
+    "SHOP_BASE_URL": "https://shop.example",
+}
 
 
 def _problems(environ: dict[str, str]) -> list[str]:
@@ -24,33 +28,46 @@ def _card_problems(environ: dict[str, str]) -> list[str]:
 
 
 def test_keys_are_read_from_the_environment():
-    settings = load_settings({**LIVE, "SHOP_STRIPE_API_BASE": "http://127.0.0.1:12111",
-                              "SHOP_STRIPE_TIMEOUT_SECONDS": "4.5"})
+    settings = load_settings(
+        {
+            **LIVE,
+            "SHOP_STRIPE_API_BASE": "http://127.0.0.1:12111",
+            "SHOP_STRIPE_TIMEOUT_SECONDS": "4.5",
+        }
+    )
     assert settings.stripe_secret_key == "sk_live_abc123"
     assert settings.stripe_api_base == "http://127.0.0.1:12111"
     assert settings.stripe_timeout_seconds == 4.5
     assert settings.stripe_checkout_origin == "https://checkout.stripe.com"
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({"SHOP_STRIPE_SECRET_KEY": "sk_test_abc"}, "go together"),
-    ({"SHOP_STRIPE_WEBHOOK_SECRET": "whsec_abc"}, "go together"),
-    ({**LIVE, "SHOP_STRIPE_SECRET_KEY": "pk_live_abc"}, "never the publishable"),
-    ({**LIVE, "SHOP_STRIPE_WEBHOOK_SECRET": "abc"}, "signing secret"),
-    ({**LIVE, "SHOP_STRIPE_API_BASE": "api.stripe.com"}, "SHOP_STRIPE_API_BASE"),
-    ({"SHOP_STRIPE_CHECKOUT_ORIGIN": "https://checkout.stripe.com/pay"}, "without a path"),
-    ({"SHOP_STRIPE_TIMEOUT_SECONDS": "0"}, "between 1 and 120"),
-])
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"SHOP_STRIPE_SECRET_KEY": "sk_test_abc"}, "go together"),
+        ({"SHOP_STRIPE_WEBHOOK_SECRET": "whsec_abc"}, "go together"),
+        ({**LIVE, "SHOP_STRIPE_SECRET_KEY": "pk_live_abc"}, "never the publishable"),
+        ({**LIVE, "SHOP_STRIPE_WEBHOOK_SECRET": "abc"}, "signing secret"),
+        ({**LIVE, "SHOP_STRIPE_API_BASE": "api.stripe.com"}, "SHOP_STRIPE_API_BASE"),
+        ({"SHOP_STRIPE_CHECKOUT_ORIGIN": "https://checkout.stripe.com/pay"}, "without a path"),
+        ({"SHOP_STRIPE_TIMEOUT_SECONDS": "0"}, "between 1 and 120"),
+    ],
+)
 def test_bad_card_settings_are_refused(environ, expected):
     problems = _card_problems(environ)
     assert problems and expected in " ".join(problems)
 
 
 def test_production_refuses_test_keys_and_plain_http():
-    problems = _card_problems({**PRODUCTION, **LIVE,
-                               "SHOP_STRIPE_SECRET_KEY": "sk_test_abc",
-                               "SHOP_STRIPE_API_BASE": "http://api.example",
-                               "SHOP_STRIPE_CHECKOUT_ORIGIN": "http://checkout.example"})
+    problems = _card_problems(
+        {
+            **PRODUCTION,
+            **LIVE,
+            "SHOP_STRIPE_SECRET_KEY": "sk_test_abc",
+            "SHOP_STRIPE_API_BASE": "http://api.example",
+            "SHOP_STRIPE_CHECKOUT_ORIGIN": "http://checkout.example",
+        }
+    )
     text = " ".join(problems)
     assert "is a test key" in text
     assert "SHOP_STRIPE_API_BASE must use https" in text

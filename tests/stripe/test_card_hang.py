@@ -39,16 +39,23 @@ UNAVAILABLE = "Card payments are unavailable at the moment"
 
 def _attempts(app, order_id: int) -> list[tuple[str, str | None]]:
     with app.extensions["shop.db"].job_session() as s:
-        return [(a.status, a.session_id) for a in s.scalars(
-            select(CardPayment).where(CardPayment.order_id == order_id)
-            .order_by(CardPayment.attempt))]
+        return [
+            (a.status, a.session_id)
+            for a in s.scalars(
+                select(CardPayment)
+                .where(CardPayment.order_id == order_id)
+                .order_by(CardPayment.attempt)
+            )
+        ]
 
 
 def test_pay_by_card_ends_within_the_budget_and_the_next_click_finds_the_session(
-        db_url, tmp_path, fake):
+    db_url, tmp_path, fake
+):
     # The SDK would wait 10 s, three times (two retries); the request may take 2 s in all.
-    app = build_card_app(db_url, tmp_path / "instance", fake, stripe_timeout_seconds=10.0,
-                         request_budget_seconds=2.0)
+    app = build_card_app(
+        db_url, tmp_path / "instance", fake, stripe_timeout_seconds=10.0, request_budget_seconds=2.0
+    )
     try:
         client = app.test_client()
         order = place_card_order(app)
@@ -69,8 +76,7 @@ def test_pay_by_card_ends_within_the_budget_and_the_next_click_finds_the_session
         fake.hang(False)  # Stripe catches up and creates the session it was asked for
         time.sleep(0.3)
         retried = client.post(f"/orders/{order.token}/pay/card", data={"csrf_token": token})
-        assert retried.status_code == 303 and retried.headers["Location"].startswith(
-            fake.api_base)
+        assert retried.status_code == 303 and retried.headers["Location"].startswith(fake.api_base)
         assert len(fake.sessions) == 1
         [(status, session_id)] = _attempts(app, order.id)
         assert status == "open" and session_id in fake.sessions
@@ -92,25 +98,49 @@ def _free_port() -> int:
 
 
 def _env(db: str, instance: Path, fake, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SHOP_") and k != "GUNICORN_CMD_ARGS"}
-    env.update(SHOP_DATABASE_URL=db, SHOP_INSTANCE_PATH=str(instance), SHOP_SECRET_KEY=TEST_SECRET,
-               SHOP_STRIPE_SECRET_KEY=API_KEY, SHOP_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-               SHOP_STRIPE_API_BASE=fake.api_base, SHOP_STRIPE_CHECKOUT_ORIGIN=fake.api_base,
-               **extra)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SHOP_") and k != "GUNICORN_CMD_ARGS"
+    }
+    env.update(
+        SHOP_DATABASE_URL=db,
+        SHOP_INSTANCE_PATH=str(instance),
+        SHOP_SECRET_KEY=TEST_SECRET,
+        SHOP_STRIPE_SECRET_KEY=API_KEY,
+        SHOP_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        SHOP_STRIPE_API_BASE=fake.api_base,
+        SHOP_STRIPE_CHECKOUT_ORIGIN=fake.api_base,
+        **extra,
+    )
     return env
 
 
 def _gunicorn(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
     assert args[0] == "gunicorn"
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *args[1:-1], "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", args[-1]],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *args[1:-1],
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            args[-1],
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
-def test_the_documented_gunicorn_keeps_serving_while_stripe_hangs(tmp_path, sqlite_template,
-                                                                  fake, monkeypatch):
+def test_the_documented_gunicorn_keeps_serving_while_stripe_hangs(
+    tmp_path, sqlite_template, fake, monkeypatch
+):
     path = tmp_path / "shop.sqlite3"
     shutil.copyfile(sqlite_template, path)
     db = f"sqlite:///{path}"
@@ -138,8 +168,9 @@ def test_the_documented_gunicorn_keeps_serving_while_stripe_hangs(tmp_path, sqli
             browser = requests.Session()
             token = csrf_token(browser.get(f"{base}/orders/{order.token}", timeout=5).text)
             started = time.monotonic()
-            response = browser.post(f"{base}/orders/{order.token}/pay/card",
-                                    data={"csrf_token": token}, timeout=60)
+            response = browser.post(
+                f"{base}/orders/{order.token}/pay/card", data={"csrf_token": token}, timeout=60
+            )
             payers.append((time.monotonic() - started, response.status_code, response.text))
 
         # More customers pressing "Pay by card" than the documented command has workers.
@@ -175,13 +206,19 @@ def test_gunicorn_refuses_a_budget_that_outlasts_its_timeout(tmp_path, sqlite_te
     shutil.copyfile(sqlite_template, path)
     args = _documented_gunicorn()
     args[-1:-1] = ["--timeout", "10"]
-    server = _gunicorn(args, _env(f"sqlite:///{path}", tmp_path / "instance", fake,
-                                  SHOP_REQUEST_BUDGET_SECONDS="8"), _free_port())
+    server = _gunicorn(
+        args,
+        _env(f"sqlite:///{path}", tmp_path / "instance", fake, SHOP_REQUEST_BUDGET_SECONDS="8"),
+        _free_port(),
+    )
     try:
         output, _ = server.communicate(timeout=60)
     finally:
         if server.poll() is None:
             server.kill()
     assert server.returncode != 0
-    assert re.search(r"SHOP_REQUEST_BUDGET_SECONDS \(8\) must be at least 5 s below "
-                     r"gunicorn's --timeout \(10\)", output), output
+    assert re.search(
+        r"SHOP_REQUEST_BUDGET_SECONDS \(8\) must be at least 5 s below "
+        r"gunicorn's --timeout \(10\)",
+        output,
+    ), output

@@ -51,9 +51,14 @@ def _admin_refund(admin, app, order, amount: str) -> str:
 def _ledger(app, order_id: int) -> list[tuple[str, int]]:
     number = load_order(app, order_id).number
     with app.extensions["shop.db"].job_session() as s:
-        return [(e.kind, e.gross) for e in s.scalars(
-            select(LedgerEntry).where(LedgerEntry.order_number == number)
-            .order_by(LedgerEntry.id))]
+        return [
+            (e.kind, e.gross)
+            for e in s.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.order_number == number)
+                .order_by(LedgerEntry.id)
+            )
+        ]
 
 
 def _paid(app, fake):
@@ -66,6 +71,7 @@ def _paid(app, fake):
 
 
 # ---------------------------------------------------------------- admin cancel
+
 
 def test_admin_cancel_honours_stripe_refusing_to_expire_a_paid_page(card_app, fake):
     order = place_card_order(card_app)
@@ -87,6 +93,7 @@ def test_admin_cancel_is_refused_while_a_payment_is_processing(card_app, fake):
 
 
 # ---------------------------------------------------------------- late payments
+
 
 def test_an_order_paid_after_expiry_can_be_refunded_and_says_it_was_paid(card_app, fake):
     client = card_app.test_client()
@@ -115,30 +122,47 @@ def test_an_order_paid_after_expiry_can_be_refunded_and_says_it_was_paid(card_ap
 
 # ---------------------------------------------------------------- events
 
+
 def test_an_event_stripe_will_not_show_is_acknowledged_and_becomes_a_task(card_app, fake):
     client = card_app.test_client()
     order = place_card_order(card_app)
     start_card_payment(client, order)
-    unknown = {"id": "cs_test_gone", "object": "checkout.session", "status": "complete",
-               "payment_status": "paid", "amount_total": 4390, "currency": "eur",
-               "client_reference_id": order.ref, "payment_intent": "pi_x", "metadata": {}}
+    unknown = {
+        "id": "cs_test_gone",
+        "object": "checkout.session",
+        "status": "complete",
+        "payment_status": "paid",
+        "amount_total": 4390,
+        "currency": "eur",
+        "client_reference_id": order.ref,
+        "payment_intent": "pi_x",
+        "metadata": {},
+    }
     response = post_event(client, fake.signed_event("checkout.session.completed", unknown))
     assert response.status_code == 200
     with card_app.extensions["shop.db"].job_session() as s:
-        [status] = s.scalars(select(StripeEventRecord.status)
-                             .where(StripeEventRecord.type == "checkout.session.completed"))
+        [status] = s.scalars(
+            select(StripeEventRecord.status).where(
+                StripeEventRecord.type == "checkout.session.completed"
+            )
+        )
     assert status == "unmatched"
     flagged = load_order(card_app, order.id)
     assert flagged.status == "pending_payment"
     assert "could not be checked" in flagged.attention
     # Not retried for days: nothing is left waiting; the merchant's health page names it.
     with card_app.extensions["shop.db"].job_session() as s:
-        assert s.scalar(select(func.count()).select_from(StripeEventRecord)
-                        .where(StripeEventRecord.status == "received")) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(StripeEventRecord)
+                .where(StripeEventRecord.status == "received")
+            )
+            == 0
+        )
         [check] = card_app.extensions["shop.payment_methods"]["card"].health(s, utcnow())
     assert check.status == "warning"
-    assert any("checkout.session.completed" in d and "Stripe refused" in d
-               for d in check.details)
+    assert any("checkout.session.completed" in d and "Stripe refused" in d for d in check.details)
 
 
 def test_an_event_of_the_other_mode_is_refused(card_app, fake, caplog):
@@ -146,8 +170,7 @@ def test_an_event_of_the_other_mode_is_refused(card_app, fake, caplog):
     order = place_card_order(card_app)
     session_id = session_id_of(start_card_payment(client, order))
     fake.complete_session(session_id)
-    live = fake.signed_event("checkout.session.completed", fake.sessions[session_id],
-                             livemode=True)
+    live = fake.signed_event("checkout.session.completed", fake.sessions[session_id], livemode=True)
     response = post_event(client, live)
     assert response.status_code == 400
     assert "mode" in response.get_json()["error"]
@@ -157,8 +180,9 @@ def test_an_event_of_the_other_mode_is_refused(card_app, fake, caplog):
     assert any("livemode=True" in r.getMessage() for r in caplog.records)
 
 
-def test_a_second_pay_by_card_after_a_lost_answer_expires_the_first_page(card_app, fake,
-                                                                          monkeypatch):
+def test_a_second_pay_by_card_after_a_lost_answer_expires_the_first_page(
+    card_app, fake, monkeypatch
+):
     from shop.payments.stripe import service
 
     client = card_app.test_client()
@@ -180,6 +204,7 @@ def test_a_second_pay_by_card_after_a_lost_answer_expires_the_first_page(card_ap
 
 # ---------------------------------------------------------------- disputes, failed refunds
 
+
 def test_dispute_funds_withdrawn_and_lost_reach_the_order_and_the_ledger(card_app, fake):
     client, order, intent = _paid(card_app, fake)
     post_event(client, fake.dispute(intent))
@@ -199,7 +224,10 @@ def test_dispute_won_gives_the_money_back_in_the_ledger(card_app, fake):
     post_event(client, fake.dispute_update(dispute_id, "charge.dispute.funds_reinstated"))
     post_event(client, fake.dispute_update(dispute_id, "charge.dispute.closed", "won"))
     assert _ledger(card_app, order.id) == [
-        ("sale", order.total), ("refund", -order.total), ("refund", order.total)]
+        ("sale", order.total),
+        ("refund", -order.total),
+        ("refund", order.total),
+    ]
     assert "closed: won" in load_order(card_app, order.id).attention
 
 
@@ -213,4 +241,7 @@ def test_a_refund_that_fails_after_succeeding_is_reversed_in_the_ledger(card_app
     assert after.amount_refunded == 0
     assert "failed" in after.attention
     assert _ledger(card_app, order.id) == [
-        ("sale", order.total), ("refund", -1000), ("refund", 1000)]
+        ("sale", order.total),
+        ("refund", -1000),
+        ("refund", 1000),
+    ]

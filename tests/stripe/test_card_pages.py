@@ -20,8 +20,11 @@ def _to_card_order(client) -> tuple[Browser, str]:
     b.submit(b.form("form[action$='/cart/add/small-hours']"))
     b.follow("Check out")
     card = b.option_value("Card")
-    order_page = b.submit(b.form("main form"), {"country": "FR", "payment_method": card,
-                                                "digital_consent": "y"}, button="Place order")
+    order_page = b.submit(
+        b.form("main form"),
+        {"country": "FR", "payment_method": card, "digital_consent": "y"},
+        button="Place order",
+    )
     assert "Awaiting payment" in order_page.text
     assert "Pay by card" in order_page.text
     return b, order_page.url
@@ -44,8 +47,12 @@ def test_card_purchase_end_to_end(card_app, fake):
     page = requests.get(hosted, timeout=5)
     assert "Pay 799 EUR" in page.text
     pay_form = BeautifulSoup(page.text, "html.parser").find("form")
-    back = requests.post(urljoin(hosted, pay_form["action"]), data={"outcome": "paid"},
-                         allow_redirects=False, timeout=5)
+    back = requests.post(
+        urljoin(hosted, pay_form["action"]),
+        data={"outcome": "paid"},
+        allow_redirects=False,
+        timeout=5,
+    )
     assert back.status_code == 303
     success = urlsplit(back.headers["Location"])
     assert success.path == "/card/return" and success.query.startswith("session_id=cs_test_")
@@ -61,8 +68,10 @@ def test_card_purchase_end_to_end(card_app, fake):
     [event] = [e for e in fake.events if e.type == "checkout.session.completed"]
     with LiveServer(card_app) as server:
         request = urllib.request.Request(
-            f"{server.url}/webhooks/stripe", data=event.payload,
-            headers={"Stripe-Signature": event.header, "Content-Type": "application/json"})
+            f"{server.url}/webhooks/stripe",
+            data=event.payload,
+            headers={"Stripe-Signature": event.header, "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
     run_event_worker(card_app)  # the worker applies what the endpoint stored
@@ -77,7 +86,8 @@ def test_cancel_on_the_hosted_page_returns_to_a_payable_order(card_app, fake):
     b, order_url = _to_card_order(card_app.test_client())
     hosted = _press_pay_by_card(b)
     cancel = BeautifulSoup(requests.get(hosted, timeout=5).text, "html.parser").find(
-        "a", string="Cancel")["href"]
+        "a", string="Cancel"
+    )["href"]
     back = b.get(urlsplit(cancel).path)
     assert back.url == order_url
     assert "nothing was charged" in " ".join(back.messages())

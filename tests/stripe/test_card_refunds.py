@@ -48,8 +48,11 @@ def test_full_refund_succeeds_at_once(card_app, fake, paid):
     assert status == "succeeded" and refund_id.startswith("re_test_")
     [request] = fake.api_requests("POST", "/v1/refunds")
     assert request.header("Idempotency-Key") == f"refund-{order.ref}-1" == f"refund-{key}"
-    assert request.params == {"payment_intent": intent, "amount": "4390",
-                              "metadata": {"order_ref": order.ref}}
+    assert request.params == {
+        "payment_intent": intent,
+        "amount": "4390",
+        "metadata": {"order_ref": order.ref},
+    }
     refunded = load_order(card_app, order.id)
     assert (refunded.status, refunded.amount_refunded) == ("refunded", order.total)
 
@@ -132,8 +135,9 @@ def test_refund_refused_by_stripe_is_recorded_as_failed(card_app, fake, paid):
 
 def test_refund_made_in_the_dashboard_reaches_the_order(card_app, fake, paid):
     client, order, intent = paid
-    gateway(card_app).create_refund(payment_intent=intent, amount_minor=4390, currency="EUR",
-                                    refund_key="dashboard-1")
+    gateway(card_app).create_refund(
+        payment_intent=intent, amount_minor=4390, currency="EUR", refund_key="dashboard-1"
+    )
     created = fake.events[-1]
     assert created.type == "refund.created"
     assert post_event(client, (created.payload, created.header)).status_code == 200
@@ -163,7 +167,8 @@ def test_refund_retried_after_a_timeout_is_not_made_twice(card_app, fake, paid):
     _refund(card_app, order.id, 1000)
     assert len(fake.refunds) == 1
     assert {r.header("Idempotency-Key") for r in fake.api_requests("POST", "/v1/refunds")} == {
-        f"refund-{order.ref}-1"}
+        f"refund-{order.ref}-1"
+    }
     assert load_order(card_app, order.id).amount_refunded == 1000
 
 

@@ -60,7 +60,11 @@ def test_completed_and_paid_marks_the_order_paid(card_app, fake):
     with card_app.extensions["shop.db"].job_session() as s:
         record = s.scalar(select(PaymentRecord).where(PaymentRecord.order_id == order.id))
         assert (record.provider, record.key, record.amount, record.currency) == (
-            "stripe", f"{session_id}:paid", order.total, "EUR")
+            "stripe",
+            f"{session_id}:paid",
+            order.total,
+            "EUR",
+        )
         assert record.reference.startswith("pi_test_")
         # The event carried the customer's name, email and address; none of it was kept.
         assert "Jenny" not in record.note and "jenny" not in record.note
@@ -83,24 +87,30 @@ def test_bad_signatures_are_400_and_change_nothing(card_app, fake):
         (payload, {"Stripe-Signature": "t=1,v1=nonsense"}),
         (b"\xff\xfe", {"Stripe-Signature": header}),
     ]:
-        response = client.post("/webhooks/stripe", data=body,
-                               headers={"Content-Type": "application/json", **headers})
+        response = client.post(
+            "/webhooks/stripe", data=body, headers={"Content-Type": "application/json", **headers}
+        )
         assert response.status_code == 400, response.get_data(as_text=True)
         assert "error" in response.get_json()
     assert load_order(card_app, order.id).status == "pending_payment"
     assert _count(card_app, StripeEventRecord) == 0
     # Within the tolerance an older timestamp is fine.
     recent = sign_payload(payload, WEBHOOK_SECRET, timestamp=int(time.time()) - 200)
-    assert client.post("/webhooks/stripe", data=payload,
-                       headers={"Stripe-Signature": recent}).status_code == 200
+    assert (
+        client.post(
+            "/webhooks/stripe", data=payload, headers={"Stripe-Signature": recent}
+        ).status_code
+        == 200
+    )
     run_event_worker(card_app)
     assert load_order(card_app, order.id).status == "paid"
 
 
 def test_unknown_event_types_are_acknowledged(card_app, fake):
     client = card_app.test_client()
-    response = post_event(client, fake.signed_event("customer.created", {"id": "cus_1",
-                                                                          "object": "customer"}))
+    response = post_event(
+        client, fake.signed_event("customer.created", {"id": "cus_1", "object": "customer"})
+    )
     assert response.status_code == 200
     assert response.get_json()["handled"] is False
 
@@ -121,10 +131,13 @@ def test_fifty_concurrent_duplicates_apply_exactly_once(card_pg_app, fake):
     start = threading.Barrier(50)
 
     with LiveServer(card_pg_app) as server:
+
         def deliver() -> None:
             request = urllib.request.Request(
-                f"{server.url}/webhooks/stripe", data=payload,
-                headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+                f"{server.url}/webhooks/stripe",
+                data=payload,
+                headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+            )
             start.wait()
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
@@ -149,8 +162,16 @@ def test_fifty_concurrent_duplicates_apply_exactly_once(card_pg_app, fake):
     assert (paid.status, paid.amount_paid) == ("paid", order.total)
     assert _count(card_pg_app, PaymentRecord, PaymentRecord.order_id == order.id) == 1
     assert _count(card_pg_app, StripeEventRecord) == 1
-    assert _count(card_pg_app, OrderEvent, OrderEvent.order_id == order.id,
-                  OrderEvent.to_status == "paid", OrderEvent.from_status == "pending_payment") == 1
+    assert (
+        _count(
+            card_pg_app,
+            OrderEvent,
+            OrderEvent.order_id == order.id,
+            OrderEvent.to_status == "paid",
+            OrderEvent.from_status == "pending_payment",
+        )
+        == 1
+    )
 
 
 def test_expired_after_completed_leaves_the_order_paid(card_app, fake):
@@ -174,8 +195,15 @@ def test_async_success_before_completed_pays_once(card_app, fake):
     assert post_event(client, completed).status_code == 200
     paid = load_order(card_app, order.id)
     assert (paid.status, paid.amount_paid) == ("paid", order.total)
-    assert _count(card_app, PaymentRecord, PaymentRecord.order_id == order.id,
-                  PaymentRecord.kind == "paid") == 1
+    assert (
+        _count(
+            card_app,
+            PaymentRecord,
+            PaymentRecord.order_id == order.id,
+            PaymentRecord.kind == "paid",
+        )
+        == 1
+    )
 
 
 def test_processing_then_paid_and_the_page_says_so(card_app, fake):
@@ -235,8 +263,12 @@ def test_stripe_unreachable_while_rereading_is_retried_by_the_worker(card_app, f
     assert post_event(client, event).status_code == 200
     assert _count(card_app, StripeEventRecord, StripeEventRecord.status == "received") == 1
     assert load_order(card_app, order.id).status == "pending_payment"
-    assert process_events(card_app.extensions["shop.db"], gateway(card_app),
-                          now=utcnow() + timedelta(minutes=1)) == 1
+    assert (
+        process_events(
+            card_app.extensions["shop.db"], gateway(card_app), now=utcnow() + timedelta(minutes=1)
+        )
+        == 1
+    )
     assert load_order(card_app, order.id).status == "paid"
 
 
@@ -252,9 +284,17 @@ def test_dispute_flags_the_order(card_app, fake):
 
 def test_events_for_other_shops_are_acknowledged(card_app, fake):
     client = card_app.test_client()
-    stranger = {"id": "cs_test_elsewhere", "object": "checkout.session", "status": "complete",
-                "payment_status": "paid", "amount_total": 500, "currency": "eur",
-                "client_reference_id": "not-ours", "payment_intent": "pi_x", "metadata": {}}
+    stranger = {
+        "id": "cs_test_elsewhere",
+        "object": "checkout.session",
+        "status": "complete",
+        "payment_status": "paid",
+        "amount_total": 500,
+        "currency": "eur",
+        "client_reference_id": "not-ours",
+        "payment_intent": "pi_x",
+        "metadata": {},
+    }
     fake.sessions["cs_test_elsewhere"] = stranger
     response = post_event(client, fake.signed_event("checkout.session.completed", stranger))
     assert response.status_code == 200
@@ -263,8 +303,18 @@ def test_events_for_other_shops_are_acknowledged(card_app, fake):
 
 def test_malformed_signed_event_is_400(card_app, fake):
     client = card_app.test_client()
-    payload = json.dumps({"id": "evt_1", "type": "checkout.session.completed", "created": 1,
-                          "data": {"object": {"object": "charge"}}}).encode()
+    payload = json.dumps(
+        {
+            "id": "evt_1",
+            "type": "checkout.session.completed",
+            "created": 1,
+            "data": {"object": {"object": "charge"}},
+        }
+    ).encode()
     header = sign_payload(payload, WEBHOOK_SECRET)
-    assert client.post("/webhooks/stripe", data=payload,
-                       headers={"Stripe-Signature": header}).status_code == 400
+    assert (
+        client.post(
+            "/webhooks/stripe", data=payload, headers={"Stripe-Signature": header}
+        ).status_code
+        == 400
+    )

@@ -21,13 +21,20 @@ bp = Blueprint("bitcoin_admin", __name__, url_prefix="/admin/bitcoin")
 
 
 class MarkForm(ShopForm):
-    decision = RadioField(_l("Decision"), choices=[
-        SelectChoice("settled", "Mark settled: treat the order as paid"),
-        SelectChoice("invalid",
-                     "Mark invalid: give up on this payment (an unpaid order is cancelled)"),
-    ], validators=[InputRequired(message=_l("Choose settled or invalid."))])
-    reason = StringField(_l("Reason (kept in the order's history and the books)"),
-                         validators=[InputRequired(message=_l("Say why.")), Length(max=300)])
+    decision = RadioField(
+        _l("Decision"),
+        choices=[
+            SelectChoice("settled", "Mark settled: treat the order as paid"),
+            SelectChoice(
+                "invalid", "Mark invalid: give up on this payment (an unpaid order is cancelled)"
+            ),
+        ],
+        validators=[InputRequired(message=_l("Choose settled or invalid."))],
+    )
+    reason = StringField(
+        _l("Reason (kept in the order's history and the books)"),
+        validators=[InputRequired(message=_l("Say why.")), Length(max=300)],
+    )
     submit = SubmitField(_l("Record decision"))
 
 
@@ -68,8 +75,15 @@ def mark(number: str):
         abort(404)
     try:
         with session.begin_nested():
-            inv.mark(session, invoice, form.decision.data, form.reason.data, policy,
-                     inv.tip_height(session), utcnow())
+            inv.mark(
+                session,
+                invoice,
+                form.decision.data,
+                form.reason.data,
+                policy,
+                inv.tip_height(session),
+                utcnow(),
+            )
     except inv.CannotMark as exc:
         flash(str(exc), "error")
     else:

@@ -86,8 +86,10 @@ def label(status: Status, exception: Exc) -> str:
     if exception == Exc.PARTIAL and status == Status.EXPIRED:
         return N_("Expired with only part of the amount paid; the shop will be in touch")
     if exception == Exc.REVERTED and status == Status.PROCESSING:
-        return N_("The network undid the confirmation of your payment; it is waiting to be "
-                  "confirmed again")
+        return N_(
+            "The network undid the confirmation of your payment; it is waiting to be "
+            "confirmed again"
+        )
     if exception == Exc.MARKED:
         return STATUS_LABELS[status] if status == Status.SETTLED else N_("Cancelled by the shop")
     return EXCEPTION_LABELS.get(exception) or STATUS_LABELS[status]
@@ -105,18 +107,27 @@ class BitcoinUnavailable(InvoiceError):
     """No usable exchange rate: Bitcoin checkout pauses, card checkout goes on."""
 
     def __init__(self) -> None:
-        super().__init__(_l("Bitcoin payment is temporarily unavailable (no current exchange "
-                            "rate). Please try again in a few minutes or choose another payment "
-                            "method."))
+        super().__init__(
+            _l(
+                "Bitcoin payment is temporarily unavailable (no current exchange "
+                "rate). Please try again in a few minutes or choose another payment "
+                "method."
+            )
+        )
 
 
 class OrderNotPayable(InvoiceError):
     def __init__(self, status: str):
-        super().__init__(_l("This order cannot be paid now (%(status)s).",
-                            status=_l(LABELS[OrderStatus(status)])))
+        super().__init__(
+            _l(
+                "This order cannot be paid now (%(status)s).",
+                status=_l(LABELS[OrderStatus(status)]),
+            )
+        )
 
 
 # ---------------------------------------------------------------- creating
+
 
 @dataclass(frozen=True)
 class LockedRate:
@@ -131,8 +142,9 @@ def sats_due(total_minor: int, currency: str, rate: LockedRate) -> int:
         return total_minor  # a BTC store's minor unit is the satoshi
     from shop.payments.bitcoin.rates import Quote, sats_for
 
-    quote = Quote(currency=currency, fiat_per_btc=rate.fiat_per_btc, as_of=utcnow(),
-                  id=rate.quote_id)
+    quote = Quote(
+        currency=currency, fiat_per_btc=rate.fiat_per_btc, as_of=utcnow(), id=rate.quote_id
+    )
     return sats_for(total_minor, currency, quote)
 
 
@@ -140,9 +152,15 @@ def get_invoice(session: Session, order_id: int) -> BitcoinInvoice | None:
     return session.scalar(select(BitcoinInvoice).where(BitcoinInvoice.order_id == order_id))
 
 
-def create_invoice(session: Session, order: Order, descriptor: WatchOnlyDescriptor,
-                   policy: BitcoinPolicy, rate: LockedRate | None, now: datetime | None = None,
-                   simulated: bool = False) -> BitcoinInvoice:
+def create_invoice(
+    session: Session,
+    order: Order,
+    descriptor: WatchOnlyDescriptor,
+    policy: BitcoinPolicy,
+    rate: LockedRate | None,
+    now: datetime | None = None,
+    simulated: bool = False,
+) -> BitcoinInvoice:
     """The order's invoice, created on first call: a fresh address and a locked amount.
 
     The index is taken from a per-descriptor counter with one UPDATE ... RETURNING, so the row
@@ -168,28 +186,57 @@ def create_invoice(session: Session, order: Order, descriptor: WatchOnlyDescript
     index = _next_index(session, fingerprint)
     address, script = descriptor.derive(index)
     invoice = BitcoinInvoice(
-        order_id=order.id, descriptor_fingerprint=fingerprint, derivation_index=index,
-        address=address, script_pubkey=script, amount_sats=amount, order_total=covers,
-        currency=order.currency, rate=format(locked.fiat_per_btc, "f"),
-        rate_quote_id=locked.quote_id, status=Status.NEW.value, created_at=now,
+        order_id=order.id,
+        descriptor_fingerprint=fingerprint,
+        derivation_index=index,
+        address=address,
+        script_pubkey=script,
+        amount_sats=amount,
+        order_total=covers,
+        currency=order.currency,
+        rate=format(locked.fiat_per_btc, "f"),
+        rate_quote_id=locked.quote_id,
+        status=Status.NEW.value,
+        created_at=now,
         expires_at=now + policy.payment_window,
         monitor_until=now + policy.payment_window + policy.late_window,
-        paid_reported=False, received_sats=0, confirmed_sats=0, credited_sats=0,
-        simulated=simulated, exception="", marked="", mark_reason="", revision=0, flags="",
+        paid_reported=False,
+        received_sats=0,
+        confirmed_sats=0,
+        credited_sats=0,
+        simulated=simulated,
+        exception="",
+        marked="",
+        mark_reason="",
+        revision=0,
+        flags="",
     )
     session.add(invoice)
-    session.add(BitcoinInvoiceEvent(invoice=invoice, at=now, from_state="", to_state="new",
-                                    note=f"Invoice for {amount} sats to address #{index}"))
+    session.add(
+        BitcoinInvoiceEvent(
+            invoice=invoice,
+            at=now,
+            from_state="",
+            to_state="new",
+            note=f"Invoice for {amount} sats to address #{index}",
+        )
+    )
     # The customer may pay until the invoice expires: the stock must not go back before.
-    orders.extend_reservation(session, order, invoice.expires_at,
-                              "Stock held while the Bitcoin payment request is open", now)
+    orders.extend_reservation(
+        session,
+        order,
+        invoice.expires_at,
+        "Stock held while the Bitcoin payment request is open",
+        now,
+    )
     session.flush()
     return invoice
 
 
 def _next_index(session: Session, fingerprint: str) -> int:
     session.execute(
-        insert_for(session, BitcoinIndexCounter).values(descriptor_fingerprint=fingerprint, next_index=0)
+        insert_for(session, BitcoinIndexCounter)
+        .values(descriptor_fingerprint=fingerprint, next_index=0)
         .on_conflict_do_nothing(index_elements=["descriptor_fingerprint"])
     )
     taken = session.execute(
@@ -203,10 +250,14 @@ def _next_index(session: Session, fingerprint: str) -> int:
 
 def last_used_query(fingerprint: str):
     # Answered from the partial index ix_bitcoin_invoices_received (received_sats > 0).
-    return (select(BitcoinInvoice.derivation_index)
-            .where(BitcoinInvoice.descriptor_fingerprint == fingerprint,
-                   BitcoinInvoice.received_sats > 0)
-            .order_by(BitcoinInvoice.derivation_index.desc()).limit(1))
+    return (
+        select(BitcoinInvoice.derivation_index)
+        .where(
+            BitcoinInvoice.descriptor_fingerprint == fingerprint, BitcoinInvoice.received_sats > 0
+        )
+        .order_by(BitcoinInvoice.derivation_index.desc())
+        .limit(1)
+    )
 
 
 def address_gap(session: Session, fingerprint: str) -> int:
@@ -219,7 +270,8 @@ def address_gap(session: Session, fingerprint: str) -> int:
     highest = session.scalar(
         select(BitcoinInvoice.derivation_index)
         .where(BitcoinInvoice.descriptor_fingerprint == fingerprint)
-        .order_by(BitcoinInvoice.derivation_index.desc()).limit(1)
+        .order_by(BitcoinInvoice.derivation_index.desc())
+        .limit(1)
     )
     if highest is None:
         return 0
@@ -227,6 +279,7 @@ def address_gap(session: Session, fingerprint: str) -> int:
 
 
 # ---------------------------------------------------------------- chain facts
+
 
 @dataclass(frozen=True)
 class Output:
@@ -242,17 +295,31 @@ class Output:
         return f"{self.txid}:{self.vout}"
 
 
-def record_output(session: Session, invoice: BitcoinInvoice, output: Output, *, spends: str,
-                  now: datetime, block_hash: str | None = None, height: int | None = None,
-                  unconfirmed_parents: bool = True) -> BitcoinPayment:
+def record_output(
+    session: Session,
+    invoice: BitcoinInvoice,
+    output: Output,
+    *,
+    spends: str,
+    now: datetime,
+    block_hash: str | None = None,
+    height: int | None = None,
+    unconfirmed_parents: bool = True,
+) -> BitcoinPayment:
     """Remember an output paying `invoice` (idempotent by outpoint)."""
     # The unique outpoint column guards against a second row; this lookup avoids trying.
     payment = next((p for p in invoice.payments if p.outpoint == output.outpoint), None)
     if payment is None:
         payment = BitcoinPayment(
-            invoice=invoice, outpoint=output.outpoint, txid=output.txid, amount_sats=output.sats,
-            status="mempool", spends=spends, unconfirmed_parents=unconfirmed_parents,
-            conflict_seen=False, first_seen_at=now,
+            invoice=invoice,
+            outpoint=output.outpoint,
+            txid=output.txid,
+            amount_sats=output.sats,
+            status="mempool",
+            spends=spends,
+            unconfirmed_parents=unconfirmed_parents,
+            conflict_seen=False,
+            first_seen_at=now,
         )
         session.add(payment)
     if block_hash is not None:
@@ -264,8 +331,9 @@ def record_output(session: Session, invoice: BitcoinInvoice, output: Output, *, 
     return payment
 
 
-def confirm_payment(payment: BitcoinPayment, block_hash: str, height: int | None,
-                    now: datetime) -> None:
+def confirm_payment(
+    payment: BitcoinPayment, block_hash: str, height: int | None, now: datetime
+) -> None:
     payment.status, payment.block_hash, payment.block_height = "confirmed", block_hash, height
     payment.removed_at = None
     if payment.confirmed_at is None:
@@ -285,6 +353,7 @@ def remove_payment(payment: BitcoinPayment, now: datetime, conflict: bool = Fals
 
 
 # ---------------------------------------------------------------- the decision (pure)
+
 
 @dataclass(frozen=True)
 class PaymentFacts:
@@ -317,8 +386,13 @@ class Decision:
     zero_conf: bool  # credited on the strength of an unconfirmed transaction
 
 
-def decide(invoice: InvoiceFacts, payments: list[PaymentFacts], tip_height: int | None,
-           now: datetime, policy: BitcoinPolicy) -> Decision:
+def decide(
+    invoice: InvoiceFacts,
+    payments: list[PaymentFacts],
+    tip_height: int | None,
+    now: datetime,
+    policy: BitcoinPolicy,
+) -> Decision:
     """The invoice as a function of the node's current view: no database, no I/O.
 
     `payments` are what the watcher recorded: removed ones (replaced, conflicted, reorged out
@@ -326,8 +400,9 @@ def decide(invoice: InvoiceFacts, payments: list[PaymentFacts], tip_height: int 
     """
     due = invoice.amount_sats
     enough = due - policy.tolerance_for(due)
-    live = sorted((p for p in payments if p.status != "removed"),
-                  key=lambda p: (p.first_seen_at, p.txid))
+    live = sorted(
+        (p for p in payments if p.status != "removed"), key=lambda p: (p.first_seen_at, p.txid)
+    )
     received = confirmed = deep = 0
     late = False
     for p in live:
@@ -336,8 +411,11 @@ def decide(invoice: InvoiceFacts, payments: list[PaymentFacts], tip_height: int 
         received += p.sats
         if p.status == "confirmed":
             confirmed += p.sats
-            depth = (tip_height - p.height + 1) if (tip_height is not None
-                                                    and p.height is not None) else 1
+            depth = (
+                (tip_height - p.height + 1)
+                if (tip_height is not None and p.height is not None)
+                else 1
+            )
             if depth >= policy.confirmations:
                 deep += p.sats
     credited, zero_conf = deep, False
@@ -346,11 +424,13 @@ def decide(invoice: InvoiceFacts, payments: list[PaymentFacts], tip_height: int 
     over_by = max(0, confirmed - due)
 
     if invoice.marked == "settled":
-        return Decision(Status.SETTLED, Exc.MARKED, received, confirmed, credited, over_by,
-                        late, zero_conf)
+        return Decision(
+            Status.SETTLED, Exc.MARKED, received, confirmed, credited, over_by, late, zero_conf
+        )
     if invoice.marked == "invalid":
-        return Decision(Status.INVALID, Exc.MARKED, received, confirmed, credited, over_by,
-                        late, zero_conf)
+        return Decision(
+            Status.INVALID, Exc.MARKED, received, confirmed, credited, over_by, late, zero_conf
+        )
     if credited >= enough:
         exception = Exc.LATE if late else (Exc.OVER if over_by else Exc.NONE)
         status = Status.SETTLED
@@ -370,9 +450,15 @@ def decide(invoice: InvoiceFacts, payments: list[PaymentFacts], tip_height: int 
     return Decision(status, exception, received, confirmed, credited, over_by, late, zero_conf)
 
 
-def _zero_conf_ok(invoice: InvoiceFacts, payments: list[PaymentFacts],
-                  live: list[PaymentFacts], deep: int, enough: int, now: datetime,
-                  policy: BitcoinPolicy) -> bool:
+def _zero_conf_ok(
+    invoice: InvoiceFacts,
+    payments: list[PaymentFacts],
+    live: list[PaymentFacts],
+    deep: int,
+    enough: int,
+    now: datetime,
+    policy: BitcoinPolicy,
+) -> bool:
     """Accept unconfirmed money only when a double spend is as unlikely as it can be made.
 
     Under full-RBF (Core >= 28 by default) any unconfirmed transaction can be replaced, signal
@@ -389,8 +475,10 @@ def _zero_conf_ok(invoice: InvoiceFacts, payments: list[PaymentFacts],
         return False
     if sum(p.sats for p in live) < enough or len(unconfirmed) != len(live):
         return False
-    return all(not p.unconfirmed_parents and now - p.first_seen_at >= policy.zero_conf_settle
-               for p in unconfirmed)
+    return all(
+        not p.unconfirmed_parents and now - p.first_seen_at >= policy.zero_conf_settle
+        for p in unconfirmed
+    )
 
 
 def flags(invoice: InvoiceFacts, decision: Decision, now: datetime) -> list[str]:
@@ -400,40 +488,67 @@ def flags(invoice: InvoiceFacts, decision: Decision, now: datetime) -> list[str]
     out: list[str] = []
     if d.exception == Exc.MARKED:
         if d.status == Status.INVALID and d.confirmed:
-            out.append(f"{d.confirmed} sats arrived for a Bitcoin payment you marked invalid: "
-                       "refund them (the customer's refund address, or ask).")
+            out.append(
+                f"{d.confirmed} sats arrived for a Bitcoin payment you marked invalid: "
+                "refund them (the customer's refund address, or ask)."
+            )
         return out
     if d.status == Status.SETTLED:
         if d.late:
-            out.append(f"Bitcoin payment arrived after the invoice expired "
-                       f"({invoice.expires_at:%Y-%m-%d %H:%M} UTC); the rate was locked only "
-                       "until then: check before shipping.")
+            out.append(
+                f"Bitcoin payment arrived after the invoice expired "
+                f"({invoice.expires_at:%Y-%m-%d %H:%M} UTC); the rate was locked only "
+                "until then: check before shipping."
+            )
         if d.over_by:
-            out.append(f"Overpaid by {d.over_by} sats ({d.confirmed} confirmed for {due}): "
-                       "refund the difference.")
+            out.append(
+                f"Overpaid by {d.over_by} sats ({d.confirmed} confirmed for {due}): "
+                "refund the difference."
+            )
     elif d.exception == Exc.REVERTED:
-        out.append(f"Bitcoin payment reverted by a chain reorganisation or double spend "
-                   f"({d.credited} of {due} sats still settled): do not ship until it "
-                   "confirms again.")
+        out.append(
+            f"Bitcoin payment reverted by a chain reorganisation or double spend "
+            f"({d.credited} of {due} sats still settled): do not ship until it "
+            "confirms again."
+        )
     elif d.exception == Exc.PARTIAL and d.status == Status.EXPIRED:
-        out.append(f"Underpaid: {d.received} of {due} sats received by the deadline; refund "
-                   "or ask for the rest.")
+        out.append(
+            f"Underpaid: {d.received} of {due} sats received by the deadline; refund "
+            "or ask for the rest."
+        )
     return out
 
 
 # ---------------------------------------------------------------- applying it
 
+
 def facts(invoice: BitcoinInvoice) -> tuple[InvoiceFacts, list[PaymentFacts]]:
     return (
-        InvoiceFacts(invoice.amount_sats, invoice.expires_at, invoice.paid_reported,
-                     invoice.marked),
-        [PaymentFacts(p.txid, p.amount_sats, p.status, p.block_height, p.first_seen_at,
-                      p.unconfirmed_parents, p.conflict_seen) for p in invoice.payments],
+        InvoiceFacts(
+            invoice.amount_sats, invoice.expires_at, invoice.paid_reported, invoice.marked
+        ),
+        [
+            PaymentFacts(
+                p.txid,
+                p.amount_sats,
+                p.status,
+                p.block_height,
+                p.first_seen_at,
+                p.unconfirmed_parents,
+                p.conflict_seen,
+            )
+            for p in invoice.payments
+        ],
     )
 
 
-def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
-             policy: BitcoinPolicy, now: datetime | None = None) -> list[PaymentEvent]:
+def evaluate(
+    session: Session,
+    invoice: BitcoinInvoice,
+    tip_height: int | None,
+    policy: BitcoinPolicy,
+    now: datetime | None = None,
+) -> list[PaymentEvent]:
     """Bring the invoice in line with what the node shows; tell the order what changed.
 
     Idempotent: the events' keys carry the invoice's revision, bumped in the same transaction,
@@ -450,12 +565,25 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
     assert order is not None
     events: list[PaymentEvent] = []
 
-    def event(kind: PaymentEventKind, key: str, note: str, amount: int = 0,
-              reference: str = invoice.address) -> None:
-        events.append(PaymentEvent(
-            provider=PROVIDER, key=f"{invoice.id}:{key}", order_ref=order.ref, kind=kind,
-            amount=amount, currency=order.currency, reference=reference, note=note,
-        ))
+    def event(
+        kind: PaymentEventKind,
+        key: str,
+        note: str,
+        amount: int = 0,
+        reference: str = invoice.address,
+    ) -> None:
+        events.append(
+            PaymentEvent(
+                provider=PROVIDER,
+                key=f"{invoice.id}:{key}",
+                order_ref=order.ref,
+                kind=kind,
+                amount=amount,
+                currency=order.currency,
+                reference=reference,
+                note=note,
+            )
+        )
 
     changed = before != (d.status, d.exception)
     if changed:
@@ -463,44 +591,80 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
         invoice.status, invoice.exception = d.status.value, d.exception.value
         if d.status == Status.SETTLED and invoice.settled_at is None:
             invoice.settled_at = now
-        session.add(BitcoinInvoiceEvent(
-            invoice=invoice, at=now, from_state=_state_text(*before),
-            to_state=_state_text(d.status, d.exception),
-            note=(f"{d.received} of {invoice.amount_sats} sats received, {d.confirmed} in the "
-                  f"chain, {d.credited} final" + (" (accepted unconfirmed)" if d.zero_conf
-                                                   else ""))[:500]))
+        session.add(
+            BitcoinInvoiceEvent(
+                invoice=invoice,
+                at=now,
+                from_state=_state_text(*before),
+                to_state=_state_text(d.status, d.exception),
+                note=(
+                    f"{d.received} of {invoice.amount_sats} sats received, {d.confirmed} in the "
+                    f"chain, {d.credited} final"
+                    + (" (accepted unconfirmed)" if d.zero_conf else "")
+                )[:500],
+            )
+        )
     rev = invoice.revision
     if d.status == Status.SETTLED and not invoice.paid_reported:
         invoice.paid_reported = True
-        how = (f"Marked paid by the merchant: {invoice.mark_reason}" if d.exception == Exc.MARKED
-               else f"Paid in bitcoin: {d.credited} sats to {invoice.address}"
-               + (" (accepted unconfirmed)" if d.zero_conf else ""))
+        how = (
+            f"Marked paid by the merchant: {invoice.mark_reason}"
+            if d.exception == Exc.MARKED
+            else f"Paid in bitcoin: {d.credited} sats to {invoice.address}"
+            + (" (accepted unconfirmed)" if d.zero_conf else "")
+        )
         # The books say that a person decided, not why: a free-text reason may name someone,
         # and the ledger outlives every personal datum (the order's history keeps the reason).
-        event(PaymentEventKind.PAID, "paid", how, amount=invoice.order_total,
-              reference=invoice.address + (" (marked settled by the merchant)"
-                                           if d.exception == Exc.MARKED else ""))
+        event(
+            PaymentEventKind.PAID,
+            "paid",
+            how,
+            amount=invoice.order_total,
+            reference=invoice.address
+            + (" (marked settled by the merchant)" if d.exception == Exc.MARKED else ""),
+        )
     elif changed and d.status == Status.SETTLED and before[1] == Exc.REVERTED:
-        event(PaymentEventKind.PENDING, f"r{rev}:settled-again",
-              f"The reverted bitcoin payment is confirmed again ({d.credited} of "
-              f"{invoice.amount_sats} sats final).")
+        event(
+            PaymentEventKind.PENDING,
+            f"r{rev}:settled-again",
+            f"The reverted bitcoin payment is confirmed again ({d.credited} of "
+            f"{invoice.amount_sats} sats final).",
+        )
     if d.status == Status.PROCESSING and order.state == OrderStatus.PENDING_PAYMENT:
         # Paid but not yet final: a slow confirmation must not release the stock.
-        orders.extend_reservation(session, order, max(invoice.monitor_until, now),
-                                  "Stock held until the Bitcoin payment confirms", now)
-    if d.status == Status.INVALID and d.exception == Exc.MARKED and \
-            order.state == OrderStatus.PENDING_PAYMENT:
-        orders.cancel(session, order, f"Bitcoin payment marked invalid by the merchant: "
-                                      f"{invoice.mark_reason}", now)
+        orders.extend_reservation(
+            session,
+            order,
+            max(invoice.monitor_until, now),
+            "Stock held until the Bitcoin payment confirms",
+            now,
+        )
+    if (
+        d.status == Status.INVALID
+        and d.exception == Exc.MARKED
+        and order.state == OrderStatus.PENDING_PAYMENT
+    ):
+        orders.cancel(
+            session,
+            order,
+            f"Bitcoin payment marked invalid by the merchant: {invoice.mark_reason}",
+            now,
+        )
     for p in invoice.payments:
         if p.status == "removed":
-            event(PaymentEventKind.PENDING, f"{p.outpoint}:removed",
-                  f"Bitcoin payment {p.outpoint} was replaced, double-spent or reorganised "
-                  "away; it does not count.")
+            event(
+                PaymentEventKind.PENDING,
+                f"{p.outpoint}:removed",
+                f"Bitcoin payment {p.outpoint} was replaced, double-spent or reorganised "
+                "away; it does not count.",
+            )
         elif d.status != Status.SETTLED:  # once settled, the PAID note says it all
-            event(PaymentEventKind.PENDING, f"{p.outpoint}:seen",
-                  f"Bitcoin payment of {p.amount_sats} sats seen "
-                  f"({'in a block' if p.status == 'confirmed' else 'unconfirmed'})")
+            event(
+                PaymentEventKind.PENDING,
+                f"{p.outpoint}:seen",
+                f"Bitcoin payment of {p.amount_sats} sats seen "
+                f"({'in a block' if p.status == 'confirmed' else 'unconfirmed'})",
+            )
     wanted = flags(invoice_facts, d, now)
     raised = [line for line in invoice.flags.split("\n") if line]
     if wanted != raised:
@@ -514,8 +678,13 @@ def evaluate(session: Session, invoice: BitcoinInvoice, tip_height: int | None,
     repeatable = [e.key for e in events if e.kind == PaymentEventKind.PENDING]
     if repeatable:
         # Most re-evaluations repeat what was already said: skip those without a failed insert.
-        known = set(session.scalars(select(PaymentRecord.key).where(
-            PaymentRecord.provider == PROVIDER, PaymentRecord.key.in_(repeatable))))
+        known = set(
+            session.scalars(
+                select(PaymentRecord.key).where(
+                    PaymentRecord.provider == PROVIDER, PaymentRecord.key.in_(repeatable)
+                )
+            )
+        )
         events = [e for e in events if e.key not in known]
     for e in events:
         orders.apply_payment_event(session, e, now)
@@ -526,8 +695,15 @@ def _state_text(status: Status, exception: Exc) -> str:
     return f"{status.value}/{exception.value}" if exception else status.value
 
 
-def mark(session: Session, invoice: BitcoinInvoice, decision: str, reason: str,
-         policy: BitcoinPolicy, tip_height: int | None, now: datetime | None = None) -> None:
+def mark(
+    session: Session,
+    invoice: BitcoinInvoice,
+    decision: str,
+    reason: str,
+    policy: BitcoinPolicy,
+    tip_height: int | None,
+    now: datetime | None = None,
+) -> None:
     """The merchant decides what the chain cannot: settle it anyway, or give up on it.
 
     "settled": the order is paid (and the sale booked) with the reason as its note. "invalid":
@@ -544,20 +720,26 @@ def mark(session: Session, invoice: BitcoinInvoice, decision: str, reason: str,
     if Status(invoice.status) == Status.SETTLED and Exc(invoice.exception) != Exc.REVERTED:
         raise CannotMark("This payment is settled by the network already.")
     if decision == "invalid" and invoice.paid_reported:
-        raise CannotMark("The order was already paid with this payment: refund or cancel the "
-                         "order instead, so the books show what happened.")
+        raise CannotMark(
+            "The order was already paid with this payment: refund or cancel the "
+            "order instead, so the books show what happened."
+        )
     invoice.marked, invoice.mark_reason = decision, reason
     evaluate(session, invoice, tip_height, policy, now)
 
 
-def expire_invoices(session: Session, policy: BitcoinPolicy, now: datetime | None = None,
-                    limit: int = 1000) -> int:
+def expire_invoices(
+    session: Session, policy: BitcoinPolicy, now: datetime | None = None, limit: int = 1000
+) -> int:
     """Time-only changes (no node needed): unpaid invoices past their window become expired
     (and flagged when partly paid). Safe to run from several workers at once."""
     now = now or utcnow()
-    stmt = (select(BitcoinInvoice)
-            .where(BitcoinInvoice.status == Status.NEW.value, BitcoinInvoice.expires_at <= now)
-            .order_by(BitcoinInvoice.expires_at).limit(limit))
+    stmt = (
+        select(BitcoinInvoice)
+        .where(BitcoinInvoice.status == Status.NEW.value, BitcoinInvoice.expires_at <= now)
+        .order_by(BitcoinInvoice.expires_at)
+        .limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     count = 0
@@ -590,4 +772,3 @@ def bip21_uri(invoice: BitcoinInvoice, extra: dict[str, str] | None = None) -> s
 
 def remaining_sats(invoice: BitcoinInvoice) -> int:
     return max(invoice.amount_sats - invoice.received_sats, 0)
-

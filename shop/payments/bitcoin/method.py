@@ -34,8 +34,10 @@ from shop.payments.bitcoin.invoice import LockedRate, address_gap
 from shop.payments.bitcoin.models import BitcoinBlock, BitcoinIndexCounter, BitcoinWatcherStatus
 from shop.payments.bitcoin.rate_models import RateQuote
 
-UNAVAILABLE = _l("Bitcoin is temporarily unavailable (no current exchange rate). "
-                 "Please choose another payment method or try again in a few minutes.")
+UNAVAILABLE = _l(
+    "Bitcoin is temporarily unavailable (no current exchange rate). "
+    "Please choose another payment method or try again in a few minutes."
+)
 
 
 @dataclass
@@ -43,8 +45,10 @@ class BitcoinPayment:
     settings: object
     code: str = "bitcoin"
     label: str = N_("Bitcoin")
-    description: str = N_("Pay from any Bitcoin wallet to a fresh address of the shop's own "
-                          "wallet; no third party sees your payment.")
+    description: str = N_(
+        "Pay from any Bitcoin wallet to a fresh address of the shop's own "
+        "wallet; no third party sees your payment."
+    )
     panel_template: str = "payments/bitcoin.html"
     database: Database | None = None
     _rate_ok_until: float = field(default=0.0, init=False, repr=False)
@@ -108,8 +112,9 @@ class BitcoinPayment:
         return manual.record_refund(database, order_id, amount, reference)
 
     def health(self, session: Session, now: datetime) -> list[HealthCheck]:
-        return _node_health(session, self.settings, now) + _rates_health(session, self.settings,
-                                                                         now)
+        return _node_health(session, self.settings, now) + _rates_health(
+            session, self.settings, now
+        )
 
     def rate(self, session: Session, now: datetime) -> LockedRate | None:
         """The rate to lock a new invoice at, or None (Bitcoin checkout pauses)."""
@@ -142,47 +147,80 @@ class BitcoinPayment:
 
 
 def _node_health(session: Session, settings, now: datetime) -> list[HealthCheck]:
-    if not getattr(settings, "bitcoin_descriptor", "") and not getattr(settings, "bitcoin_simulated", False):
-        return [HealthCheck("Bitcoin node", "off", "Bitcoin checkout is not set up (SHOP_BITCOIN_DESCRIPTOR).")]
+    if not getattr(settings, "bitcoin_descriptor", "") and not getattr(
+        settings, "bitcoin_simulated", False
+    ):
+        return [
+            HealthCheck(
+                "Bitcoin node", "off", "Bitcoin checkout is not set up (SHOP_BITCOIN_DESCRIPTOR)."
+            )
+        ]
     checks = []
     status = session.scalar(select(BitcoinWatcherStatus).limit(1))
     block = session.scalar(select(BitcoinBlock).order_by(BitcoinBlock.height.desc()).limit(1))
     details = []
     if block is not None:
-        details.append(f"Last block seen: height {block.height}, processed {ago(block.processed_at, now)}.")
+        details.append(
+            f"Last block seen: height {block.height}, processed {ago(block.processed_at, now)}."
+        )
     if status is not None and status.last_error:
         details.append(f"Last error {ago(status.last_error_at, now)}: {status.last_error}")
     reached = status.last_success_at if status else None
     fresh = reached is not None and (now - reached).total_seconds() < 600
-    checks.append(HealthCheck("Bitcoin node", "ok" if fresh else "warning",
-                        f"Node last reached {ago(reached, now)}.", details))
+    checks.append(
+        HealthCheck(
+            "Bitcoin node",
+            "ok" if fresh else "warning",
+            f"Node last reached {ago(reached, now)}.",
+            details,
+        )
+    )
 
     limit = int(getattr(settings, "bitcoin_gap_limit", 20) or 20)
     for fingerprint in session.scalars(select(BitcoinIndexCounter.descriptor_fingerprint)):
         gap = address_gap(session, fingerprint)
         over = gap > limit
-        checks.append(HealthCheck(
-            "Address gap", "warning" if over else "ok",
-            f"{gap} address{'es' if gap != 1 else ''} handed out since the last paid one "
-            f"(gap limit {limit}).",
-            [f"Your wallet may not show payments to later addresses: when restoring or "
-             f"rescanning it, use a gap limit of at least {gap + 1}."] if over else []))
+        checks.append(
+            HealthCheck(
+                "Address gap",
+                "warning" if over else "ok",
+                f"{gap} address{'es' if gap != 1 else ''} handed out since the last paid one "
+                f"(gap limit {limit}).",
+                [
+                    f"Your wallet may not show payments to later addresses: when restoring or "
+                    f"rescanning it, use a gap limit of at least {gap + 1}."
+                ]
+                if over
+                else [],
+            )
+        )
     return checks
 
 
 def _rates_health(session: Session, settings, now: datetime) -> list[HealthCheck]:
     if settings.currency == "BTC" or not getattr(settings, "bitcoin_descriptor", ""):
         return []
-    quote = session.scalar(select(RateQuote).where(RateQuote.currency == settings.currency)
-                           .order_by(RateQuote.as_of.desc()).limit(1))
+    quote = session.scalar(
+        select(RateQuote)
+        .where(RateQuote.currency == settings.currency)
+        .order_by(RateQuote.as_of.desc())
+        .limit(1)
+    )
     if quote is None:
-        return [HealthCheck("Exchange rates", "warning", "No rate yet: Bitcoin checkout waits for one.")]
+        return [
+            HealthCheck("Exchange rates", "warning", "No rate yet: Bitcoin checkout waits for one.")
+        ]
     max_age = int(getattr(settings, "rate_max_age_seconds", 600) or 600)
     fresh = (now - quote.as_of).total_seconds() <= max_age
     try:
         sources = [f"{s['source']}: {s['price']}" for s in json.loads(quote.sources)]
     except (ValueError, KeyError, TypeError):
         sources = []
-    return [HealthCheck("Exchange rates", "ok" if fresh else "warning",
-                  f"1 BTC = {quote.fiat_per_btc} {quote.currency}, {ago(quote.as_of, now)}.",
-                  sources)]
+    return [
+        HealthCheck(
+            "Exchange rates",
+            "ok" if fresh else "warning",
+            f"1 BTC = {quote.fiat_per_btc} {quote.currency}, {ago(quote.as_of, now)}.",
+            sources,
+        )
+    ]

@@ -52,8 +52,13 @@ class BitcoinInvoice(Base):
         # The address-gap check (every watcher round) asks for the last address that received
         # anything: only those invoices are in this index, so that is one index probe even
         # when none of a million has been paid (otherwise a full scan every round).
-        Index("ix_bitcoin_invoices_received", "descriptor_fingerprint", "derivation_index",
-              postgresql_where=text("received_sats > 0"), sqlite_where=text("received_sats > 0")),
+        Index(
+            "ix_bitcoin_invoices_received",
+            "descriptor_fingerprint",
+            "derivation_index",
+            postgresql_where=text("received_sats > 0"),
+            sqlite_where=text("received_sats > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,8 +147,9 @@ class BitcoinInvoiceEvent(Base):
     __tablename__ = "bitcoin_invoice_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("bitcoin_invoices.id", ondelete="CASCADE"),
-                                            index=True)
+    invoice_id: Mapped[int] = mapped_column(
+        ForeignKey("bitcoin_invoices.id", ondelete="CASCADE"), index=True
+    )
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     from_state: Mapped[str] = mapped_column(String(40))  # "status" or "status/exception"
     to_state: Mapped[str] = mapped_column(String(40))

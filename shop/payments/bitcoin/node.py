@@ -276,8 +276,10 @@ class NodeClient:
         """
         if not params:
             return []
-        request = [{"version": "1.1", "method": method, "params": list(p), "id": n}
-                   for n, p in enumerate(params)]
+        request = [
+            {"version": "1.1", "method": method, "params": list(p), "id": n}
+            for n, p in enumerate(params)
+        ]
         replies = self._guarded(method, lambda proxy: proxy._batch(request))
         if not isinstance(replies, list) or len(replies) != len(request):
             raise NodeError(f"malformed batch answer from the node to {method}")

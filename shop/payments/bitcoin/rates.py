@@ -90,8 +90,12 @@ class Quote:
         return self.currency == BTC
 
     def sources_json(self) -> str:
-        return json.dumps([{"source": s.source, "price": _plain(s.price), "at": s.at.isoformat()}
-                           for s in self.sources])
+        return json.dumps(
+            [
+                {"source": s.source, "price": _plain(s.price), "at": s.at.isoformat()}
+                for s in self.sources
+            ]
+        )
 
 
 def identity_quote(now: datetime) -> Quote:
@@ -99,6 +103,7 @@ def identity_quote(now: datetime) -> Quote:
 
 
 # --- conversions ----------------------------------------------------------------------------
+
 
 def sats_for(amount_minor: int, currency: str, quote: Quote) -> int:
     """Satoshis to ask for `amount_minor` of `currency`, rounded UP to the next satoshi.
@@ -140,11 +145,16 @@ def _plain(value: Decimal) -> str:
 
 # --- HTTP -----------------------------------------------------------------------------------
 
+
 class HttpClient:
     """GETs JSON-ish text with timeouts and a size cap, through the proxy if one is set."""
 
-    def __init__(self, proxy: str = "", connect_timeout: float = CONNECT_TIMEOUT,
-                 read_timeout: float = READ_TIMEOUT):
+    def __init__(
+        self,
+        proxy: str = "",
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ):
         self.proxy = proxy
         self.timeout = (connect_timeout, read_timeout)
 
@@ -162,8 +172,9 @@ class HttpClient:
 
     def get(self, session: requests.Session, source: str, url: str) -> tuple[int, str]:
         try:
-            with session.get(url, timeout=self.timeout, stream=True,
-                             allow_redirects=False) as response:
+            with session.get(
+                url, timeout=self.timeout, stream=True, allow_redirects=False
+            ) as response:
                 body = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
                 status = response.status_code
         except requests.Timeout:
@@ -200,6 +211,7 @@ def to_price(source: str, value: Any) -> Decimal:
 
 # --- providers ------------------------------------------------------------------------------
 
+
 class Provider:
     """One exchange's public ticker: where to ask, and how to read the answer."""
 
@@ -224,8 +236,9 @@ class Provider:
     def read(self, doc: Any, currency: str, fetched_at: datetime) -> SourcePrice:
         raise NotImplementedError
 
-    def fetch(self, http: HttpClient, session: requests.Session, currency: str,
-              now: datetime) -> SourcePrice:
+    def fetch(
+        self, http: HttpClient, session: requests.Session, currency: str, now: datetime
+    ) -> SourcePrice:
         if not self.supports(currency):
             raise RateSourceError(self.name, f"does not quote BTC in {currency}")
         status, text = http.get(session, self.name, self.url(currency))
@@ -242,8 +255,15 @@ class Provider:
             raise RateSourceError(self.name, f"HTTP {status}")
         try:
             price = self.read(doc, currency, now)
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError,
-                OSError):
+        except (
+            KeyError,
+            IndexError,
+            TypeError,
+            AttributeError,
+            ValueError,
+            OverflowError,
+            OSError,
+        ):
             raise RateSourceError(self.name, "unexpected answer format") from None
         if price.at > now + CLOCK_SKEW:
             raise RateSourceError(self.name, "timestamp lies in the future")
@@ -307,8 +327,10 @@ class Coinbase(Provider):
 
     def api_error(self, doc: Any) -> str | None:
         if isinstance(doc, dict) and doc.get("errors"):
-            return ", ".join(str(e.get("message") or e.get("id")) if isinstance(e, dict) else str(e)
-                             for e in doc["errors"])
+            return ", ".join(
+                str(e.get("message") or e.get("id")) if isinstance(e, dict) else str(e)
+                for e in doc["errors"]
+            )
         return None
 
     def read(self, doc: Any, currency: str, fetched_at: datetime) -> SourcePrice:
@@ -349,18 +371,21 @@ def parse_provider_names(raw: str) -> list[str]:
     names = [n.strip().lower() for n in raw.split(",") if n.strip()]
     unknown = [n for n in names if n not in PROVIDERS]
     if unknown:
-        raise ValueError(f"unknown rate provider(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(PROVIDER_NAMES)}")
+        raise ValueError(
+            f"unknown rate provider(s) {', '.join(unknown)}; known: {', '.join(PROVIDER_NAMES)}"
+        )
     return list(dict.fromkeys(names))
 
 
-def build_providers(names: Iterable[str] = DEFAULT_PROVIDERS,
-                    base_urls: dict[str, str] | None = None) -> list[Provider]:
+def build_providers(
+    names: Iterable[str] = DEFAULT_PROVIDERS, base_urls: dict[str, str] | None = None
+) -> list[Provider]:
     base_urls = base_urls or {}
     return [PROVIDERS[n](base_urls.get(n)) for n in names]
 
 
 # --- aggregation ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RatePolicy:
@@ -371,15 +396,17 @@ class RatePolicy:
     @classmethod
     def from_settings(cls, settings: Any) -> RatePolicy:
         return cls(
-            max_age=timedelta(seconds=getattr(settings, "rate_max_age_seconds",
-                                              DEFAULT_MAX_AGE_SECONDS)),
+            max_age=timedelta(
+                seconds=getattr(settings, "rate_max_age_seconds", DEFAULT_MAX_AGE_SECONDS)
+            ),
             max_deviation_bp=getattr(settings, "rate_max_deviation_bp", DEFAULT_MAX_DEVIATION_BP),
             min_sources=getattr(settings, "rate_min_sources", DEFAULT_MIN_SOURCES),
         )
 
 
-def aggregate(currency: str, prices: Sequence[SourcePrice], now: datetime,
-              policy: RatePolicy = RatePolicy()) -> tuple[Quote | None, dict[str, str]]:
+def aggregate(
+    currency: str, prices: Sequence[SourcePrice], now: datetime, policy: RatePolicy = RatePolicy()
+) -> tuple[Quote | None, dict[str, str]]:
     """The median quote of the fresh, agreeing prices, and why each other price was left out."""
     rejected: dict[str, str] = {}
     fresh = []
@@ -407,6 +434,7 @@ def aggregate(currency: str, prices: Sequence[SourcePrice], now: datetime,
 
 # --- the worker's side ----------------------------------------------------------------------
 
+
 @dataclass
 class RefreshResult:
     currency: str
@@ -416,8 +444,9 @@ class RefreshResult:
     skipped: str = ""  # non-empty when nothing was fetched, and why
 
 
-def fetch_prices(providers: Sequence[Provider], currency: str, http: HttpClient,
-                 now: datetime) -> tuple[list[SourcePrice], dict[str, str]]:
+def fetch_prices(
+    providers: Sequence[Provider], currency: str, http: HttpClient, now: datetime
+) -> tuple[list[SourcePrice], dict[str, str]]:
     """Ask every provider at once; one slow exchange costs no more than its own timeout."""
     prices: list[SourcePrice] = []
     failures: dict[str, str] = {}
@@ -439,8 +468,13 @@ def fetch_prices(providers: Sequence[Provider], currency: str, http: HttpClient,
     return prices, failures
 
 
-def refresh_rates(database, settings, providers: Sequence[Provider] | None = None,
-                  now: datetime | None = None, http: HttpClient | None = None) -> RefreshResult:
+def refresh_rates(
+    database,
+    settings,
+    providers: Sequence[Provider] | None = None,
+    now: datetime | None = None,
+    http: HttpClient | None = None,
+) -> RefreshResult:
     """Fetch every provider's ticker for the store's currency and store the median quote.
 
     The network is used outside any database transaction; only the insert runs in the job's
@@ -453,7 +487,8 @@ def refresh_rates(database, settings, providers: Sequence[Provider] | None = Non
         return result
     if providers is None:
         providers = build_providers(
-            parse_provider_names(getattr(settings, "rate_providers", ",".join(DEFAULT_PROVIDERS))))
+            parse_provider_names(getattr(settings, "rate_providers", ",".join(DEFAULT_PROVIDERS)))
+        )
     if not providers:
         result.skipped = "no rate providers configured"
         return result
@@ -470,15 +505,21 @@ def refresh_rates(database, settings, providers: Sequence[Provider] | None = Non
 
 
 def store_quote(session: Session, quote: Quote, fetched_at: datetime) -> Quote:
-    row = RateQuote(currency=quote.currency, fiat_per_btc=_plain(quote.fiat_per_btc),
-                    sources=quote.sources_json(), as_of=quote.as_of, fetched_at=fetched_at)
+    row = RateQuote(
+        currency=quote.currency,
+        fiat_per_btc=_plain(quote.fiat_per_btc),
+        sources=quote.sources_json(),
+        as_of=quote.as_of,
+        fetched_at=fetched_at,
+    )
     session.add(row)
     session.flush()
     return Quote(quote.currency, quote.fiat_per_btc, quote.as_of, quote.sources, row.id)
 
 
-def current_quote(session: Session, currency: str, now: datetime,
-                  max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS) -> Quote | None:
+def current_quote(
+    session: Session, currency: str, now: datetime, max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
+) -> Quote | None:
     """The newest stored quote for `currency` if it is younger than `max_age_seconds`.
 
     None means no usable rate: Bitcoin checkout is temporarily unavailable (card still works).
@@ -487,8 +528,10 @@ def current_quote(session: Session, currency: str, now: datetime,
     if currency == BTC:
         return identity_quote(now)
     row = session.scalars(
-        select(RateQuote).where(RateQuote.currency == currency)
-        .order_by(RateQuote.as_of.desc(), RateQuote.id.desc()).limit(1)
+        select(RateQuote)
+        .where(RateQuote.currency == currency)
+        .order_by(RateQuote.as_of.desc(), RateQuote.id.desc())
+        .limit(1)
     ).first()
     if row is None or now - row.as_of > timedelta(seconds=max_age_seconds):
         return None
@@ -502,8 +545,10 @@ def quote_by_id(session: Session, quote_id: int) -> Quote | None:
 
 
 def quote_from_row(row: RateQuote) -> Quote:
-    sources = tuple(SourcePrice(s["source"], Decimal(s["price"]), datetime.fromisoformat(s["at"]))
-                    for s in json.loads(row.sources))
+    sources = tuple(
+        SourcePrice(s["source"], Decimal(s["price"]), datetime.fromisoformat(s["at"]))
+        for s in json.loads(row.sources)
+    )
     return Quote(row.currency, Decimal(row.fiat_per_btc), row.as_of, sources, row.id)
 
 
@@ -511,9 +556,11 @@ def rates_wanted(settings) -> bool:
     """Whether the worker fetches rates at all: only when Bitcoin checkout is configured
     (SHOP_BITCOIN_DESCRIPTOR), the store is not priced in BTC, and providers are not switched
     off (SHOP_RATE_PROVIDERS=""). A card-only shop never talks to an exchange."""
-    return (bool(getattr(settings, "bitcoin_descriptor", ""))
-            and settings.currency != BTC
-            and bool(getattr(settings, "rate_providers", ",".join(DEFAULT_PROVIDERS)).strip()))
+    return (
+        bool(getattr(settings, "bitcoin_descriptor", ""))
+        and settings.currency != BTC
+        and bool(getattr(settings, "rate_providers", ",".join(DEFAULT_PROVIDERS)).strip())
+    )
 
 
 class RatesJob:
@@ -525,8 +572,12 @@ class RatesJob:
 
     name = "refresh-rates"
 
-    def __init__(self, settings_loader=None, providers: Sequence[Provider] | None = None,
-                 clock=time.monotonic):
+    def __init__(
+        self,
+        settings_loader=None,
+        providers: Sequence[Provider] | None = None,
+        clock=time.monotonic,
+    ):
         self._settings_loader = settings_loader
         self._settings = None
         self._providers = providers
@@ -546,20 +597,30 @@ class RatesJob:
             self._next = self._clock() + interval
         now = datetime.now(UTC)
         with database.job_session() as session:
-            last = session.scalars(select(RateQuote.fetched_at)
-                                   .where(RateQuote.currency == settings.currency)
-                                   .order_by(RateQuote.fetched_at.desc()).limit(1)).first()
+            last = session.scalars(
+                select(RateQuote.fetched_at)
+                .where(RateQuote.currency == settings.currency)
+                .order_by(RateQuote.fetched_at.desc())
+                .limit(1)
+            ).first()
         if last is not None and now - last < timedelta(seconds=interval):
             return 0
         result = refresh_rates(database, settings, self._providers, now)
         for source, reason in sorted(result.failures.items()):
             log.warning("rate source %s not used: %s", source, reason)
         if result.quote is None:
-            log.warning("no usable %s rate (%d source(s) failed); Bitcoin checkout is paused",
-                        settings.currency, len(result.failures))
+            log.warning(
+                "no usable %s rate (%d source(s) failed); Bitcoin checkout is paused",
+                settings.currency,
+                len(result.failures),
+            )
             return 0
-        log.info("BTC/%s rate %s from %s", settings.currency, _plain(result.quote.fiat_per_btc),
-                 ", ".join(s.source for s in result.quote.sources))
+        log.info(
+            "BTC/%s rate %s from %s",
+            settings.currency,
+            _plain(result.quote.fiat_per_btc),
+            ", ".join(s.source for s in result.quote.sources),
+        )
         return 1
 
     def _load_settings(self):

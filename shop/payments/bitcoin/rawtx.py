@@ -64,7 +64,7 @@ def _varint(b: memoryview, i: int) -> tuple[int, int]:
     if v < 0xFD:
         return v, i + 1
     end = i + 1 + _SIZES[v]
-    return int.from_bytes(b[i + 1:end], "little"), end
+    return int.from_bytes(b[i + 1 : end], "little"), end
 
 
 def _read_tx(b: memoryview, i: int) -> tuple[Tx, int]:
@@ -79,17 +79,17 @@ def _read_tx(b: memoryview, i: int) -> tuple[Tx, int]:
     n_in, i = _varint(b, i)
     vin = []
     for _ in range(n_in):
-        prevout = OutPoint(bytes(b[i:i + 32]), int.from_bytes(b[i + 32:i + 36], "little"))
+        prevout = OutPoint(bytes(b[i : i + 32]), int.from_bytes(b[i + 32 : i + 36], "little"))
         size, i = _varint(b, i + 36)
         i += size
-        vin.append(TxIn(prevout, int.from_bytes(b[i:i + 4], "little")))
+        vin.append(TxIn(prevout, int.from_bytes(b[i : i + 4], "little")))
         i += 4
     n_out, i = _varint(b, i)
     vout = []
     for _ in range(n_out):
-        value = int.from_bytes(b[i:i + 8], "little", signed=True)  # CAmount is int64
+        value = int.from_bytes(b[i : i + 8], "little", signed=True)  # CAmount is int64
         size, i = _varint(b, i + 8)
-        vout.append(TxOut(value, bytes(b[i:i + size])))
+        vout.append(TxOut(value, bytes(b[i : i + size])))
         i += size
     body_end = i
     if segwit:
@@ -102,7 +102,7 @@ def _read_tx(b: memoryview, i: int) -> tuple[Tx, int]:
     if i > len(b):
         raise ParseError("truncated transaction")
     if segwit:  # BIP 141: the txid leaves out marker, flag and witnesses
-        parts = (b[start:start + 4], b[body:body_end], b[i - 4:i])
+        parts = (b[start : start + 4], b[body:body_end], b[i - 4 : i])
     else:
         parts = (b[start:i],)
     return Tx(vin, vout, parts), i
@@ -125,6 +125,7 @@ def parse_tx(raw: bytes) -> Tx:
 
 def parse_block_txs(raw: bytes) -> tuple[bytes, list[Tx]]:
     """The 80-byte header (for the caller to hash) and the block's transactions."""
+
     def parse(b: memoryview):
         if len(b) < 81:
             raise ParseError("shorter than a block header")
@@ -134,4 +135,5 @@ def parse_block_txs(raw: bytes) -> tuple[bytes, list[Tx]]:
             tx, i = _read_tx(b, i)
             vtx.append(tx)
         return (bytes(b[:80]), vtx), i
+
     return _whole(parse, raw)

@@ -80,8 +80,9 @@ def enabled(settings: Any) -> bool:
 
 
 def simulated(settings: Any) -> bool:
-    return bool(settings.bitcoin_simulated and not settings.bitcoin_descriptor
-                and not settings.production)
+    return bool(
+        settings.bitcoin_simulated and not settings.bitcoin_descriptor and not settings.production
+    )
 
 
 def descriptor_from(settings: Any) -> WatchOnlyDescriptor | None:
@@ -95,8 +96,10 @@ def descriptor_from(settings: Any) -> WatchOnlyDescriptor | None:
 def validate(s: Any) -> list[str]:
     problems: list[str] = []
     if s.bitcoin_network not in SUPPORTED_NETWORKS:
-        problems.append(f"SHOP_BITCOIN_NETWORK must be one of {', '.join(SUPPORTED_NETWORKS)} "
-                        f"(got {s.bitcoin_network!r})")
+        problems.append(
+            f"SHOP_BITCOIN_NETWORK must be one of {', '.join(SUPPORTED_NETWORKS)} "
+            f"(got {s.bitcoin_network!r})"
+        )
     elif s.bitcoin_descriptor:
         try:
             parse_watch_only(s.bitcoin_descriptor, s.bitcoin_network)
@@ -105,25 +108,34 @@ def validate(s: Any) -> list[str]:
             problems.append(f"SHOP_BITCOIN_DESCRIPTOR cannot be used: {exc}")
     if s.bitcoin_descriptor:
         if not s.bitcoin_rpc_url:
-            problems.append("SHOP_BITCOIN_RPC_URL is required with SHOP_BITCOIN_DESCRIPTOR: "
-                            "payments are detected by your own Bitcoin Core node")
+            problems.append(
+                "SHOP_BITCOIN_RPC_URL is required with SHOP_BITCOIN_DESCRIPTOR: "
+                "payments are detected by your own Bitcoin Core node"
+            )
         if s.production and s.bitcoin_network != "main":
-            problems.append(f"SHOP_BITCOIN_NETWORK is {s.bitcoin_network!r} in production: test "
-                            "coins are worthless, so orders would be marked paid for nothing")
+            problems.append(
+                f"SHOP_BITCOIN_NETWORK is {s.bitcoin_network!r} in production: test "
+                "coins are worthless, so orders would be marked paid for nothing"
+            )
     if s.bitcoin_rpc_url:
         from shop.payments.bitcoin.node import NodeClient
 
         try:
             NodeClient(s.bitcoin_rpc_url, s.bitcoin_rpc_cookie or None)
         except ValueError as exc:
-            problems.append(f"SHOP_BITCOIN_RPC_URL: {exc} (e.g. http://127.0.0.1:8332 with "
-                            "SHOP_BITCOIN_RPC_COOKIE=/var/lib/bitcoind/.cookie)")
-    for name, value in (("SHOP_BITCOIN_ZMQ_BLOCK", s.bitcoin_zmq_block),
-                        ("SHOP_BITCOIN_ZMQ_TX", s.bitcoin_zmq_tx),
-                        ("SHOP_BITCOIN_ZMQ_SEQUENCE", s.bitcoin_zmq_sequence)):
+            problems.append(
+                f"SHOP_BITCOIN_RPC_URL: {exc} (e.g. http://127.0.0.1:8332 with "
+                "SHOP_BITCOIN_RPC_COOKIE=/var/lib/bitcoind/.cookie)"
+            )
+    for name, value in (
+        ("SHOP_BITCOIN_ZMQ_BLOCK", s.bitcoin_zmq_block),
+        ("SHOP_BITCOIN_ZMQ_TX", s.bitcoin_zmq_tx),
+        ("SHOP_BITCOIN_ZMQ_SEQUENCE", s.bitcoin_zmq_sequence),
+    ):
         if value and not _ZMQ_ENDPOINT.fullmatch(value):
-            problems.append(f"{name} must be a ZMQ endpoint such as tcp://127.0.0.1:28332 "
-                            f"(got {value!r})")
+            problems.append(
+                f"{name} must be a ZMQ endpoint such as tcp://127.0.0.1:28332 (got {value!r})"
+            )
     if not 1 <= s.bitcoin_payment_window_minutes <= 24 * 60:
         problems.append("SHOP_BITCOIN_PAYMENT_WINDOW_MINUTES must be between 1 and 1440")
     if not 1 <= s.bitcoin_confirmations <= 100:
@@ -143,9 +155,13 @@ def validate(s: Any) -> list[str]:
     if not 0.1 <= s.bitcoin_poll_seconds <= 3600:
         problems.append("SHOP_BITCOIN_POLL_SECONDS must be between 0.1 and 3600")
     if s.bitcoin_simulated and s.production:
-        problems.append("SHOP_BITCOIN_SIMULATED cannot be enabled in production: its "
-                        "\"simulate payment\" button would let anyone mark an order paid")
+        problems.append(
+            "SHOP_BITCOIN_SIMULATED cannot be enabled in production: its "
+            '"simulate payment" button would let anyone mark an order paid'
+        )
     if s.bitcoin_simulated and s.bitcoin_descriptor:
-        problems.append("SHOP_BITCOIN_SIMULATED and SHOP_BITCOIN_DESCRIPTOR exclude each other: "
-                        "the simulated chain is only for a demo without a wallet")
+        problems.append(
+            "SHOP_BITCOIN_SIMULATED and SHOP_BITCOIN_DESCRIPTOR exclude each other: "
+            "the simulated chain is only for a demo without a wallet"
+        )
     return problems

@@ -50,14 +50,17 @@ def payment_tx(script_pubkey: bytes, sats: int) -> CTransaction:
     return CTransaction(
         [CTxIn(COutPoint(secrets.token_bytes(32), 0), CScript(), 0xFFFFFFFF)],
         [CTxOut(sats, CScript(script_pubkey)), CTxOut(50_000, change)],
-        0, 2,
+        0,
+        2,
     )
 
 
 def mine_block(prev_hash: str, height: int, txs: list[CTransaction]) -> CBlock:
     coinbase = CTransaction(
         [CTxIn(COutPoint(), CScript([height, b"shop-demo"]), 0xFFFFFFFF)],
-        [CTxOut(50 * COIN, CScript([OP_TRUE]))], 0, 2,
+        [CTxOut(50 * COIN, CScript([OP_TRUE]))],
+        0,
+        2,
     )
     vtx = [coinbase, *txs]
     merkle_root = CBlock.build_merkle_tree_from_txs(vtx)[-1]
@@ -70,8 +73,13 @@ def mine_block(prev_hash: str, height: int, txs: list[CTransaction]) -> CBlock:
     return CBlock(0x20000000, lx(prev_hash), merkle_root, n_time, REGTEST_BITS, nonce, vtx)
 
 
-def simulate_payment(session: Session, invoice: BitcoinInvoice, policy: BitcoinPolicy,
-                     now: datetime, sats: int | None = None) -> str:
+def simulate_payment(
+    session: Session,
+    invoice: BitcoinInvoice,
+    policy: BitcoinPolicy,
+    now: datetime,
+    sats: int | None = None,
+) -> str:
     """Pay (the rest of) `invoice` in a new simulated block; returns the txid."""
     if not invoice.simulated:
         raise SimulationError("only invoices of the simulated demo chain can be paid this way")

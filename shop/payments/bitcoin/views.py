@@ -68,8 +68,18 @@ def qr_svg(data: str) -> Markup:
     """The QR code as inline SVG: presentation attributes only, no style attribute (CSP)."""
     out = io.BytesIO()
     segno.make(data, error="m").save(
-        out, kind="svg", xmldecl=False, svgns=True, nl=False, scale=5, border=4,
-        dark="#000", light="#fff", svgclass="qr", lineclass=None, omitsize=False,
+        out,
+        kind="svg",
+        xmldecl=False,
+        svgns=True,
+        nl=False,
+        scale=5,
+        border=4,
+        dark="#000",
+        light="#fff",
+        svgclass="qr",
+        lineclass=None,
+        omitsize=False,
         title=_("QR code of the payment request"),
     )
     return Markup(out.getvalue().decode())
@@ -87,10 +97,16 @@ def _state(method: BitcoinPayment, order: Order, invoice: BitcoinInvoice) -> dic
     delayed = method.detection_delayed(session, now)
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
     return dict(
-        status=status, exception=exception, state_label=_(inv.label(status, exception)),
-        settled=settled, final=final, paid_otherwise=paid_otherwise, delayed=delayed,
+        status=status,
+        exception=exception,
+        state_label=_(inv.label(status, exception)),
+        settled=settled,
+        final=final,
+        paid_otherwise=paid_otherwise,
+        delayed=delayed,
         seconds_left=seconds_left,
-        remaining=inv.remaining_sats(invoice), btc=inv.btc_text(inv.remaining_sats(invoice)),
+        remaining=inv.remaining_sats(invoice),
+        btc=inv.btc_text(inv.remaining_sats(invoice)),
         refresh=None if final else (REFRESH_WAITING if delayed else REFRESH_OPEN),
     )
 
@@ -104,16 +120,26 @@ def page(token: str):
         return redirect(url_for("orders.show", token=token), 303)
     state = _state(method, order, invoice)
     parts = []
-    if state["status"] == inv.Status.NEW and invoice.received_sats == 0 and \
-            state["seconds_left"] > 0 and order.state == OrderStatus.PENDING_PAYMENT:
+    if (
+        state["status"] == inv.Status.NEW
+        and invoice.received_sats == 0
+        and state["seconds_left"] > 0
+        and order.state == OrderStatus.PENDING_PAYMENT
+    ):
         # Other methods ride along in the same request (Lightning: `lightning=<bolt11>`), for
         # the same amount and deadline; paying either way settles the order. Only the page
         # asks, never the status endpoint the script polls.
         from shop.orders.views import order_view
         from shop.payments.registry import bip21_parts
 
-        parts = bip21_parts(payment_methods(), order_view(order), invoice.amount_sats,
-                            invoice.order_total, invoice.rate, invoice.expires_at)
+        parts = bip21_parts(
+            payment_methods(),
+            order_view(order),
+            invoice.amount_sats,
+            invoice.order_total,
+            invoice.rate,
+            invoice.expires_at,
+        )
     uri = inv.bip21_uri(invoice, {p.param: p.value for p in parts if p.value})
     # Without JavaScript the page follows the payment by reloading itself; with it, bitcoin.js
     # asks the status endpoint and updates the page in place. WCAG 2.2.1 asks that a customer
@@ -122,10 +148,19 @@ def page(token: str):
     if updates_off:
         state["refresh"] = None
     return render_template(
-        "payments/bitcoin_page.html", order=order, invoice=invoice, uri=uri, qr=qr_svg(uri),
-        total_btc=inv.btc_text(invoice.amount_sats), minutes_left=(state["seconds_left"] + 59) // 60,
-        simulated=invoice.simulated, updates_off=updates_off and not state["final"],
-        parts=parts, S=inv.Status, E=inv.Exc, **state,
+        "payments/bitcoin_page.html",
+        order=order,
+        invoice=invoice,
+        uri=uri,
+        qr=qr_svg(uri),
+        total_btc=inv.btc_text(invoice.amount_sats),
+        minutes_left=(state["seconds_left"] + 59) // 60,
+        simulated=invoice.simulated,
+        updates_off=updates_off and not state["final"],
+        parts=parts,
+        S=inv.Status,
+        E=inv.Exc,
+        **state,
         demo_rate=invoice.simulated and invoice.rate_quote_id is None and invoice.currency != "BTC",
     )
 
@@ -140,11 +175,18 @@ def status(token: str):
         abort(404)
     state = _state(method, order, invoice)
     response = jsonify(
-        status=state["status"].value, exception=state["exception"].value,
-        state_label=state["state_label"], final=state["final"], settled=state["settled"],
-        delayed=state["delayed"], remaining_sats=state["remaining"], btc=state["btc"],
-        received_sats=invoice.received_sats, seconds_left=state["seconds_left"],
-        refresh=state["refresh"], order_url=url_for("orders.show", token=token),
+        status=state["status"].value,
+        exception=state["exception"].value,
+        state_label=state["state_label"],
+        final=state["final"],
+        settled=state["settled"],
+        delayed=state["delayed"],
+        remaining_sats=state["remaining"],
+        btc=state["btc"],
+        received_sats=invoice.received_sats,
+        seconds_left=state["seconds_left"],
+        refresh=state["refresh"],
+        order_url=url_for("orders.show", token=token),
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -156,8 +198,14 @@ def create(token: str):
     order = _order(token)
     session = db_session()
     try:
-        inv.create_invoice(session, order, method.descriptor, method.policy,
-                           method.rate(session, utcnow()), simulated=method.simulated)
+        inv.create_invoice(
+            session,
+            order,
+            method.descriptor,
+            method.policy,
+            method.rate(session, utcnow()),
+            simulated=method.simulated,
+        )
     except inv.BitcoinUnavailable as exc:
         flash(str(exc), "warning")
         return redirect(url_for("orders.show", token=token), 303)
@@ -188,7 +236,8 @@ def simulate(token: str):
         # Another simulated block took this height a moment ago.
         flash(_("The simulated network was busy; please press the button again."), "warning")
     else:
-        flash(_("Simulated payment sent and confirmed in a simulated block (no real money)."),
-              "success")
+        flash(
+            _("Simulated payment sent and confirmed in a simulated block (no real money)."),
+            "success",
+        )
     return redirect(url_for("bitcoin.page", token=token), 303)
-

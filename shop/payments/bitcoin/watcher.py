@@ -128,14 +128,17 @@ class WatchSet:
     def refresh(self, session: Session, now: datetime, full_every: timedelta) -> None:
         full = self.loaded_at is None or now - self.loaded_at >= full_every
         in_flight = select(BitcoinPayment.invoice_id).where(BitcoinPayment.status == "mempool")
-        reasons = [BitcoinInvoice.monitor_until > now if full else BitcoinInvoice.id > self.max_id,
-                   BitcoinInvoice.status == inv.ALWAYS_WATCHED_STATUS.value,
-                   BitcoinInvoice.exception == inv.ALWAYS_WATCHED_EXCEPTION.value,
-                   BitcoinInvoice.id.in_(in_flight)]
+        reasons = [
+            BitcoinInvoice.monitor_until > now if full else BitcoinInvoice.id > self.max_id,
+            BitcoinInvoice.status == inv.ALWAYS_WATCHED_STATUS.value,
+            BitcoinInvoice.exception == inv.ALWAYS_WATCHED_EXCEPTION.value,
+            BitcoinInvoice.id.in_(in_flight),
+        ]
         # One SELECT per reason so each uses its index: OR'ed in one WHERE, PostgreSQL scans
         # the whole table (a second at 1M invoices) to find the few new ones.
-        query = union_all(*(select(BitcoinInvoice.script_pubkey, BitcoinInvoice.id).where(r)
-                            for r in reasons))
+        query = union_all(
+            *(select(BitcoinInvoice.script_pubkey, BitcoinInvoice.id).where(r) for r in reasons)
+        )
         scripts = {} if full else self.scripts
         max_id = self.max_id
         for rows in _fetch_batches(session, query, server_side=full):
@@ -148,8 +151,11 @@ class WatchSet:
 
     def load_pending(self, session: Session) -> None:
         pending: dict[tuple[bytes, int], str] = {}
-        for txid, spends in session.execute(select(BitcoinPayment.txid, BitcoinPayment.spends)
-                                            .where(BitcoinPayment.status == "mempool")):
+        for txid, spends in session.execute(
+            select(BitcoinPayment.txid, BitcoinPayment.spends).where(
+                BitcoinPayment.status == "mempool"
+            )
+        ):
             for outpoint in filter(None, spends.split(",")):
                 prev, _, n = outpoint.partition(":")
                 pending[(lx(prev), int(n))] = txid
@@ -166,8 +172,9 @@ class WatchSet:
             invoice_id = scripts.get(out.scriptPubKey)
             if invoice_id is not None and out.nValue > 0:
                 txid = txid or b2lx(tx.GetTxid())
-                found.append((inv.Output(txid, n, int(out.nValue), bytes(out.scriptPubKey)),
-                              invoice_id))
+                found.append(
+                    (inv.Output(txid, n, int(out.nValue), bytes(out.scriptPubKey)), invoice_id)
+                )
         return found
 
     def conflicts(self, tx: CTransaction) -> set[str]:
@@ -175,8 +182,7 @@ class WatchSet:
         pending = self.pending_spends
         if not pending:
             return set()
-        hit = {pending[key] for i in tx.vin
-               if (key := (i.prevout.hash, i.prevout.n)) in pending}
+        hit = {pending[key] for i in tx.vin if (key := (i.prevout.hash, i.prevout.n)) in pending}
         if hit:
             hit.discard(b2lx(tx.GetTxid()))
         return hit
@@ -185,8 +191,11 @@ class WatchSet:
 def remove_conflicted(session: Session, txids: set[str], now: datetime) -> set[int]:
     """Our unconfirmed payments that another transaction replaced or double-spent."""
     touched: set[int] = set()
-    for payment in session.scalars(select(BitcoinPayment).where(
-            BitcoinPayment.txid.in_(sorted(txids)), BitcoinPayment.status == "mempool")):
+    for payment in session.scalars(
+        select(BitcoinPayment).where(
+            BitcoinPayment.txid.in_(sorted(txids)), BitcoinPayment.status == "mempool"
+        )
+    ):
         inv.remove_payment(payment, now, conflict=True)
         touched.add(payment.invoice_id)
     return touched
@@ -202,8 +211,13 @@ def stored_tip(session: Session) -> BitcoinBlock | None:
     return session.scalar(select(BitcoinBlock).order_by(BitcoinBlock.height.desc()).limit(1))
 
 
-def evaluate_all(session: Session, invoice_ids: Iterable[int], tip_height: int | None,
-                 policy: BitcoinPolicy, now: datetime) -> None:
+def evaluate_all(
+    session: Session,
+    invoice_ids: Iterable[int],
+    tip_height: int | None,
+    policy: BitcoinPolicy,
+    now: datetime,
+) -> None:
     for invoice_id in sorted(invoice_ids):
         invoice = _locked_invoice(session, invoice_id)
         if invoice is not None:
@@ -213,8 +227,15 @@ def evaluate_all(session: Session, invoice_ids: Iterable[int], tip_height: int |
             session.expunge_all()
 
 
-def apply_block(session: Session, block: CBlock | BlockTransactions | None, block_hash: str, height: int,
-                watch: WatchSet, policy: BitcoinPolicy, now: datetime) -> set[int]:
+def apply_block(
+    session: Session,
+    block: CBlock | BlockTransactions | None,
+    block_hash: str,
+    height: int,
+    watch: WatchSet,
+    policy: BitcoinPolicy,
+    now: datetime,
+) -> set[int]:
     """Record a block extending the stored tip and everything it pays us; judge the invoices.
 
     The caller checked that it extends the tip; its transaction commits it all or nothing.
@@ -222,7 +243,7 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
     watch.load_pending(session)
     found: dict[int, list[tuple[inv.Output, str]]] = {}
     conflicted: set[str] = set()
-    for tx in (block.vtx if block is not None else ()):
+    for tx in block.vtx if block is not None else ():
         if watch.pending_spends:
             conflicted |= watch.conflicts(tx)
         matches = watch.matches(tx)
@@ -237,8 +258,16 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
         if invoice is None:
             continue
         for output, spends in found[invoice_id]:
-            inv.record_output(session, invoice, output, spends=spends, now=now,
-                              block_hash=block_hash, height=height, unconfirmed_parents=False)
+            inv.record_output(
+                session,
+                invoice,
+                output,
+                spends=spends,
+                now=now,
+                block_hash=block_hash,
+                height=height,
+                unconfirmed_parents=False,
+            )
         # Judged while loaded and locked: loading it a second time costs more than the
         # judgement (a block paying us is mostly orders becoming paid).
         inv.evaluate(session, invoice, height, policy, now)
@@ -247,26 +276,37 @@ def apply_block(session: Session, block: CBlock | BlockTransactions | None, bloc
         session.expunge_all()
     touched |= judged
     prev_hash = b2lx(block.hashPrevBlock) if block is not None else ""
-    session.add(BitcoinBlock(height=height, hash=block_hash, prev_hash=prev_hash,
-                             processed_at=now))
+    session.add(BitcoinBlock(height=height, hash=block_hash, prev_hash=prev_hash, processed_at=now))
     session.flush()
     if policy.confirmations > 1:
         # This block makes earlier payments deeper: those reaching the policy's depth now
         # count, in invoices this block does not touch.
-        touched |= set(session.scalars(
-            select(BitcoinPayment.invoice_id)
-            .where(BitcoinPayment.block_height == height - policy.confirmations + 1,
-                   BitcoinPayment.status == "confirmed")))
+        touched |= set(
+            session.scalars(
+                select(BitcoinPayment.invoice_id).where(
+                    BitcoinPayment.block_height == height - policy.confirmations + 1,
+                    BitcoinPayment.status == "confirmed",
+                )
+            )
+        )
     evaluate_all(session, touched - judged, height, policy, now)
     session.execute(delete(BitcoinBlock).where(BitcoinBlock.height <= height - KEEP_BLOCKS))
     return touched
 
 
 class ChainWatcher:
-    def __init__(self, database: Database, node: NodeClient, policy: BitcoinPolicy, *,
-                 clock: Callable[[], datetime] = utcnow, lookback: int = FIRST_START_LOOKBACK,
-                 full_reload: timedelta = timedelta(hours=1), network: str | None = None,
-                 fingerprint: str | None = None):
+    def __init__(
+        self,
+        database: Database,
+        node: NodeClient,
+        policy: BitcoinPolicy,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        lookback: int = FIRST_START_LOOKBACK,
+        full_reload: timedelta = timedelta(hours=1),
+        network: str | None = None,
+        fingerprint: str | None = None,
+    ):
         self.database = database
         self.node = node
         self.policy = policy
@@ -317,9 +357,13 @@ class ChainWatcher:
             gap = inv.address_gap(session, self.fingerprint)
         if gap > self.policy.gap_limit and gap != self._gap_warned:
             self._gap_warned = gap
-            log.warning("%d addresses handed out since the last one that received a payment, "
-                        "more than the gap limit of %d: raise your wallet's gap limit, or it may "
-                        "not show payments to later addresses", gap, self.policy.gap_limit)
+            log.warning(
+                "%d addresses handed out since the last one that received a payment, "
+                "more than the gap limit of %d: raise your wallet's gap limit, or it may "
+                "not show payments to later addresses",
+                gap,
+                self.policy.gap_limit,
+            )
 
     def _refresh_watch(self, session: Session) -> None:
         self.watch.refresh(session, self.clock(), self.full_reload)
@@ -347,9 +391,11 @@ class ChainWatcher:
             except NodeRPCError as exc:
                 if "prune" not in exc.message.lower():
                     raise
-                log.error("block %d is pruned away on the node: payments in it cannot be seen; "
-                          "keep the shop's worker running or raise the node's prune size",
-                          next_height)
+                log.error(
+                    "block %d is pruned away on the node: payments in it cannot be seen; "
+                    "keep the shop's worker running or raise the node's prune size",
+                    next_height,
+                )
                 block = None
             if not self.process_block(block, block_hash, next_height):
                 return  # the chain moved under us; the next round starts from the new tip
@@ -379,18 +425,25 @@ class ChainWatcher:
         orphaned = session.scalars(select(BitcoinBlock).where(BitcoinBlock.height > fork)).all()
         hashes = [b.hash for b in orphaned]
         payments = session.scalars(
-            select(BitcoinPayment).where(BitcoinPayment.block_hash.in_(hashes))).all()
+            select(BitcoinPayment).where(BitcoinPayment.block_hash.in_(hashes))
+        ).all()
         for payment in payments:
             inv.unconfirm_payment(payment)
             # Watched whatever its window says: the new chain may confirm it again at once.
             self.watch.add(bytes(payment.invoice.script_pubkey), payment.invoice_id)
         session.execute(delete(BitcoinBlock).where(BitcoinBlock.height > fork))
-        log.warning("chain reorganisation: %d block(s) above height %d left the chain, "
-                    "%d payment(s) unconfirmed again", len(orphaned), fork, len(payments))
+        log.warning(
+            "chain reorganisation: %d block(s) above height %d left the chain, "
+            "%d payment(s) unconfirmed again",
+            len(orphaned),
+            fork,
+            len(payments),
+        )
         return len(orphaned)
 
-    def process_block(self, block: CBlock | BlockTransactions | None, block_hash: str,
-                      height: int) -> bool:
+    def process_block(
+        self, block: CBlock | BlockTransactions | None, block_hash: str, height: int
+    ) -> bool:
         """Record one block and the payments it confirms, in one transaction.
 
         Returns False (nothing written) when it does not extend the stored tip.
@@ -399,8 +452,9 @@ class ChainWatcher:
         with self.database.job_session() as session:
             tip = stored_tip(session)
             prev_hash = b2lx(block.hashPrevBlock) if block is not None else ""
-            if tip is not None and (tip.height != height - 1
-                                    or (block is not None and tip.hash != prev_hash)):
+            if tip is not None and (
+                tip.height != height - 1 or (block is not None and tip.hash != prev_hash)
+            ):
                 return False
             self._refresh_watch(session)
             touched = apply_block(session, block, block_hash, height, self.watch, self.policy, now)
@@ -417,8 +471,8 @@ class ChainWatcher:
         if fresh:
             self.refresh_watch()
             for start in range(0, len(fresh), MEMPOOL_BATCH):
-                chunk = fresh[start:start + MEMPOOL_BATCH]
-                for txid, tx in self.node.get_raw_transactions(chunk).items():
+                chunk = fresh[start : start + MEMPOOL_BATCH]
+                for tx in self.node.get_raw_transactions(chunk).values():
                     if tx is not None:
                         result.payments += self.handle_tx(tx)
                 self._seen_txids.update(chunk)
@@ -430,7 +484,8 @@ class ChainWatcher:
             if stored is None or stored.hash != tip_hash:
                 return  # a block arrived meanwhile: "not in the mempool" may mean "just mined"
             pending = session.scalars(
-                select(BitcoinPayment).where(BitcoinPayment.status == "mempool")).all()
+                select(BitcoinPayment).where(BitcoinPayment.status == "mempool")
+            ).all()
             for payment in pending:
                 touched.add(payment.invoice_id)
                 if payment.txid not in in_mempool:
@@ -468,8 +523,14 @@ class ChainWatcher:
                 invoice = _locked_invoice(session, invoice_id)
                 if invoice is None:
                     continue
-                payment = inv.record_output(session, invoice, output, spends=spends, now=now,
-                                            unconfirmed_parents=unconfirmed_parents)
+                payment = inv.record_output(
+                    session,
+                    invoice,
+                    output,
+                    spends=spends,
+                    now=now,
+                    unconfirmed_parents=unconfirmed_parents,
+                )
                 if conflicted:
                     payment.conflict_seen = True
                 touched.add(invoice_id)
@@ -487,8 +548,11 @@ class ChainWatcher:
         with self.database.job_session() as session:
             tip = stored_tip(session)
             touched: set[int] = set()
-            for payment in session.scalars(select(BitcoinPayment).where(
-                    BitcoinPayment.txid == txid, BitcoinPayment.status == "mempool")):
+            for payment in session.scalars(
+                select(BitcoinPayment).where(
+                    BitcoinPayment.txid == txid, BitcoinPayment.status == "mempool"
+                )
+            ):
                 inv.remove_payment(payment, now)
                 touched.add(payment.invoice_id)
             self._evaluate(session, touched, tip.height if tip else None, now)
@@ -513,8 +577,9 @@ class ChainWatcher:
 
     # ------------------------------------------------------------ helpers
 
-    def _evaluate(self, session: Session, invoice_ids: Iterable[int], tip_height: int | None,
-                  now: datetime) -> None:
+    def _evaluate(
+        self, session: Session, invoice_ids: Iterable[int], tip_height: int | None, now: datetime
+    ) -> None:
         evaluate_all(session, invoice_ids, tip_height, self.policy, now)
 
     def _notify(self, touched: set[int]) -> None:
@@ -540,14 +605,21 @@ class ChainWatcher:
 
     # ------------------------------------------------------------ the loop
 
-    def run_forever(self, stop: threading.Event, poll_seconds: float,
-                    zmq_block: str = "", zmq_tx: str = "", zmq_sequence: str = "") -> None:
+    def run_forever(
+        self,
+        stop: threading.Event,
+        poll_seconds: float,
+        zmq_block: str = "",
+        zmq_tx: str = "",
+        zmq_sequence: str = "",
+    ) -> None:
         """Watch until `stop` is set: sync, then sleep until a ZMQ hint or the next poll."""
         subscriber = None
         if zmq_block or zmq_tx or zmq_sequence:
             try:
-                subscriber = ZmqSubscriber(zmq_block or None, zmq_tx or None,
-                                           sequence_endpoint=zmq_sequence or None)
+                subscriber = ZmqSubscriber(
+                    zmq_block or None, zmq_tx or None, sequence_endpoint=zmq_sequence or None
+                )
             except NodeError as exc:
                 log.warning("ZMQ unavailable (%s); polling every %.0f s", exc, poll_seconds)
         backoff = poll_seconds
@@ -574,7 +646,9 @@ class ChainWatcher:
             self.watching = False
             self.release()
 
-    def _wait(self, stop: threading.Event, seconds: float, subscriber: ZmqSubscriber | None) -> None:
+    def _wait(
+        self, stop: threading.Event, seconds: float, subscriber: ZmqSubscriber | None
+    ) -> None:
         deadline = time.monotonic() + seconds
         while not stop.is_set():
             remaining = deadline - time.monotonic()
@@ -612,18 +686,34 @@ def start_watcher(database: Database, settings, stop: threading.Event) -> thread
         return None
     node = NodeClient(settings.bitcoin_rpc_url, settings.bitcoin_rpc_cookie or None)
     descriptor = parse_watch_only(settings.bitcoin_descriptor, settings.bitcoin_network)
-    watcher = ChainWatcher(database, node, policy_from(settings), network=settings.bitcoin_network,
-                           fingerprint=descriptor.fingerprint())
+    watcher = ChainWatcher(
+        database,
+        node,
+        policy_from(settings),
+        network=settings.bitcoin_network,
+        fingerprint=descriptor.fingerprint(),
+    )
     thread = threading.Thread(
-        target=watcher.run_forever, name="bitcoin-watcher", daemon=True,
-        args=(stop, settings.bitcoin_poll_seconds, settings.bitcoin_zmq_block,
-              settings.bitcoin_zmq_tx, settings.bitcoin_zmq_sequence),
+        target=watcher.run_forever,
+        name="bitcoin-watcher",
+        daemon=True,
+        args=(
+            stop,
+            settings.bitcoin_poll_seconds,
+            settings.bitcoin_zmq_block,
+            settings.bitcoin_zmq_tx,
+            settings.bitcoin_zmq_sequence,
+        ),
     )
     thread.watcher = watcher  # type: ignore[attr-defined]  # the worker's heartbeat asks it
     thread.start()
-    log.info("Bitcoin chain watcher started (poll every %.0f s%s)", settings.bitcoin_poll_seconds,
-             ", ZMQ" if settings.bitcoin_zmq_block or settings.bitcoin_zmq_tx
-             or settings.bitcoin_zmq_sequence else "")
+    log.info(
+        "Bitcoin chain watcher started (poll every %.0f s%s)",
+        settings.bitcoin_poll_seconds,
+        ", ZMQ"
+        if settings.bitcoin_zmq_block or settings.bitcoin_zmq_tx or settings.bitcoin_zmq_sequence
+        else "",
+    )
     return thread
 
 

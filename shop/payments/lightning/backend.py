@@ -57,8 +57,9 @@ class InvoiceStream(Protocol):
 class LightningBackend(Protocol):
     name: str  # "lnd" | "cln" | "simulated": keys the stored stream index
 
-    def create_invoice(self, amount_msat: int, description: str, expiry_seconds: int,
-                       label: str) -> tuple[str, str]:
+    def create_invoice(
+        self, amount_msat: int, description: str, expiry_seconds: int, label: str
+    ) -> tuple[str, str]:
         """A new invoice at the node; returns (payment hash hex, bolt11)."""
 
     def lookup(self, payment_hash: str) -> NodeInvoice | None: ...
@@ -82,12 +83,12 @@ def check_bolt11(text: str, payment_hash: str, amount_msat: int, description: st
     try:
         decoded = bolt11.decode(text)
     except Exception as exc:  # the library raises several unrelated types
-        raise LightningError(f"the node returned an invoice that does not decode ({exc})") \
-            from None
+        raise LightningError(f"the node returned an invoice that does not decode ({exc})") from None
     if decoded.payment_hash != payment_hash:
         raise LightningError("the node's invoice carries another payment hash")
     if int(decoded.amount_msat or 0) != amount_msat:
-        raise LightningError(f"the node's invoice is for {decoded.amount_msat} msat, "
-                             f"not {amount_msat}")
+        raise LightningError(
+            f"the node's invoice is for {decoded.amount_msat} msat, not {amount_msat}"
+        )
     if decoded.description != description:
         raise LightningError("the node's invoice carries another description")

@@ -33,8 +33,14 @@ HELPER_JOIN_SECONDS = 10.0
 
 
 class LightningListener:
-    def __init__(self, database: Database, backend: LightningBackend, *,
-                 poll_seconds: float = 30.0, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        database: Database,
+        backend: LightningBackend,
+        *,
+        poll_seconds: float = 30.0,
+        clock: Callable[[], datetime] = utcnow,
+    ):
         self.database = database
         self.backend = backend
         self.poll_seconds = poll_seconds
@@ -72,8 +78,7 @@ class LightningListener:
                 raise
             # One bad settlement must not hold back the others: each in its own transaction.
             for settled in batch:
-                service.handle_settled(self.database, self.backend.name, [settled],
-                                       self.clock())
+                service.handle_settled(self.database, self.backend.name, [settled], self.clock())
         if self.on_settled is not None:
             for settled in batch:
                 self.on_settled(settled)
@@ -85,7 +90,8 @@ class LightningListener:
         while not stop.is_set():
             try:
                 stream = self._stream = self.backend.stream(
-                    service.last_index(self.database, self.backend.name))
+                    service.last_index(self.database, self.backend.name)
+                )
                 for settled in stream:
                     if not _put(items, settled, stop):
                         return
@@ -123,10 +129,20 @@ class LightningListener:
     def _listen(self, stop: threading.Event) -> None:
         items: queue.Queue = queue.Queue(maxsize=BATCH * 10)
         helpers_stop = threading.Event()
-        helpers = [threading.Thread(target=self._read_stream, args=(items, helpers_stop),
-                                    name="lightning-stream", daemon=True),
-                   threading.Thread(target=self._reconcile_loop, args=(helpers_stop,),
-                                    name="lightning-reconcile", daemon=True)]
+        helpers = [
+            threading.Thread(
+                target=self._read_stream,
+                args=(items, helpers_stop),
+                name="lightning-stream",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._reconcile_loop,
+                args=(helpers_stop,),
+                name="lightning-reconcile",
+                daemon=True,
+            ),
+        ]
         for thread in helpers:
             thread.start()
         next_lock_check = time.monotonic() + self.poll_seconds
@@ -148,15 +164,15 @@ class LightningListener:
                         break
                 for error in (x for x in batch if isinstance(x, LightningError)):
                     log.warning("lightning stream interrupted error=%s", error)
-                    service.record_status(self.database, self.backend.name, str(error),
-                                          self.clock())
+                    service.record_status(
+                        self.database, self.backend.name, str(error), self.clock()
+                    )
                 settled = [x for x in batch if not isinstance(x, LightningError)]
                 if settled:
                     try:
                         self.handle(settled)
                     except SQLAlchemyError:
-                        log.exception("lightning settlement not recorded; the reconcile "
-                                      "retries")
+                        log.exception("lightning settlement not recorded; the reconcile retries")
         finally:
             helpers_stop.set()
             stream = self._stream
@@ -188,12 +204,17 @@ def start_listener(database: Database, settings, stop: threading.Event) -> threa
 
     if kind(settings) not in ("lnd", "cln"):
         return None  # off, or the demo's simulated node (applied at once, nothing to follow)
-    listener = LightningListener(database, backend_from(settings),
-                                 poll_seconds=settings.lightning_poll_seconds)
-    thread = threading.Thread(target=listener.run_forever, args=(stop,),
-                              name="lightning-listener", daemon=True)
+    listener = LightningListener(
+        database, backend_from(settings), poll_seconds=settings.lightning_poll_seconds
+    )
+    thread = threading.Thread(
+        target=listener.run_forever, args=(stop,), name="lightning-listener", daemon=True
+    )
     thread.listener = listener  # type: ignore[attr-defined]
     thread.start()
-    log.info("Lightning listener started backend=%s poll=%.0fs", kind(settings),
-             settings.lightning_poll_seconds)
+    log.info(
+        "Lightning listener started backend=%s poll=%.0fs",
+        kind(settings),
+        settings.lightning_poll_seconds,
+    )
     return thread

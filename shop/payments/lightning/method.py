@@ -41,8 +41,10 @@ from shop.payments.lightning.models import LightningInvoice, LightningStreamStat
 # long a node that failed is left alone: a page reload must not wait for a dead node each time.
 INFO_SECONDS = 30.0
 UNREACHABLE = N_("Lightning is unavailable right now (the shop's node cannot be reached).")
-NO_LIQUIDITY = N_("Lightning is unavailable for this amount right now (the shop's node "
-                  "cannot receive that much at the moment).")
+NO_LIQUIDITY = N_(
+    "Lightning is unavailable for this amount right now (the shop's node "
+    "cannot receive that much at the moment)."
+)
 
 
 @dataclass
@@ -50,8 +52,10 @@ class LightningPayment:
     settings: object
     code: str = "lightning"
     label: str = N_("Lightning")
-    description: str = N_("Pay instantly from a Lightning wallet to the shop's own node; no "
-                          "third party, and no public record linking you to the shop.")
+    description: str = N_(
+        "Pay instantly from a Lightning wallet to the shop's own node; no "
+        "third party, and no public record linking you to the shop."
+    )
     panel_template: str = "payments/lightning.html"
     database: Database | None = None
     _info: tuple[float, NodeInfo | str] | None = field(default=None, init=False, repr=False)
@@ -96,7 +100,7 @@ class LightningPayment:
         return info
 
     def offer(self, amount_msat: int) -> str:
-        """"" when the node can take `amount_msat` now, else the customer's note."""
+        """ "" when the node can take `amount_msat` now, else the customer's note."""
         info = self.node_info()
         if isinstance(info, str):
             return UNREACHABLE
@@ -108,14 +112,17 @@ class LightningPayment:
 
     def availability(self) -> Availability:
         if not self.configured:
-            return Availability(False, "Lightning needs SHOP_LIGHTNING_LND_URL or "
-                                       "SHOP_LIGHTNING_CLN_RPC.")
+            return Availability(
+                False, "Lightning needs SHOP_LIGHTNING_LND_URL or SHOP_LIGHTNING_CLN_RPC."
+            )
         if self.settings.currency != BTC and not self.simulated and self.database is not None:
             session = self.database.sessionmaker()
             try:
                 if self.rate(session, utcnow()) is None:
-                    return Availability(False, N_("Lightning is temporarily unavailable (no "
-                                                  "current exchange rate)."))
+                    return Availability(
+                        False,
+                        N_("Lightning is temporarily unavailable (no current exchange rate)."),
+                    )
             finally:
                 session.close()
         return Availability(True)
@@ -140,35 +147,69 @@ class LightningPayment:
 
     def health(self, session: Session, now: datetime) -> list[HealthCheck]:
         if not self.configured:
-            return [HealthCheck("Lightning node", "off", "Lightning is not set up "
-                                "(SHOP_LIGHTNING_LND_URL or SHOP_LIGHTNING_CLN_RPC).")]
+            return [
+                HealthCheck(
+                    "Lightning node",
+                    "off",
+                    "Lightning is not set up (SHOP_LIGHTNING_LND_URL or SHOP_LIGHTNING_CLN_RPC).",
+                )
+            ]
         if self.simulated:
             return [HealthCheck("Lightning node", "ok", "Simulated node of the demo.")]
         details = []
         state = session.get(LightningStreamState, self.kind)
         if state is not None:
-            details.append(f"Payment stream last reached the node {ago(state.last_success_at, now)}.")
+            details.append(
+                f"Payment stream last reached the node {ago(state.last_success_at, now)}."
+            )
             if state.last_error:
                 details.append(f"Last error {ago(state.last_error_at, now)}: {state.last_error}")
         info = self.node_info()
         if isinstance(info, str):
-            return [HealthCheck("Lightning node", "warning",
-                                f"{self.kind.upper()} node unreachable: {info}", details)]
-        typical = session.scalar(select(func.max(LightningInvoice.amount_msat)).where(
-            LightningInvoice.created_at > now - timedelta(days=30))) or 0
-        status = "ok" if info.synced and info.inbound_msat >= typical and info.active_channels \
+            return [
+                HealthCheck(
+                    "Lightning node",
+                    "warning",
+                    f"{self.kind.upper()} node unreachable: {info}",
+                    details,
+                )
+            ]
+        typical = (
+            session.scalar(
+                select(func.max(LightningInvoice.amount_msat)).where(
+                    LightningInvoice.created_at > now - timedelta(days=30)
+                )
+            )
+            or 0
+        )
+        status = (
+            "ok"
+            if info.synced and info.inbound_msat >= typical and info.active_channels
             else "warning"
-        details.insert(0, f"{info.active_channels} active channel"
-                          f"{'s' if info.active_channels != 1 else ''}, block {info.block_height}"
-                          f"{'' if info.synced else ' (not synced to the chain)'}.")
+        )
+        details.insert(
+            0,
+            f"{info.active_channels} active channel"
+            f"{'s' if info.active_channels != 1 else ''}, block {info.block_height}"
+            f"{'' if info.synced else ' (not synced to the chain)'}.",
+        )
         if typical:
-            details.append(f"Largest Lightning invoice in 30 days: {typical // 1000:,} sats"
-                           + ("" if info.inbound_msat >= typical else
-                              " — more than the node can receive now: open or buy inbound "
-                              "liquidity."))
-        return [HealthCheck("Lightning node", status,
-                            f"{self.kind.upper()} reachable, can receive "
-                            f"{info.inbound_msat // 1000:,} sats.", details)]
+            details.append(
+                f"Largest Lightning invoice in 30 days: {typical // 1000:,} sats"
+                + (
+                    ""
+                    if info.inbound_msat >= typical
+                    else " — more than the node can receive now: open or buy inbound liquidity."
+                )
+            )
+        return [
+            HealthCheck(
+                "Lightning node",
+                status,
+                f"{self.kind.upper()} reachable, can receive {info.inbound_msat // 1000:,} sats.",
+                details,
+            )
+        ]
 
     # -- prices ---------------------------------------------------------------------------
 
@@ -179,8 +220,9 @@ class LightningPayment:
             return Decimal(1)
         from shop.payments.bitcoin.rates import current_quote
 
-        quote = current_quote(session, currency, now,
-                              getattr(self.settings, "rate_max_age_seconds", 600))
+        quote = current_quote(
+            session, currency, now, getattr(self.settings, "rate_max_age_seconds", 600)
+        )
         if quote is not None:
             return quote.fiat_per_btc
         if self.simulated:
@@ -191,8 +233,15 @@ class LightningPayment:
 
     # -- invoices -------------------------------------------------------------------------
 
-    def invoice_for(self, order: OrderView, sats: int, covers: int, rate: str,
-                    expires_at: datetime, now: datetime | None = None) -> LightningInvoice:
+    def invoice_for(
+        self,
+        order: OrderView,
+        sats: int,
+        covers: int,
+        rate: str,
+        expires_at: datetime,
+        now: datetime | None = None,
+    ) -> LightningInvoice:
         """The order's invoice (made once); raises service.LightningUnavailable."""
         assert self.database is not None
         with self.database.job_session() as session:
@@ -203,11 +252,21 @@ class LightningPayment:
         if note:
             raise service.LightningUnavailable(note)
         try:
-            return service.ensure_invoice(self.database, self.backend, service.InvoiceRequest(
-                order_id=order.id, order_ref=order.ref, amount_msat=sats * 1000,
-                order_total=covers, currency=order.currency, rate=rate,
-                description=service.description_for(self.settings.store_name, order.number),
-                expires_at=expires_at), now)
+            return service.ensure_invoice(
+                self.database,
+                self.backend,
+                service.InvoiceRequest(
+                    order_id=order.id,
+                    order_ref=order.ref,
+                    amount_msat=sats * 1000,
+                    order_total=covers,
+                    currency=order.currency,
+                    rate=rate,
+                    description=service.description_for(self.settings.store_name, order.number),
+                    expires_at=expires_at,
+                ),
+                now,
+            )
         except service.NodeFailed as exc:
             # Remembered like an unreachable node: the next reloads do not wait for it again.
             with self._lock:
@@ -225,13 +284,15 @@ class LightningPayment:
             paid = session.get(Order, order.id)
             covers = order.total - (paid.amount_paid if paid is not None else 0)
         if rate is None:
-            raise service.LightningUnavailable(N_("Lightning is temporarily unavailable (no "
-                                                  "current exchange rate)."))
+            raise service.LightningUnavailable(
+                N_("Lightning is temporarily unavailable (no current exchange rate).")
+            )
         sats = sats_due(covers, order.currency, LockedRate(rate))
         return self.invoice_for(order, sats, covers, format(rate, "f"), now + self.window, now)
 
-    def bip21_part(self, order: OrderView, sats: int, covers: int, rate: str,
-                   expires_at: datetime) -> Bip21Part | None:
+    def bip21_part(
+        self, order: OrderView, sats: int, covers: int, rate: str, expires_at: datetime
+    ) -> Bip21Part | None:
         if not self.configured or self.database is None:
             return None
         try:
@@ -240,6 +301,9 @@ class LightningPayment:
             return Bip21Part("lightning", "", N_("Lightning invoice"), note=str(exc))
         if invoice.status != "open" or invoice.expires_at <= utcnow():
             return None
-        return Bip21Part("lightning", invoice.bolt11, N_("Lightning invoice"),
-                         demo_action=f"/orders/{order.token}/lightning/simulate"
-                         if self.simulated else "")
+        return Bip21Part(
+            "lightning",
+            invoice.bolt11,
+            N_("Lightning invoice"),
+            demo_action=f"/orders/{order.token}/lightning/simulate" if self.simulated else "",
+        )

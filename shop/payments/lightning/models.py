@@ -21,8 +21,9 @@ STATUSES = ("creating", "failed", "open", "settled", "canceled")
 class LightningInvoice(Base):
     __tablename__ = "lightning_invoices"
     __table_args__ = (
-        CheckConstraint("status IN ('creating', 'failed', 'open', 'settled', 'canceled')",
-                        name="status"),
+        CheckConstraint(
+            "status IN ('creating', 'failed', 'open', 'settled', 'canceled')", name="status"
+        ),
         CheckConstraint("amount_msat > 0", name="amount"),
         Index("ix_lightning_invoices_status_expires_at", "status", "expires_at"),
     )

@@ -71,8 +71,12 @@ def get_invoice(session: Session, order_id: int) -> LightningInvoice | None:
     return session.scalar(select(LightningInvoice).where(LightningInvoice.order_id == order_id))
 
 
-def ensure_invoice(database: Database, backend: LightningBackend, request: InvoiceRequest,
-                   now: datetime | None = None) -> LightningInvoice:
+def ensure_invoice(
+    database: Database,
+    backend: LightningBackend,
+    request: InvoiceRequest,
+    now: datetime | None = None,
+) -> LightningInvoice:
     """The order's invoice, made at the node on the first call only. Raises
     LightningUnavailable when the node cannot make it (the caller leaves Lightning out)."""
     now = now or utcnow()
@@ -84,26 +88,48 @@ def ensure_invoice(database: Database, backend: LightningBackend, request: Invoi
                 raise LightningUnavailable(N_("This order cannot be paid now."))
             try:
                 with session.begin_nested():
-                    session.add(LightningInvoice(
-                        order_id=request.order_id, backend=backend.name, bolt11="",
-                        amount_msat=request.amount_msat, order_total=request.order_total,
-                        currency=request.currency, rate=request.rate, status="creating",
-                        received_msat=0, created_at=now, expires_at=request.expires_at,
-                        paid_reported=False, error=""))
+                    session.add(
+                        LightningInvoice(
+                            order_id=request.order_id,
+                            backend=backend.name,
+                            bolt11="",
+                            amount_msat=request.amount_msat,
+                            order_total=request.order_total,
+                            currency=request.currency,
+                            rate=request.rate,
+                            status="creating",
+                            received_msat=0,
+                            created_at=now,
+                            expires_at=request.expires_at,
+                            paid_reported=False,
+                            error="",
+                        )
+                    )
                 claimed = True
             except IntegrityError:  # another request reserved it a moment ago
                 claimed = False
         elif _retry(existing, now):
             # Take over a failed or abandoned reservation: the conditional UPDATE lets one win.
-            claimed = bool(session.execute(
-                update(LightningInvoice)
-                .where(LightningInvoice.id == existing.id,
-                       LightningInvoice.status == existing.status,
-                       LightningInvoice.created_at == existing.created_at)
-                .values(status="creating", created_at=now, error="", backend=backend.name,
-                        amount_msat=request.amount_msat, order_total=request.order_total,
-                        rate=request.rate, expires_at=request.expires_at)
-            ).rowcount)
+            claimed = bool(
+                session.execute(
+                    update(LightningInvoice)
+                    .where(
+                        LightningInvoice.id == existing.id,
+                        LightningInvoice.status == existing.status,
+                        LightningInvoice.created_at == existing.created_at,
+                    )
+                    .values(
+                        status="creating",
+                        created_at=now,
+                        error="",
+                        backend=backend.name,
+                        amount_msat=request.amount_msat,
+                        order_total=request.order_total,
+                        rate=request.rate,
+                        expires_at=request.expires_at,
+                    )
+                ).rowcount
+            )
         else:
             claimed = False
             if existing.status != "creating":
@@ -112,31 +138,43 @@ def ensure_invoice(database: Database, backend: LightningBackend, request: Invoi
         with database.job_session() as session:
             row = get_invoice(session, request.order_id)
         if row is None or row.status in ("creating", "failed"):
-            raise LightningUnavailable(N_("The Lightning invoice is being prepared; reload the "
-                                          "page in a moment."))
+            raise LightningUnavailable(
+                N_("The Lightning invoice is being prepared; reload the page in a moment.")
+            )
         return row
     expiry = max(60, int((request.expires_at - now).total_seconds()))
     try:
         payment_hash, text = backend.create_invoice(
-            request.amount_msat, request.description, expiry, label=f"shop-{request.order_ref}")
+            request.amount_msat, request.description, expiry, label=f"shop-{request.order_ref}"
+        )
         check_bolt11(text, payment_hash, request.amount_msat, request.description)
     except LightningError as exc:
         log.warning("lightning invoice not created order_id=%d error=%s", request.order_id, exc)
         with database.job_session(write_lock=True) as session:
-            session.execute(update(LightningInvoice)
-                            .where(LightningInvoice.order_id == request.order_id)
-                            .values(status="failed", error=str(exc)[:300]))
-        raise NodeFailed(N_("Lightning is unavailable right now (the shop's node cannot be "
-                            "reached).")) from None
+            session.execute(
+                update(LightningInvoice)
+                .where(LightningInvoice.order_id == request.order_id)
+                .values(status="failed", error=str(exc)[:300])
+            )
+        raise NodeFailed(
+            N_("Lightning is unavailable right now (the shop's node cannot be reached).")
+        ) from None
     with database.job_session(write_lock=True) as session:
-        session.execute(update(LightningInvoice)
-                        .where(LightningInvoice.order_id == request.order_id)
-                        .values(status="open", payment_hash=payment_hash, bolt11=text))
+        session.execute(
+            update(LightningInvoice)
+            .where(LightningInvoice.order_id == request.order_id)
+            .values(status="open", payment_hash=payment_hash, bolt11=text)
+        )
         order = orders.get_by_ref(session, request.order_ref, lock=True)
         if order is not None and order.state == OrderStatus.PENDING_PAYMENT:
             # The customer may pay until the invoice expires: the stock must not go back before.
-            orders.extend_reservation(session, order, request.expires_at,
-                                      "Stock held while the Lightning invoice is open", now)
+            orders.extend_reservation(
+                session,
+                order,
+                request.expires_at,
+                "Stock held while the Lightning invoice is open",
+                now,
+            )
         return get_invoice(session, request.order_id)
 
 
@@ -146,8 +184,9 @@ def _retry(invoice: LightningInvoice, now: datetime) -> bool:
     return invoice.status == "creating" and now - invoice.created_at > STALE_CREATING
 
 
-def record_settlement(session: Session, settled: NodeInvoice,
-                      now: datetime | None = None) -> list[PaymentEvent]:
+def record_settlement(
+    session: Session, settled: NodeInvoice, now: datetime | None = None
+) -> list[PaymentEvent]:
     """A settled invoice reported by the node: the order hears it once (by payment hash).
     Invoices the shop did not make (the node's other business) are ignored."""
     now = now or utcnow()
@@ -168,25 +207,43 @@ def record_settlement(session: Session, settled: NodeInvoice,
     events = []
 
     def event(kind: PaymentEventKind, key: str, note: str, amount: int = 0) -> None:
-        events.append(PaymentEvent(
-            provider=PROVIDER, key=f"{invoice.payment_hash}:{key}", order_ref=order.ref,
-            kind=kind, amount=amount, currency=invoice.currency,
-            reference=f"lightning:{invoice.payment_hash}", note=note))
+        events.append(
+            PaymentEvent(
+                provider=PROVIDER,
+                key=f"{invoice.payment_hash}:{key}",
+                order_ref=order.ref,
+                kind=kind,
+                amount=amount,
+                currency=invoice.currency,
+                reference=f"lightning:{invoice.payment_hash}",
+                note=note,
+            )
+        )
 
     sats = invoice.received_msat // 1000
     if invoice.received_msat < invoice.amount_msat:
         # A node settles only the full amount; a smaller one means someone else's invoice logic.
-        event(PaymentEventKind.ATTENTION, "short",
-              f"Lightning invoice settled with {sats} sats, less than the "
-              f"{invoice.amount_msat // 1000} due: not counted as paid; check the node.")
+        event(
+            PaymentEventKind.ATTENTION,
+            "short",
+            f"Lightning invoice settled with {sats} sats, less than the "
+            f"{invoice.amount_msat // 1000} due: not counted as paid; check the node.",
+        )
     else:
-        event(PaymentEventKind.PAID, "paid", f"Paid over Lightning: {sats} sats",
-              amount=invoice.order_total)
+        event(
+            PaymentEventKind.PAID,
+            "paid",
+            f"Paid over Lightning: {sats} sats",
+            amount=invoice.order_total,
+        )
         if at > invoice.expires_at:
-            event(PaymentEventKind.ATTENTION, "late",
-                  f"Lightning payment arrived after its invoice expired "
-                  f"({at:%Y-%m-%d %H:%M} UTC, due by {invoice.expires_at:%H:%M}): check "
-                  "stock and whether the customer still wants the order.")
+            event(
+                PaymentEventKind.ATTENTION,
+                "late",
+                f"Lightning payment arrived after its invoice expired "
+                f"({at:%Y-%m-%d %H:%M} UTC, due by {invoice.expires_at:%H:%M}): check "
+                "stock and whether the customer still wants the order.",
+            )
     for e in events:
         orders.apply_payment_event(session, e, now)
     return events
@@ -194,19 +251,23 @@ def record_settlement(session: Session, settled: NodeInvoice,
 
 # ---------------------------------------------------------------- the stream's resume point
 
+
 def stream_state(session: Session, backend: str) -> LightningStreamState:
     state = session.get(LightningStreamState, backend)
     if state is None:
         # Two sessions may create it at once (the stream and the reconcile): one insert wins.
-        session.execute(insert_for(session, LightningStreamState)
-                        .values(backend=backend, last_index=0, last_error="")
-                        .on_conflict_do_nothing(index_elements=["backend"]))
+        session.execute(
+            insert_for(session, LightningStreamState)
+            .values(backend=backend, last_index=0, last_error="")
+            .on_conflict_do_nothing(index_elements=["backend"])
+        )
         state = session.get(LightningStreamState, backend)
     return state
 
 
-def handle_settled(database: Database, backend: str, batch: list[NodeInvoice],
-                   now: datetime | None = None) -> list[PaymentEvent]:
+def handle_settled(
+    database: Database, backend: str, batch: list[NodeInvoice], now: datetime | None = None
+) -> list[PaymentEvent]:
     """Settlements from the stream: applied and the resume index moved, in one transaction, so
     a crash before the commit replays them and after it never does."""
     with database.job_session(write_lock=True) as session:
@@ -222,17 +283,25 @@ def handle_settled(database: Database, backend: str, batch: list[NodeInvoice],
         return events
 
 
-def reconcile(database: Database, backend: LightningBackend, now: datetime | None = None,
-              limit: int = 500) -> int:
+def reconcile(
+    database: Database, backend: LightningBackend, now: datetime | None = None, limit: int = 500
+) -> int:
     """Ask the node about every open invoice still worth watching: catches what a stream
     outage missed. Returns how many settlements were new."""
     now = now or utcnow()
     with database.job_session() as session:
-        hashes = list(session.scalars(
-            select(LightningInvoice.payment_hash)
-            .where(LightningInvoice.status == "open", LightningInvoice.backend == backend.name,
-                   LightningInvoice.expires_at > now - LATE_WINDOW)
-            .order_by(LightningInvoice.expires_at).limit(limit)))
+        hashes = list(
+            session.scalars(
+                select(LightningInvoice.payment_hash)
+                .where(
+                    LightningInvoice.status == "open",
+                    LightningInvoice.backend == backend.name,
+                    LightningInvoice.expires_at > now - LATE_WINDOW,
+                )
+                .order_by(LightningInvoice.expires_at)
+                .limit(limit)
+            )
+        )
     found = 0
     for payment_hash in hashes:
         node_invoice = backend.lookup(payment_hash)  # outside any transaction
@@ -243,15 +312,20 @@ def reconcile(database: Database, backend: LightningBackend, now: datetime | Non
                 found += bool(record_settlement(session, node_invoice, now))
         elif node_invoice.state == "canceled":
             with database.job_session(write_lock=True) as session:
-                session.execute(update(LightningInvoice)
-                                .where(LightningInvoice.payment_hash == payment_hash,
-                                       LightningInvoice.status == "open")
-                                .values(status="canceled"))
+                session.execute(
+                    update(LightningInvoice)
+                    .where(
+                        LightningInvoice.payment_hash == payment_hash,
+                        LightningInvoice.status == "open",
+                    )
+                    .values(status="canceled")
+                )
     return found
 
 
-def record_status(database: Database, backend: str, error: str | None,
-                  now: datetime | None = None) -> None:
+def record_status(
+    database: Database, backend: str, error: str | None, now: datetime | None = None
+) -> None:
     now = now or utcnow()
     with database.job_session(write_lock=True) as session:
         state = stream_state(session, backend)

@@ -15,7 +15,7 @@ from shop.payments.lightning.backend import LightningBackend
 
 
 def kind(settings: Any) -> str:
-    """"lnd", "cln", "simulated" (the demo's pretend network) or "" (Lightning is off)."""
+    """ "lnd", "cln", "simulated" (the demo's pretend network) or "" (Lightning is off)."""
     if settings.lightning_lnd_url:
         return "lnd"
     if settings.lightning_cln_rpc:
@@ -31,8 +31,12 @@ def backend_from(settings: Any) -> LightningBackend | None:
     if which == "lnd":
         from shop.payments.lightning.lnd.client import LndRest
 
-        return LndRest(settings.lightning_lnd_url, settings.lightning_lnd_macaroon,
-                       settings.lightning_lnd_cert, timeout=settings.lightning_timeout_seconds)
+        return LndRest(
+            settings.lightning_lnd_url,
+            settings.lightning_lnd_macaroon,
+            settings.lightning_lnd_cert,
+            timeout=settings.lightning_timeout_seconds,
+        )
     if which == "cln":
         from shop.payments.lightning.cln.client import ClnRpc
 
@@ -48,16 +52,22 @@ def validate(s: Any) -> list[str]:
     problems: list[str] = []
     lnd = s.lightning_lnd_url or s.lightning_lnd_macaroon or s.lightning_lnd_cert
     if lnd and s.lightning_cln_rpc:
-        problems.append("SHOP_LIGHTNING_LND_URL and SHOP_LIGHTNING_CLN_RPC exclude each other: "
-                        "the shop takes Lightning through one node")
+        problems.append(
+            "SHOP_LIGHTNING_LND_URL and SHOP_LIGHTNING_CLN_RPC exclude each other: "
+            "the shop takes Lightning through one node"
+        )
     if lnd:
         if not (s.lightning_lnd_url and s.lightning_lnd_macaroon and s.lightning_lnd_cert):
-            problems.append("SHOP_LIGHTNING_LND_URL, SHOP_LIGHTNING_LND_MACAROON and "
-                            "SHOP_LIGHTNING_LND_CERT go together (the REST address, an "
-                            "invoice-only macaroon file and the node's tls.cert)")
+            problems.append(
+                "SHOP_LIGHTNING_LND_URL, SHOP_LIGHTNING_LND_MACAROON and "
+                "SHOP_LIGHTNING_LND_CERT go together (the REST address, an "
+                "invoice-only macaroon file and the node's tls.cert)"
+            )
         elif not re.fullmatch(r"https://[^\s/]+/?", s.lightning_lnd_url):
-            problems.append("SHOP_LIGHTNING_LND_URL must be https://host:port, LND's REST "
-                            f"address (got {s.lightning_lnd_url!r})")
+            problems.append(
+                "SHOP_LIGHTNING_LND_URL must be https://host:port, LND's REST "
+                f"address (got {s.lightning_lnd_url!r})"
+            )
         else:
             from shop.payments.lightning.lnd.client import pinned_context
             from shop.payments.lightning.lnd.macaroon import MacaroonError, check_file
@@ -71,8 +81,10 @@ def validate(s: Any) -> list[str]:
             except ValueError as exc:
                 problems.append(f"SHOP_LIGHTNING_LND_CERT: {exc}")
     if s.lightning_cln_rpc and not os.path.isabs(s.lightning_cln_rpc):
-        problems.append("SHOP_LIGHTNING_CLN_RPC must be the absolute path of lightningd's "
-                        "socket, e.g. /var/lib/lightningd/bitcoin/lightning-rpc")
+        problems.append(
+            "SHOP_LIGHTNING_CLN_RPC must be the absolute path of lightningd's "
+            "socket, e.g. /var/lib/lightningd/bitcoin/lightning-rpc"
+        )
     if not 1 <= s.lightning_poll_seconds <= 3600:
         problems.append("SHOP_LIGHTNING_POLL_SECONDS must be between 1 and 3600")
     if not 0.5 <= s.lightning_timeout_seconds <= 30:

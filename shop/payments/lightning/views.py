@@ -65,11 +65,19 @@ def page(token: str):
     # Upper case: a QR code's alphanumeric mode holds it in fewer modules (BOLT11 allows it).
     uri = f"lightning:{invoice.bolt11}"
     return render_template(
-        "payments/lightning_page.html", order=order, invoice=invoice, settled=settled,
-        expired=expired, uri=uri, qr=qr_svg(uri.upper()), sats=invoice.amount_msat // 1000,
-        minutes_left=(seconds_left + 59) // 60, simulated=method.simulated,
+        "payments/lightning_page.html",
+        order=order,
+        invoice=invoice,
+        settled=settled,
+        expired=expired,
+        uri=uri,
+        qr=qr_svg(uri.upper()),
+        sats=invoice.amount_msat // 1000,
+        minutes_left=(seconds_left + 59) // 60,
+        simulated=method.simulated,
         refresh=None if final or updates_off else REFRESH_OPEN,
-        updates_off=updates_off and not final)
+        updates_off=updates_off and not final,
+    )
 
 
 @bp.post("/<token>/lightning")

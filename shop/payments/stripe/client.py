@@ -207,16 +207,18 @@ class _BudgetedRequestsClient(stripe.RequestsClient):
     def request(self, method, url, headers, post_data=None):  # type: ignore[override]
         left = budget.remaining()
         if left is not None and left < _MIN_CALL_SECONDS:
-            raise stripe.APIConnectionError("time budget for this request used up",
-                                            should_retry=False)
+            raise stripe.APIConnectionError(
+                "time budget for this request used up", should_retry=False
+            )
         return super().request(method, url, headers, post_data)
 
     def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
         left = budget.remaining()
         if left is not None and left < _MIN_CALL_SECONDS + stripe.HTTPClient.INITIAL_DELAY:
             return False
-        return super()._should_retry(response, api_connection_error, num_retries,
-                                     max_network_retries)
+        return super()._should_retry(
+            response, api_connection_error, num_retries, max_network_retries
+        )
 
     def _sleep_time_seconds(self, num_retries: int) -> float:
         left = budget.remaining()

@@ -30,5 +30,6 @@ class StripeEventsJob:
             return 0
         if self._method is None:
             self._method = CardPayment(settings)  # one SDK client (connection pool) per worker
-        return process_events(database, self._method.gateway,
-                              hold=timedelta(days=settings.card_processing_hold_days))
+        return process_events(
+            database, self._method.gateway, hold=timedelta(days=settings.card_processing_hold_days)
+        )

@@ -36,8 +36,10 @@ class CardPayment:
     settings: Settings = field(repr=False)  # holds the secret key: never in a log line
     code: str = "card"
     label: str = N_("Card")
-    description: str = N_("Pay by credit or debit card on Stripe's secure payment page; your "
-                          "card details never reach this shop.")
+    description: str = N_(
+        "Pay by credit or debit card on Stripe's secure payment page; your "
+        "card details never reach this shop."
+    )
     panel_template: str = "payments/card.html"
     _gateway: StripeGateway | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -48,8 +50,11 @@ class CardPayment:
 
     def availability(self) -> Availability:
         if not self.configured:
-            return Availability(False, "Card payments need SHOP_STRIPE_SECRET_KEY and "
-                                       "SHOP_STRIPE_WEBHOOK_SECRET (from the Stripe Dashboard).")
+            return Availability(
+                False,
+                "Card payments need SHOP_STRIPE_SECRET_KEY and "
+                "SHOP_STRIPE_WEBHOOK_SECRET (from the Stripe Dashboard).",
+            )
         return Availability(True)
 
     def start(self, order: OrderView) -> PaymentStart:
@@ -88,21 +93,34 @@ class CardPayment:
         attempt = latest_attempt(session, order.id)
         status = attempt.status if attempt is not None else None
         if order.status == "pending_payment" and status == "processing":
-            return Panel(self.panel_template, holding=True, headline=_l(
-                "Your card payment is being processed (some payment methods take a few days). "
-                "Your order is held for it until %(date)s at the latest; "
-                "there is nothing more to do.", date=f"{order.expires_at:%Y-%m-%d}"))
+            return Panel(
+                self.panel_template,
+                holding=True,
+                headline=_l(
+                    "Your card payment is being processed (some payment methods take a few days). "
+                    "Your order is held for it until %(date)s at the latest; "
+                    "there is nothing more to do.",
+                    date=f"{order.expires_at:%Y-%m-%d}",
+                ),
+            )
         if order.status == "expired" and status == "failed" and not order.amount_paid:
-            return Panel(None, headline=_l("Your card payment failed, so the order and its "
-                                           "items were released. Nothing was charged."))
+            return Panel(
+                None,
+                headline=_l(
+                    "Your card payment failed, so the order and its "
+                    "items were released. Nothing was charged."
+                ),
+            )
         return Panel(self.panel_template)
 
     def cancel(self, database: Database, order_id: int, reason: str) -> None:
         from shop.payments.stripe.service import cancel_order
 
         if not self.configured:
-            raise PaymentActionError("Card payments are not configured, so the customer's Stripe "
-                                     "page cannot be closed. Close it in the Stripe Dashboard.")
+            raise PaymentActionError(
+                "Card payments are not configured, so the customer's Stripe "
+                "page cannot be closed. Close it in the Stripe Dashboard."
+            )
         from flask import has_request_context
 
         urls = ("", "")
@@ -118,8 +136,11 @@ class CardPayment:
 
         amount = refundable_amount(session, order) if order.state in REFUNDABLE else 0
         if not self.configured:
-            return Refundable(0, automatic=True, how="Card refunds need the Stripe settings; "
-                                                     "refund in the Stripe Dashboard.")
+            return Refundable(
+                0,
+                automatic=True,
+                how="Card refunds need the Stripe settings; refund in the Stripe Dashboard.",
+            )
         return Refundable(amount, automatic=True, how="Refunds the card through Stripe.")
 
     def refund(self, database: Database, order_id: int, amount: int, reference: str = "") -> str:
@@ -127,8 +148,9 @@ class CardPayment:
         from shop.payments.stripe.service import refund
 
         if not self.configured:
-            raise PaymentActionError("Card refunds need the Stripe settings; refund in the "
-                                     "Stripe Dashboard.")
+            raise PaymentActionError(
+                "Card refunds need the Stripe settings; refund in the Stripe Dashboard."
+            )
         row = refund(database, self.gateway, order_id, amount)
         return "Card refund made." if row.status == "succeeded" else f"Card refund {row.status}."
 
@@ -138,28 +160,50 @@ class CardPayment:
         from shop.payments.stripe.models import StripeEventRecord
 
         if not self.configured:
-            return [HealthCheck("Stripe", "off",
-                                "Card payments are not set up (SHOP_STRIPE_SECRET_KEY).")]
+            return [
+                HealthCheck(
+                    "Stripe", "off", "Card payments are not set up (SHOP_STRIPE_SECRET_KEY)."
+                )
+            ]
         last = session.scalar(select(func.max(StripeEventRecord.received_at)))
-        waiting = session.scalar(select(func.count()).select_from(StripeEventRecord)
-                                 .where(StripeEventRecord.status == "received")) or 0
-        details = [] if last else ["If card orders stay unpaid, check the webhook endpoint "
-                                   "/webhooks/stripe in the Stripe Dashboard."]
+        waiting = (
+            session.scalar(
+                select(func.count())
+                .select_from(StripeEventRecord)
+                .where(StripeEventRecord.status == "received")
+            )
+            or 0
+        )
+        details = (
+            []
+            if last
+            else [
+                "If card orders stay unpaid, check the webhook endpoint "
+                "/webhooks/stripe in the Stripe Dashboard."
+            ]
+        )
         if waiting:
             details.append(f"{waiting} event(s) waiting for the worker (`shop worker`).")
         from shop.payments.stripe.service import unmatched_events
 
         unmatched = unmatched_events(session, limit=10)
-        details += [f"Event {e.event_id} ({e.type}) matched no payment of this shop: "
-                    f"{e.last_error or 'unknown to the shop'}. Look it up in the Stripe "
-                    "Dashboard." for e in unmatched]
-        return [HealthCheck("Stripe", "ok" if last and waiting < 50 and not unmatched
-                            else "warning",
-                            f"Last webhook received {ago(last, now)}.", details)]
+        details += [
+            f"Event {e.event_id} ({e.type}) matched no payment of this shop: "
+            f"{e.last_error or 'unknown to the shop'}. Look it up in the Stripe "
+            "Dashboard."
+            for e in unmatched
+        ]
+        return [
+            HealthCheck(
+                "Stripe",
+                "ok" if last and waiting < 50 and not unmatched else "warning",
+                f"Last webhook received {ago(last, now)}.",
+                details,
+            )
+        ]
 
     def close(self) -> None:
         with self._lock:
             if self._gateway is not None:
                 self._gateway.close()
                 self._gateway = None
-

@@ -48,8 +48,10 @@ def return_urls() -> tuple[str, str]:
     """The success and cancel URLs sent with every Checkout Session (needed again to replay a
     request whose answer was lost)."""
     # Stripe fills in {CHECKOUT_SESSION_ID}; it is not a format placeholder here.
-    return (_external("card.returned") + "?session_id={CHECKOUT_SESSION_ID}",
-            _external("card.cancelled"))
+    return (
+        _external("card.returned") + "?session_id={CHECKOUT_SESSION_ID}",
+        _external("card.cancelled"),
+    )
 
 
 @bp.post("/orders/<token>/pay/card")
@@ -64,8 +66,9 @@ def start(token: str):
     db_session().rollback()
     success_url, cancel_url = return_urls()
     try:
-        link = service.start_checkout(database(), method.gateway, order_id,
-                                      success_url=success_url, cancel_url=cancel_url)
+        link = service.start_checkout(
+            database(), method.gateway, order_id, success_url=success_url, cancel_url=cancel_url
+        )
     except service.CardPaymentError as exc:
         flash(str(exc), "error")
         return redirect(url_for("orders.show", token=token), 303)
@@ -89,8 +92,13 @@ def returned():
     if 0 < len(session_id) <= 255:
         db_session().rollback()  # no read transaction across the call to Stripe
         service.note_return(database(), method.gateway, order_id, session_id)
-    flash(_("Thank you! Stripe is confirming your payment; this page shows “Paid” as soon as "
-            "it is confirmed."), "success")
+    flash(
+        _(
+            "Thank you! Stripe is confirming your payment; this page shows “Paid” as soon as "
+            "it is confirmed."
+        ),
+        "success",
+    )
     return redirect(url_for("orders.show", token=token), 303)
 
 
@@ -110,14 +118,19 @@ def webhook():
     slow Stripe never holds this request, and Stripe never waits on the shop."""
     method = _method()
     try:
-        event = verify_event(request.get_data(), request.headers.get("Stripe-Signature"),
-                             method.webhook_secret)
+        event = verify_event(
+            request.get_data(), request.headers.get("Stripe-Signature"), method.webhook_secret
+        )
         card_event = translate(event)
     except WebhookError as exc:
         return jsonify(error=str(exc)), 400
     if event.livemode != method.livemode:
-        log.warning("Stripe event %s refused: livemode=%s, but the shop's key is for %s mode",
-                    event.id, event.livemode, "live" if method.livemode else "test")
+        log.warning(
+            "Stripe event %s refused: livemode=%s, but the shop's key is for %s mode",
+            event.id,
+            event.livemode,
+            "live" if method.livemode else "test",
+        )
         return jsonify(error="event mode (live/test) does not match this shop's Stripe key"), 400
     if card_event is None:
         return jsonify(received=True, handled=False), 200
@@ -141,4 +154,5 @@ def _setup(state: BlueprintSetupState) -> None:
     shop_settings = app.extensions["shop.settings"]
     if shop_settings.stripe_secret_key:
         app.extensions.setdefault("shop.form_action_origins", []).append(
-            shop_settings.stripe_checkout_origin)
+            shop_settings.stripe_checkout_origin
+        )

@@ -62,28 +62,41 @@ class ClnRpc:
         try:
             return self.rpc.call(method, params)
         except RpcError as exc:
-            raise LightningError(f"Core Lightning refused {method}: "
-                                 f"{exc.error.get('message', exc.error)}") from None
+            raise LightningError(
+                f"Core Lightning refused {method}: {exc.error.get('message', exc.error)}"
+            ) from None
         except (OSError, ValueError, TypeError) as exc:
             raise LightningError(f"Core Lightning unreachable: {exc}") from None
 
-    def create_invoice(self, amount_msat: int, description: str, expiry_seconds: int,
-                       label: str) -> tuple[str, str]:
+    def create_invoice(
+        self, amount_msat: int, description: str, expiry_seconds: int, label: str
+    ) -> tuple[str, str]:
         # Core Lightning adds route hints for private channels by itself when it needs them.
         try:
-            data = self.rpc.call("invoice", {"amount_msat": amount_msat, "label": label,
-                                             "description": description,
-                                             "expiry": expiry_seconds})
+            data = self.rpc.call(
+                "invoice",
+                {
+                    "amount_msat": amount_msat,
+                    "label": label,
+                    "description": description,
+                    "expiry": expiry_seconds,
+                },
+            )
         except RpcError as exc:
             if not (isinstance(exc.error, dict) and exc.error.get("code") == DUPLICATE_LABEL):
-                raise LightningError(f"Core Lightning refused invoice: "
-                                     f"{getattr(exc, 'error', exc)}") from None
+                raise LightningError(
+                    f"Core Lightning refused invoice: {getattr(exc, 'error', exc)}"
+                ) from None
             # An earlier attempt made it and its answer was lost: the label makes that one ours.
             found = self._call("listinvoices", label=label).get("invoices", [])
-            if not found or _msat(found[0].get("amount_msat")) != amount_msat \
-                    or found[0].get("status") != "unpaid":
-                raise LightningError(f"Core Lightning has another invoice labelled {label}") \
-                    from None
+            if (
+                not found
+                or _msat(found[0].get("amount_msat")) != amount_msat
+                or found[0].get("status") != "unpaid"
+            ):
+                raise LightningError(
+                    f"Core Lightning has another invoice labelled {label}"
+                ) from None
             data = found[0]
         except (OSError, ValueError, TypeError) as exc:
             raise LightningError(f"Core Lightning unreachable: {exc}") from None
@@ -102,21 +115,28 @@ class ClnRpc:
     def info(self) -> NodeInfo:
         info = self._call("getinfo")
         channels = self._call("listpeerchannels").get("channels", [])
-        normal = [c for c in channels if c.get("state") == "CHANNELD_NORMAL"
-                  and c.get("peer_connected", True)]
+        normal = [
+            c
+            for c in channels
+            if c.get("state") == "CHANNELD_NORMAL" and c.get("peer_connected", True)
+        ]
         return NodeInfo(
             pubkey=info.get("id", ""),
-            synced=not info.get("warning_bitcoind_sync") and not info.get("warning_lightningd_sync"),
+            synced=not info.get("warning_bitcoind_sync")
+            and not info.get("warning_lightningd_sync"),
             block_height=int(info.get("blockheight", 0)),
             inbound_msat=sum(_msat(c.get("receivable_msat", 0)) for c in normal),
-            active_channels=len(normal))
+            active_channels=len(normal),
+        )
 
 
 def invoice_from(data: dict) -> NodeInvoice:
     try:
         state = STATES.get(data.get("status", "unpaid"), "open")
         return NodeInvoice(
-            payment_hash=data["payment_hash"], bolt11=data.get("bolt11", ""), state=state,
+            payment_hash=data["payment_hash"],
+            bolt11=data.get("bolt11", ""),
+            state=state,
             amount_msat=_msat(data.get("amount_msat", 0)),
             received_msat=_msat(data.get("amount_received_msat", 0)),
             settled_at=ts(data.get("paid_at")) if state == "settled" else None,
@@ -136,13 +156,16 @@ class ClnStream:
     def __iter__(self) -> Iterator[NodeInvoice]:
         while not self.closed:
             try:
-                data = self.client.stream_rpc.call("waitanyinvoice", {
-                    "lastpay_index": self.index, "timeout": self.client.wait_seconds})
+                data = self.client.stream_rpc.call(
+                    "waitanyinvoice",
+                    {"lastpay_index": self.index, "timeout": self.client.wait_seconds},
+                )
             except RpcError as exc:
                 if isinstance(exc.error, dict) and exc.error.get("code") == WAIT_TIMED_OUT:
                     return  # nothing paid meanwhile: the listener reconciles, then waits again
-                raise LightningError(f"Core Lightning's waitanyinvoice failed: {exc.error}") \
-                    from None
+                raise LightningError(
+                    f"Core Lightning's waitanyinvoice failed: {exc.error}"
+                ) from None
             except (OSError, ValueError, TypeError) as exc:
                 if self.closed:
                     return

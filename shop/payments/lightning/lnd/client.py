@@ -50,8 +50,9 @@ class LndRest:
         self._local = threading.local()
 
     def _connect(self, timeout: float | None) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection(self.host, self.port, context=self.context,
-                                           timeout=timeout)
+        return http.client.HTTPSConnection(
+            self.host, self.port, context=self.context, timeout=timeout
+        )
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         left = budget.remaining()
@@ -89,8 +90,9 @@ class LndRest:
             return {}
         if response.status != 200:
             message = data.get("message") if isinstance(data, dict) else None
-            raise LightningError(f"LND refused {path.split('?')[0]}: {response.status} "
-                                 f"{message or ''}".strip())
+            raise LightningError(
+                f"LND refused {path.split('?')[0]}: {response.status} {message or ''}".strip()
+            )
         return data
 
     def _headers(self) -> dict[str, str]:
@@ -98,14 +100,21 @@ class LndRest:
 
     # -- LightningBackend ------------------------------------------------------------------
 
-    def create_invoice(self, amount_msat: int, description: str, expiry_seconds: int,
-                       label: str) -> tuple[str, str]:
+    def create_invoice(
+        self, amount_msat: int, description: str, expiry_seconds: int, label: str
+    ) -> tuple[str, str]:
         # `private` asks LND to add route hints for private channels, so a node reachable only
         # through them can still be paid.
-        data = self._call("POST", "/v1/invoices", {
-            "value_msat": str(amount_msat), "memo": description,
-            "expiry": str(expiry_seconds), "private": True,
-        })
+        data = self._call(
+            "POST",
+            "/v1/invoices",
+            {
+                "value_msat": str(amount_msat),
+                "memo": description,
+                "expiry": str(expiry_seconds),
+                "private": True,
+            },
+        )
         try:
             payment_hash = base64.b64decode(data["r_hash"]).hex()
             return payment_hash, data["payment_request"]
@@ -126,12 +135,16 @@ class LndRest:
         for ch in channels:
             # What the peer could still push to us: their balance less the reserve they keep.
             spare = int(ch.get("remote_balance", 0)) - int(
-                ch.get("remote_constraints", {}).get("chan_reserve_sat", 0))
+                ch.get("remote_constraints", {}).get("chan_reserve_sat", 0)
+            )
             inbound += max(spare, 0) * 1000
-        return NodeInfo(pubkey=info.get("identity_pubkey", ""),
-                        synced=bool(info.get("synced_to_chain")),
-                        block_height=int(info.get("block_height", 0)),
-                        inbound_msat=inbound, active_channels=len(channels))
+        return NodeInfo(
+            pubkey=info.get("identity_pubkey", ""),
+            synced=bool(info.get("synced_to_chain")),
+            block_height=int(info.get("block_height", 0)),
+            inbound_msat=inbound,
+            active_channels=len(channels),
+        )
 
 
 def invoice_from(data: dict) -> NodeInvoice:
@@ -139,7 +152,8 @@ def invoice_from(data: dict) -> NodeInvoice:
         state = STATES.get(data.get("state", "OPEN"), "open")
         return NodeInvoice(
             payment_hash=base64.b64decode(data["r_hash"]).hex(),
-            bolt11=data.get("payment_request", ""), state=state,
+            bolt11=data.get("payment_request", ""),
+            state=state,
             amount_msat=int(data.get("value_msat", 0)),
             received_msat=int(data.get("amt_paid_msat", 0)),
             settled_at=ts(data.get("settle_date")) if state == "settled" else None,
@@ -161,8 +175,11 @@ class LndStream:
     def __iter__(self) -> Iterator[NodeInvoice]:
         conn = self._conn = self.client._connect(None)
         try:
-            conn.request("GET", f"/v1/invoices/subscribe?settle_index={self.after_index}",
-                         headers=self.client._headers())
+            conn.request(
+                "GET",
+                f"/v1/invoices/subscribe?settle_index={self.after_index}",
+                headers=self.client._headers(),
+            )
             response = conn.getresponse()
             if response.status != 200:
                 raise LightningError(f"LND refused the invoice subscription: {response.status}")
@@ -177,8 +194,7 @@ class LndStream:
                 try:
                     message = json.loads(line)
                 except ValueError:
-                    raise LightningError("LND's invoice stream sent something unreadable") \
-                        from None
+                    raise LightningError("LND's invoice stream sent something unreadable") from None
                 if "error" in message:
                     raise LightningError(f"LND's invoice stream failed: {message['error']}")
                 invoice = invoice_from(message.get("result", {}))

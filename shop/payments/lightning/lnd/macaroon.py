@@ -23,13 +23,18 @@ ALLOWED: dict[str, set[str]] = {
     "peers": {"read"},
 }
 ALLOWED_URIS = {
-    "/lnrpc.Lightning/AddInvoice", "/lnrpc.Lightning/LookupInvoice",
-    "/lnrpc.Lightning/SubscribeInvoices", "/lnrpc.Lightning/ListInvoices",
-    "/lnrpc.Lightning/GetInfo", "/lnrpc.Lightning/ListChannels",
+    "/lnrpc.Lightning/AddInvoice",
+    "/lnrpc.Lightning/LookupInvoice",
+    "/lnrpc.Lightning/SubscribeInvoices",
+    "/lnrpc.Lightning/ListInvoices",
+    "/lnrpc.Lightning/GetInfo",
+    "/lnrpc.Lightning/ListChannels",
     "/lnrpc.Lightning/ChannelBalance",
 }
-BAKE_HINT = ("bake one with `lncli bakemacaroon invoices:read invoices:write info:read "
-             "offchain:read --save_to shop.macaroon`")
+BAKE_HINT = (
+    "bake one with `lncli bakemacaroon invoices:read invoices:write info:read "
+    "offchain:read --save_to shop.macaroon`"
+)
 
 
 class MacaroonError(ValueError):
@@ -57,7 +62,7 @@ def _fields(data: bytes) -> list[tuple[int, bytes]]:
         if key & 7 != 2:
             raise MacaroonError("unexpected field type in identifier")
         size, pos = _varint(data, pos)
-        out.append((key >> 3, data[pos:pos + size]))
+        out.append((key >> 3, data[pos : pos + size]))
         pos += size
     return out
 
@@ -70,8 +75,9 @@ def permissions(raw: bytes) -> dict[str, set[str]]:
         except ValueError:
             raise MacaroonError("not a macaroon") from None
     try:
-        macaroon = Macaroon.deserialize(base64.urlsafe_b64encode(raw).decode().rstrip("="),
-                                        serializer=BinarySerializer())
+        macaroon = Macaroon.deserialize(
+            base64.urlsafe_b64encode(raw).decode().rstrip("="), serializer=BinarySerializer()
+        )
     except Exception:  # pymacaroons raises several types for bad input
         raise MacaroonError("not a macaroon") from None
     ident = macaroon.identifier_bytes
@@ -118,5 +124,6 @@ def check_file(path: str) -> bytes:
     if extra:
         raise MacaroonError(
             f"it also grants {', '.join(extra)}: anyone who "
-            f"reads it could spend the node's money (admin macaroon?); {BAKE_HINT}")
+            f"reads it could spend the node's money (admin macaroon?); {BAKE_HINT}"
+        )
     return raw
