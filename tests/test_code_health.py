@@ -1,0 +1,35 @@
+"""The rules docs/ARCHITECTURE.md states, checked on every run of the test command.
+
+Each check runs the tool the project pins in its `test` extra over the checkout; a failure prints
+the tool's own report, so the fix is where it points.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def check(*args: str) -> None:
+    result = run(*args)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
+def test_ruff_lint_passes():
+    check("ruff", "check", "--output-format", "concise", ".")
+
+
+def test_code_is_formatted():
+    check("ruff", "format", "--check", ".")
