@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from shop.demo import seed_ebook_files
 from tests.e2e.conftest import watch_requests
@@ -213,10 +214,11 @@ def test_bitcoin_page_updates_in_place_with_javascript(browser, live_server, scr
     _place(page)
     page.get_by_role("button", name="Pay with Bitcoin").click()
     bitcoin_url = page.url
-    # The two copy buttons say what they copy.
-    assert page.get_by_role("button", name="Copy address").count() == 1
-    assert page.get_by_role("button", name="Copy amount").count() == 1
-    assert "updates itself every 10 seconds" in page.inner_text("main")
+    # The two copy buttons say what they copy. The script adds them after load: wait for them
+    # (a loaded machine ran the assertions before the script did).
+    expect(page.get_by_role("button", name="Copy address")).to_have_count(1)
+    expect(page.get_by_role("button", name="Copy amount")).to_have_count(1)
+    expect(page.locator("main")).to_contain_text("updates itself every 10 seconds")
     # With scripting on the <noscript> refresh is inert: the page stays the same document.
     page.evaluate("() => { window.stayed = true; }")
     other = browser.new_context().new_page()
@@ -226,7 +228,7 @@ def test_bitcoin_page_updates_in_place_with_javascript(browser, live_server, scr
     assert page.evaluate("() => window.stayed") is True
     assert page.url == bitcoin_url
     page.wait_for_selector("text=Back to your order", timeout=5_000)
-    assert page.locator("#btc-body[data-status-url]").count() == 0  # it stopped asking
+    expect(page.locator("#btc-body[data-status-url]")).to_have_count(0)  # it stopped asking
     screenshot(page, "bitcoin-updated-in-place")
     other.context.close()
     context.close()
