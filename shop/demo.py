@@ -10,8 +10,8 @@ from html import escape
 
 from sqlalchemy import func, select
 
+from shop.cart.models import ShippingRate, ShippingZone
 from shop.catalog.models import DIGITAL, PHYSICAL, Product, ProductImage, TaxClass, Variant
-from shop.checkout.models import ShippingRate, ShippingZone
 from shop.config import Settings
 from shop.db import Database
 from shop.downloads import service as downloads

@@ -12,9 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from shop.admin.models import Shipment
 from shop.mail.models import OutboxMessage
-from shop.orders.models import Order, OrderEvent, OrderNumberCounter, PaymentRecord
+from shop.orders.models import Order, OrderEvent, OrderNumberCounter, PaymentRecord, Shipment
 from shop.privacy.crypto import CryptoError
 from shop.privacy.store import ContactDetails, read_contact, unseal
 

@@ -14,8 +14,8 @@ from shop.admin import store_settings as ss
 from shop.admin.forms import ActionForm
 from shop.admin.images import ImageRejected
 from shop.admin.views import bp
+from shop.cart.models import ShippingRate, ShippingZone
 from shop.catalog.models import TaxClass
-from shop.checkout.models import ShippingRate, ShippingZone
 from shop.money import Money
 from shop.tax import rates as eu
 from shop.web.context import db_session, payment_methods, settings

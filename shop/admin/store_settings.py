@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from shop.admin.catalog import CatalogError, parse_price
+from shop.cart.models import ShippingRate, ShippingZone
+from shop.cart.service import real_countries
 from shop.catalog.models import Product, TaxClass
-from shop.checkout.models import ShippingRate, ShippingZone
-from shop.checkout.service import real_countries
 
 
 class SettingsError(ValueError):
@@ -88,7 +88,7 @@ def save_tax_class(
     if overrides is not None:
         tax.country_rates = [TaxClassRate(country=c, rate_bp=bp) for c, bp in overrides]
     session.flush()
-    from shop.checkout.service import forget_tax_classes
+    from shop.cart.service import forget_tax_classes
 
     forget_tax_classes(session)
     return tax
