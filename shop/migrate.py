@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from shop import resource_dir
+from shop.resources import resource_dir
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shop import i18n, resource_dir
+from shop import i18n
 from shop.config import Settings
 from shop.db import Database, utcnow
 from shop.i18n import N_
@@ -32,6 +32,7 @@ from shop.mail import smtp
 from shop.mail.models import DROPPED, FAILED, PENDING, SENT, OutboxMessage
 from shop.money import format_money
 from shop.orders.models import Order
+from shop.resources import resource_dir
 
 log = logging.getLogger(__name__)
 
