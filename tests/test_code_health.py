@@ -33,3 +33,16 @@ def test_ruff_lint_passes():
 
 def test_code_is_formatted():
     check("ruff", "format", "--check", ".")
+
+
+def test_only_the_request_and_job_scopes_commit():
+    """docs/ARCHITECTURE.md: a view or service that commits splits the request's unit of work."""
+    scopes = {"shop/db.py", "shop/web/context.py"}
+    committing = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "shop").rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in scopes
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if ".commit()" in line.split("#")[0]
+    ]
+    assert not committing, "commit only in the request or job scope:\n" + "\n".join(committing)
