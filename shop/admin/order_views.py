@@ -8,9 +8,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from shop.admin import orders as admin_orders
+from shop.admin.blueprint import bp
 from shop.admin.catalog import CatalogError, parse_price
 from shop.admin.forms import ActionForm, CancelForm, RefundForm, ResolveForm, ShipForm
-from shop.admin.views import bp
+from shop.money import Money
 from shop.orders import service
 from shop.orders.models import Order
 from shop.orders.states import LABELS, OrderError, OrderStatus, StockChoice, StockState
@@ -151,8 +152,6 @@ def _settle_stock(order: Order, form: RefundForm) -> None:
 
 
 def _decimal(amount: int, currency: str) -> str:
-    from shop.money import Money
-
     return str(Money(amount, currency).to_decimal())
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from shop.mail.models import OutboxMessage
 from shop.orders.models import Order, OrderEvent, OrderNumberCounter, PaymentRecord, Shipment
 from shop.privacy.crypto import CryptoError
+from shop.privacy.purge import register_eraser
 from shop.privacy.store import ContactDetails, read_contact, unseal
 
 PER_PAGE = 50
@@ -202,8 +203,6 @@ def erase_tracking(session: Session, order_ids) -> int:
 
 
 def _register() -> None:
-    from shop.privacy.purge import register_eraser
-
     register_eraser("shipment-tracking", erase_tracking)
 
 

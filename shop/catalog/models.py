@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from shop.catalog.search import sync
 from shop.db import Base, Money, UTCDateTime, utcnow
 
 PHYSICAL = "physical"
@@ -156,8 +157,6 @@ def _sync_search_index(session: Session, _context) -> None:
         if isinstance(obj, Product) and obj.id is not None
     }
     if changed:
-        from shop.catalog.search import sync
-
         sync(session.connection(), changed, session.info.get("search_config", "simple"))
 
 
