@@ -35,6 +35,22 @@ def test_code_is_formatted():
     check("ruff", "format", "--check", ".")
 
 
+def test_import_contracts():
+    """The layers and the rules between features: pyproject.toml, [tool.importlinter]."""
+    # import-linter has no `python -m` entry: run what its `lint-imports` script runs, from the
+    # checkout (the current directory comes first on sys.path), without writing a cache there.
+    script = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"lint-imports failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
 def test_only_the_request_and_job_scopes_commit():
     """docs/ARCHITECTURE.md: a view or service that commits splits the request's unit of work."""
     scopes = {"shop/db.py", "shop/web/context.py"}

@@ -14,6 +14,7 @@ from shop.admin.forms import ActionForm, CancelForm, RefundForm, ResolveForm, Sh
 from shop.money import Money
 from shop.orders import service
 from shop.orders.models import Order
+from shop.orders.shipments import shipments
 from shop.orders.states import LABELS, OrderError, OrderStatus, StockChoice, StockState
 from shop.orders.views import order_totals
 from shop.payments.base import PaymentActionError
@@ -120,7 +121,7 @@ def order_detail(number: str):
         OrderStatus=OrderStatus,
         contact=contact,
         contact_unreadable=unreadable,
-        shipments=admin_orders.shipments(db, order),
+        shipments=shipments(db, order),
         payments=admin_orders.payments(db, order),
         emails=admin_orders.emails(db, order),
         ship_form=ShipForm(),
