@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup
+from werkzeug.serving import run_simple
 
 from shop import create_app
+from shop.admin.cli import admin
+from shop.catalog.search import ensure_language
 from shop.config import ConfigError
+from shop.demo import seed_demo, seed_ebook_files, seed_legal_samples
+from shop.jobs.heartbeat import Heartbeat
+from shop.jobs.logs import configure_logging
+from shop.jobs.worker import JOBS, run_forever, serve
+from shop.migrate import upgrade
+from shop.privacy.cli import privacy
+from shop.privacy.logging import PrivateRequestHandler, install_redaction
 
 
 def _create_app():
@@ -41,9 +52,6 @@ def db() -> None:
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from shop.catalog.search import ensure_language
-    from shop.migrate import upgrade
-
     database = current_app.extensions["shop.db"]
     click.echo(upgrade(database.engine, revision).describe())
     # The search index follows SHOP_LOCALE: after a change of language, rebuild it once here.
@@ -55,9 +63,6 @@ def db_upgrade(revision: str) -> None:
 @cli.command()
 def worker() -> None:
     """Run background jobs (order expiry, ...) until stopped with Ctrl-C or SIGTERM."""
-    from shop.jobs.logs import configure_logging
-    from shop.jobs.worker import serve
-
     settings = current_app.extensions["shop.settings"]
     configure_logging(settings.log_format)
     sys.exit(serve(current_app.extensions["shop.db"], settings))  # graceful on SIGTERM
@@ -68,13 +73,6 @@ def worker() -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def demo(host: str, port: int) -> None:
     """Start a demo shop with a sample catalog on SQLite, with demo payments and the worker."""
-    import os
-
-    from shop.demo import seed_demo, seed_ebook_files, seed_legal_samples
-    from shop.jobs.heartbeat import Heartbeat
-    from shop.jobs.worker import JOBS, run_forever
-    from shop.migrate import upgrade
-
     _configure_logging("%(levelname)s %(name)s: %(message)s")
     overrides = {
         "demo_payments": os.environ.get("SHOP_DEMO_PAYMENTS", "1")
@@ -110,32 +108,22 @@ def demo(host: str, port: int) -> None:
     ).start()
     click.echo(f"demo shop on http://{host}:{port}/  (Ctrl-C to stop)")
     # Flask refuses app.run() inside its own CLI; werkzeug's server is what it would start.
-    from werkzeug.serving import run_simple
-
     run_simple(host, port, app, threaded=True, request_handler=_request_handler())
     stop.set()
 
 
 def _configure_logging(fmt: str) -> None:
-    from shop.privacy.logging import install_redaction
-
     logging.basicConfig(level=logging.INFO, format=fmt)
     install_redaction()
 
 
 def _request_handler():
     # The development server's own handler logs client IP addresses and query strings.
-    from shop.privacy.logging import PrivateRequestHandler
-
     return PrivateRequestHandler
 
 
 def _add_feature_commands() -> None:
-    from shop.privacy.cli import privacy
-
     cli.add_command(privacy)
-    from shop.admin.cli import admin
-
     cli.add_command(admin)
 
 

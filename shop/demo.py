@@ -10,12 +10,14 @@ from html import escape
 
 from sqlalchemy import func, select
 
+from shop.cart.models import ShippingRate, ShippingZone
 from shop.catalog.models import DIGITAL, PHYSICAL, Product, ProductImage, TaxClass, Variant
-from shop.checkout.models import ShippingRate, ShippingZone
 from shop.config import Settings
 from shop.db import Database
 from shop.downloads import service as downloads
+from shop.legal import service as legal
 from shop.money import BTC, currency_exponent
+from shop.payments.bitcoin.rates import DEMO_RATE
 
 SATS_PER_BTC = 100_000_000
 
@@ -105,8 +107,6 @@ def _price(amount: str, currency: str) -> int:
     at the demo's made-up rate for a shop priced in bitcoin (a print is not 24 BTC), rounded to
     100 sats so prices read like prices."""
     if currency == BTC:
-        from shop.payments.bitcoin.simulated import DEMO_RATE
-
         sats = Decimal(amount) * SATS_PER_BTC / DEMO_RATE
         return int((sats / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * 100
     exponent = currency_exponent(currency)
@@ -372,8 +372,6 @@ def seed_legal_samples(database: Database) -> int:
     """Write the sample legal texts into the pages still empty; returns how many were written.
     Apart from seed_demo: a test of an empty shop (and the production warning) keeps them
     empty. `shop demo` calls it."""
-    from shop.legal import service as legal
-
     written = 0
     with database.job_session() as session:
         for slug, body in SAMPLE_PAGES.items():

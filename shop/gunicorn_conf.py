@@ -17,6 +17,7 @@ Options given on the command line or in ``GUNICORN_CMD_ARGS`` (e.g. ``--workers 
 
 from __future__ import annotations
 
+from shop.config import load_settings
 from shop.privacy.logging import access_log_format as _format
 
 bind = "127.0.0.1:8000"
@@ -45,8 +46,6 @@ def check_budget(budget_seconds: float, server_timeout: float) -> str | None:
 
 
 def on_starting(server) -> None:
-    from shop.config import load_settings
-
     problem = check_budget(load_settings().request_budget_seconds, server.cfg.timeout)
     if problem:
         server.log.error(problem)

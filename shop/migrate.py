@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from shop import resource_dir
+from shop.resources import resource_dir
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -38,8 +40,6 @@ class Upgraded:
 
 
 def _revision(connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     heads = MigrationContext.configure(connection).get_current_heads()
     return ",".join(sorted(heads)) or None
 
@@ -66,6 +66,4 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def current_heads() -> tuple[str, ...]:
-    from alembic.script import ScriptDirectory
-
     return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())

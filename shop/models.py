@@ -1,8 +1,15 @@
 """Imports every model so Base.metadata is complete (Alembic and the schema test use this)."""
 
-from shop.admin.models import AdminRecoveryCode, AdminUser, Shipment, StockAdjustment  # noqa: F401
-from shop.catalog.models import Product, ProductImage, TaxClass, TaxClassRate, Variant  # noqa: F401
-from shop.checkout.models import ShippingRate, ShippingZone  # noqa: F401
+from shop.admin.models import AdminRecoveryCode, AdminUser, SigninFailure  # noqa: F401
+from shop.cart.models import ShippingRate, ShippingZone  # noqa: F401
+from shop.catalog.models import (  # noqa: F401
+    Product,
+    ProductImage,
+    StockAdjustment,  # noqa: F401
+    TaxClass,
+    TaxClassRate,
+    Variant,
+)
 from shop.db import Base
 from shop.downloads.models import DigitalFile, DownloadGrant  # noqa: F401
 from shop.jobs.models import WorkerHeartbeat  # noqa: F401
@@ -15,6 +22,7 @@ from shop.orders.models import (  # noqa: F401
     OrderLine,
     OrderNumberCounter,
     PaymentRecord,
+    Shipment,  # noqa: F401
 )
 from shop.payments.bitcoin.models import (  # noqa: F401
     BitcoinBlock,

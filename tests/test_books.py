@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
-from shop.checkout.service import shipping_options
 from shop.mail import outbox
 from shop.mail.models import OutboxMessage
 from shop.orders import service

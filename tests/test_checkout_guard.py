@@ -141,7 +141,7 @@ def test_a_price_changed_since_the_page_was_shown_is_not_charged(client, databas
 
 
 def test_a_shipping_rate_changed_since_the_page_was_shown_is_shown_first(db_url, tmp_path):
-    from shop.checkout.models import ShippingRate
+    from shop.cart.models import ShippingRate
 
     app = make_test_app(db_url, tmp_path / "fresh", catalog_cache_seconds=0)
     seed_demo(app.extensions["shop.db"], app.extensions["shop.settings"])

@@ -33,3 +33,32 @@ def test_ruff_lint_passes():
 
 def test_code_is_formatted():
     check("ruff", "format", "--check", ".")
+
+
+def test_import_contracts():
+    """The layers and the rules between features: pyproject.toml, [tool.importlinter]."""
+    # import-linter has no `python -m` entry: run what its `lint-imports` script runs, from the
+    # checkout (the current directory comes first on sys.path), without writing a cache there.
+    script = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"lint-imports failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
+def test_only_the_request_and_job_scopes_commit():
+    """docs/ARCHITECTURE.md: a view or service that commits splits the request's unit of work."""
+    scopes = {"shop/db.py", "shop/web/context.py"}
+    committing = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "shop").rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in scopes
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if ".commit()" in line.split("#")[0]
+    ]
+    assert not committing, "commit only in the request or job scope:\n" + "\n".join(committing)

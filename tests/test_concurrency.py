@@ -6,9 +6,9 @@ import threading
 
 from sqlalchemy import func, select
 
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
-from shop.checkout.service import shipping_options
 from shop.db import Database
 from shop.demo import seed_demo
 from shop.orders import service

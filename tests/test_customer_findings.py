@@ -96,7 +96,7 @@ def test_a_posted_non_country_is_refused_with_a_message(client, database, slug):
 
 
 def test_demo_in_btc_seeds_sensible_prices(db_url, tmp_path):
-    from shop.payments.bitcoin.simulated import DEMO_RATE
+    from shop.payments.bitcoin.rates import DEMO_RATE
 
     app = _app(db_url, tmp_path, currency="BTC")
     with app.extensions["shop.db"].job_session() as s:

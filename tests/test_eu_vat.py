@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from shop.admin import bookkeeping
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import TaxClass, TaxClassRate, Variant
-from shop.checkout.service import shipping_options
 from shop.demo import seed_demo
 from shop.money import vat_included
 from shop.orders import service

@@ -23,7 +23,7 @@ def _variant(session, sku: str) -> Variant:
 def _place(session, sku: str, quantity: int = 1, *, now=None, rate_id=None, **kw) -> Order:
     variant = _variant(session, sku)
     if rate_id is None and variant.product.is_physical:
-        from shop.checkout.service import shipping_options
+        from shop.cart.service import shipping_options
 
         rate_id = shipping_options(session, "DE", variant.price * quantity)[0].rate_id
     return service.place_order(
@@ -193,7 +193,7 @@ def test_refunds_move_to_partially_then_fully_refunded(demo_catalog, database):
 
 def test_cart_review_is_not_reused_across_transactions(demo_catalog, database):
     """The review is remembered within one transaction only: a later one sees new stock."""
-    from shop.checkout.service import review_cart
+    from shop.cart.service import review_cart
 
     with database.job_session() as s:
         variant = s.scalar(select(Variant).where(Variant.sku == "TOTE-BLK"))

@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from shop.admin import catalog
-from shop.admin.models import StockAdjustment
-from shop.catalog.models import Variant
+from shop.catalog.models import StockAdjustment, Variant
 from shop.orders import service
 from tests.test_orders import _paid, _place
 

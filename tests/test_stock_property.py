@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from shop.admin import catalog
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
-from shop.checkout.service import shipping_options
 from shop.demo import seed_demo
 from shop.orders import service
 from shop.orders.models import Order

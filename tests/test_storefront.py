@@ -231,7 +231,7 @@ def test_shipping_charged_is_the_shipping_shown(client, database, db_url, tmp_pa
     """Shipping rates are shared between requests as briefly as the catalog; the checkout page
     and placing the order use one snapshot, so a rate changed meanwhile is never charged
     unseen. (The admin clears that cache when it saves, see tests/admin/test_settings.py.)"""
-    from shop.checkout.models import ShippingRate
+    from shop.cart.models import ShippingRate
 
     b = _buy_tote_in_germany(client)  # caches the zones: Standard parcel €4.90
     assert "Standard parcel (Germany) — €4.90" in " ".join(b.page.text.split())

@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
-from shop.checkout.service import shipping_options
 from shop.db import Database, utcnow
 from shop.demo import seed_demo
 from shop.jobs.heartbeat import Heartbeat, live_workers, stale_after, worker_status

@@ -7,7 +7,7 @@ from datetime import date
 from flask import Response, render_template, request
 
 from shop.admin import bookkeeping
-from shop.admin.views import bp
+from shop.admin.blueprint import bp
 from shop.db import utcnow
 from shop.privacy import ledger
 from shop.web.context import database, db_session, settings

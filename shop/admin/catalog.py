@@ -12,8 +12,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from shop.admin import images
-from shop.admin.models import AdminUser, StockAdjustment
-from shop.catalog.models import DIGITAL, PHYSICAL, Product, ProductImage, TaxClass, Variant
+from shop.admin.models import AdminUser
+from shop.catalog.models import (
+    DIGITAL,
+    PHYSICAL,
+    Product,
+    ProductImage,
+    StockAdjustment,
+    TaxClass,
+    Variant,
+)
 from shop.db import utcnow
 from shop.money import to_minor
 

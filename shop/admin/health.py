@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from shop.config import Settings
 from shop.db import utcnow
+from shop.jobs.heartbeat import last_stop, live_workers, newest_beat
+from shop.legal import service as legal
 from shop.mail.models import FAILED, PENDING, OutboxMessage
 from shop.payments.base import HealthCheck, PaymentMethod, ago
 
@@ -75,8 +77,6 @@ def _mail(session: Session, settings: Settings, now: datetime) -> list[Check]:
 
 
 def _workers(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    from shop.jobs.heartbeat import last_stop, live_workers, newest_beat
-
     live = live_workers(session, settings.worker_interval_seconds, now)
     details = [
         f"{w.host} (process {w.pid}): started {_age(w.started_at, now)}, last beat "
@@ -152,8 +152,6 @@ class SetupItem:
 
 def missing_legal_pages(session: Session) -> list[str]:
     """The legal pages (slugs) still empty: an EU shop must publish all four before selling."""
-    from shop.legal import service as legal
-
     missing = []
     for slug in ("imprint", "terms", "withdrawal", "privacy"):
         page = legal.get_page(session, slug)
@@ -169,9 +167,6 @@ def setup_checklist(
     session: Session, settings: Settings, payment_ready: bool, now: datetime | None = None
 ) -> list[SetupItem]:
     """What a new shop still lacks before it can take orders and keep its promises."""
-    from shop.jobs.heartbeat import live_workers
-    from shop.legal import service as legal
-
     missing = [legal.PAGES[slug] for slug in missing_legal_pages(session)]
     workers = live_workers(session, settings.worker_interval_seconds, now or utcnow())
     return [

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import Length
 
-from shop.admin.views import bp
+from shop.admin.blueprint import bp
 from shop.legal import service
 from shop.web.context import db_session
 from shop.web.forms import ShopForm

@@ -1,4 +1,4 @@
-"""Merchant accounts, the stock adjustment log and shipments.
+"""Merchant accounts and their sign-in throttle.
 
 Merchant accounts are staff, not customers: no customer data lives here.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import Base, UTCDateTime, personal, utcnow
@@ -45,51 +45,6 @@ class AdminRecoveryCode(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped[AdminUser] = relationship(back_populates="recovery_codes")
-
-
-class StockAdjustment(Base):
-    """Every stock movement with its reason: the merchant's counts (``count``) and what orders
-    did to the shelf (``shipped``, ``restocked``, ``returned``, ``written_off``).
-
-    ``stock_before``/``stock_after`` are on hand; ``quantity`` the units an order moved.
-    """
-
-    __tablename__ = "stock_adjustments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    variant_id: Mapped[int] = mapped_column(
-        ForeignKey("variants.id", ondelete="CASCADE"), index=True
-    )
-    # None on either side means "unlimited".
-    stock_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    stock_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    kind: Mapped[str] = mapped_column(String(16), default="count")
-    quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    order_id: Mapped[int | None] = mapped_column(
-        ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
-    )
-    reason: Mapped[str] = mapped_column(String(300), default="")
-    admin_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="SET NULL"), nullable=True
-    )
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Shipment(Base):
-    """The parcel of an order: carrier tracking reference and when it left."""
-
-    __tablename__ = "shipments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    # The carrier can map it to the recipient's address: sealed under the order's data key
-    # (shop.privacy.store.seal), so it goes with the order's other personal data.
-    tracking_sealed: Mapped[bytes | None] = mapped_column(
-        LargeBinary, nullable=True, info=personal()
-    )
-    # Only rows from before the sealed column: the purge seals and blanks them.
-    tracking: Mapped[str] = mapped_column(String(200), default="", info=personal())
-    shipped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SigninFailure(Base):

@@ -8,11 +8,13 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from shop.admin import orders as admin_orders
+from shop.admin.blueprint import bp
 from shop.admin.catalog import CatalogError, parse_price
 from shop.admin.forms import ActionForm, CancelForm, RefundForm, ResolveForm, ShipForm
-from shop.admin.views import bp
+from shop.money import Money
 from shop.orders import service
 from shop.orders.models import Order
+from shop.orders.shipments import shipments
 from shop.orders.states import LABELS, OrderError, OrderStatus, StockChoice, StockState
 from shop.orders.views import order_totals
 from shop.payments.base import PaymentActionError
@@ -119,7 +121,7 @@ def order_detail(number: str):
         OrderStatus=OrderStatus,
         contact=contact,
         contact_unreadable=unreadable,
-        shipments=admin_orders.shipments(db, order),
+        shipments=shipments(db, order),
         payments=admin_orders.payments(db, order),
         emails=admin_orders.emails(db, order),
         ship_form=ShipForm(),
@@ -151,8 +153,6 @@ def _settle_stock(order: Order, form: RefundForm) -> None:
 
 
 def _decimal(amount: int, currency: str) -> str:
-    from shop.money import Money
-
     return str(Money(amount, currency).to_decimal())
 
 

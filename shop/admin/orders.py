@@ -9,14 +9,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shop.admin.models import Shipment
 from shop.mail.models import OutboxMessage
-from shop.orders.models import Order, OrderEvent, OrderNumberCounter, PaymentRecord
+from shop.orders.models import Order, OrderNumberCounter, PaymentRecord
 from shop.privacy.crypto import CryptoError
-from shop.privacy.store import ContactDetails, read_contact, unseal
+from shop.privacy.store import ContactDetails, read_contact
 
 PER_PAGE = 50
 
@@ -127,26 +126,6 @@ def contact(session: Session, order: Order) -> ContactDetails | None:
         raise ContactUnreadable(str(exc)) from None
 
 
-@dataclass(frozen=True)
-class ShipmentView:
-    shipped_at: datetime
-    tracking: str
-
-
-def shipments(session: Session, order: Order) -> list[ShipmentView]:
-    """The order's parcels, tracking references unsealed (empty once the data was erased)."""
-    rows = session.scalars(
-        select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.id)
-    )
-    return [
-        ShipmentView(
-            row.shipped_at,
-            row.tracking or unseal(session, order, "tracking", row.tracking_sealed) or "",
-        )
-        for row in rows
-    ]
-
-
 def payments(session: Session, order: Order) -> list[PaymentRecord]:
     return list(
         session.scalars(
@@ -165,47 +144,3 @@ def emails(session: Session, order: Order) -> list[OutboxMessage]:
             .order_by(OutboxMessage.id)
         )
     )
-
-
-TRACKING_NOTE = "Shipped (tracking reference "
-
-
-def erase_tracking(session: Session, order_ids) -> int:
-    """For the privacy purge: tracking references go with the order's other personal data
-    (from the shipment, the order's history and any queued email's details)."""
-    ids = list(order_ids)
-    if not ids:
-        return 0
-    erased = session.execute(
-        update(Shipment)
-        .where(
-            Shipment.order_id.in_(ids),
-            (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None),
-        )
-        .values(tracking="", tracking_sealed=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.execute(
-        update(OrderEvent)
-        .where(
-            OrderEvent.order_id.in_(ids), OrderEvent.note.startswith(TRACKING_NOTE, autoescape=True)
-        )
-        .values(note="Shipped")
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.order_id.in_(ids), OutboxMessage.kind == "shipped")
-        .values(payload="{}")
-        .execution_options(synchronize_session=False)
-    )
-    return erased
-
-
-def _register() -> None:
-    from shop.privacy.purge import register_eraser
-
-    register_eraser("shipment-tracking", erase_tracking)
-
-
-_register()

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from shop.admin import catalog
+from shop.admin.blueprint import bp
 from shop.admin.forms import (
     ActionForm,
     DigitalFileForm,
@@ -16,9 +17,9 @@ from shop.admin.forms import (
     VariantForm,
 )
 from shop.admin.images import ImageRejected, thumbnail_name
-from shop.admin.views import bp
 from shop.catalog.models import DIGITAL, Product, ProductImage, Variant
 from shop.downloads import service as downloads
+from shop.money import Money
 from shop.orders import service as orders
 from shop.web.context import db_session, settings
 
@@ -217,8 +218,6 @@ def variant_edit(product_id: int, variant_id: int):
 
 
 def _price_text(amount: int) -> str:
-    from shop.money import Money
-
     return str(Money(amount, settings().currency).to_decimal())
 
 

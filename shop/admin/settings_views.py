@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
@@ -11,11 +11,11 @@ from wtforms.validators import InputRequired, Length
 
 from shop.admin import branding, health
 from shop.admin import store_settings as ss
+from shop.admin.blueprint import bp
 from shop.admin.forms import ActionForm
 from shop.admin.images import ImageRejected
-from shop.admin.views import bp
+from shop.cart.models import ShippingRate, ShippingZone
 from shop.catalog.models import TaxClass
-from shop.checkout.models import ShippingRate, ShippingZone
 from shop.money import Money
 from shop.tax import rates as eu
 from shop.web.context import db_session, payment_methods, settings
@@ -247,8 +247,6 @@ def zone_delete(zone_id: int):
 
 
 def _save_rate(zone: ShippingZone, rate: ShippingRate | None):
-    from flask import request
-
     form = _rate_form(None, f"rate{rate.id}" if rate else f"newrate{zone.id}", request.form)
     if not form.validate_on_submit():
         _errors(form)

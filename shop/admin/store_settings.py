@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from shop.admin.catalog import CatalogError, parse_price
-from shop.catalog.models import Product, TaxClass
-from shop.checkout.models import ShippingRate, ShippingZone
-from shop.checkout.service import real_countries
+from shop.cart.models import ShippingRate, ShippingZone
+from shop.cart.service import forget_tax_classes, real_countries
+from shop.catalog.models import Product, TaxClass, TaxClassRate
+from shop.tax import rates as eu
 
 
 class SettingsError(ValueError):
@@ -60,9 +61,6 @@ def save_tax_class(
 ) -> TaxClass:
     """Save a tax class: its home rate, which EU table column applies abroad (``category``)
     and the merchant's own per-country rates ("NL=9, FR=5.5"; None leaves them as they are)."""
-    from shop.catalog.models import TaxClassRate
-    from shop.tax import rates as eu
-
     if category is not None and category not in eu.CATEGORIES:
         raise SettingsError(
             "Choose which EU rate applies abroad: standard, reduced, super-reduced or zero."
@@ -88,8 +86,6 @@ def save_tax_class(
     if overrides is not None:
         tax.country_rates = [TaxClassRate(country=c, rate_bp=bp) for c, bp in overrides]
     session.flush()
-    from shop.checkout.service import forget_tax_classes
-
     forget_tax_classes(session)
     return tax
 

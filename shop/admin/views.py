@@ -1,7 +1,7 @@
-"""The merchant's blueprint at /admin: sign-in, account, dashboard. Views stay thin.
+"""The merchant's pages at /admin: sign-in, account, dashboard. Views stay thin.
 
-Every endpoint except the sign-in pages requires a signed-in merchant (`_require_admin`);
-tests/admin/test_security.py walks the whole URL map to prove it.
+Importing this module loads every admin page (the *_views modules beside it) onto `bp`, the
+blueprint of shop/admin/blueprint.py, which requires a signed-in merchant everywhere.
 """
 
 from __future__ import annotations
@@ -11,22 +11,28 @@ from urllib.parse import urlsplit
 
 import segno
 from flask import (
-    Blueprint,
     abort,
-    current_app,
     flash,
     g,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from shop.admin import auth
+from shop.admin import (  # noqa: F401  (the *_views modules put their routes on bp)
+    auth,
+    bookkeeping_views,
+    health,
+    legal_views,
+    order_views,
+    product_views,
+    settings_views,
+)
 from shop.admin import throttle as signin_throttle
+from shop.admin.blueprint import bp
 from shop.admin.forms import (
     ActionForm,
     ConfirmTotpForm,
@@ -37,7 +43,6 @@ from shop.admin.forms import (
     SecondFactorForm,
 )
 from shop.admin.session import (
-    ADMIN_KEY,
     current_admin,
     pending_user,
     sign_in,
@@ -45,82 +50,13 @@ from shop.admin.session import (
     start_second_factor,
 )
 from shop.db import utcnow
+from shop.legal.service import PAGES
 from shop.mail.models import FAILED, PENDING, OutboxMessage
 from shop.orders.models import Order
 from shop.orders.states import OrderStatus
-from shop.web.context import database, db_session, defer_write_lock, settings
+from shop.payments.registry import available_methods
+from shop.web.context import database, db_session, defer_write_lock, payment_methods, settings
 from shop.web.forms import has_control_characters
-
-bp = Blueprint("admin", __name__, url_prefix="/admin")
-PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.login_second_factor"})
-# Endpoints that accept uploads larger than the shop's 1 MB form limit (signed-in only).
-UPLOAD_ENDPOINTS = frozenset({"admin.product_image_upload", "admin.product_file_upload"})
-
-
-@bp.record_once
-def _setup(state) -> None:
-    app = state.app
-
-    def raise_upload_limit():
-        # Must run before Flask-WTF's CSRF check reads the body under the default limit.
-        if request.endpoint in UPLOAD_ENDPOINTS and isinstance(session.get(ADMIN_KEY), dict):
-            request.max_content_length = (
-                app.extensions["shop.settings"].admin_upload_mb * 1024 * 1024
-            )
-
-    app.before_request_funcs.setdefault(None, []).insert(0, raise_upload_limit)
-
-
-@bp.errorhandler(413)
-def _too_large(exc):
-    """An upload over the limit: say the limit and lead back to the product."""
-    limit = settings().admin_upload_mb
-    product_id = (request.view_args or {}).get("product_id")
-    back = (
-        url_for("admin.product_edit", product_id=product_id)
-        if product_id
-        else url_for("admin.products")
-    )
-    return render_template(
-        "errors/error.html",
-        code=413,
-        title="File too large",
-        message=f"This file is larger than the shop accepts: at most {limit} MB per upload "
-        "(SHOP_ADMIN_UPLOAD_MB). Make it smaller and upload it again.",
-        back=back,
-        back_label="Back to the product" if product_id else "Back to the products",
-    ), 413
-
-
-@bp.before_request
-def _require_admin():
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return None
-    if current_admin() is None:
-        target = request.full_path.rstrip("?") if request.method == "GET" else None
-        return redirect(url_for("admin.login", next=target), 303)
-    return None
-
-
-@bp.teardown_request
-def _refresh_storefront(exc: BaseException | None) -> None:
-    # Runs after the request's commit: the storefront's short-lived catalog cache must not
-    # keep showing what the merchant just changed (price, stock, archived product, image).
-    if request.method == "POST":
-        cache = current_app.extensions.get("shop.catalog_cache")
-        if cache is not None:
-            cache.clear()
-
-
-@bp.after_request
-def _no_robots(response):
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
-@bp.context_processor
-def _admin_globals():
-    return {"admin_user": g.get("admin_user"), "logout_form": ActionForm(formdata=None)}
 
 
 def _safe_next(target: str | None) -> str:
@@ -296,18 +232,12 @@ def dashboard():
     failed = db.scalar(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == FAILED)
     )
-    from shop.admin import health
-    from shop.payments.registry import available_methods
-    from shop.web.context import payment_methods
-
     can_sell = bool(available_methods(payment_methods()))
     setup = health.setup_checklist(db, settings(), can_sell)
     # What needs looking at now (a stopped worker, email that does not go out), not only
     # under Settings.
     problems = [c for c in health.checks(db, settings()) if c.status == health.WARN]
     # In production an empty legal page is a legal risk, not a to-do: say so at the top.
-    from shop.legal.service import PAGES
-
     legal_missing = (
         [PAGES[slug] for slug in health.missing_legal_pages(db)] if settings().production else []
     )
@@ -420,12 +350,3 @@ def totp_disable():
     auth.disable_totp(db_session(), user)
     flash(_("Two-factor authentication is off."), "success")
     return redirect(url_for("admin.account"), 303)
-
-
-from shop.admin import (  # noqa: E402,F401  (routes on bp)
-    bookkeeping_views,
-    legal_views,
-    order_views,
-    product_views,
-    settings_views,
-)

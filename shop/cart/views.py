@@ -7,10 +7,10 @@ from wtforms import HiddenField, IntegerField, SubmitField
 from wtforms.validators import InputRequired, NumberRange
 
 from shop.cart.pricing import MAX_LINES, MAX_QUANTITY, compute_totals
+from shop.cart.service import load_tax_classes, localize_lines, review_cart, use_tax_classes
 from shop.cart.storage import CartLine, load_cart, save_cart
 from shop.catalog import service as catalog
 from shop.catalog.views import add_to_cart_form, catalog_cache
-from shop.checkout.service import load_tax_classes, localize_lines, review_cart, use_tax_classes
 from shop.web.context import db_session
 from shop.web.forms import ShopForm
 

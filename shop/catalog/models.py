@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from shop.catalog.search import sync
 from shop.db import Base, Money, UTCDateTime, utcnow
 
 PHYSICAL = "physical"
@@ -156,6 +157,32 @@ def _sync_search_index(session: Session, _context) -> None:
         if isinstance(obj, Product) and obj.id is not None
     }
     if changed:
-        from shop.catalog.search import sync
-
         sync(session.connection(), changed, session.info.get("search_config", "simple"))
+
+
+class StockAdjustment(Base):
+    """Every stock movement with its reason: the merchant's counts (``count``) and what orders
+    did to the shelf (``shipped``, ``restocked``, ``returned``, ``written_off``).
+
+    ``stock_before``/``stock_after`` are on hand; ``quantity`` the units an order moved.
+    """
+
+    __tablename__ = "stock_adjustments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(
+        ForeignKey("variants.id", ondelete="CASCADE"), index=True
+    )
+    # None on either side means "unlimited".
+    stock_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stock_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="count")
+    quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    admin_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="SET NULL"), nullable=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

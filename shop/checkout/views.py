@@ -19,9 +19,7 @@ from wtforms import (
 from wtforms.validators import Email, InputRequired, Length, Optional
 
 from shop.cart.pricing import compute_totals
-from shop.cart.storage import load_cart, save_cart
-from shop.catalog.views import catalog_cache
-from shop.checkout.service import (
+from shop.cart.service import (
     load_tax_classes,
     load_zones,
     localize_lines,
@@ -32,6 +30,8 @@ from shop.checkout.service import (
     use_tax_classes,
     use_zones,
 )
+from shop.cart.storage import load_cart, save_cart
+from shop.catalog.views import catalog_cache
 from shop.money import format_money
 from shop.orders import service as orders
 from shop.payments.registry import available_methods

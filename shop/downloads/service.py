@@ -18,7 +18,7 @@ from shop.catalog.models import DIGITAL, Product, Variant
 from shop.db import utcnow
 from shop.downloads.models import DigitalFile, DownloadGrant
 from shop.i18n import lazy_gettext as _l
-from shop.orders.models import Order
+from shop.orders.models import Order, OrderLine
 from shop.orders.states import OrderStatus
 
 DEFAULT_DAYS = 7
@@ -104,8 +104,6 @@ def _delete_unsaved(session: Session) -> None:
 
 def paid_orders_of(session: Session, product_id: int) -> list[Order]:
     """Orders still entitled to downloads that bought a variant of ``product_id``."""
-    from shop.orders.models import OrderLine
-
     return list(
         session.scalars(
             select(Order)

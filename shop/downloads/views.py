@@ -43,7 +43,7 @@ def download(token: str):
         return render_template(
             "errors/error.html", code=410, title=_("Download not available"), message=str(exc)
         ), 410
-    db_session().commit()  # count the download before the (possibly long) transfer starts
+    # The request scope commits the count (after_request) before the server streams the file.
     response = send_file(path, as_attachment=True, download_name=name, max_age=0)
     response.headers["Cache-Control"] = "no-store"
     return response

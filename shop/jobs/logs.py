@@ -11,6 +11,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from shop.privacy.logging import install_redaction, silence_payload_loggers
+
 TEXT_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
@@ -30,8 +32,6 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text") -> None:
-    from shop.privacy.logging import install_redaction, silence_payload_loggers
-
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)

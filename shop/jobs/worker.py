@@ -14,9 +14,13 @@ from dataclasses import dataclass
 
 from shop.db import Database
 from shop.jobs.heartbeat import Heartbeat
+from shop.mail.outbox import deliver_due
 from shop.orders import service as orders
 from shop.payments.bitcoin.rates import RatesJob
+from shop.payments.bitcoin.watcher import expire_invoices_job, start_watcher
+from shop.payments.registry import start_listeners
 from shop.payments.stripe.jobs import StripeEventsJob
+from shop.privacy.purge import daily_purge
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +37,14 @@ def expire_orders(database: Database) -> int:
 
 
 def purge_personal_data(database: Database) -> int:
-    from shop.privacy.purge import daily_purge
-
     return daily_purge(database)  # at most once a day, however often the worker ticks
 
 
 def send_emails(database: Database) -> int:
-    from shop.mail.outbox import deliver_due
-
     return deliver_due(database)  # customer emails queued by order changes, with retries
 
 
 def expire_bitcoin_invoices(database: Database) -> int:
-    from shop.payments.bitcoin.watcher import expire_invoices_job
-
     return expire_invoices_job(database)  # time-only: works while the node is down
 
 
@@ -110,8 +108,6 @@ WATCHER_JOIN_SECONDS = 10.0
 def serve(database: Database, settings, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> int:
     """`shop worker`: the jobs every tick, the chain watcher in its thread, a heartbeat, and a
     graceful stop on SIGTERM or Ctrl-C (a second signal leaves at once). Returns the exit code."""
-    from shop.payments.bitcoin.watcher import start_watcher
-
     stop = threading.Event()
 
     def on_signal(signum: int, _frame) -> None:
@@ -127,8 +123,6 @@ def serve(database: Database, settings, *, grace_seconds: float = SHUTDOWN_GRACE
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    from shop.payments.registry import start_listeners
-
     watcher_thread = start_watcher(database, settings, stop)  # its own loop (ZMQ + poll)
     watcher = getattr(watcher_thread, "watcher", None)
     listeners = start_listeners(database, settings, stop)  # e.g. a Lightning node's stream

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from shop import resource_dir
 from shop.db import utcnow
 from shop.i18n import N_
 from shop.legal.models import LegalPage
+from shop.resources import resource_dir
 
 # Message ids: the public pages show them in the customer's language, the admin as they are.
 PAGES = {

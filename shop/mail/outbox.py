@@ -24,14 +24,21 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shop import i18n, resource_dir
+from shop import i18n
+from shop.cart.pricing import PricedLine, compute_totals
 from shop.config import Settings
 from shop.db import Database, utcnow
 from shop.i18n import N_
+from shop.legal import service as legal
+from shop.legal.service import PAGES
 from shop.mail import smtp
 from shop.mail.models import DROPPED, FAILED, PENDING, SENT, OutboxMessage
 from shop.money import format_money
+from shop.orders.consent import wording
 from shop.orders.models import Order
+from shop.privacy.keys import session_settings
+from shop.privacy.store import read_contact, unseal
+from shop.resources import resource_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +66,6 @@ def backoff(attempts: int) -> timedelta:
 
 
 def recipient(session: Session, order: Order) -> str | None:
-    from shop.privacy.store import read_contact
-
     details = read_contact(session, order)
     return details.email if details and details.email else None
 
@@ -176,8 +181,6 @@ CONFIRMATION_LEGAL = ("terms", "withdrawal")
 
 def legal_texts(session: Session) -> dict[str, str]:
     """The merchant's terms and withdrawal information as they stand now (plain text)."""
-    from shop.legal import service as legal
-
     texts = {}
     for slug in CONFIRMATION_LEGAL:
         page = legal.get_page(session, slug)
@@ -186,8 +189,6 @@ def legal_texts(session: Session) -> dict[str, str]:
 
 
 def _totals(order: Order):
-    from shop.cart.pricing import PricedLine, compute_totals
-
     lines = [
         PricedLine(
             l.variant_id or 0,
@@ -231,9 +232,6 @@ def _render(
     locale: str,
     legal: dict[str, str] | None,
 ) -> EmailMessage:
-    from shop.legal.service import PAGES
-    from shop.orders.consent import wording
-
     env = _environment()
     env.filters["money"] = lambda amount, currency=None: format_money(
         amount, currency or order.currency, locale
@@ -292,8 +290,6 @@ def _claim(session: Session, now: datetime) -> OutboxMessage | None:
 
 
 def _settings_of(database: Database) -> Settings:
-    from shop.privacy.keys import session_settings
-
     with database.sessionmaker() as session:
         return session_settings(session)
 
@@ -335,8 +331,6 @@ def deliver_due(
 
 def _open_payload(session: Session, order: Order, message: OutboxMessage) -> dict[str, Any]:
     """The event details, with a sealed tracking reference opened for the email only."""
-    from shop.privacy.store import unseal
-
     payload = json.loads(message.payload)
     sealed = payload.pop("tracking_sealed", None)
     if sealed:

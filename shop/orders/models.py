@@ -202,3 +202,20 @@ class OrderNumberCounter(Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Shipment(Base):
+    """The parcel of an order: carrier tracking reference and when it left."""
+
+    __tablename__ = "shipments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    # The carrier can map it to the recipient's address: sealed under the order's data key
+    # (shop.privacy.store.seal), so it goes with the order's other personal data.
+    tracking_sealed: Mapped[bytes | None] = mapped_column(
+        LargeBinary, nullable=True, info=personal()
+    )
+    # Only rows from before the sealed column: the purge seals and blanks them.
+    tracking: Mapped[str] = mapped_column(String(200), default="", info=personal())
+    shipped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

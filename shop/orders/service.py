@@ -16,11 +16,10 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from shop.admin.models import Shipment, StockAdjustment
 from shop.cart.pricing import compute_totals
+from shop.cart.service import forget_review, localize_lines, review_cart, shipping_options
 from shop.cart.storage import CartLine
-from shop.catalog.models import DIGITAL, Variant
-from shop.checkout.service import forget_review, localize_lines, review_cart, shipping_options
+from shop.catalog.models import DIGITAL, StockAdjustment, Variant
 from shop.db import insert_for, utcnow
 from shop.downloads import service as downloads
 from shop.i18n import N_
@@ -33,6 +32,7 @@ from shop.orders.models import (
     OrderLine,
     OrderNumberCounter,
     PaymentRecord,
+    Shipment,
 )
 from shop.orders.states import (
     IllegalTransition,

@@ -59,7 +59,6 @@ class StockChoice(StrEnum):
     KEEP = "keep"  # a partial refund: the order still ships them
 
 
-TERMINAL = frozenset(s for s, targets in ALLOWED.items() if not targets)
 # Where money that reached the order can be given back (orders paid late or after they ended
 # included: refunds check what was paid, not only the state).
 REFUNDABLE = frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.FULFILLED, S.EXPIRED, S.CANCELLED})

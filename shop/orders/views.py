@@ -6,12 +6,12 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from wtforms import SubmitField
 
-from shop.admin.orders import shipments
 from shop.cart.pricing import PricedLine, compute_totals
 from shop.db import utcnow
 from shop.mail import outbox
 from shop.orders import service
 from shop.orders.models import Order
+from shop.orders.shipments import shipments
 from shop.orders.states import LABELS, OrderStatus
 from shop.payments.base import OrderView
 from shop.privacy.store import read_contact

@@ -128,7 +128,7 @@ class Bip21Part:
 
 class Bip21Companion(Protocol):
     """Optional, beside PaymentMethod: a method that can ride along with an on-chain request
-    (registry.bip21_parts asks every method that has it)."""
+    (bip21_parts below asks every method that has it)."""
 
     def bip21_part(
         self, order: OrderView, sats: int, covers: int, rate: str, expires_at: datetime
@@ -187,3 +187,22 @@ def ago(at: datetime | None, now: datetime) -> str:
     if seconds < 172800:
         return f"{seconds // 3600} h ago"
     return f"{seconds // 86400} days ago"
+
+
+def bip21_parts(
+    methods: dict[str, PaymentMethod],
+    order: OrderView,
+    sats: int,
+    covers: int,
+    rate: str,
+    expires_at: datetime,
+) -> list[Bip21Part]:
+    """What other methods add to an on-chain payment request (one QR code for all)."""
+    parts = []
+    for method in methods.values():
+        companion = getattr(method, "bip21_part", None)
+        if companion is not None:
+            part = companion(order, sats, covers, rate, expires_at)
+            if part is not None:
+                parts.append(part)
+    return parts

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 
 from shop.orders import service
 from shop.orders.states import OrderStatus
+from shop.orders.views import order_view
 from shop.payments.demo import DemoPayment
 from shop.web.context import db_session, payment_methods
 from shop.web.forms import ShopForm
@@ -16,8 +17,6 @@ bp = Blueprint("demo", __name__, url_prefix="/orders")
 
 @bp.post("/<token>/pay/demo")
 def pay(token: str):
-    from shop.orders.views import order_view
-
     order = service.get_by_token(db_session(), token)
     method = payment_methods().get("demo")
     if not isinstance(method, DemoPayment) or not method.availability().ok:

@@ -8,7 +8,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from shop.db import utcnow
 from shop.privacy.crypto import generate_master_key_text
+from shop.privacy.ledger import stream_csv
+from shop.privacy.purge import purge as run_purge
+from shop.privacy.store import rotate_keys
 
 
 def _database():
@@ -52,9 +56,6 @@ def privacy() -> None:
 @with_appcontext
 def purge(dry_run: bool, as_of: str | None) -> None:
     """Erase personal data whose retention period is over, and expired ledger entries."""
-    from shop.db import utcnow
-    from shop.privacy.purge import purge as run_purge
-
     moment = _parse_moment(as_of)
     if moment is not None and moment > utcnow() and not dry_run:
         raise click.BadParameter(
@@ -90,8 +91,6 @@ def rotate_key() -> None:
     Set the new key in SHOP_DATA_KEY and the previous one in SHOP_DATA_KEY_OLD first; when
     this reports nothing left under an old key, remove SHOP_DATA_KEY_OLD.
     """
-    from shop.privacy.store import rotate_keys
-
     keyring = current_app.extensions["shop.keyring"]
     with _database().job_session() as session:
         result = rotate_keys(session, keyring)
@@ -121,8 +120,6 @@ def generate_key() -> None:
 @with_appcontext
 def ledger_export(start: str, end: str, output) -> None:
     """Write the bookkeeping ledger of a period as CSV (one row per entry and VAT rate)."""
-    from shop.privacy.ledger import stream_csv
-
     first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
     if last < first:
         raise click.BadParameter("--to must not be before --from", param_hint="--to")

@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from shop.db import checkpoint_sqlite
 from shop.privacy.crypto import (
     EPOCH_ID_BYTES,
     DataKeyError,
@@ -48,6 +49,7 @@ from shop.privacy.crypto import (
     wrapped_key_id,
     wrapped_version,
 )
+from shop.privacy.keys import session_keyring
 from shop.privacy.models import KeyEpoch
 
 _SUFFIX = ".key"
@@ -246,8 +248,6 @@ def wrap(
 def unwrap(session: Session, wrapped: bytes, context: bytes) -> bytes:
     """A data key from its wrapped form: by its epoch key, or (older data) by a master key."""
     if wrapped_version(wrapped) == 1:
-        from shop.privacy.keys import session_keyring
-
         return unwrap_data_key(session_keyring(session), wrapped, context=context)
     epoch_id = wrapped_epoch_id(wrapped)
     return unwrap_with_epoch(session_ring(session).key(epoch_id), wrapped, context=context)
@@ -284,8 +284,6 @@ def _destroy_committed(session: Session) -> None:
             for epoch_id in pending:
                 ring.destroy(epoch_id)
     if (pending or erased) and session.bind is not None:
-        from shop.db import checkpoint_sqlite
-
         try:
             checkpoint_sqlite(session.bind)
         except Exception:  # noqa: BLE001 - defence in depth; the erasure itself is committed

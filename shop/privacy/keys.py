@@ -22,6 +22,7 @@ from shop.privacy.crypto import DataKeyError, Keyring, generate_master_key_text,
 if TYPE_CHECKING:
     from shop.config import Settings
     from shop.db import Database
+    from shop.privacy.epochs import EpochRing
 
 KEY_FILE = "data_key"
 _KEYRING = "shop.keyring"
@@ -72,11 +73,8 @@ def keyring_folder(settings: Settings) -> Path:
     )
 
 
-def bind(database: Database, settings: Settings, keyring: Keyring, ring=None) -> None:
+def bind(database: Database, settings: Settings, keyring: Keyring, ring: EpochRing) -> None:
     """Give every session of ``database`` the keyrings and settings (called by create_app)."""
-    from shop.privacy.epochs import EpochRing
-
-    ring = ring or EpochRing(keyring_folder(settings), keyring)
     database.sessionmaker.configure(
         info={
             **database.sessionmaker.kw.get("info", {}),

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shop.db import utcnow
+from shop.models import metadata
 from shop.orders.models import Order, OrderContact
 from shop.privacy import epochs
 from shop.privacy.crypto import (
@@ -138,10 +139,6 @@ def holds_other_personal_data(session: Session, order: Order) -> bool:
     """Whether a table other than the contact holds personal data of the order (a refund
     address, a tracking reference): every table with a column marked personal and an order_id,
     so a feature added later is counted without being named here."""
-    from sqlalchemy import or_
-
-    from shop.models import metadata
-
     for table in metadata.sorted_tables:
         marked = [c for c in table.columns if c.info.get("personal")]
         if (

@@ -22,6 +22,7 @@ from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderEvent
 from shop.orders.states import OrderStatus
 from shop.privacy.crypto import CryptoError
+from shop.privacy.purge import register_eraser
 from shop.privacy.store import seal, unseal
 from shop.refunds.models import RefundAddress
 
@@ -159,8 +160,6 @@ def erase(session: Session, order_ids) -> int:
 
 
 def _register() -> None:
-    from shop.privacy.purge import register_eraser
-
     register_eraser("refund-addresses", erase)
 
 

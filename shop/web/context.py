@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from shop import budget
 from shop.config import Settings
 from shop.db import Database
-from shop.payments.base import PaymentMethod
+
+if TYPE_CHECKING:
+    # Only the annotation: the helpers here sit below every feature, payments included.
+    from shop.payments.base import PaymentMethod
 
 
 def settings() -> Settings:

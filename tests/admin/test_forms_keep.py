@@ -93,9 +93,8 @@ def test_without_a_tax_class_the_product_page_says_create_one_first(admin, datab
     # A fresh shop has no tax class; products need one.
     from sqlalchemy import delete
 
-    from shop.admin.models import StockAdjustment
-    from shop.catalog.models import ProductImage, Variant
-    from shop.checkout.models import ShippingRate
+    from shop.cart.models import ShippingRate
+    from shop.catalog.models import ProductImage, StockAdjustment, Variant
     from shop.downloads.models import DigitalFile
 
     with database.job_session() as s:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from shop.admin.models import Shipment
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
 from shop.db import utcnow
 from shop.mail.models import OutboxMessage
 from shop.orders import service
-from shop.orders.models import Order
+from shop.orders.models import Order, Shipment
 from shop.payments.base import PaymentEvent, PaymentEventKind
 from shop.privacy.purge import erase_orders
 from tests.admin.conftest import buy

@@ -11,8 +11,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from shop.admin.images import MAX_PIXELS
-from shop.admin.models import StockAdjustment
-from shop.catalog.models import Product, ProductImage, Variant
+from shop.catalog.models import Product, ProductImage, StockAdjustment, Variant
 from tests.browser import Browser
 
 

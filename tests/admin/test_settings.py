@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from shop.admin import health
+from shop.cart.models import ShippingRate, ShippingZone
 from shop.catalog.models import TaxClass
-from shop.checkout.models import ShippingRate, ShippingZone
 from shop.db import utcnow
 from shop.mail.models import OutboxMessage
 from tests.admin.conftest import buy

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from shop.admin.models import StockAdjustment
-from shop.catalog.models import Variant
+from shop.catalog.models import StockAdjustment, Variant
 from shop.orders.models import Order
 from tests.admin.conftest import buy
 

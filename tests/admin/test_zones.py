@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from shop.checkout.models import ShippingZone
+from shop.cart.models import ShippingZone
 
 
 def _zones(database) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
-from shop.checkout.service import shipping_options
 from shop.orders import service
 from shop.orders.models import Order
 from shop.payments.base import PaymentEvent, PaymentEventKind

@@ -77,7 +77,7 @@ def test_the_tracking_reference_is_stored_encrypted_everywhere(demo_catalog, dat
     )
     assert TRACKING.encode() not in dumped
     # ... and still shown to whom it belongs: the admin's order page and the shipping email.
-    from shop.admin.orders import shipments
+    from shop.orders.shipments import shipments
 
     with database.job_session() as s:
         assert [sh.tracking for sh in shipments(s, s.get(type(order), order_id))] == [TRACKING]

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
-from shop.checkout.service import shipping_options
 from shop.demo import seed_demo
 from shop.orders import service as orders
 from shop.orders.models import Order

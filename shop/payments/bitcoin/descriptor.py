@@ -511,10 +511,6 @@ class WatchOnlyDescriptor:
     def change_address(self, index: int) -> str:
         return self._encode(self.change_script_pubkey(index))
 
-    def derive_change(self, index: int) -> tuple[str, bytes]:
-        spk = self.change_script_pubkey(index)
-        return self._encode(spk), spk
-
     def iter_script_pubkeys(self, start: int, count: int) -> Iterator[tuple[int, bytes]]:
         """Yield (index, scriptPubKey) for ``count`` receive indexes from ``start``, uncached.
 

@@ -31,11 +31,13 @@ from shop.orders.states import LABELS, OrderStatus
 from shop.payments.base import PaymentEvent, PaymentEventKind
 from shop.payments.bitcoin.descriptor import WatchOnlyDescriptor
 from shop.payments.bitcoin.models import (
+    BitcoinBlock,
     BitcoinIndexCounter,
     BitcoinInvoice,
     BitcoinInvoiceEvent,
     BitcoinPayment,
 )
+from shop.payments.bitcoin.rates import LockedRate, sats_due
 from shop.payments.bitcoin.settings import BitcoinPolicy
 
 PROVIDER = "bitcoin"
@@ -127,25 +129,6 @@ class OrderNotPayable(InvoiceError):
 
 
 # ---------------------------------------------------------------- creating
-
-
-@dataclass(frozen=True)
-class LockedRate:
-    """The rate an invoice was priced at: fiat major units per BTC as an exact decimal."""
-
-    fiat_per_btc: Decimal
-    quote_id: int | None = None
-
-
-def sats_due(total_minor: int, currency: str, rate: LockedRate) -> int:
-    if currency == BTC:
-        return total_minor  # a BTC store's minor unit is the satoshi
-    from shop.payments.bitcoin.rates import Quote, sats_for
-
-    quote = Quote(
-        currency=currency, fiat_per_btc=rate.fiat_per_btc, as_of=utcnow(), id=rate.quote_id
-    )
-    return sats_for(total_minor, currency, quote)
 
 
 def get_invoice(session: Session, order_id: int) -> BitcoinInvoice | None:
@@ -751,8 +734,6 @@ def expire_invoices(
 
 
 def tip_height(session: Session) -> int | None:
-    from shop.payments.bitcoin.models import BitcoinBlock
-
     return session.scalar(select(BitcoinBlock.height).order_by(BitcoinBlock.height.desc()).limit(1))
 
 

@@ -33,6 +33,7 @@ from shop.payments.bitcoin.descriptor import WatchOnlyDescriptor
 from shop.payments.bitcoin.invoice import LockedRate, address_gap
 from shop.payments.bitcoin.models import BitcoinBlock, BitcoinIndexCounter, BitcoinWatcherStatus
 from shop.payments.bitcoin.rate_models import RateQuote
+from shop.payments.bitcoin.rates import DEMO_RATE, current_quote
 
 UNAVAILABLE = _l(
     "Bitcoin is temporarily unavailable (no current exchange rate). "
@@ -121,15 +122,11 @@ class BitcoinPayment:
         currency = self.settings.currency
         if currency == BTC:
             return LockedRate(fiat_per_btc=Decimal(1))
-        from shop.payments.bitcoin.rates import current_quote
-
         max_age = getattr(self.settings, "rate_max_age_seconds", 600)
         quote = current_quote(session, currency, now, max_age)
         if quote is not None:
             return LockedRate(quote.fiat_per_btc, quote.id)
         if self.simulated:
-            from shop.payments.bitcoin.simulated import DEMO_RATE
-
             return LockedRate(DEMO_RATE, None)
         return None
 

@@ -521,8 +521,6 @@ class ZmqSubscriber:
     Use one instance from one thread (ZMQ sockets are not thread-safe).
     """
 
-    TOPICS: Final[tuple[str, ...]] = ("hashblock", "rawtx", "sequence")
-
     def __init__(
         self,
         hashblock_endpoint: str | None = None,

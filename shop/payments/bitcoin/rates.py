@@ -40,11 +40,14 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shop.db import utcnow
 from shop.money import BTC, SATS_PER_BTC, currency_exponent
 from shop.payments.bitcoin.rate_models import RateQuote
 
 log = logging.getLogger(__name__)
 
+# A pretend rate for a demo that has no rate source configured; shown as such on the page.
+DEMO_RATE = Decimal("50000")
 DEFAULT_PROVIDERS = ("kraken", "bitstamp", "coinbase", "gemini")
 DEFAULT_MAX_AGE_SECONDS = 600
 DEFAULT_MAX_DEVIATION_BP = 200  # 2 %
@@ -627,9 +630,28 @@ class RatesJob:
         if self._settings_loader is not None:
             return self._settings_loader()
         if self._settings is None:
+            # At call time: shop.config imports this module to check the rate settings (a
+            # circle being removed in issue 18), so importing it at the top would close it.
             from shop.config import load_settings
 
             # Jobs get only the Database; the worker process was configured from the same
             # SHOP_* environment, which does not change while it runs.
             self._settings = load_settings()
         return self._settings
+
+
+@dataclass(frozen=True)
+class LockedRate:
+    """The rate an invoice was priced at: fiat major units per BTC as an exact decimal."""
+
+    fiat_per_btc: Decimal
+    quote_id: int | None = None
+
+
+def sats_due(total_minor: int, currency: str, rate: LockedRate) -> int:
+    if currency == BTC:
+        return total_minor  # a BTC store's minor unit is the satoshi
+    quote = Quote(
+        currency=currency, fiat_per_btc=rate.fiat_per_btc, as_of=utcnow(), id=rate.quote_id
+    )
+    return sats_for(total_minor, currency, quote)

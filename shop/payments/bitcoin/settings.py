@@ -17,6 +17,7 @@ from shop.payments.bitcoin.descriptor import (
     WatchOnlyDescriptor,
     parse_watch_only,
 )
+from shop.payments.bitcoin.node import NodeClient
 
 # The simulated demo chain pays to this regtest account key. It was generated once from a random
 # seed that was thrown away: nobody holds its private key, so nothing sent to it can ever be
@@ -118,8 +119,6 @@ def validate(s: Any) -> list[str]:
                 "coins are worthless, so orders would be marked paid for nothing"
             )
     if s.bitcoin_rpc_url:
-        from shop.payments.bitcoin.node import NodeClient
-
         try:
             NodeClient(s.bitcoin_rpc_url, s.bitcoin_rpc_cookie or None)
         except ValueError as exc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import datetime
-from decimal import Decimal
 
 from bitcoin.core import (
     COIN,
@@ -36,8 +35,6 @@ from shop.payments.bitcoin.watcher import WatchSet, apply_block, stored_tip
 REGTEST_GENESIS_HASH = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
 REGTEST_BITS = 0x207FFFFF
 REGTEST_TARGET = 0x7FFFFF << (8 * (0x20 - 3))
-# A pretend rate for a demo that has no rate source configured; shown as such on the page.
-DEMO_RATE = Decimal("50000")
 
 
 class SimulationError(Exception):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
-import segno
 from flask import (
     Blueprint,
     Flask,
@@ -17,17 +14,20 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 
 from shop.db import utcnow
 from shop.orders import service as orders
 from shop.orders.models import Order
 from shop.orders.states import OrderStatus
+from shop.orders.views import order_view
+from shop.payments.base import bip21_parts
 from shop.payments.bitcoin import invoice as inv
 from shop.payments.bitcoin.method import BitcoinPayment
 from shop.payments.bitcoin.models import BitcoinInvoice
+from shop.payments.bitcoin.simulated import SimulationError, simulate_payment
 from shop.web.context import db_session, payment_methods
+from shop.web.qr import qr_svg
 
 bp = Blueprint("bitcoin", __name__, url_prefix="/orders")
 
@@ -62,27 +62,6 @@ def _order(token: str) -> Order:
     if order is None or order.payment_method != "bitcoin":
         abort(404)
     return order
-
-
-def qr_svg(data: str) -> Markup:
-    """The QR code as inline SVG: presentation attributes only, no style attribute (CSP)."""
-    out = io.BytesIO()
-    segno.make(data, error="m").save(
-        out,
-        kind="svg",
-        xmldecl=False,
-        svgns=True,
-        nl=False,
-        scale=5,
-        border=4,
-        dark="#000",
-        light="#fff",
-        svgclass="qr",
-        lineclass=None,
-        omitsize=False,
-        title=_("QR code of the payment request"),
-    )
-    return Markup(out.getvalue().decode())
 
 
 def _state(method: BitcoinPayment, order: Order, invoice: BitcoinInvoice) -> dict:
@@ -129,9 +108,6 @@ def page(token: str):
         # Other methods ride along in the same request (Lightning: `lightning=<bolt11>`), for
         # the same amount and deadline; paying either way settles the order. Only the page
         # asks, never the status endpoint the script polls.
-        from shop.orders.views import order_view
-        from shop.payments.registry import bip21_parts
-
         parts = bip21_parts(
             payment_methods(),
             order_view(order),
@@ -225,8 +201,6 @@ def simulate(token: str):
     invoice = inv.get_invoice(session, order.id)
     if invoice is None or not invoice.simulated:
         abort(404)
-    from shop.payments.bitcoin.simulated import SimulationError, simulate_payment
-
     try:
         with session.begin_nested():
             simulate_payment(session, invoice, method.policy, utcnow())

@@ -34,9 +34,11 @@ from bitcoin.core import CBlock, CTransaction, b2lx, lx
 from sqlalchemy import delete, select, union_all
 from sqlalchemy.orm import Session
 
+from shop.config import ConfigError, load_settings
 from shop.db import AdvisoryLock, Database, utcnow
 from shop.payments.bitcoin import invoice as inv
 from shop.payments.bitcoin import rawtx
+from shop.payments.bitcoin.descriptor import parse_watch_only
 from shop.payments.bitcoin.models import (
     BitcoinBlock,
     BitcoinInvoice,
@@ -51,7 +53,7 @@ from shop.payments.bitcoin.node import (
     NodeWrongChain,
     ZmqSubscriber,
 )
-from shop.payments.bitcoin.settings import BitcoinPolicy
+from shop.payments.bitcoin.settings import BitcoinPolicy, policy_from
 
 log = logging.getLogger(__name__)
 
@@ -679,9 +681,6 @@ class ChainWatcher:
 
 def start_watcher(database: Database, settings, stop: threading.Event) -> threading.Thread | None:
     """Start the chain watcher thread of `shop worker` when a descriptor and node are set."""
-    from shop.payments.bitcoin.descriptor import parse_watch_only
-    from shop.payments.bitcoin.settings import policy_from
-
     if not settings.bitcoin_descriptor or not settings.bitcoin_rpc_url:
         return None
     node = NodeClient(settings.bitcoin_rpc_url, settings.bitcoin_rpc_cookie or None)
@@ -719,9 +718,6 @@ def start_watcher(database: Database, settings, stop: threading.Event) -> thread
 
 def expire_invoices_job(database: Database) -> int:
     """Worker job: invoices whose window passed without (enough) payment; no node needed."""
-    from shop.config import ConfigError, load_settings
-    from shop.payments.bitcoin.settings import policy_from
-
     try:
         policy = policy_from(load_settings())
     except (ConfigError, ValueError):

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from shop.db import AdvisoryLock, Database, utcnow
 from shop.payments.lightning import service
 from shop.payments.lightning.backend import LightningBackend, LightningError, NodeInvoice
+from shop.payments.lightning.settings import backend_from, kind
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,6 @@ def _put(items: queue.Queue, item, stop: threading.Event) -> bool:
 
 def start_listener(database: Database, settings, stop: threading.Event) -> threading.Thread | None:
     """Start the Lightning listener thread of `shop worker` when a node is configured."""
-    from shop.payments.lightning.settings import backend_from, kind
-
     if kind(settings) not in ("lnd", "cln"):
         return None  # off, or the demo's simulated node (applied at once, nothing to follow)
     listener = LightningListener(

@@ -1,7 +1,7 @@
 """The "lightning" payment method: the merchant's own node, alone or beside on-chain Bitcoin.
 
 Chosen on its own, the order page offers a BOLT11 invoice. When on-chain Bitcoin is offered too,
-the Bitcoin payment page asks every method for its BIP21 part (registry.bip21_parts) and this
+the Bitcoin payment page asks every method for its BIP21 part (base.bip21_parts) and this
 one adds `lightning=<bolt11>` for the same amount and deadline, so one QR code pays either way.
 """
 
@@ -32,6 +32,7 @@ from shop.payments.base import (
     Refundable,
     ago,
 )
+from shop.payments.bitcoin.rates import DEMO_RATE, LockedRate, current_quote, sats_due
 from shop.payments.lightning import service
 from shop.payments.lightning import settings as ln_settings
 from shop.payments.lightning.backend import LightningBackend, LightningError, NodeInfo
@@ -218,16 +219,12 @@ class LightningPayment:
         currency = self.settings.currency
         if currency == BTC:
             return Decimal(1)
-        from shop.payments.bitcoin.rates import current_quote
-
         quote = current_quote(
             session, currency, now, getattr(self.settings, "rate_max_age_seconds", 600)
         )
         if quote is not None:
             return quote.fiat_per_btc
         if self.simulated:
-            from shop.payments.bitcoin.simulated import DEMO_RATE
-
             return DEMO_RATE
         return None
 
@@ -275,8 +272,6 @@ class LightningPayment:
 
     def new_invoice(self, order: OrderView, now: datetime | None = None) -> LightningInvoice:
         """For an order paid by Lightning alone: amount at the current rate, the usual window."""
-        from shop.payments.bitcoin.invoice import LockedRate, sats_due
-
         now = now or utcnow()
         assert self.database is not None
         with self.database.job_session() as session:

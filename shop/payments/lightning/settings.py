@@ -12,6 +12,10 @@ import re
 from typing import Any
 
 from shop.payments.lightning.backend import LightningBackend
+from shop.payments.lightning.cln.client import ClnRpc
+from shop.payments.lightning.lnd.client import LndRest, pinned_context
+from shop.payments.lightning.lnd.macaroon import MacaroonError, check_file
+from shop.payments.lightning.simulated import SimulatedNode
 
 
 def kind(settings: Any) -> str:
@@ -29,8 +33,6 @@ def kind(settings: Any) -> str:
 def backend_from(settings: Any) -> LightningBackend | None:
     which = kind(settings)
     if which == "lnd":
-        from shop.payments.lightning.lnd.client import LndRest
-
         return LndRest(
             settings.lightning_lnd_url,
             settings.lightning_lnd_macaroon,
@@ -38,12 +40,8 @@ def backend_from(settings: Any) -> LightningBackend | None:
             timeout=settings.lightning_timeout_seconds,
         )
     if which == "cln":
-        from shop.payments.lightning.cln.client import ClnRpc
-
         return ClnRpc(settings.lightning_cln_rpc, timeout=settings.lightning_timeout_seconds)
     if which == "simulated":
-        from shop.payments.lightning.simulated import SimulatedNode
-
         return SimulatedNode()
     return None
 
@@ -69,9 +67,6 @@ def validate(s: Any) -> list[str]:
                 f"address (got {s.lightning_lnd_url!r})"
             )
         else:
-            from shop.payments.lightning.lnd.client import pinned_context
-            from shop.payments.lightning.lnd.macaroon import MacaroonError, check_file
-
             try:
                 check_file(s.lightning_lnd_macaroon)
             except MacaroonError as exc:

@@ -13,10 +13,11 @@ from shop.db import utcnow
 from shop.orders import service as orders
 from shop.orders.models import Order
 from shop.orders.states import OrderStatus
-from shop.payments.bitcoin.views import qr_svg
+from shop.orders.views import order_view
 from shop.payments.lightning import service
 from shop.payments.lightning.method import LightningPayment
 from shop.web.context import db_session, payment_methods
+from shop.web.qr import qr_svg
 
 bp = Blueprint("lightning", __name__, url_prefix="/orders")
 
@@ -87,8 +88,6 @@ def create(token: str):
     if order.state != OrderStatus.PENDING_PAYMENT:
         flash(_("This order is not awaiting payment."), "warning")
         return redirect(url_for("orders.show", token=token), 303)
-    from shop.orders.views import order_view
-
     view = order_view(order)
     db_session().rollback()  # nothing written; no transaction stays open while the node works
     try:

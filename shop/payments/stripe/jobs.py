@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shop.config import load_settings
 from shop.payments.stripe.method import CardPayment
 from shop.payments.stripe.service import process_events
 
@@ -22,8 +23,6 @@ class StripeEventsJob:
             elif self._settings_loader is not None:
                 settings = self._settings_loader()
             else:
-                from shop.config import load_settings
-
                 # Like the rates job: the worker was configured from the same SHOP_* environment.
                 settings = load_settings()
         if not (settings.stripe_secret_key and settings.stripe_webhook_secret):

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from flask import has_request_context
+from sqlalchemy import func, select
+
 from shop.config import Settings
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
+from shop.orders.states import REFUNDABLE
 from shop.payments.base import (
     Availability,
     HealthCheck,
@@ -21,14 +25,21 @@ from shop.payments.base import (
     ago,
 )
 from shop.payments.stripe.client import StripeGateway
+from shop.payments.stripe.models import StripeEventRecord
+from shop.payments.stripe.service import (
+    cancel_order,
+    latest_attempt,
+    refund,
+    refundable_amount,
+    unmatched_events,
+)
+from shop.payments.stripe.urls import return_urls
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from shop.db import Database
     from shop.orders.models import Order
-
-PROVIDER = "stripe"
 
 
 @dataclass
@@ -88,8 +99,6 @@ class CardPayment:
     # -- lifecycle (shop.payments.base.PaymentMethod) ----------------------------------------
 
     def panel(self, session: Session, order: Order) -> Panel:
-        from shop.payments.stripe.service import latest_attempt
-
         attempt = latest_attempt(session, order.id)
         status = attempt.status if attempt is not None else None
         if order.status == "pending_payment" and status == "processing":
@@ -114,26 +123,17 @@ class CardPayment:
         return Panel(self.panel_template)
 
     def cancel(self, database: Database, order_id: int, reason: str) -> None:
-        from shop.payments.stripe.service import cancel_order
-
         if not self.configured:
             raise PaymentActionError(
                 "Card payments are not configured, so the customer's Stripe "
                 "page cannot be closed. Close it in the Stripe Dashboard."
             )
-        from flask import has_request_context
-
         urls = ("", "")
         if has_request_context():
-            from shop.payments.stripe.views import return_urls
-
             urls = return_urls()
         cancel_order(database, self.gateway, order_id, reason, urls=urls)
 
     def refundable(self, session: Session, order: Order) -> Refundable:
-        from shop.orders.states import REFUNDABLE
-        from shop.payments.stripe.service import refundable_amount
-
         amount = refundable_amount(session, order) if order.state in REFUNDABLE else 0
         if not self.configured:
             return Refundable(
@@ -145,8 +145,6 @@ class CardPayment:
 
     def refund(self, database: Database, order_id: int, amount: int, reference: str = "") -> str:
         """See service.refund for the errors it raises (each with a message to show)."""
-        from shop.payments.stripe.service import refund
-
         if not self.configured:
             raise PaymentActionError(
                 "Card refunds need the Stripe settings; refund in the Stripe Dashboard."
@@ -155,10 +153,6 @@ class CardPayment:
         return "Card refund made." if row.status == "succeeded" else f"Card refund {row.status}."
 
     def health(self, session: Session, now: datetime) -> list[HealthCheck]:
-        from sqlalchemy import func, select
-
-        from shop.payments.stripe.models import StripeEventRecord
-
         if not self.configured:
             return [
                 HealthCheck(
@@ -184,8 +178,6 @@ class CardPayment:
         )
         if waiting:
             details.append(f"{waiting} event(s) waiting for the worker (`shop worker`).")
-        from shop.payments.stripe.service import unmatched_events
-
         unmatched = unmatched_events(session, limit=10)
         details += [
             f"Event {e.event_id} ({e.type}) matched no payment of this shop: "

@@ -40,12 +40,12 @@ from shop.payments.stripe.client import (
     RefundInfo,
     StripeGateway,
 )
-from shop.payments.stripe.method import PROVIDER
 from shop.payments.stripe.models import CardPayment, CardRefund, StripeEventRecord
 from shop.payments.stripe.webhooks import CardEvent, CardEventKind
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+PROVIDER = "stripe"
 
 # A card session lives as long as the order's stock reservation, but at least this long:
 # Stripe's minimum is 30 minutes, and the extra minutes let a create that timed out be retried

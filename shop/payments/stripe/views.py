@@ -17,8 +17,9 @@ from shop.orders import service as orders
 from shop.orders.models import Order
 from shop.payments.stripe import service
 from shop.payments.stripe.method import CardPayment
+from shop.payments.stripe.urls import return_urls
 from shop.payments.stripe.webhooks import WebhookError, translate, verify_event
-from shop.web.context import database, db_session, payment_methods, settings
+from shop.web.context import database, db_session, payment_methods
 
 log = logging.getLogger(__name__)
 bp = Blueprint("card", __name__)
@@ -33,25 +34,8 @@ def _method() -> CardPayment:
     return method
 
 
-def _external(endpoint: str) -> str:
-    base = settings().base_url
-    if base:
-        return base.rstrip("/") + url_for(endpoint)
-    return url_for(endpoint, _external=True)
-
-
 def _order_page(order: Order):
     return redirect(url_for("orders.show", token=order.token), 303)
-
-
-def return_urls() -> tuple[str, str]:
-    """The success and cancel URLs sent with every Checkout Session (needed again to replay a
-    request whose answer was lost)."""
-    # Stripe fills in {CHECKOUT_SESSION_ID}; it is not a format placeholder here.
-    return (
-        _external("card.returned") + "?session_id={CHECKOUT_SESSION_ID}",
-        _external("card.cancelled"),
-    )
 
 
 @bp.post("/orders/<token>/pay/card")

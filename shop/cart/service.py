@@ -1,4 +1,8 @@
-"""Checking a cart against the catalog and offering shipping. Read-only; no Flask."""
+"""Checking a cart against the catalog, VAT by destination and shipping. Read-only; no Flask.
+
+Below both the checkout pages and `orders.service` (which prices the order it places with the
+same functions), so neither imports the other to agree on a total.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ import pycountry
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from shop.cart.models import ShippingRate, ShippingZone
 from shop.cart.pricing import PricedLine, ShippingOption, shipping_price, subtotal
 from shop.cart.storage import CartLine
 from shop.catalog.models import PHYSICAL, Product, TaxClass, TaxClassRate, Variant, available
-from shop.checkout.models import ShippingRate, ShippingZone
 from shop.i18n import lazy_gettext as _l
 from shop.tax import rates as tax
 
