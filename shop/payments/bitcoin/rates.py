@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from shop.money import BTC, SATS_PER_BTC, currency_exponent
 from shop.payments.bitcoin.rate_models import RateQuote
+from shop.payments.bitcoin.rate_settings import parse_provider_names
 
 log = logging.getLogger(__name__)
 
@@ -363,18 +364,6 @@ class Gemini(Provider):
 
 
 PROVIDERS: dict[str, type[Provider]] = {p.name: p for p in (Kraken, Bitstamp, Coinbase, Gemini)}
-PROVIDER_NAMES = tuple(PROVIDERS)
-
-
-def parse_provider_names(raw: str) -> list[str]:
-    """'kraken, bitstamp' -> ['kraken', 'bitstamp']; ValueError names the unknown ones."""
-    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PROVIDERS]
-    if unknown:
-        raise ValueError(
-            f"unknown rate provider(s) {', '.join(unknown)}; known: {', '.join(PROVIDER_NAMES)}"
-        )
-    return list(dict.fromkeys(names))
 
 
 def build_providers(
