@@ -46,3 +46,7 @@ def test_config_is_composed_without_an_import_cycle():
         for module in graph.find_modules_directly_imported_by("shop.config")
     }
     assert {module: chain for module, chain in back.items() if chain} == {}
+
+
+def test_types_check():
+    check("mypy")

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from shop.admin.models import Shipment
+from shop.db import rowcount
 from shop.mail.models import OutboxMessage
 from shop.orders.models import Order, OrderEvent, OrderNumberCounter, PaymentRecord
 from shop.privacy.crypto import CryptoError
@@ -176,15 +177,17 @@ def erase_tracking(session: Session, order_ids) -> int:
     ids = list(order_ids)
     if not ids:
         return 0
-    erased = session.execute(
-        update(Shipment)
-        .where(
-            Shipment.order_id.in_(ids),
-            (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None),
+    erased = rowcount(
+        session.execute(
+            update(Shipment)
+            .where(
+                Shipment.order_id.in_(ids),
+                (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None),
+            )
+            .values(tracking="", tracking_sealed=None)
+            .execution_options(synchronize_session=False)
         )
-        .values(tracking="", tracking_sealed=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     session.execute(
         update(OrderEvent)
         .where(

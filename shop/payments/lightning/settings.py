@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shop.payments.lightning.backend import LightningBackend
 
+if TYPE_CHECKING:
+    from shop.config import Settings
 
-def kind(settings: Any) -> str:
+
+def kind(settings: Settings) -> str:
     """ "lnd", "cln", "simulated" (the demo's pretend network) or "" (Lightning is off)."""
     if settings.lightning_lnd_url:
         return "lnd"
@@ -26,7 +29,7 @@ def kind(settings: Any) -> str:
     return ""
 
 
-def backend_from(settings: Any) -> LightningBackend | None:
+def backend_from(settings: Settings) -> LightningBackend | None:
     which = kind(settings)
     if which == "lnd":
         from shop.payments.lightning.lnd.client import LndRest
@@ -48,7 +51,7 @@ def backend_from(settings: Any) -> LightningBackend | None:
     return None
 
 
-def validate(s: Any) -> list[str]:
+def validate(s: Settings) -> list[str]:
     problems: list[str] = []
     lnd = s.lightning_lnd_url or s.lightning_lnd_macaroon or s.lightning_lnd_cert
     if lnd and s.lightning_cln_rpc:
