@@ -1,7 +1,8 @@
 """Settings: defaults < SHOP_* environment < explicit overrides (tests), validated at start-up.
 
-Each feature validates its own section in its settings module (shop/<feature>/settings.py), which
-imports this module only for type checking; `_validate` composes them.
+Each feature validates its own section in a settings module of its own (shop/tax/settings.py,
+shop/payments/bitcoin/rate_settings.py, ...) that imports this module only for type checking;
+`_validate` composes them, so nothing this module imports imports it back.
 
 Nothing here is read at import time: `load_settings()` is called by the app factory and the CLI,
 so every test can build an isolated app from its own settings.
@@ -293,6 +294,7 @@ def _validate(s: Settings) -> list[str]:
 
 
 def _validate_limits(s: Settings) -> list[str]:
+    # The admin's and the downloads' limits: plain ranges, no feature code needed to check them.
     problems = []
     if not 1 <= s.admin_idle_minutes <= 24 * 60:
         problems.append("SHOP_ADMIN_IDLE_MINUTES must be between 1 and 1440 (a day)")
