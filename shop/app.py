@@ -81,9 +81,10 @@ def create_app(
 
     if settings.trusted_proxies:
         # Only the client address: the scheme and host the app uses stay its own settings.
-        app.wsgi_app = ProxyFix(
+        # Flask's documented way to add WSGI middleware; its stubs declare wsgi_app a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0, x_port=0, x_prefix=0
-        )  # type: ignore[method-assign]
+        )
     CSRFProtect(app)
     app.before_request(context.open_call_budget)
     app.teardown_request(context.close_call_budget)

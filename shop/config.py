@@ -1,5 +1,9 @@
 """Settings: defaults < SHOP_* environment < explicit overrides (tests), validated at start-up.
 
+Each feature validates its own section in a settings module of its own (shop/tax/settings.py,
+shop/payments/bitcoin/rate_settings.py, ...) that imports this module only for type checking;
+`_validate` composes them, so nothing this module imports imports it back.
+
 Nothing here is read at import time: `load_settings()` is called by the app factory and the CLI,
 so every test can build an isolated app from its own settings.
 """
@@ -10,7 +14,7 @@ import dataclasses
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 
+from shop.mail import settings as mail_settings
 from shop.money import BTC
+from shop.payments.bitcoin import rate_settings
+from shop.payments.bitcoin import settings as bitcoin_settings
+from shop.payments.lightning import settings as lightning_settings
+from shop.payments.stripe import settings as stripe_settings
+from shop.privacy import settings as privacy_settings
+from shop.privacy.keys import create_file_once, instance_data_key
+from shop.tax import settings as tax_settings
 
 # Values that have been published somewhere (docs, examples) and so are no secret at all.
 KNOWN_UNSAFE_SECRETS = frozenset({"", "dev", "change-me", "changeme", "secret", "development"})
@@ -230,96 +242,6 @@ def load_settings(
     return settings
 
 
-def _validate_stripe(s: Settings) -> list[str]:
-    problems = []
-    key, hook = s.stripe_secret_key, s.stripe_webhook_secret
-    if bool(key) != bool(hook):
-        problems.append(
-            "SHOP_STRIPE_SECRET_KEY and SHOP_STRIPE_WEBHOOK_SECRET go together: card "
-            "payments are confirmed only by signed webhooks"
-        )
-    if key and not re.fullmatch(r"[sr]k_(test|live)_[A-Za-z0-9_]+", key):
-        problems.append(
-            "SHOP_STRIPE_SECRET_KEY must be a secret or restricted key (sk_live_…, "
-            "sk_test_…, rk_…), never the publishable pk_… key"
-        )
-    if hook and not re.fullmatch(r"whsec_[A-Za-z0-9_+/=]+", hook):
-        problems.append(
-            "SHOP_STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_…)"
-        )
-    if s.stripe_api_base and not re.fullmatch(r"https?://[^\s/]+/?", s.stripe_api_base):
-        problems.append(
-            "SHOP_STRIPE_API_BASE must be a scheme and host such as "
-            f"https://api.stripe.com (got {s.stripe_api_base!r})"
-        )
-    if not re.fullmatch(r"https?://[^\s/]+", s.stripe_checkout_origin):
-        problems.append(
-            "SHOP_STRIPE_CHECKOUT_ORIGIN must be an origin such as "
-            f"https://checkout.stripe.com, without a path (got {s.stripe_checkout_origin!r})"
-        )
-    if not 1 <= s.stripe_timeout_seconds <= 120:
-        problems.append("SHOP_STRIPE_TIMEOUT_SECONDS must be between 1 and 120")
-    if not 1 <= s.request_budget_seconds <= 60:
-        problems.append("SHOP_REQUEST_BUDGET_SECONDS must be between 1 and 60")
-    if s.production and key:
-        if not s.base_url:
-            problems.append(
-                "SHOP_BASE_URL is required in production with card payments: Stripe "
-                "sends customers back to it, so it must not depend on a request's "
-                "Host header"
-            )
-        if "_test_" in key[:8]:
-            problems.append(
-                "SHOP_STRIPE_SECRET_KEY is a test key: in production, orders paid with "
-                "test cards would be marked paid without any money moving"
-            )
-        for name, url in (
-            ("SHOP_STRIPE_API_BASE", s.stripe_api_base),
-            ("SHOP_STRIPE_CHECKOUT_ORIGIN", s.stripe_checkout_origin),
-        ):
-            if url and not url.startswith("https://"):
-                problems.append(f"{name} must use https in production")
-    return problems
-
-
-def _validate_rates(s: Settings) -> list[str]:
-    from shop.payments.bitcoin.rates import parse_provider_names
-
-    problems = []
-    if s.http_proxy:
-        if s.http_proxy.startswith("socks5://"):
-            problems.append(
-                "SHOP_HTTP_PROXY: use socks5h:// rather than socks5:// so host names "
-                "are resolved by the proxy, not by a DNS lookup outside it"
-            )
-        elif not re.fullmatch(r"(socks5h|https?)://[^\s/]+/?", s.http_proxy):
-            problems.append(
-                "SHOP_HTTP_PROXY must look like socks5h://127.0.0.1:9050 (or "
-                f"http(s)://host:port) (got {s.http_proxy!r})"
-            )
-    try:
-        providers = parse_provider_names(s.rate_providers)
-    except ValueError as exc:
-        problems.append(f"SHOP_RATE_PROVIDERS: {exc}")
-        providers = []
-    if providers and not 2 <= s.rate_min_sources <= len(providers):
-        problems.append(
-            f"SHOP_RATE_MIN_SOURCES must be between 2 and the number of "
-            f"SHOP_RATE_PROVIDERS ({len(providers)}): one exchange alone must never "
-            "set the price"
-        )
-    if not 60 <= s.rate_max_age_seconds <= 3600:
-        problems.append("SHOP_RATE_MAX_AGE_SECONDS must be between 60 and 3600")
-    if not 1 <= s.rate_max_deviation_bp <= 2000:
-        problems.append("SHOP_RATE_MAX_DEVIATION_BP must be between 1 and 2000 (0.01 % to 20 %)")
-    if not 10 <= s.rate_refresh_seconds < s.rate_max_age_seconds:
-        problems.append(
-            "SHOP_RATE_REFRESH_SECONDS must be at least 10 and less than "
-            "SHOP_RATE_MAX_AGE_SECONDS, or every quote would go stale between fetches"
-        )
-    return problems
-
-
 def _validate(s: Settings) -> list[str]:
     problems = []
     if s.env not in ENVIRONMENTS:
@@ -353,13 +275,8 @@ def _validate(s: Settings) -> list[str]:
         problems.append("SHOP_WORKER_INTERVAL_SECONDS must be between 0.05 and 3600")
     if s.log_format not in ("text", "json"):
         problems.append(f"SHOP_LOG_FORMAT must be text or json (got {s.log_format!r})")
-    problems += _validate_tax(s)
-    problems += _validate_stripe(s)
-    problems += _validate_rates(s)
-    problems += _validate_privacy(s)
-    problems += _validate_bitcoin(s)
-    problems += _validate_lightning(s)
-    problems += _validate_admin(s)
+    for section in _SECTIONS:
+        problems += section(s)
     if s.production:
         if s.secret_key in KNOWN_UNSAFE_SECRETS or len(s.secret_key) < 32:
             problems.append(
@@ -376,77 +293,8 @@ def _validate(s: Settings) -> list[str]:
     return problems
 
 
-def _validate_tax(s: Settings) -> list[str]:
-    from shop.tax import rates
-
-    problems = []
-    if s.vat_scheme not in rates.SCHEMES:
-        problems.append(
-            f"SHOP_VAT_SCHEME must be origin (under the EU's €10,000 threshold) or oss "
-            f"(registered for the One-Stop-Shop) (got {s.vat_scheme!r})"
-        )
-    elif s.vat_scheme == rates.OSS and s.country not in rates.eu_rates().members():
-        problems.append(
-            f"SHOP_VAT_SCHEME=oss is for stores in the EU; SHOP_COUNTRY is {s.country!r}"
-        )
-    if s.vat_fixed_price not in rates.FIXED:
-        problems.append(
-            f"SHOP_VAT_FIXED_PRICE must be gross (the same price in every country) or "
-            f"net (the price before VAT stays) (got {s.vat_fixed_price!r})"
-        )
-    if s.digital_without_consent not in ("refuse", "delay"):
-        problems.append(
-            "SHOP_DIGITAL_WITHOUT_CONSENT must be refuse (no order without the consent "
-            "to immediate delivery) or delay (the download waits for the withdrawal "
-            f"period) (got {s.digital_without_consent!r})"
-        )
-    return problems
-
-
-def _validate_bitcoin(s: Settings) -> list[str]:
-    from shop.payments.bitcoin.settings import validate
-
-    return validate(s)
-
-
-def _validate_lightning(s: Settings) -> list[str]:
-    from shop.payments.lightning.settings import validate
-
-    return validate(s)
-
-
-def _validate_privacy(s: Settings) -> list[str]:
-    from shop.privacy.crypto import DataKeyError, load_master_key
-
-    problems = []
-    if s.production and not s.data_key:
-        problems.append(
-            "SHOP_DATA_KEY is required in production: it encrypts customers' personal "
-            "data (generate one with `shop privacy generate-key`)"
-        )
-    keys = [("SHOP_DATA_KEY", s.data_key)] + [
-        (f"SHOP_DATA_KEY_OLD[{i}]", part)
-        for i, part in enumerate(s.data_key_old.split(","))
-        if part.strip()
-    ]
-    for name, text in keys:
-        if text:
-            try:
-                load_master_key(text, name=name)
-            except DataKeyError as exc:
-                problems.append(str(exc))
-    if not 1 <= s.retention_unpaid_hours <= 24 * 365:
-        problems.append("SHOP_RETENTION_UNPAID_HOURS must be between 1 and 8760 (a year)")
-    if not 1 <= s.retention_fulfilled_days <= 3650:
-        problems.append("SHOP_RETENTION_FULFILLED_DAYS must be between 1 and 3650")
-    if not 1 <= s.ledger_retention_years <= 30:
-        problems.append("SHOP_LEDGER_RETENTION_YEARS must be between 1 and 30")
-    return problems
-
-
-def _validate_admin(s: Settings) -> list[str]:
-    from shop.mail.smtp import SmtpUrlError, parse_smtp_url
-
+def _validate_limits(s: Settings) -> list[str]:
+    # The admin's and the downloads' limits: plain ranges, no feature code needed to check them.
     problems = []
     if not 1 <= s.admin_idle_minutes <= 24 * 60:
         problems.append("SHOP_ADMIN_IDLE_MINUTES must be between 1 and 1440 (a day)")
@@ -458,22 +306,22 @@ def _validate_admin(s: Settings) -> list[str]:
         problems.append("SHOP_DOWNLOAD_DAYS must be between 1 and 365")
     if not 1 <= s.download_count <= 100:
         problems.append("SHOP_DOWNLOAD_COUNT must be between 1 and 100")
-    if s.smtp_url:
-        try:
-            smtp = parse_smtp_url(s.smtp_url)
-        except SmtpUrlError as exc:
-            problems.append(str(exc))
-        else:
-            if s.production and smtp.security == "none" and not smtp.is_loopback:
-                problems.append(
-                    "SHOP_SMTP_URL must use smtps:// or smtp+starttls:// in production "
-                    "unless the server is on this machine"
-                )
-        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", s.mail_from):
-            problems.append(
-                "SHOP_MAIL_FROM must be the sender's email address when SHOP_SMTP_URL is set"
-            )
     return problems
+
+
+# Each feature checks its own section; listed here (not registered by the features) so that
+# loading settings never depends on which modules happen to be imported. The order is the
+# order of the messages.
+_SECTIONS: tuple[Callable[[Settings], list[str]], ...] = (
+    tax_settings.validate,
+    stripe_settings.validate,
+    rate_settings.validate,
+    privacy_settings.validate,
+    bitcoin_settings.validate,
+    lightning_settings.validate,
+    _validate_limits,
+    mail_settings.validate,
+)
 
 
 def resolve_secrets(settings: Settings) -> Settings:
@@ -487,13 +335,9 @@ def resolve_secrets(settings: Settings) -> Settings:
         if settings.production:  # _validate already refused this; keep the guard local too
             raise ConfigError(["SHOP_SECRET_KEY is required in production"])
         instance.mkdir(parents=True, exist_ok=True)
-        from shop.privacy.keys import create_file_once
-
         updates["secret_key"] = create_file_once(instance / "secret_key", secrets.token_urlsafe(48))
     if not settings.data_key:
         if settings.production:  # _validate already refused this; keep the guard local too
             raise ConfigError(["SHOP_DATA_KEY is required in production"])
-        from shop.privacy.keys import instance_data_key
-
         updates["data_key"] = instance_data_key(instance)
     return dataclasses.replace(settings, **updates) if updates else settings

@@ -10,11 +10,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -69,6 +69,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. Session.execute is typed as returning a Result; for
+    these statements it is a CursorResult, which counts them."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
 def make_engine(url: str, **kwargs: object) -> Engine:
     # SQL parameters carry order tokens and ciphertext: keep them out of logged statements and
     # out of the text of database errors (which reach the error log with their traceback).
@@ -114,7 +120,9 @@ def checkpoint_sqlite(engine: Engine) -> None:
     with engine.connect() as conn:
         # On the driver's connection: through SQLAlchemy the statement would open a transaction
         # (our BEGIN hook), inside which the checkpoint cannot truncate the log.
-        conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        driver = conn.connection.dbapi_connection
+        assert driver is not None  # None only after the connection was invalidated
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class Database:

@@ -24,7 +24,9 @@ SATS_PER_BTC = 100_000_000
 EU = "AT,BE,BG,CY,CZ,DK,EE,ES,FI,FR,GR,HR,HU,IE,IT,LT,LU,LV,MT,NL,PL,PT,RO,SE,SI,SK"
 
 # (slug, title, kind, tax class, description, [(label, sku, price, stock)], colours)
-PRODUCTS = [
+PRODUCTS: list[
+    tuple[str, str, str, str, str, list[tuple[str, str, str, int | None]], tuple[str, str]]
+] = [
     (
         "harbour-at-dawn",
         "Harbour at Dawn — art print",

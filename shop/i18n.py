@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from gettext import NullTranslations
 from pathlib import Path
+from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 SOURCE_LANGUAGE = "en"
 DOMAIN = "messages"
+
+# What a person reads: plain text, or a lazy_gettext message translated when it is shown.
+Text: TypeAlias = str | LazyProxy
 
 _forced: ContextVar[NullTranslations | None] = ContextVar("shop_translations", default=None)
 _provider: Callable[[], NullTranslations | None] = lambda: None
@@ -112,9 +116,10 @@ def current() -> NullTranslations:
 @contextmanager
 def use_locale(locale: str) -> Iterator[NullTranslations]:
     """Translate in `locale` inside the block (the worker rendering an order's email)."""
-    token = _forced.set(translations_for(locale))
+    translations = translations_for(locale)
+    token = _forced.set(translations)
     try:
-        yield _forced.get()
+        yield translations
     finally:
         _forced.reset(token)
 
@@ -141,8 +146,9 @@ def format_localtime(moment: datetime, timezone: str, locale: str, date: bool = 
     at = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZoneInfo(timezone))
     text = format_time(at, "short", tzinfo=at.tzinfo, locale=locale)
     if date:
+        # str(): babel declares a DateTimePattern, but CLDR's datetime formats are plain strings.
         text = (
-            get_datetime_format("medium", locale=locale)
+            str(get_datetime_format("medium", locale=locale))
             .replace("'", "")
             .format(text, format_date(at, "medium", locale=locale))
         )

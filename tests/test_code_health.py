@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,3 +63,19 @@ def test_only_the_request_and_job_scopes_commit():
         if ".commit()" in line.split("#")[0]
     ]
     assert not committing, "commit only in the request or job scope:\n" + "\n".join(committing)
+
+
+def test_config_is_composed_without_an_import_cycle():
+    """shop.config composes the features' settings validators; nothing it imports may import
+    shop.config back at run time (imports inside functions count; `if TYPE_CHECKING:` ones don't),
+    or loading the settings depends on import order."""
+    graph = grimp.build_graph("shop", exclude_type_checking_imports=True, cache_dir=None)
+    back = {
+        module: graph.find_shortest_chain(importer=module, imported="shop.config")
+        for module in graph.find_modules_directly_imported_by("shop.config")
+    }
+    assert {module: chain for module, chain in back.items() if chain} == {}
+
+
+def test_types_check():
+    check("mypy")

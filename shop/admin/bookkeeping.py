@@ -81,8 +81,8 @@ def _by_country_and_rate(rows: list[VatRow]) -> list[VatRow]:
         t[1] += r.vat
         t[2] += r.gross
     return [
-        VatRow(c, country, rate, *t)
-        for (c, country, rate), t in sorted(
+        VatRow(c, country, rate, net, vat, gross)
+        for (c, country, rate), (net, vat, gross) in sorted(
             totals.items(), key=lambda i: (i[0][0], i[0][1] == "", i[0][1], -i[0][2])
         )
     ]
@@ -107,6 +107,8 @@ def vat_by_rate(rows: list[VatRow]) -> list[VatRow]:
         t[1] += r.vat
         t[2] += r.gross
     return [
-        VatRow(c, "*", rate, *t)
-        for (c, rate), t in sorted(totals.items(), key=lambda i: (i[0][0], -i[0][1]))
+        VatRow(c, "*", rate, net, vat, gross)
+        for (c, rate), (net, vat, gross) in sorted(
+            totals.items(), key=lambda i: (i[0][0], -i[0][1])
+        )
     ]

@@ -6,6 +6,7 @@ configured shows as "off".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,12 @@ OK, WARN, OFF = "ok", "warning", "off"
 
 
 Check = HealthCheck
+Probe = Callable[[Session, Settings, datetime], list[Check]]
 _age = ago
+
+
+def _method_probe(method: PaymentMethod) -> Probe:
+    return lambda session, _settings, now: method.health(session, now)
 
 
 def _mail(session: Session, settings: Settings, now: datetime) -> list[Check]:
@@ -123,9 +129,8 @@ def checks(
     """The worker, each payment method's own checks, and email."""
     now = now or utcnow()
     result = []
-    probes = [_workers]
-    for method in (methods or {}).values():
-        probes.append(lambda s, _settings, n, method=method: method.health(s, n))
+    probes: list[Probe] = [_workers]
+    probes += [_method_probe(method) for method in (methods or {}).values()]
     probes.append(_mail)
     for probe in probes:
         try:

@@ -40,7 +40,7 @@ def _product_form(product: Product | None = None, *, posted: bool = True) -> Pro
         SelectChoice(t.id, f"{t.name} ({t.rate_bp / 100:g} %)")
         for t in catalog.tax_classes(db_session())
     ]
-    if from_product:
+    if from_product and product is not None:
         form.tax_class.data = product.tax_class_id
     return form
 

@@ -70,27 +70,27 @@ def wait_seconds(
     wait = timedelta(0)
     for _key, count, last in rows:
         wait = max(wait, last + _lock_for(count, policy) - now)
-    recent = session.scalar(
+    recent = session.execute(
         select(func.count())
         .select_from(SigninFailure)
         .where(SigninFailure.key.startswith("user:"), SigninFailure.at > now - policy.global_window)
-    )
+    ).scalar_one()
     if recent >= policy.global_limit:
-        first = session.scalar(
+        first = session.execute(
             select(func.min(SigninFailure.at)).where(
                 SigninFailure.key.startswith("user:"), SigninFailure.at > now - policy.global_window
             )
-        )
+        ).scalar_one()
         wait = max(wait, first + policy.global_window - now)
     return max(0.0, wait.total_seconds())
 
 
 def failures(session: Session, key: str, now: datetime, policy: Policy = POLICY) -> int:
-    return session.scalar(
+    return session.execute(
         select(func.count())
         .select_from(SigninFailure)
         .where(SigninFailure.key == key, SigninFailure.at > now - policy.forget_after)
-    )
+    ).scalar_one()
 
 
 def record_failure(

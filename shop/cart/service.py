@@ -17,6 +17,7 @@ from shop.cart.models import ShippingRate, ShippingZone
 from shop.cart.pricing import PricedLine, ShippingOption, shipping_price, subtotal
 from shop.cart.storage import CartLine
 from shop.catalog.models import PHYSICAL, Product, TaxClass, TaxClassRate, Variant, available
+from shop.i18n import Text
 from shop.i18n import lazy_gettext as _l
 from shop.tax import rates as tax
 
@@ -25,7 +26,7 @@ from shop.tax import rates as tax
 class CartReview:
     lines: list[PricedLine] = field(default_factory=list)
     # Customer-facing explanations of what changed since the items were added.
-    problems: list[str] = field(default_factory=list)
+    problems: list[Text] = field(default_factory=list)
     # The cart as it should be now: vanished lines dropped, quantities capped, prices updated.
     adjusted: list[CartLine] = field(default_factory=list)
 

@@ -139,7 +139,7 @@ def update():
     else:
         variant = catalog.get_variants(db_session(), [variant_id]).get(variant_id)
         left = variant.available if variant is not None else None
-        if left is not None and form.quantity.data > left:
+        if variant is not None and left is not None and form.quantity.data > left:
             flash(
                 _(
                     "Only %(num)d of “%(product)s” left in stock.",

@@ -129,7 +129,7 @@ def list_products(
         Product.id.desc() if backwards else Product.id.asc(),
     ]
 
-    def fetch(conditions: list, limit: int) -> list:
+    def fetch(conditions: list, limit: int) -> list[Any]:
         stmt = (
             select(
                 Product.slug,
@@ -148,7 +148,7 @@ def list_products(
         )
         if source is not None:
             stmt = stmt.join_from(Product, source, source.c.product_id == Product.id)
-        return session.execute(stmt).all()
+        return list(session.execute(stmt).all())
 
     limit = per_page + 1
     if raw is None:

@@ -15,7 +15,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from shop.catalog.models import DIGITAL, Product, Variant
-from shop.db import utcnow
+from shop.db import rowcount, utcnow
 from shop.downloads.models import DigitalFile, DownloadGrant
 from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderLine
@@ -229,15 +229,17 @@ def take_download(
     if grant.expires_at <= now:
         raise DownloadUnavailable(_l("This download link has expired."))
     # One conditional UPDATE: two clicks at once cannot both take the last download.
-    taken = session.execute(
-        update(DownloadGrant)
-        .where(DownloadGrant.id == grant.id, DownloadGrant.downloads_left > 0)
-        .values(downloads_left=DownloadGrant.downloads_left - 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    taken = rowcount(
+        session.execute(
+            update(DownloadGrant)
+            .where(DownloadGrant.id == grant.id, DownloadGrant.downloads_left > 0)
+            .values(downloads_left=DownloadGrant.downloads_left - 1)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if taken != 1:
         raise DownloadUnavailable(_l("This file has been downloaded as often as the link allows."))
-    record = session.get(DigitalFile, grant.digital_file_id)
+    record = session.get_one(DigitalFile, grant.digital_file_id)
     path = folder(instance_path) / record.stored_name
     if not path.is_file():
         raise DownloadUnavailable(_l("The file is missing. Please contact the shop."))

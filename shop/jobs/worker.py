@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shop.config import Settings
 from shop.db import Database
 from shop.jobs.heartbeat import Heartbeat
 from shop.mail.outbox import deliver_due
@@ -105,7 +106,9 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 WATCHER_JOIN_SECONDS = 10.0
 
 
-def serve(database: Database, settings, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> int:
+def serve(
+    database: Database, settings: Settings, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS
+) -> int:
     """`shop worker`: the jobs every tick, the chain watcher in its thread, a heartbeat, and a
     graceful stop on SIGTERM or Ctrl-C (a second signal leaves at once). Returns the exit code."""
     stop = threading.Event()

@@ -354,7 +354,7 @@ def _deliver_one(
         else None
     )
     to = recipient(session, order) if order is not None else None
-    if to is None:
+    if order is None or to is None:
         # The order or its contact is gone (erased on request or by the purge): nobody to tell.
         message.status, message.last_error = DROPPED, "no recipient any more"
         return False

@@ -11,6 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,9 +21,9 @@ from shop.cart.pricing import compute_totals
 from shop.cart.service import forget_review, localize_lines, review_cart, shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import DIGITAL, StockAdjustment, Variant
-from shop.db import insert_for, utcnow
+from shop.db import insert_for, rowcount, utcnow
 from shop.downloads import service as downloads
-from shop.i18n import N_
+from shop.i18n import N_, Text
 from shop.i18n import lazy_gettext as _l
 from shop.mail import outbox
 from shop.orders import consent as digital_consent
@@ -58,7 +59,7 @@ class EmptyCart(OrderError):
 class CartChanged(OrderError):
     """The cart no longer matches the catalog; the customer must look again before paying."""
 
-    def __init__(self, problems: list[str], adjusted: list[CartLine]):
+    def __init__(self, problems: list[Text], adjusted: list[CartLine]):
         self.problems, self.adjusted = problems, adjusted
         super().__init__(" ".join(str(p) for p in problems))
 
@@ -303,7 +304,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
     return order
 
 
-def _hold(session: Session, variant_id: int, quantity: int, title: str, column: str) -> None:
+def _hold(session: Session, variant_id: int | None, quantity: int, title: str, column: str) -> None:
     """Reserve or commit units with one conditional UPDATE: atomic on every backend, and never
     more than is available (on hand minus what other orders hold)."""
     forget_review(session)
@@ -318,12 +319,17 @@ def _hold(session: Session, variant_id: int, quantity: int, title: str, column: 
         .values({column: held + quantity})
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise OutOfStock(title)
 
 
 def _shift(
-    session: Session, variant_id: int, *, reserved: int = 0, committed: int = 0, on_hand: int = 0
+    session: Session,
+    variant_id: int | None,
+    *,
+    reserved: int = 0,
+    committed: int = 0,
+    on_hand: int = 0,
 ) -> tuple[int | None, int | None] | None:
     """Move units between the variant's counters; returns on hand (before, after), or None if
     the variant is gone or unlimited. On hand never goes below zero: a shipment the last count
@@ -670,12 +676,15 @@ def ship(session: Session, order: Order, tracking: str = "", now: datetime | Non
     _transition(session, order, S.FULFILLED, N_("Shipped"), now)
     _take_shipped(session, order, f"Order {order.number} shipped", now)
     session.add(Shipment(order_id=order.id, tracking_sealed=sealed, shipped_at=now))
+    payload: dict[str, Any] = (
+        {"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}
+    )
     outbox.enqueue(
         session,
         order,
         outbox.SHIPPED,
         now=now,
-        **({"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}),
+        **payload,
     )
 
 

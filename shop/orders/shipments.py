@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shop.db import rowcount
 from shop.mail.models import OutboxMessage
 from shop.orders.models import Order, OrderEvent, Shipment
 from shop.privacy.purge import register_eraser
@@ -47,15 +48,17 @@ def erase_tracking(session: Session, order_ids) -> int:
     ids = list(order_ids)
     if not ids:
         return 0
-    erased = session.execute(
-        update(Shipment)
-        .where(
-            Shipment.order_id.in_(ids),
-            (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None),
+    erased = rowcount(
+        session.execute(
+            update(Shipment)
+            .where(
+                Shipment.order_id.in_(ids),
+                (Shipment.tracking != "") | Shipment.tracking_sealed.is_not(None),
+            )
+            .values(tracking="", tracking_sealed=None)
+            .execution_options(synchronize_session=False)
         )
-        .values(tracking="", tracking_sealed=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     session.execute(
         update(OrderEvent)
         .where(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from shop.db import Database
+    from shop.i18n import Text
     from shop.orders.models import Order
 
 
@@ -55,7 +56,7 @@ class PaymentEvent:
 @dataclass(frozen=True)
 class Availability:
     ok: bool
-    reason: str = ""
+    reason: Text = ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Panel:
     template: str | None = None
     # A sentence that replaces the page's generic one about the order's state, e.g. why an
     # order was released, or that a payment is under way.
-    headline: str = ""
+    headline: Text = ""
     # A payment is under way: the order is held for it, not released at the usual deadline.
     holding: bool = False
 

@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from shop.db import checkpoint_sqlite
@@ -283,7 +284,7 @@ def _destroy_committed(session: Session) -> None:
         if ring is not None:
             for epoch_id in pending:
                 ring.destroy(epoch_id)
-    if (pending or erased) and session.bind is not None:
+    if (pending or erased) and isinstance(session.bind, Engine):
         try:
             checkpoint_sqlite(session.bind)
         except Exception:  # noqa: BLE001 - defence in depth; the erasure itself is committed

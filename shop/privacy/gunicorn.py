@@ -7,6 +7,8 @@ master's own lines and a worker's lines before the app exists pass through it to
 
 from __future__ import annotations
 
+from typing import cast
+
 from gunicorn.glogging import Logger
 
 from shop.privacy.logging import install_record_redaction, redact, strip_query_strings
@@ -17,8 +19,11 @@ class PrivateLogger(Logger):
         install_record_redaction()
         super().setup(cfg)
 
-    def atoms(self, resp, req, environ, request_time) -> dict:
-        atoms = super().atoms(resp, req, environ, request_time)
+    # typeshed's stubs declare the fixed atoms only (a TypedDict); gunicorn's dict also has a
+    # "{name}i", "{name}o" and "{name}e" key for every request header, response header and
+    # environ variable, which must be redacted too.
+    def atoms(self, resp, req, environ, request_time) -> dict[str, object]:  # type: ignore[override]
+        atoms = cast("dict[str, object]", super().atoms(resp, req, environ, request_time))
         # Whatever format the operator chose, no atom may carry the raw path, query or address.
         for key, value in list(atoms.items()):
             if isinstance(value, str):

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from shop.db import rowcount
 from shop.money import currency_exponent, vat_included
 from shop.orders.models import Order, PaymentRecord
 from shop.privacy.models import LedgerDay, LedgerEntry, LedgerLine, LedgerRate
@@ -461,4 +462,4 @@ def delete_expired(session: Session, now: datetime, years: int) -> int:
     # The cutoff is a 1 January: the day sums before it go with their entries.
     session.execute(delete(LedgerDay).where(LedgerDay.day < cutoff.date()))
     result = session.execute(delete(LedgerEntry).where(LedgerEntry.entry_date < cutoff))
-    return result.rowcount or 0
+    return rowcount(result) or 0

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop.config import Settings
-from shop.db import Database, utcnow
-from shop.i18n import N_
+from shop.db import Database, rowcount, utcnow
+from shop.i18n import N_, Text
 from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderContact, OrderEvent
 from shop.orders.states import OrderStatus
@@ -194,7 +194,7 @@ def due_orders(
     lock: bool = False,
     limit: int = 1000,
     after_id: int = 0,
-) -> tuple[list[tuple[Order, Verdict]], int]:
+) -> tuple[list[tuple[Order, PurgedOrder]], int]:
     """Orders whose personal data is due at ``as_of``; also the last id looked at (paging)."""
     earliest = as_of - timedelta(hours=settings.retention_unpaid_hours)
     stmt = (
@@ -221,7 +221,12 @@ def due_orders(
     for order in orders:
         verdict = erasure_due_at(order, settings, refunds.get(order.id), order.id in held)
         if verdict.due_at is not None and verdict.due_at <= as_of:
-            due.append((order, verdict))
+            due.append(
+                (
+                    order,
+                    PurgedOrder(order.id, order.number, order.status, verdict.due_at, verdict.why),
+                )
+            )
     return due, ids[-1]
 
 
@@ -267,7 +272,7 @@ def purge(
         if last_id == after_id:
             break
         after_id = last_id
-        report.orders += [PurgedOrder(o.id, o.number, o.status, v.due_at, v.why) for o, v in due]
+        report.orders += [purged for _, purged in due]
         if due and not dry_run:
             counts = erase_orders(session, [o for o, _ in due], now, "Personal data erased")
             for name, count in counts.items():
@@ -330,7 +335,7 @@ def shred_epochs(session: Session, settings: Settings, now: datetime) -> tuple[i
             )
         )
     )
-    targets: dict[object, list[int]] = {}
+    targets: dict[date, list[int]] = {}
     for start in range(0, len(members), 500):
         chunk = members[start : start + 500]
         orders = session.scalars(select(Order).where(Order.id.in_(chunk))).all()
@@ -357,7 +362,7 @@ def shred_epochs(session: Session, settings: Settings, now: datetime) -> tuple[i
 @dataclass(frozen=True)
 class ErasureOutcome:
     erased: bool
-    message: str
+    message: Text
 
 
 def request_erasure(session: Session, order: Order, now: datetime | None = None) -> ErasureOutcome:
@@ -437,7 +442,7 @@ def claim_run(session: Session, name: str, now: datetime, interval: timedelta) -
         .values(last_run_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def daily_purge(database: Database, now: datetime | None = None) -> int:

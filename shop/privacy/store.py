@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
+from typing import Literal, overload
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -64,6 +65,14 @@ def first_bucket(session: Session, now: datetime) -> date:
     )
 
 
+@overload
+def _data_key(
+    session: Session, order: Order, *, create: Literal[True]
+) -> tuple[bytes, OrderContact]: ...
+@overload
+def _data_key(
+    session: Session, order: Order, *, create: bool
+) -> tuple[bytes | None, OrderContact | None]: ...
 def _data_key(
     session: Session, order: Order, *, create: bool
 ) -> tuple[bytes | None, OrderContact | None]:
@@ -271,6 +280,7 @@ def move_into_epochs(
         for contact in rows:
             last_id = contact.order_id
             context = _key_context(contact.order_id)
+            assert contact.wrapped_key is not None  # the query's condition
             data_key = epochs.unwrap(session, contact.wrapped_key, context)
             contact.wrapped_key, contact.key_epoch = epochs.wrap(
                 session, data_key, context, bucket, now, exclude

@@ -16,7 +16,7 @@ from embit.script import address_to_scriptpubkey
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from shop.db import utcnow
+from shop.db import rowcount, utcnow
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderEvent
@@ -151,12 +151,14 @@ def erase(session: Session, order_ids) -> int:
     ids = list(order_ids)
     if not ids:
         return 0
-    return session.execute(
-        update(RefundAddress)
-        .where(RefundAddress.order_id.in_(ids), RefundAddress.address.is_not(None))
-        .values(address=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return rowcount(
+        session.execute(
+            update(RefundAddress)
+            .where(RefundAddress.order_id.in_(ids), RefundAddress.address.is_not(None))
+            .values(address=None)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def _register() -> None:

@@ -38,8 +38,8 @@ class UnknownCountry(LookupError):
     pass
 
 
-def _bp(percent: str | None) -> int | None:
-    return None if percent is None else int(Decimal(percent) * 100)
+def _bp(percent: str) -> int:
+    return int(Decimal(percent) * 100)
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,13 @@ def parse(doc: dict) -> EuRates:
     table = {}
     for code, row in doc["countries"].items():
         standard = _bp(row["standard"])
-        reduced = _bp(row.get("reduced"))
-        reduced = standard if reduced is None else reduced
-        super_reduced = _bp(row.get("super_reduced"))
+        reduced = standard if row.get("reduced") is None else _bp(row["reduced"])
         table[code] = {
             "standard": standard,
             "reduced": reduced,
-            "super_reduced": reduced if super_reduced is None else super_reduced,
+            "super_reduced": (
+                reduced if row.get("super_reduced") is None else _bp(row["super_reduced"])
+            ),
             "zero": 0,
         }
     return EuRates(doc["valid_from"], doc["checked"], doc["source"], table)

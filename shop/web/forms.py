@@ -24,7 +24,7 @@ CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2
 
 
 def has_control_characters(text: str | None) -> bool:
-    return bool(text) and CONTROL_CHARACTERS.search(text) is not None
+    return text is not None and CONTROL_CHARACTERS.search(text) is not None
 
 
 class NoControlCharacters:

@@ -10,6 +10,7 @@ and no route is registered twice. The admin stays English.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from babel import Locale, localedata
@@ -84,7 +85,14 @@ def is_admin() -> bool:
     return request.path == "/admin" or request.path.startswith("/admin/")
 
 
-def language_links() -> list[dict[str, str]]:
+class LanguageLink(TypedDict):
+    code: str
+    href: str
+    current: bool
+    name: str
+
+
+def language_links() -> list[LanguageLink]:
     """The current page in each shipped language (the footer's switch)."""
     root = request.environ.get(_ROOT_KEY, "")
     query = request.query_string.decode("latin-1")
@@ -97,7 +105,7 @@ def language_links() -> list[dict[str, str]]:
             "code": code,
             "href": f"{root}/{code}{path}",
             "current": code == current,
-            "name": Locale.parse(code).get_display_name(code).capitalize(),
+            "name": (Locale.parse(code).get_display_name(code) or code).capitalize(),
         }
         for code in i18n.shipped_languages()
     ]

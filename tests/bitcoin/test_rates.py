@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from shop.config import ConfigError, load_settings
 from shop.db import Database
 from shop.jobs.worker import JOBS, Job, run_once
-from shop.payments.bitcoin import rates
+from shop.payments.bitcoin import rate_settings, rates
 from shop.payments.bitcoin.rate_models import RateQuote
 from shop.payments.bitcoin.rates import (
     HttpClient,
@@ -341,6 +341,11 @@ def test_conversion_refuses_mismatches():
 
 
 # --- settings -------------------------------------------------------------------------------
+
+
+def test_the_settings_know_every_provider_and_no_other():
+    # rate_settings validates SHOP_RATE_PROVIDERS without importing the providers themselves.
+    assert rate_settings.PROVIDER_NAMES == tuple(rates.PROVIDERS)
 
 
 def test_rate_settings_are_read_and_validated():

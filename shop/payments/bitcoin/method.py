@@ -13,6 +13,7 @@ from functools import cached_property
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shop.config import Settings
 from shop.db import Database, utcnow
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
@@ -43,7 +44,7 @@ UNAVAILABLE = _l(
 
 @dataclass
 class BitcoinPayment:
-    settings: object
+    settings: Settings
     code: str = "bitcoin"
     label: str = N_("Bitcoin")
     description: str = N_(
@@ -143,7 +144,7 @@ class BitcoinPayment:
         return now - status.last_success_at > stale_after
 
 
-def _node_health(session: Session, settings, now: datetime) -> list[HealthCheck]:
+def _node_health(session: Session, settings: Settings, now: datetime) -> list[HealthCheck]:
     if not getattr(settings, "bitcoin_descriptor", "") and not getattr(
         settings, "bitcoin_simulated", False
     ):
@@ -194,7 +195,7 @@ def _node_health(session: Session, settings, now: datetime) -> list[HealthCheck]
     return checks
 
 
-def _rates_health(session: Session, settings, now: datetime) -> list[HealthCheck]:
+def _rates_health(session: Session, settings: Settings, now: datetime) -> list[HealthCheck]:
     if settings.currency == "BTC" or not getattr(settings, "bitcoin_descriptor", ""):
         return []
     quote = session.scalar(

@@ -146,7 +146,7 @@ class _Connection(http.client.HTTPConnection):
         self.auth_header: str = ""
         self.last_status: int | None = None
 
-    def request(  # type: ignore[override]
+    def request(
         self,
         method: str,
         url: str,

@@ -29,12 +29,12 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 from sqlalchemy import select
@@ -43,6 +43,11 @@ from sqlalchemy.orm import Session
 from shop.db import utcnow
 from shop.money import BTC, SATS_PER_BTC, currency_exponent
 from shop.payments.bitcoin.rate_models import RateQuote
+from shop.payments.bitcoin.rate_settings import parse_provider_names
+
+if TYPE_CHECKING:
+    from shop.config import Settings
+    from shop.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -366,18 +371,6 @@ class Gemini(Provider):
 
 
 PROVIDERS: dict[str, type[Provider]] = {p.name: p for p in (Kraken, Bitstamp, Coinbase, Gemini)}
-PROVIDER_NAMES = tuple(PROVIDERS)
-
-
-def parse_provider_names(raw: str) -> list[str]:
-    """'kraken, bitstamp' -> ['kraken', 'bitstamp']; ValueError names the unknown ones."""
-    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PROVIDERS]
-    if unknown:
-        raise ValueError(
-            f"unknown rate provider(s) {', '.join(unknown)}; known: {', '.join(PROVIDER_NAMES)}"
-        )
-    return list(dict.fromkeys(names))
 
 
 def build_providers(
@@ -397,7 +390,7 @@ class RatePolicy:
     min_sources: int = DEFAULT_MIN_SOURCES
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RatePolicy:
+    def from_settings(cls, settings: Settings) -> RatePolicy:
         return cls(
             max_age=timedelta(
                 seconds=getattr(settings, "rate_max_age_seconds", DEFAULT_MAX_AGE_SECONDS)
@@ -472,8 +465,8 @@ def fetch_prices(
 
 
 def refresh_rates(
-    database,
-    settings,
+    database: Database,
+    settings: Settings,
     providers: Sequence[Provider] | None = None,
     now: datetime | None = None,
     http: HttpClient | None = None,
@@ -555,7 +548,7 @@ def quote_from_row(row: RateQuote) -> Quote:
     return Quote(row.currency, Decimal(row.fiat_per_btc), row.as_of, sources, row.id)
 
 
-def rates_wanted(settings) -> bool:
+def rates_wanted(settings: Settings) -> bool:
     """Whether the worker fetches rates at all: only when Bitcoin checkout is configured
     (SHOP_BITCOIN_DESCRIPTOR), the store is not priced in BTC, and providers are not switched
     off (SHOP_RATE_PROVIDERS=""). A card-only shop never talks to an exchange."""
@@ -577,18 +570,18 @@ class RatesJob:
 
     def __init__(
         self,
-        settings_loader=None,
+        settings_loader: Callable[[], Settings] | None = None,
         providers: Sequence[Provider] | None = None,
-        clock=time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._settings_loader = settings_loader
-        self._settings = None
+        self._settings: Settings | None = None
         self._providers = providers
         self._clock = clock
         self._next = float("-inf")
         self._lock = threading.Lock()
 
-    def __call__(self, database, settings=None) -> int:
+    def __call__(self, database: Database, settings: Settings | None = None) -> int:
         if settings is None:
             settings = self._load_settings()
         if not rates_wanted(settings):
@@ -626,7 +619,7 @@ class RatesJob:
         )
         return 1
 
-    def _load_settings(self):
+    def _load_settings(self) -> Settings:
         if self._settings_loader is not None:
             return self._settings_loader()
         if self._settings is None:

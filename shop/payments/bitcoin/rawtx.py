@@ -101,6 +101,7 @@ def _read_tx(b: memoryview, i: int) -> tuple[Tx, int]:
     i += 4  # lock time
     if i > len(b):
         raise ParseError("truncated transaction")
+    parts: tuple[memoryview, ...]
     if segwit:  # BIP 141: the txid leaves out marker, flag and witnesses
         parts = (b[start : start + 4], b[body:body_end], b[i - 4 : i])
     else:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shop.payments.bitcoin.descriptor import (
     SUPPORTED_NETWORKS,
@@ -18,6 +18,9 @@ from shop.payments.bitcoin.descriptor import (
     parse_watch_only,
 )
 from shop.payments.bitcoin.node import NodeClient
+
+if TYPE_CHECKING:
+    from shop.config import Settings
 
 # The simulated demo chain pays to this regtest account key. It was generated once from a random
 # seed that was thrown away: nobody holds its private key, so nothing sent to it can ever be
@@ -63,7 +66,7 @@ def percent_to_bp(text: str) -> int:
     return int(bp)
 
 
-def policy_from(settings: Any) -> BitcoinPolicy:
+def policy_from(settings: Settings) -> BitcoinPolicy:
     return BitcoinPolicy(
         confirmations=settings.bitcoin_confirmations,
         zero_conf_max_sats=settings.bitcoin_zero_conf_max_sats,
@@ -76,17 +79,17 @@ def policy_from(settings: Any) -> BitcoinPolicy:
     )
 
 
-def enabled(settings: Any) -> bool:
+def enabled(settings: Settings) -> bool:
     return bool(settings.bitcoin_descriptor) or simulated(settings)
 
 
-def simulated(settings: Any) -> bool:
+def simulated(settings: Settings) -> bool:
     return bool(
         settings.bitcoin_simulated and not settings.bitcoin_descriptor and not settings.production
     )
 
 
-def descriptor_from(settings: Any) -> WatchOnlyDescriptor | None:
+def descriptor_from(settings: Settings) -> WatchOnlyDescriptor | None:
     if settings.bitcoin_descriptor:
         return parse_watch_only(settings.bitcoin_descriptor, settings.bitcoin_network)
     if simulated(settings):
@@ -94,7 +97,7 @@ def descriptor_from(settings: Any) -> WatchOnlyDescriptor | None:
     return None
 
 
-def validate(s: Any) -> list[str]:
+def validate(s: Settings) -> list[str]:
     problems: list[str] = []
     if s.bitcoin_network not in SUPPORTED_NETWORKS:
         problems.append(

@@ -34,7 +34,7 @@ from bitcoin.core import CBlock, CTransaction, b2lx, lx
 from sqlalchemy import delete, select, union_all
 from sqlalchemy.orm import Session
 
-from shop.config import ConfigError, load_settings
+from shop.config import ConfigError, Settings, load_settings
 from shop.db import AdvisoryLock, Database, utcnow
 from shop.payments.bitcoin import invoice as inv
 from shop.payments.bitcoin import rawtx
@@ -102,6 +102,7 @@ def _fetch_batches(session: Session, query, server_side: bool) -> Iterator[list[
         params[name] = process(value) if process else value
     args = [params[name] for name in compiled.positiontup] if compiled.positional else params
     driver = conn.connection.driver_connection
+    assert driver is not None  # None only after the connection was invalidated
     # On PostgreSQL a named (server-side) cursor, inside the session's transaction: psycopg's
     # client cursor would first hold the whole result in memory.
     server_side = server_side and dialect.name == "postgresql"
@@ -679,7 +680,9 @@ class ChainWatcher:
                 log.exception("could not handle transactions from ZMQ")
 
 
-def start_watcher(database: Database, settings, stop: threading.Event) -> threading.Thread | None:
+def start_watcher(
+    database: Database, settings: Settings, stop: threading.Event
+) -> threading.Thread | None:
     """Start the chain watcher thread of `shop worker` when a descriptor and node are set."""
     if not settings.bitcoin_descriptor or not settings.bitcoin_rpc_url:
         return None

@@ -16,13 +16,22 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from shop.db import AdvisoryLock, Database, utcnow
 from shop.payments.lightning import service
-from shop.payments.lightning.backend import LightningBackend, LightningError, NodeInvoice
+from shop.payments.lightning.backend import (
+    InvoiceStream,
+    LightningBackend,
+    LightningError,
+    NodeInvoice,
+)
 from shop.payments.lightning.settings import backend_from, kind
+
+if TYPE_CHECKING:
+    from shop.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +57,7 @@ class LightningListener:
         self.clock = clock
         self.watching = False
         self._lock = AdvisoryLock(database, ADVISORY_LOCK_KEY, "Lightning listener")
-        self._stream = None
+        self._stream: InvoiceStream | None = None
         self.on_settled: Callable[[NodeInvoice], None] | None = None  # tests and benchmarks
 
     # ------------------------------------------------------------ single-listener lock
@@ -199,13 +208,14 @@ def _put(items: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def start_listener(database: Database, settings, stop: threading.Event) -> threading.Thread | None:
+def start_listener(
+    database: Database, settings: Settings, stop: threading.Event
+) -> threading.Thread | None:
     """Start the Lightning listener thread of `shop worker` when a node is configured."""
-    if kind(settings) not in ("lnd", "cln"):
+    backend = backend_from(settings) if kind(settings) in ("lnd", "cln") else None
+    if backend is None:
         return None  # off, or the demo's simulated node (applied at once, nothing to follow)
-    listener = LightningListener(
-        database, backend_from(settings), poll_seconds=settings.lightning_poll_seconds
-    )
+    listener = LightningListener(database, backend, poll_seconds=settings.lightning_poll_seconds)
     thread = threading.Thread(
         target=listener.run_forever, args=(stop,), name="lightning-listener", daemon=True
     )

@@ -17,6 +17,7 @@ from functools import cached_property
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shop.config import Settings
 from shop.db import Database, utcnow
 from shop.i18n import N_
 from shop.money import BTC
@@ -50,7 +51,7 @@ NO_LIQUIDITY = N_(
 
 @dataclass
 class LightningPayment:
-    settings: object
+    settings: Settings
     code: str = "lightning"
     label: str = N_("Lightning")
     description: str = N_(

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shop.db import Database, insert_for, utcnow
+from shop.db import Database, insert_for, rowcount, utcnow
 from shop.i18n import N_
 from shop.orders import service as orders
 from shop.orders.models import Order
@@ -111,24 +111,26 @@ def ensure_invoice(
         elif _retry(existing, now):
             # Take over a failed or abandoned reservation: the conditional UPDATE lets one win.
             claimed = bool(
-                session.execute(
-                    update(LightningInvoice)
-                    .where(
-                        LightningInvoice.id == existing.id,
-                        LightningInvoice.status == existing.status,
-                        LightningInvoice.created_at == existing.created_at,
+                rowcount(
+                    session.execute(
+                        update(LightningInvoice)
+                        .where(
+                            LightningInvoice.id == existing.id,
+                            LightningInvoice.status == existing.status,
+                            LightningInvoice.created_at == existing.created_at,
+                        )
+                        .values(
+                            status="creating",
+                            created_at=now,
+                            error="",
+                            backend=backend.name,
+                            amount_msat=request.amount_msat,
+                            order_total=request.order_total,
+                            rate=request.rate,
+                            expires_at=request.expires_at,
+                        )
                     )
-                    .values(
-                        status="creating",
-                        created_at=now,
-                        error="",
-                        backend=backend.name,
-                        amount_msat=request.amount_msat,
-                        order_total=request.order_total,
-                        rate=request.rate,
-                        expires_at=request.expires_at,
-                    )
-                ).rowcount
+                )
             )
         else:
             claimed = False
@@ -175,7 +177,9 @@ def ensure_invoice(
                 "Stock held while the Lightning invoice is open",
                 now,
             )
-        return get_invoice(session, request.order_id)
+        return session.execute(
+            select(LightningInvoice).where(LightningInvoice.order_id == request.order_id)
+        ).scalar_one()
 
 
 def _retry(invoice: LightningInvoice, now: datetime) -> bool:
@@ -261,7 +265,7 @@ def stream_state(session: Session, backend: str) -> LightningStreamState:
             .values(backend=backend, last_index=0, last_error="")
             .on_conflict_do_nothing(index_elements=["backend"])
         )
-        state = session.get(LightningStreamState, backend)
+        state = session.get_one(LightningStreamState, backend)
     return state
 
 
@@ -290,8 +294,9 @@ def reconcile(
     outage missed. Returns how many settlements were new."""
     now = now or utcnow()
     with database.job_session() as session:
-        hashes = list(
-            session.scalars(
+        hashes = [
+            payment_hash
+            for payment_hash in session.scalars(
                 select(LightningInvoice.payment_hash)
                 .where(
                     LightningInvoice.status == "open",
@@ -301,7 +306,8 @@ def reconcile(
                 .order_by(LightningInvoice.expires_at)
                 .limit(limit)
             )
-        )
+            if payment_hash is not None  # an open invoice has one; the column allows none
+        ]
     found = 0
     for payment_hash in hashes:
         node_invoice = backend.lookup(payment_hash)  # outside any transaction

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shop.payments.lightning.backend import LightningBackend
 from shop.payments.lightning.cln.client import ClnRpc
@@ -17,8 +17,11 @@ from shop.payments.lightning.lnd.client import LndRest, pinned_context
 from shop.payments.lightning.lnd.macaroon import MacaroonError, check_file
 from shop.payments.lightning.simulated import SimulatedNode
 
+if TYPE_CHECKING:
+    from shop.config import Settings
 
-def kind(settings: Any) -> str:
+
+def kind(settings: Settings) -> str:
     """ "lnd", "cln", "simulated" (the demo's pretend network) or "" (Lightning is off)."""
     if settings.lightning_lnd_url:
         return "lnd"
@@ -30,7 +33,7 @@ def kind(settings: Any) -> str:
     return ""
 
 
-def backend_from(settings: Any) -> LightningBackend | None:
+def backend_from(settings: Settings) -> LightningBackend | None:
     which = kind(settings)
     if which == "lnd":
         return LndRest(
@@ -46,7 +49,7 @@ def backend_from(settings: Any) -> LightningBackend | None:
     return None
 
 
-def validate(s: Any) -> list[str]:
+def validate(s: Settings) -> list[str]:
     problems: list[str] = []
     lnd = s.lightning_lnd_url or s.lightning_lnd_macaroon or s.lightning_lnd_cert
     if lnd and s.lightning_cln_rpc:

@@ -16,6 +16,7 @@ from shop.orders.states import OrderStatus
 from shop.orders.views import order_view
 from shop.payments.lightning import service
 from shop.payments.lightning.method import LightningPayment
+from shop.payments.lightning.simulated import SimulatedNode
 from shop.web.context import db_session, payment_methods
 from shop.web.qr import qr_svg
 
@@ -103,14 +104,20 @@ def simulate(token: str):
     """Demo only: pretend a wallet paid the order's Lightning invoice (alone or in a unified
     request)."""
     method = _method()
-    if not method.simulated:
+    node = method.backend if method.simulated else None
+    if not isinstance(node, SimulatedNode):
         abort(404)
     session = db_session()
     order = orders.get_by_token(session, token)
     invoice = service.get_invoice(session, order.id) if order is not None else None
-    if invoice is None or invoice.backend != "simulated" or invoice.status != "open":
+    if (
+        invoice is None
+        or invoice.backend != "simulated"
+        or invoice.status != "open"
+        or invoice.payment_hash is None
+    ):
         abort(404)
-    settled = method.backend.pay(invoice.payment_hash, invoice.amount_msat, invoice.bolt11)
+    settled = node.pay(invoice.payment_hash, invoice.amount_msat, invoice.bolt11)
     service.record_settlement(session, settled, utcnow())
     flash(_("Simulated Lightning payment received (no real money)."), "success")
     return redirect(url_for("orders.show", token=token), 303)

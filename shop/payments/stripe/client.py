@@ -196,7 +196,7 @@ class _BudgetedRequestsClient(stripe.RequestsClient):
 
     # RequestsClient reads self._timeout for every try; the budget is per thread/context.
     @property
-    def _timeout(self) -> float:  # type: ignore[override]
+    def _timeout(self) -> float:
         left = budget.remaining()
         return self._base_timeout if left is None else max(0.01, min(self._base_timeout, left))
 

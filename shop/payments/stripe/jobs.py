@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
-from shop.config import load_settings
+from shop.config import Settings, load_settings
+from shop.db import Database
 from shop.payments.stripe.method import CardPayment
 from shop.payments.stripe.service import process_events
 
@@ -12,11 +14,11 @@ from shop.payments.stripe.service import process_events
 class StripeEventsJob:
     name = "stripe-events"
 
-    def __init__(self, settings_loader=None) -> None:
+    def __init__(self, settings_loader: Callable[[], Settings] | None = None) -> None:
         self._settings_loader = settings_loader
         self._method: CardPayment | None = None
 
-    def __call__(self, database, settings=None) -> int:
+    def __call__(self, database: Database, settings: Settings | None = None) -> int:
         if settings is None:
             if self._method is not None:
                 settings = self._method.settings

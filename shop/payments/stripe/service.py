@@ -15,13 +15,14 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop import i18n
-from shop.db import Database, utcnow
+from shop.db import Database, rowcount, utcnow
 from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
 from shop.orders import service as orders
@@ -36,6 +37,7 @@ from shop.payments.stripe.client import (
     CardGatewayIdempotencyConflict,
     CardGatewayRejected,
     CardGatewayUnavailable,
+    CheckoutSessionState,
     LineItem,
     RefundInfo,
     StripeGateway,
@@ -201,7 +203,7 @@ def move_attempt(
         .execution_options(synchronize_session=False)
     )
     session.refresh(attempt)
-    if result.rowcount == 1:
+    if rowcount(result) == 1:
         return True
     if strict and attempt.status != target:
         raise IllegalAttemptTransition(attempt.status, target)
@@ -443,13 +445,10 @@ def _close_page(
     with database.write_session() as session:
         attempt = session.get(CardPayment, attempt_id)
         if state is None or state.status == "expired":
-            move_attempt(
-                session,
-                attempt,
-                "expired",
-                now,
-                **({"session_id": session_id} if session_id and not attempt.session_id else {}),
+            values: dict[str, Any] = (
+                {"session_id": session_id} if session_id and not attempt.session_id else {}
             )
+            move_attempt(session, attempt, "expired", now, **values)
     if state is not None and state.status == "complete":
         # Paid (or being paid) there: its webhook records it; never open a second page.
         raise PaymentProcessing()
@@ -608,7 +607,7 @@ def receive_event(session: Session, event: CardEvent, now: datetime | None = Non
 class _Facts:
     """What the API says now, read before the transaction that acts on it."""
 
-    session_state: object | None = None
+    session_state: CheckoutSessionState | None = None
     intent_status: str | None = None
     refunds: tuple[RefundInfo, ...] = ()
 
@@ -705,12 +704,16 @@ def _card_event(row: StripeEventRecord) -> CardEvent:
 
 def _claim(session: Session, event_id: str, now: datetime) -> bool:
     return (
-        session.execute(
-            update(StripeEventRecord)
-            .where(StripeEventRecord.event_id == event_id, StripeEventRecord.status == "received")
-            .values(status="applied", applied_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        rowcount(
+            session.execute(
+                update(StripeEventRecord)
+                .where(
+                    StripeEventRecord.event_id == event_id, StripeEventRecord.status == "received"
+                )
+                .values(status="applied", applied_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
         == 1
     )
 
@@ -759,7 +762,7 @@ def apply_event(
     session: Session, event: CardEvent, facts: _Facts, now: datetime, *, hold: timedelta
 ) -> WebhookOutcome:
     """Apply one claimed event, given what the API said about it."""
-    record = session.get(StripeEventRecord, event.event_id)
+    record = session.get_one(StripeEventRecord, event.event_id)
     order, attempt = _find_order(session, event, facts)
     if order is None:
         log.info(
@@ -773,8 +776,8 @@ def apply_event(
         _sync_refunds(session, order, event.payment_intent or "", facts.refunds, now)
     elif event.kind == CardEventKind.DISPUTED:
         _dispute(session, order, event, now)
-    elif facts.session_state is not None:
-        _sync_session(session, order, attempt, facts, now, hold)
+    elif (state := facts.session_state) is not None:
+        _sync_session(session, order, attempt, state, facts, now, hold)
     return WebhookOutcome("applied", order.id)
 
 
@@ -865,11 +868,11 @@ def _sync_session(
     session: Session,
     order: Order,
     attempt: CardPayment | None,
+    state: CheckoutSessionState,
     facts: _Facts,
     now: datetime,
     hold: timedelta,
 ) -> None:
-    state = facts.session_state
     if attempt is None:
         # A session the shop did not record: its create timed out and a later attempt was
         # made, yet the customer paid this one. Record it so refunds can find the payment.

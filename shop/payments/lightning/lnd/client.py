@@ -65,7 +65,7 @@ class LndRest:
         conn = getattr(self._local, "conn", None)
         for attempt in (1, 2):
             fresh = conn is None
-            if fresh:
+            if conn is None:
                 conn = self._local.conn = self._connect(timeout)
             conn.timeout = timeout
             if conn.sock is not None:
