@@ -30,9 +30,11 @@ def create_app(
     from shop.db import Database
     from shop.payments.registry import build_methods
     from shop.privacy import setup as privacy
+    from shop.subscribers import connect as connect_subscribers
     from shop.web import context, i18n, security, views
 
     settings = resolve_secrets(load_settings(environ, config))
+    connect_subscribers()  # what an order's changes set off (ledger, emails, downloads)
     app = Flask(
         __name__,
         template_folder=str(resource_dir("templates")),
