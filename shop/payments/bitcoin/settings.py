@@ -94,6 +94,16 @@ def descriptor_from(settings: Any) -> WatchOnlyDescriptor | None:
 
 
 def validate(s: Any) -> list[str]:
+    return [
+        *_wallet_problems(s),
+        *_node_problems(s),
+        *_policy_problems(s),
+        *_simulation_problems(s),
+    ]
+
+
+def _wallet_problems(s: Any) -> list[str]:
+    """The descriptor, its network, and the node it needs."""
     problems: list[str] = []
     if s.bitcoin_network not in SUPPORTED_NETWORKS:
         problems.append(
@@ -117,6 +127,12 @@ def validate(s: Any) -> list[str]:
                 f"SHOP_BITCOIN_NETWORK is {s.bitcoin_network!r} in production: test "
                 "coins are worthless, so orders would be marked paid for nothing"
             )
+    return problems
+
+
+def _node_problems(s: Any) -> list[str]:
+    """How the shop reaches the node: RPC and the ZMQ notifications."""
+    problems: list[str] = []
     if s.bitcoin_rpc_url:
         from shop.payments.bitcoin.node import NodeClient
 
@@ -136,6 +152,12 @@ def validate(s: Any) -> list[str]:
             problems.append(
                 f"{name} must be a ZMQ endpoint such as tcp://127.0.0.1:28332 (got {value!r})"
             )
+    return problems
+
+
+def _policy_problems(s: Any) -> list[str]:
+    """The numbers of the payment policy and the polling."""
+    problems: list[str] = []
     if not 1 <= s.bitcoin_payment_window_minutes <= 24 * 60:
         problems.append("SHOP_BITCOIN_PAYMENT_WINDOW_MINUTES must be between 1 and 1440")
     if not 1 <= s.bitcoin_confirmations <= 100:
@@ -154,6 +176,11 @@ def validate(s: Any) -> list[str]:
         problems.append("SHOP_BITCOIN_GAP_LIMIT must be between 1 and 10000")
     if not 0.1 <= s.bitcoin_poll_seconds <= 3600:
         problems.append("SHOP_BITCOIN_POLL_SECONDS must be between 0.1 and 3600")
+    return problems
+
+
+def _simulation_problems(s: Any) -> list[str]:
+    problems: list[str] = []
     if s.bitcoin_simulated and s.production:
         problems.append(
             "SHOP_BITCOIN_SIMULATED cannot be enabled in production: its "
