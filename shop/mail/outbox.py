@@ -108,7 +108,9 @@ def on_order_paid(session: Session, event: events.OrderPaid) -> None:
 
 def on_order_shipped(session: Session, event: events.OrderShipped) -> None:
     sealed = event.tracking_sealed
-    tracking = {"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}
+    tracking: dict[str, Any] = (
+        {"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}
+    )
     enqueue(session, event.order(session), SHIPPED, now=event.at, **tracking)
 
 

@@ -1,7 +1,9 @@
 """The only writers of orders: placing, paying, expiring, cancelling, fulfilling, refunding.
 
 Every status change goes through `_transition`, which checks the state machine, stamps the time
-and logs the advance. Functions take a Session and never commit: the caller's scope does.
+and logs the advance; then the change is recorded as an event (orders/events.py), to which what
+other features do about it (ledger, emails, downloads) subscribes. Functions take a Session and
+never commit: the caller's scope does.
 """
 
 from __future__ import annotations
