@@ -10,7 +10,7 @@ the order of the events (the payment's email is queued before anything about the
 
 Subscriptions are made in one place, shop/subscribers.py, which create_app calls: so the web
 app, `shop worker` and every CLI command have the same ones, in the same order. A feature that
-wants to act on an order adds a function there and leaves the order service alone.
+wants to act on an order adds a row there and leaves the order service alone.
 """
 
 from __future__ import annotations
