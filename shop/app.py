@@ -39,6 +39,7 @@ from shop.privacy import setup as privacy
 from shop.privacy.views import bp as privacy_bp
 from shop.refunds.views import bp as refunds_bp
 from shop.resources import resource_dir
+from shop.subscribers import connect as connect_subscribers
 from shop.web import context, i18n, security
 from shop.web.context import db_session
 
@@ -48,6 +49,7 @@ def create_app(
 ) -> Flask:
     """Build the app. `config` overrides settings (tests); `environ` replaces os.environ."""
     settings = resolve_secrets(load_settings(environ, config))
+    connect_subscribers()  # what an order's changes set off (ledger, emails, downloads)
     app = Flask(
         "shop",
         template_folder=str(resource_dir("templates")),

@@ -277,19 +277,25 @@ def _validate(s: Settings) -> list[str]:
         problems.append(f"SHOP_LOG_FORMAT must be text or json (got {s.log_format!r})")
     for section in _SECTIONS:
         problems += section(s)
-    if s.production:
-        if s.secret_key in KNOWN_UNSAFE_SECRETS or len(s.secret_key) < 32:
-            problems.append(
-                "SHOP_SECRET_KEY must be set to a random value of at least 32 characters in "
-                "production (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-            )
-        if s.demo_payments:
-            problems.append(
-                "SHOP_DEMO_PAYMENTS cannot be enabled in production: it lets anyone "
-                "mark an order paid"
-            )
-        if s.base_url and not s.base_url.startswith("https://"):
-            problems.append("SHOP_BASE_URL must use https in production")
+    return problems + _validate_production(s)
+
+
+def _validate_production(s: Settings) -> list[str]:
+    """What a shop open to customers must not run with."""
+    if not s.production:
+        return []
+    problems = []
+    if s.secret_key in KNOWN_UNSAFE_SECRETS or len(s.secret_key) < 32:
+        problems.append(
+            "SHOP_SECRET_KEY must be set to a random value of at least 32 characters in "
+            "production (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    if s.demo_payments:
+        problems.append(
+            "SHOP_DEMO_PAYMENTS cannot be enabled in production: it lets anyone mark an order paid"
+        )
+    if s.base_url and not s.base_url.startswith("https://"):
+        problems.append("SHOP_BASE_URL must use https in production")
     return problems
 
 

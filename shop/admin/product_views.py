@@ -20,7 +20,6 @@ from shop.admin.images import ImageRejected, thumbnail_name
 from shop.catalog.models import DIGITAL, Product, ProductImage, Variant
 from shop.downloads import service as downloads
 from shop.money import Money
-from shop.orders import service as orders
 from shop.web.context import db_session, settings
 
 
@@ -302,7 +301,7 @@ def product_file_upload(product_id: int):
         except ValueError as exc:
             flash(str(exc), "error")
         else:
-            delivered = orders.deliver_new_file(db_session(), product.id)
+            delivered = downloads.deliver_new_file(db_session(), product.id)
             flash(
                 _("Download file saved.")
                 + (

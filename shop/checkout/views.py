@@ -246,21 +246,8 @@ def _why_total_changed(form: CheckoutForm, chosen, shown: int | None, total: int
     )
 
 
-@bp.route("", methods=["GET", "POST"])
-def checkout():
-    placed = orders.get_by_checkout_token(
-        db_session(), request.form.get(_TOKEN, "") or session.get(_TOKEN) or ""
-    )
-    if placed is not None:
-        return _to_placed_order(placed)
-    # Shipping rates change rarely: share them between requests as briefly as the catalog.
-    use_zones(
-        db_session(), catalog_cache().get(("shipping-zones",), lambda: load_zones(db_session()))
-    )
-    use_tax_classes(
-        db_session(), catalog_cache().get(("tax-classes",), lambda: load_tax_classes(db_session()))
-    )
-    review = review_cart(db_session(), load_cart(session))
+def _back_to_cart(review):
+    """To the cart, saying why, if the cart cannot be checked out as it is; else None."""
     if review.problems:
         for problem in review.problems:
             flash(str(problem), "warning")
@@ -269,16 +256,12 @@ def checkout():
     if not review.lines:
         flash(_("Your cart is empty."), "warning")
         return redirect(url_for("cart.show"), 303)
+    return None
 
-    if not available_methods(payment_methods()):
-        # Say so before the customer types an address for an order that cannot be paid.
-        return render_template("checkout/closed.html", review=review), 503
 
-    form = CheckoutForm()
-    options = _prepare(form, review)
-    if request.method == "GET" or form.refresh.data:
-        return _render(form, review, options)
-    # Every problem at once (payment choice, address, consent): one round trip to fix them all.
+def _complete(form: CheckoutForm, review, options) -> bool:
+    """Validate the form and mark every problem at once (payment choice, address, consent):
+    one round trip to fix them all."""
     valid = form.validate()
     if review.requires_shipping:
         missing = [f for f in form.ADDRESS_FIELDS if not (getattr(form, f).data or "").strip()]
@@ -301,37 +284,73 @@ def checkout():
             ),
         ]
         valid = False
-    if not valid:
-        return _render(form, review, options, 400)
+    return valid
 
+
+def _shown_total(form: CheckoutForm) -> int | None:
+    """The total the page showed the customer (None if the form did not carry one)."""
+    return int(form.shown_total.data) if (form.shown_total.data or "").isdigit() else None
+
+
+def _order_request(form: CheckoutForm, review, shown: int | None) -> orders.PlaceOrder:
     def clean(name: str) -> str | None:
         value = (getattr(form, name).data or "").strip()
         return value or None
 
-    shown = int(form.shown_total.data) if (form.shown_total.data or "").isdigit() else None
+    return orders.PlaceOrder(
+        cart=load_cart(session),
+        country=form.country.data,
+        payment_method=form.payment_method.data,
+        currency=settings().currency,
+        expiry_minutes=settings().order_expiry_minutes,
+        shipping_rate_id=form.shipping_rate.data,
+        checkout_token=form.checkout_token.data or _checkout_token(),
+        shown_total=-1 if shown is None else shown,
+        locale=i18n.locale(),
+        digital_consent=bool(form.digital_consent.data) and review.has_digital,
+        contact=orders.ContactDetails(
+            email=clean("email"),
+            name=clean("name"),
+            street=clean("street"),
+            postal_code=clean("postal_code"),
+            city=clean("city"),
+        ),
+    )
+
+
+@bp.route("", methods=["GET", "POST"])
+def checkout():
+    placed = orders.get_by_checkout_token(
+        db_session(), request.form.get(_TOKEN, "") or session.get(_TOKEN) or ""
+    )
+    if placed is not None:
+        return _to_placed_order(placed)
+    # Shipping rates change rarely: share them between requests as briefly as the catalog.
+    use_zones(
+        db_session(), catalog_cache().get(("shipping-zones",), lambda: load_zones(db_session()))
+    )
+    use_tax_classes(
+        db_session(), catalog_cache().get(("tax-classes",), lambda: load_tax_classes(db_session()))
+    )
+    review = review_cart(db_session(), load_cart(session))
+    back = _back_to_cart(review)
+    if back is not None:
+        return back
+
+    if not available_methods(payment_methods()):
+        # Say so before the customer types an address for an order that cannot be paid.
+        return render_template("checkout/closed.html", review=review), 503
+
+    form = CheckoutForm()
+    options = _prepare(form, review)
+    if request.method == "GET" or form.refresh.data:
+        return _render(form, review, options)
+    if not _complete(form, review, options):
+        return _render(form, review, options, 400)
+
+    shown = _shown_total(form)
     try:
-        order = orders.place_order(
-            db_session(),
-            orders.PlaceOrder(
-                cart=load_cart(session),
-                country=form.country.data,
-                payment_method=form.payment_method.data,
-                currency=settings().currency,
-                expiry_minutes=settings().order_expiry_minutes,
-                shipping_rate_id=form.shipping_rate.data,
-                checkout_token=form.checkout_token.data or _checkout_token(),
-                shown_total=-1 if shown is None else shown,
-                locale=i18n.locale(),
-                digital_consent=bool(form.digital_consent.data) and review.has_digital,
-                contact=orders.ContactDetails(
-                    email=clean("email"),
-                    name=clean("name"),
-                    street=clean("street"),
-                    postal_code=clean("postal_code"),
-                    city=clean("city"),
-                ),
-            ),
-        )
+        order = orders.place_order(db_session(), _order_request(form, review, shown))
     except orders.AlreadyPlaced as exc:
         db_session().rollback()
         placed = orders.get_by_checkout_token(db_session(), exc.checkout_token)

@@ -17,7 +17,10 @@ from sqlalchemy.orm import Session
 from shop.catalog.models import DIGITAL, Product, Variant
 from shop.db import rowcount, utcnow
 from shop.downloads.models import DigitalFile, DownloadGrant
+from shop.i18n import N_
 from shop.i18n import lazy_gettext as _l
+from shop.orders import events
+from shop.orders import service as orders
 from shop.orders.models import Order, OrderLine
 from shop.orders.states import OrderStatus
 
@@ -166,6 +169,41 @@ def grant_for_paid_order(session: Session, order: Order, now: datetime | None = 
             )
     session.flush()
     return len(digital) == len(order.lines) and len(files) == len(product_ids)
+
+
+def deliver_on_payment(session: Session, event: events.OrderPaid) -> None:
+    """Subscriber (shop/subscribers.py): a paid order gets its download links, and an order
+    the downloads alone complete is fulfilled."""
+    order = event.order(session)
+    if grant_for_paid_order(session, order, event.at) and not order.requires_shipping:
+        orders.fulfil(
+            session,
+            order,
+            N_("Downloads ready: fulfilled automatically"),
+            event.at,
+            stock_reason=N_("Delivered as a download"),
+        )
+
+
+def deliver_new_file(session: Session, product_id: int, now: datetime | None = None) -> int:
+    """A file was added to a digital product: orders already paid for it get their download
+    now, and an order the downloads alone complete is fulfilled. Returns how many orders."""
+    now = now or utcnow()
+    entitled = paid_orders_of(session, product_id)
+    for order in entitled:
+        if (
+            grant_for_paid_order(session, order, now)
+            and not order.requires_shipping
+            and order.state == OrderStatus.PAID
+        ):
+            orders.fulfil(
+                session,
+                order,
+                N_("Downloads ready: fulfilled"),
+                now,
+                stock_reason=N_("Delivered as a download"),
+            )
+    return len(entitled)
 
 
 @dataclass(frozen=True)

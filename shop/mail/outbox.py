@@ -34,6 +34,7 @@ from shop.legal.service import PAGES
 from shop.mail import smtp
 from shop.mail.models import DROPPED, FAILED, PENDING, SENT, OutboxMessage
 from shop.money import format_money
+from shop.orders import events
 from shop.orders.consent import wording
 from shop.orders.models import Order
 from shop.privacy.keys import session_settings
@@ -96,6 +97,44 @@ def enqueue(
     )
     session.add(message)
     return message
+
+
+# ---------------------------------------------------------------- what orders tell the customer
+# Subscribers of the order's events (shop/subscribers.py), queued in the transition's transaction.
+
+
+def on_order_placed(session: Session, event: events.OrderPlaced) -> None:
+    enqueue(session, event.order(session), ORDER_RECEIVED, has_email=event.has_email, now=event.at)
+
+
+def on_order_paid(session: Session, event: events.OrderPaid) -> None:
+    enqueue(session, event.order(session), PAYMENT_RECEIVED, now=event.at)
+
+
+def on_order_shipped(session: Session, event: events.OrderShipped) -> None:
+    sealed = event.tracking_sealed
+    tracking: dict[str, Any] = (
+        {"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}
+    )
+    enqueue(session, event.order(session), SHIPPED, now=event.at, **tracking)
+
+
+def on_order_cancelled(session: Session, event: events.OrderCancelled) -> None:
+    # The customer hears it from the shop, with the reason the merchant gave.
+    enqueue(session, event.order(session), ORDER_CANCELLED, reason=event.reason[:300], now=event.at)
+
+
+def on_order_refunded(session: Session, event: events.OrderRefunded) -> None:
+    # The email states this refund as it was made, not as the order is when the worker sends it.
+    enqueue(
+        session,
+        event.order(session),
+        REFUND_ISSUED,
+        amount=event.amount,
+        refunded=event.refunded,
+        paid=event.paid,
+        now=event.at,
+    )
 
 
 # The customer's "send me the link" button: one email every few minutes, a few a day, so the

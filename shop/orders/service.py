@@ -1,17 +1,18 @@
 """The only writers of orders: placing, paying, expiring, cancelling, fulfilling, refunding.
 
 Every status change goes through `_transition`, which checks the state machine, stamps the time
-and logs the advance. Functions take a Session and never commit: the caller's scope does.
+and logs the advance; then the change is recorded as an event (orders/events.py), to which what
+other features do about it (ledger, emails, downloads) subscribes. Functions take a Session and
+never commit: the caller's scope does.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,11 +23,10 @@ from shop.cart.service import forget_review, localize_lines, review_cart, shippi
 from shop.cart.storage import CartLine
 from shop.catalog.models import DIGITAL, StockAdjustment, Variant
 from shop.db import insert_for, rowcount, utcnow
-from shop.downloads import service as downloads
 from shop.i18n import N_, Text
 from shop.i18n import lazy_gettext as _l
-from shop.mail import outbox
 from shop.orders import consent as digital_consent
+from shop.orders import events
 from shop.orders.models import (
     Order,
     OrderEvent,
@@ -44,7 +44,6 @@ from shop.orders.states import (
     check_transition,
 )
 from shop.payments.base import PaymentEvent, PaymentEventKind
-from shop.privacy import ledger
 from shop.privacy.store import ContactDetails, seal, set_contact
 
 S = OrderStatus
@@ -136,9 +135,18 @@ _STAMP = {
 }
 
 
+class _Change(TypedDict):
+    """What every status change's event carries (events.StatusChanged)."""
+
+    order_id: int
+    at: datetime
+    from_status: OrderStatus
+    to_status: OrderStatus
+
+
 def _transition(
     session: Session, order: Order, target: OrderStatus, note: str, now: datetime
-) -> None:
+) -> _Change:
     current = order.state
     check_transition(current, target)
     order.status = target.value
@@ -149,6 +157,7 @@ def _transition(
             order=order, at=now, from_status=current.value, to_status=target.value, note=note
         )
     )
+    return {"order_id": order.id, "at": now, "from_status": current, "to_status": target}
 
 
 def _flag(session: Session, order: Order, message: str, now: datetime) -> None:
@@ -194,8 +203,8 @@ def refuses_without_consent(session: Session) -> bool:
     )
 
 
-def place_order(session: Session, request: PlaceOrder, now: datetime | None = None) -> Order:
-    now = now or utcnow()
+def _reviewed_cart(session: Session, request: PlaceOrder):
+    """The cart as the catalog prices it now; raises if it cannot be ordered as it is."""
     if request.checkout_token and get_by_checkout_token(session, request.checkout_token):
         raise AlreadyPlaced(request.checkout_token)
     if not request.cart:
@@ -205,23 +214,47 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         raise CartChanged(review.problems, review.adjusted)
     if not review.lines:
         raise EmptyCart()
+    return review
+
+
+def _chosen_shipping(
+    session: Session, request: PlaceOrder, goods_total: int, required: bool
+) -> tuple[int, int, str | None, str]:
+    """(price, VAT rate, VAT country, name) of the shipping the customer chose, if the goods
+    need any; raises ShippingUnavailable if that is not one offered to the country."""
+    if not required:
+        return 0, 0, None, ""
+    options = {o.rate_id: o for o in shipping_options(session, request.country, goods_total)}
+    option = options.get(request.shipping_rate_id or -1)
+    if option is None:
+        raise ShippingUnavailable()
+    return option.price, option.tax_rate_bp, option.tax_country, option.name
+
+
+def _placed_note(digital: bool, consented: bool) -> str:
+    # Message ids: the order page shows the history translated.
+    if consented:
+        return N_("Order placed; the customer agreed to immediate delivery of the digital content")
+    if digital:
+        return N_(
+            "Order placed; no consent to immediate delivery: downloads start when the "
+            "14-day withdrawal period has ended"
+        )
+    return N_("Order placed")
+
+
+def place_order(session: Session, request: PlaceOrder, now: datetime | None = None) -> Order:
+    now = now or utcnow()
+    review = _reviewed_cart(session, request)
     digital = any(line.kind == DIGITAL for line in review.lines)
     consented = digital and request.digital_consent
     if digital and not consented and refuses_without_consent(session):
         raise ConsentMissing()
 
     lines = localize_lines(session, review.lines, request.country)
-    shipping, shipping_tax_bp, shipping_tax_country, shipping_name = 0, 0, None, ""
-    if review.requires_shipping:
-        options = {
-            o.rate_id: o
-            for o in shipping_options(session, request.country, sum(line.total for line in lines))
-        }
-        option = options.get(request.shipping_rate_id or -1)
-        if option is None:
-            raise ShippingUnavailable()
-        shipping, shipping_tax_bp, shipping_name = option.price, option.tax_rate_bp, option.name
-        shipping_tax_country = option.tax_country
+    shipping, shipping_tax_bp, shipping_tax_country, shipping_name = _chosen_shipping(
+        session, request, sum(line.total for line in lines), review.requires_shipping
+    )
     totals = compute_totals(lines, shipping, shipping_tax_bp, shipping_tax_country)
     if request.shown_total is not None and totals.total != request.shown_total:
         raise TotalChanged(request.shown_total, totals.total)
@@ -277,15 +310,7 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         # Digital goods need no postal address: never keep one even if a form sent it.
         contact = ContactDetails(email=contact.email)
     session.add(order)
-    # Message ids: the order page shows the history translated.
-    note = N_("Order placed")
-    if consented:
-        note = N_("Order placed; the customer agreed to immediate delivery of the digital content")
-    elif digital:
-        note = N_(
-            "Order placed; no consent to immediate delivery: downloads start when the "
-            "14-day withdrawal period has ended"
-        )
+    note = _placed_note(digital, consented)
     session.add(
         OrderEvent(order=order, at=now, from_status=None, to_status=order.status, note=note)
     )
@@ -300,7 +325,9 @@ def place_order(session: Session, request: PlaceOrder, now: datetime | None = No
         raise
     if not contact.is_empty():
         set_contact(session, order, contact)  # flushes; encrypted under the order's own data key
-    outbox.enqueue(session, order, outbox.ORDER_RECEIVED, has_email=bool(contact.email), now=now)
+    events.record(
+        session, events.OrderPlaced(order_id=order.id, at=now, has_email=bool(contact.email))
+    )
     return order
 
 
@@ -573,30 +600,8 @@ def mark_paid(session: Session, order: Order, note: str = "", now: datetime | No
             line.stock_state = St.COMMITTED.value
         _flush_states(session)
     _commit(session, order)
-    _transition(session, order, S.PAID, note or N_("Payment received"), now)
-    ledger.record_sale(session, order, now)
-    outbox.enqueue(session, order, outbox.PAYMENT_RECEIVED, now=now)
-    if downloads.grant_for_paid_order(session, order, now) and not order.requires_shipping:
-        _transition(
-            session, order, S.FULFILLED, N_("Downloads ready: fulfilled automatically"), now
-        )
-        _take_shipped(session, order, N_("Delivered as a download"), now)
-
-
-def deliver_new_file(session: Session, product_id: int, now: datetime | None = None) -> int:
-    """A file was added to a digital product: orders already paid for it get their download
-    now, and an order the downloads alone complete is fulfilled. Returns how many orders."""
-    now = now or utcnow()
-    orders = downloads.paid_orders_of(session, product_id)
-    for order in orders:
-        if (
-            downloads.grant_for_paid_order(session, order, now)
-            and not order.requires_shipping
-            and order.state == S.PAID
-        ):
-            _transition(session, order, S.FULFILLED, N_("Downloads ready: fulfilled"), now)
-            _take_shipped(session, order, N_("Delivered as a download"), now)
-    return len(orders)
+    paid = _transition(session, order, S.PAID, note or N_("Payment received"), now)
+    events.record(session, events.OrderPaid(**paid))
 
 
 def expire(
@@ -606,8 +611,9 @@ def expire(
     note: str = N_("Not paid in time; items released"),
 ) -> None:
     now = now or utcnow()
-    _transition(session, order, S.EXPIRED, note, now)
+    expired = _transition(session, order, S.EXPIRED, note, now)
     _release(session, order, StockChoice.KEEP, "", now)
+    events.record(session, events.OrderExpired(**expired))
 
 
 def extend_reservation(
@@ -644,7 +650,7 @@ def cancel(
     """Cancel an unpaid order. Its units go back in stock, or (``restock=False``) off the shelf
     when they are gone; either way a stock movement records the reason."""
     now = now or utcnow()
-    _transition(session, order, S.CANCELLED, reason or N_("Cancelled"), now)
+    cancelled = _transition(session, order, S.CANCELLED, reason or N_("Cancelled"), now)
     settle_stock(
         session,
         order,
@@ -652,14 +658,23 @@ def cancel(
         f"cancelled ({reason})" if reason else "cancelled",
         now=now,
     )
-    # The customer hears it from the shop, with the reason the merchant gave.
-    outbox.enqueue(session, order, outbox.ORDER_CANCELLED, reason=reason[:300], now=now)
+    events.record(session, events.OrderCancelled(**cancelled, reason=reason))
 
 
-def fulfil(session: Session, order: Order, note: str = "", now: datetime | None = None) -> None:
+def fulfil(
+    session: Session,
+    order: Order,
+    note: str = "",
+    now: datetime | None = None,
+    *,
+    stock_reason: str = "",
+) -> None:
+    """Fulfilled without a parcel to track; `stock_reason` says why the units left the shelf
+    (default: the note)."""
     now = now or utcnow()
-    _transition(session, order, S.FULFILLED, note or N_("Fulfilled"), now)
-    _take_shipped(session, order, note or "Fulfilled", now)
+    fulfilled = _transition(session, order, S.FULFILLED, note or N_("Fulfilled"), now)
+    _take_shipped(session, order, stock_reason or note or "Fulfilled", now)
+    events.record(session, events.OrderFulfilled(**fulfilled))
 
 
 def ship(session: Session, order: Order, tracking: str = "", now: datetime | None = None) -> None:
@@ -673,19 +688,10 @@ def ship(session: Session, order: Order, tracking: str = "", now: datetime | Non
         if tracking and not order.personal_data_erased_at
         else None
     )
-    _transition(session, order, S.FULFILLED, N_("Shipped"), now)
+    shipped = _transition(session, order, S.FULFILLED, N_("Shipped"), now)
     _take_shipped(session, order, f"Order {order.number} shipped", now)
     session.add(Shipment(order_id=order.id, tracking_sealed=sealed, shipped_at=now))
-    payload: dict[str, Any] = (
-        {"tracking_sealed": base64.b64encode(sealed).decode()} if sealed else {}
-    )
-    outbox.enqueue(
-        session,
-        order,
-        outbox.SHIPPED,
-        now=now,
-        **payload,
-    )
+    events.record(session, events.OrderShipped(**shipped, tracking_sealed=sealed))
 
 
 def resolve_attention(
@@ -707,7 +713,8 @@ def resolve_attention(
 
 
 def close(session: Session, order: Order, now: datetime | None = None) -> None:
-    _transition(session, order, S.CLOSED, N_("Closed"), now or utcnow())
+    closed = _transition(session, order, S.CLOSED, N_("Closed"), now or utcnow())
+    events.record(session, events.OrderClosed(**closed))
 
 
 def record_refund(
@@ -724,22 +731,20 @@ def record_refund(
         raise OrderError("a refund must be positive and at most what was paid")
     order.amount_refunded += amount
     target = S.REFUNDED if order.amount_refunded >= order.amount_paid else S.PARTIALLY_REFUNDED
-    _transition(session, order, target, note or N_("Refund issued"), now)
+    refunded = _transition(session, order, target, note or N_("Refund issued"), now)
     if target == S.REFUNDED:
         # Nothing of a fully refunded order ships any more: unless the merchant chose otherwise
         # (settle_stock before the refund), its unshipped units are for sale again.
         settle_stock(session, order, StockChoice.RESTOCK, "refunded in full", now=now)
-    if order.paid_at is not None:  # no sale was booked for money that came after the order ended
-        ledger.record_refund(session, order, amount, now, reference=reference)
-    # The email states this refund as it is now, not as the order is when the worker sends it.
-    outbox.enqueue(
+    events.record(
         session,
-        order,
-        outbox.REFUND_ISSUED,
-        amount=amount,
-        refunded=order.amount_refunded,
-        paid=order.amount_paid,
-        now=now,
+        events.OrderRefunded(
+            **refunded,
+            amount=amount,
+            refunded=order.amount_refunded,
+            paid=order.amount_paid,
+            reference=reference,
+        ),
     )
 
 
@@ -772,12 +777,15 @@ def _money_back_and_forth(
     _flag(session, order, event.note or f"{event.provider}: {event.kind.value}", now)
     if event.kind == PaymentEventKind.REFUND_FAILED:
         order.amount_refunded = max(0, order.amount_refunded - event.amount)
-    if order.paid_at is None or event.amount <= 0:
-        return
-    if event.kind == PaymentEventKind.CHARGEBACK:
-        ledger.record_refund(session, order, event.amount, now)
-    else:
-        ledger.record_reversal(session, order, event.amount, now)
+    moved = _MONEY_MOVED[event.kind]
+    events.record(session, moved(order_id=order.id, at=now, amount=event.amount))
+
+
+_MONEY_MOVED: dict[PaymentEventKind, type[events.MoneyMoved]] = {
+    PaymentEventKind.CHARGEBACK: events.ChargebackReceived,
+    PaymentEventKind.CHARGEBACK_REVERSED: events.ChargebackReversed,
+    PaymentEventKind.REFUND_FAILED: events.RefundFailed,
+}
 
 
 @dataclass(frozen=True)

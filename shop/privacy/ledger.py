@@ -1,7 +1,7 @@
 """The bookkeeping ledger: one immutable record per sale and per refund, with nothing personal.
 
-orders.service calls ``record_sale`` when an order becomes paid and ``record_refund`` for every
-refund, inside the same transaction. Records are never updated (triggers + ORM guard in
+The order's events book a sale when it becomes paid and a refund entry for every refund
+(``book_sale`` and the other subscribers below), inside the transition's transaction. Records are never updated (triggers + ORM guard in
 shop/privacy/models.py); a correction is a new entry. The purge deletes entries only after the
 fiscal retention period (``SHOP_LEDGER_RETENTION_YEARS`` full calendar years after the year of
 the entry).
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from shop.db import rowcount
 from shop.money import currency_exponent, vat_included
+from shop.orders import events
 from shop.orders.models import Order, PaymentRecord
 from shop.privacy.models import LedgerDay, LedgerEntry, LedgerLine, LedgerRate
 
@@ -258,6 +259,35 @@ def record_reversal(session: Session, order: Order, amount: int, now: datetime) 
     session.add(entry)
     session.flush()
     return entry
+
+
+# ---------------------------------------------------------------- what orders tell the ledger
+# Subscribers of the order's events (shop/subscribers.py): they run in the transition's
+# transaction, so a sale or refund is booked exactly when the order changes.
+
+
+def book_sale(session: Session, event: events.OrderPaid) -> None:
+    record_sale(session, event.order(session), event.at)
+
+
+def book_refund(session: Session, event: events.OrderRefunded) -> None:
+    order = event.order(session)
+    if order.paid_at is not None:  # no sale was booked for money that came after the order ended
+        record_refund(session, order, event.amount, event.at, reference=event.reference)
+
+
+def book_chargeback(session: Session, event: events.ChargebackReceived) -> None:
+    order = event.order(session)
+    if order.paid_at is not None and event.amount > 0:
+        record_refund(session, order, event.amount, event.at)
+
+
+def book_money_back(
+    session: Session, event: events.ChargebackReversed | events.RefundFailed
+) -> None:
+    order = event.order(session)
+    if order.paid_at is not None and event.amount > 0:
+        record_reversal(session, order, event.amount, event.at)
 
 
 # ---------------------------------------------------------------- reading

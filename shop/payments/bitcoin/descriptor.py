@@ -270,14 +270,9 @@ def _derivation_text(path: list[int]) -> str:
     return "".join(f"/{step}" for step in path)
 
 
-def parse_watch_only(text: str, network: str) -> WatchOnlyDescriptor:
-    """Parse what the merchant pasted into a watch-only descriptor for ``network``.
-
-    ``network`` is one of "main", "test", "signet", "regtest". Raises
-    DescriptorError (a ValueError) with a merchant-facing message.
-    """
-    if network not in SUPPORTED_NETWORKS:
-        raise ValueError(f"unknown network {network!r}; expected one of {SUPPORTED_NETWORKS}")
+def _descriptor_body(text: str, network: str) -> str:
+    """The descriptor (without checksum) that what the merchant pasted stands for: a bare
+    extended key becomes its descriptor; anything carrying a private key is refused."""
     if not isinstance(text, str):
         raise DescriptorError("Paste an extended public key or an output descriptor.")
     # Copying from wallets and PDFs often wraps long keys across lines;
@@ -289,13 +284,16 @@ def parse_watch_only(text: str, network: str) -> WatchOnlyDescriptor:
     if secret is not None:
         raise DescriptorError(PRIVATE_KEY_MESSAGE.format(what=secret))
 
-    if "(" not in cleaned:
-        if "#" in cleaned:
-            raise DescriptorError("A checksum '#...' only belongs after a full descriptor.")
-        body = _bare_key_descriptor(cleaned, network)
-    else:
-        body = _split_checksum(cleaned)
+    if "(" in cleaned:
+        return _split_checksum(cleaned)
+    if "#" in cleaned:
+        raise DescriptorError("A checksum '#...' only belongs after a full descriptor.")
+    return _bare_key_descriptor(cleaned, network)
 
+
+def _checked_kind(body: str) -> Kind:
+    """The descriptor's kind, if it is one the shop can watch: a single key, derivable
+    without the private key."""
     kind: Kind | None = None
     for prefix, candidate in _KIND_PREFIXES:
         if body.startswith(prefix):
@@ -321,7 +319,12 @@ def parse_watch_only(text: str, network: str) -> WatchOnlyDescriptor:
             "only the private key can derive. Hardened steps belong in the [origin] part; "
             "after the key use only plain steps such as /0/* or /<0;1>/*."
         )
+    return kind
 
+
+def _wildcard_key(body: str):
+    """The descriptor's public key (embit's DescriptorKey), which must end in a /* wildcard
+    so that every order gets an address of its own."""
     try:
         parsed = Descriptor.from_string(body)
     except Exception:
@@ -341,9 +344,23 @@ def parse_watch_only(text: str, network: str) -> WatchOnlyDescriptor:
             "needs a new address for every order (reusing one address lets anyone link all "
             "your customers' payments). Use a descriptor ending in /* or /<0;1>/*."
         )
-    indexes = list(key.allowed_derivation.indexes)
-    if indexes[-1] is not None:
+    if list(key.allowed_derivation.indexes)[-1] is not None:
         raise DescriptorError("The /* wildcard must be the last step of the derivation path.")
+    return key
+
+
+def parse_watch_only(text: str, network: str) -> WatchOnlyDescriptor:
+    """Parse what the merchant pasted into a watch-only descriptor for ``network``.
+
+    ``network`` is one of "main", "test", "signet", "regtest". Raises
+    DescriptorError (a ValueError) with a merchant-facing message.
+    """
+    if network not in SUPPORTED_NETWORKS:
+        raise ValueError(f"unknown network {network!r}; expected one of {SUPPORTED_NETWORKS}")
+    body = _descriptor_body(text, network)
+    kind = _checked_kind(body)
+    key = _wildcard_key(body)
+    indexes = list(key.allowed_derivation.indexes)
 
     hd = _standard_key(key.key, network, kind)
     branches = key.allowed_derivation.branches

@@ -570,23 +570,7 @@ def evaluate(
 
     changed = before != (d.status, d.exception)
     if changed:
-        invoice.revision += 1
-        invoice.status, invoice.exception = d.status.value, d.exception.value
-        if d.status == Status.SETTLED and invoice.settled_at is None:
-            invoice.settled_at = now
-        session.add(
-            BitcoinInvoiceEvent(
-                invoice=invoice,
-                at=now,
-                from_state=_state_text(*before),
-                to_state=_state_text(d.status, d.exception),
-                note=(
-                    f"{d.received} of {invoice.amount_sats} sats received, {d.confirmed} in the "
-                    f"chain, {d.credited} final"
-                    + (" (accepted unconfirmed)" if d.zero_conf else "")
-                )[:500],
-            )
-        )
+        _record_change(session, invoice, before, d, now)
     rev = invoice.revision
     if d.status == Status.SETTLED and not invoice.paid_reported:
         invoice.paid_reported = True
@@ -613,26 +597,7 @@ def evaluate(
             f"The reverted bitcoin payment is confirmed again ({d.credited} of "
             f"{invoice.amount_sats} sats final).",
         )
-    if d.status == Status.PROCESSING and order.state == OrderStatus.PENDING_PAYMENT:
-        # Paid but not yet final: a slow confirmation must not release the stock.
-        orders.extend_reservation(
-            session,
-            order,
-            max(invoice.monitor_until, now),
-            "Stock held until the Bitcoin payment confirms",
-            now,
-        )
-    if (
-        d.status == Status.INVALID
-        and d.exception == Exc.MARKED
-        and order.state == OrderStatus.PENDING_PAYMENT
-    ):
-        orders.cancel(
-            session,
-            order,
-            f"Bitcoin payment marked invalid by the merchant: {invoice.mark_reason}",
-            now,
-        )
+    _hold_or_give_up_stock(session, invoice, order, d, now)
     for p in invoice.payments:
         if p.status == "removed":
             event(
@@ -658,20 +623,77 @@ def evaluate(
         for i, line in enumerate(x for x in wanted if x not in raised):
             event(PaymentEventKind.ATTENTION, f"r{rev}:flag:{i}", line)
         invoice.flags = "\n".join(wanted)
-    repeatable = [e.key for e in events if e.kind == PaymentEventKind.PENDING]
-    if repeatable:
-        # Most re-evaluations repeat what was already said: skip those without a failed insert.
-        known = set(
-            session.scalars(
-                select(PaymentRecord.key).where(
-                    PaymentRecord.provider == PROVIDER, PaymentRecord.key.in_(repeatable)
-                )
-            )
-        )
-        events = [e for e in events if e.key not in known]
+    events = _not_said_yet(session, events)
     for e in events:
         orders.apply_payment_event(session, e, now)
     return events
+
+
+def _record_change(
+    session: Session,
+    invoice: BitcoinInvoice,
+    before: tuple[Status, Exc],
+    d: Decision,
+    now: datetime,
+) -> None:
+    """The invoice takes the status decided; its history says what the chain showed."""
+    invoice.revision += 1
+    invoice.status, invoice.exception = d.status.value, d.exception.value
+    if d.status == Status.SETTLED and invoice.settled_at is None:
+        invoice.settled_at = now
+    session.add(
+        BitcoinInvoiceEvent(
+            invoice=invoice,
+            at=now,
+            from_state=_state_text(*before),
+            to_state=_state_text(d.status, d.exception),
+            note=(
+                f"{d.received} of {invoice.amount_sats} sats received, {d.confirmed} in the "
+                f"chain, {d.credited} final" + (" (accepted unconfirmed)" if d.zero_conf else "")
+            )[:500],
+        )
+    )
+
+
+def _hold_or_give_up_stock(
+    session: Session, invoice: BitcoinInvoice, order: Order, d: Decision, now: datetime
+) -> None:
+    """An unpaid order keeps its stock while its payment confirms, and lets it go when the
+    merchant marks the payment invalid."""
+    if order.state != OrderStatus.PENDING_PAYMENT:
+        return
+    if d.status == Status.PROCESSING:
+        # Paid but not yet final: a slow confirmation must not release the stock.
+        orders.extend_reservation(
+            session,
+            order,
+            max(invoice.monitor_until, now),
+            "Stock held until the Bitcoin payment confirms",
+            now,
+        )
+    elif d.status == Status.INVALID and d.exception == Exc.MARKED:
+        orders.cancel(
+            session,
+            order,
+            f"Bitcoin payment marked invalid by the merchant: {invoice.mark_reason}",
+            now,
+        )
+
+
+def _not_said_yet(session: Session, events: list[PaymentEvent]) -> list[PaymentEvent]:
+    """Most re-evaluations repeat what was already said: drop the repeatable notes already
+    recorded, without a failed insert each."""
+    repeatable = [e.key for e in events if e.kind == PaymentEventKind.PENDING]
+    if not repeatable:
+        return events
+    known = set(
+        session.scalars(
+            select(PaymentRecord.key).where(
+                PaymentRecord.provider == PROVIDER, PaymentRecord.key.in_(repeatable)
+            )
+        )
+    )
+    return [e for e in events if e.key not in known]
 
 
 def _state_text(status: Status, exception: Exc) -> str:

@@ -98,6 +98,16 @@ def descriptor_from(settings: Settings) -> WatchOnlyDescriptor | None:
 
 
 def validate(s: Settings) -> list[str]:
+    return [
+        *_wallet_problems(s),
+        *_node_problems(s),
+        *_policy_problems(s),
+        *_simulation_problems(s),
+    ]
+
+
+def _wallet_problems(s: Settings) -> list[str]:
+    """The descriptor, its network, and the node it needs."""
     problems: list[str] = []
     if s.bitcoin_network not in SUPPORTED_NETWORKS:
         problems.append(
@@ -121,6 +131,12 @@ def validate(s: Settings) -> list[str]:
                 f"SHOP_BITCOIN_NETWORK is {s.bitcoin_network!r} in production: test "
                 "coins are worthless, so orders would be marked paid for nothing"
             )
+    return problems
+
+
+def _node_problems(s: Settings) -> list[str]:
+    """How the shop reaches the node: RPC and the ZMQ notifications."""
+    problems: list[str] = []
     if s.bitcoin_rpc_url:
         try:
             NodeClient(s.bitcoin_rpc_url, s.bitcoin_rpc_cookie or None)
@@ -138,6 +154,12 @@ def validate(s: Settings) -> list[str]:
             problems.append(
                 f"{name} must be a ZMQ endpoint such as tcp://127.0.0.1:28332 (got {value!r})"
             )
+    return problems
+
+
+def _policy_problems(s: Settings) -> list[str]:
+    """The numbers of the payment policy and the polling."""
+    problems: list[str] = []
     if not 1 <= s.bitcoin_payment_window_minutes <= 24 * 60:
         problems.append("SHOP_BITCOIN_PAYMENT_WINDOW_MINUTES must be between 1 and 1440")
     if not 1 <= s.bitcoin_confirmations <= 100:
@@ -156,6 +178,11 @@ def validate(s: Settings) -> list[str]:
         problems.append("SHOP_BITCOIN_GAP_LIMIT must be between 1 and 10000")
     if not 0.1 <= s.bitcoin_poll_seconds <= 3600:
         problems.append("SHOP_BITCOIN_POLL_SECONDS must be between 0.1 and 3600")
+    return problems
+
+
+def _simulation_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
     if s.bitcoin_simulated and s.production:
         problems.append(
             "SHOP_BITCOIN_SIMULATED cannot be enabled in production: its "

@@ -37,6 +37,7 @@ from shop.payments.stripe.client import (
     CardGatewayIdempotencyConflict,
     CardGatewayRejected,
     CardGatewayUnavailable,
+    CheckoutSessionInfo,
     CheckoutSessionState,
     LineItem,
     RefundInfo,
@@ -358,10 +359,25 @@ def start_checkout(
             database, gateway, attempt_id, session_id, old_request, success_url, cancel_url, now
         )
 
+    info, request = _create_page(database, gateway, order_id, request, success_url, cancel_url, now)
+    return _record_page(database, order_id, request, info, now)
+
+
+def _create_page(
+    database: Database,
+    gateway: StripeGateway,
+    order_id: int,
+    request: _CheckoutRequest,
+    success_url: str,
+    cancel_url: str,
+    now: datetime,
+) -> tuple[CheckoutSessionInfo, _CheckoutRequest]:
+    """Have Stripe create the attempt's Checkout Session (no transaction open meanwhile).
+    Returns the session and the request it answers: a fresh attempt's if the first one's
+    idempotency key turned out to be stale."""
     for _ in range(2):
         try:
-            info = _create(gateway, request, success_url, cancel_url)
-            break
+            return _create(gateway, request, success_url, cancel_url), request
         except CardGatewayIdempotencyConflict:
             # This attempt's key was used for a different request (the shop's address or
             # catalog names changed in between): the old request never produced a page the
@@ -382,10 +398,20 @@ def start_checkout(
             log.error("Stripe refused a Checkout Session: %s", exc)
             _fail(database, request.attempt_id, now)
             raise CardCheckoutFailed() from exc
-    else:  # two conflicts in a row cannot come from a stale key
-        _fail(database, request.attempt_id, now)
-        raise CardCheckoutFailed()
+    # Two conflicts in a row cannot come from a stale key.
+    _fail(database, request.attempt_id, now)
+    raise CardCheckoutFailed()
 
+
+def _record_page(
+    database: Database,
+    order_id: int,
+    request: _CheckoutRequest,
+    info: CheckoutSessionInfo,
+    now: datetime,
+) -> CheckoutLink:
+    """The attempt's page is open: record it, and hold the order's stock until it closes.
+    Unless another click or a webhook recorded something first."""
     with database.write_session() as session:
         attempt = session.get(CardPayment, request.attempt_id)
         expires_at = _from_unix(info.expires_at)
