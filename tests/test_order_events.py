@@ -10,10 +10,10 @@ from __future__ import annotations
 import signal
 
 import pytest
-from shop.checkout.service import shipping_options
 from sqlalchemy import func, select
 
 from shop import subscribers
+from shop.cart.service import shipping_options
 from shop.cart.storage import CartLine
 from shop.catalog.models import Variant
 from shop.downloads.models import DownloadGrant
