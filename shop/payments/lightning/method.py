@@ -113,7 +113,9 @@ class LightningPayment:
     def availability(self) -> Availability:
         if not self.configured:
             return Availability(
-                False, "Lightning needs SHOP_LIGHTNING_LND_URL or SHOP_LIGHTNING_CLN_RPC."
+                False,
+                "Lightning needs SHOP_LIGHTNING_LND_URL, SHOP_LIGHTNING_CLN_RPC or "
+                "SHOP_LIGHTNING_CLN_REST_URL.",
             )
         if self.settings.currency != BTC and not self.simulated and self.database is not None:
             session = self.database.sessionmaker()
@@ -151,7 +153,8 @@ class LightningPayment:
                 HealthCheck(
                     "Lightning node",
                     "off",
-                    "Lightning is not set up (SHOP_LIGHTNING_LND_URL or SHOP_LIGHTNING_CLN_RPC).",
+                    "Lightning is not set up (SHOP_LIGHTNING_LND_URL, SHOP_LIGHTNING_CLN_RPC or "
+                    "SHOP_LIGHTNING_CLN_REST_URL).",
                 )
             ]
         if self.simulated:
