@@ -162,6 +162,8 @@ def test_two_requests_at_once_make_one_new_invoice(app, db, method, node):
     finally:
         method.backend.create_invoice = create
     assert len(results) == 2
+    # One made it; the other found it reserved and asks the customer to reload.
+    assert sum("being prepared" in r for r in results) == 1, results
     assert node.invoice_count() == 2  # the first invoice and exactly one replacement
     with db.job_session() as session:
         rows = session.scalar(
