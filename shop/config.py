@@ -163,6 +163,11 @@ class Settings:
     lightning_lnd_macaroon: str = ""
     lightning_lnd_cert: str = ""
     lightning_cln_rpc: str = ""
+    # Core Lightning on another machine: CLNRest's address, a file holding a rune restricted to
+    # the invoice methods, and the certificate CLNRest serves (pinned).
+    lightning_cln_rest_url: str = ""
+    lightning_cln_rune: str = ""
+    lightning_cln_cert: str = ""
     lightning_poll_seconds: float = 30.0
     lightning_timeout_seconds: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -89,6 +89,7 @@ def _workers(session: Session, settings: Settings, now: datetime) -> list[Check]
         f"{_age(w.last_beat, now)}"
         + (f", running {w.current_job}" if w.current_job else "")
         + (", watching the Bitcoin chain" if w.watching_chain else "")
+        + "".join(f", following {name}" for name in w.listening.split(",") if name)
         for w in live
     ]
     if live:

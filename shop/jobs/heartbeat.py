@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # Rows of workers that stopped beating this long ago are deleted (by any live worker).
 PRUNE_AFTER = timedelta(hours=1)
 # A write at most this often (far inside the 60 s staleness floor) unless the worker took or
-# lost the chain watcher: with a short tick on SQLite, a write every tick would compete with
+# lost the chain watcher (or a listener): with a short tick on SQLite, a write every tick would compete with
 # checkouts for the single writer lock.
 BEAT_EVERY = timedelta(seconds=5)
 
@@ -85,22 +85,24 @@ class Heartbeat:
         database: Database,
         jobs: list[str],
         watching: Callable[[], bool] = lambda: False,
+        listening: Callable[[], list[str]] = list,
         clock: Callable[[], datetime] = utcnow,
         worker_id: str | None = None,
     ):
         self.database = database
         self.jobs = ",".join(jobs)[:500]
         self.watching = watching
+        self.listening = listening
         self.clock = clock
         self.worker_id = worker_id or new_worker_id()
         self.started_at = clock()
         self._pruned_at: datetime | None = None
-        self._written: tuple[datetime, bool] | None = None
+        self._written: tuple[datetime, tuple[bool, str]] | None = None
 
     def beat(self, current_job: str = "") -> bool:
         """Record that this worker is alive; returns whether a row was written."""
         now = self.clock()
-        watching = bool(self.watching())
+        watching = (bool(self.watching()), ",".join(self.listening())[:200])
         if (
             self._written is not None
             and self._written[1] == watching
@@ -121,7 +123,7 @@ class Heartbeat:
                     )
                     session.add(row)
                 row.last_beat, row.current_job = now, current_job[:60]
-                row.watching_chain = watching
+                row.watching_chain, row.listening = watching
                 if self._pruned_at is None or now - self._pruned_at >= timedelta(minutes=1):
                     session.execute(
                         delete(WorkerHeartbeat).where(WorkerHeartbeat.last_beat < now - PRUNE_AFTER)

@@ -24,5 +24,8 @@ class WorkerHeartbeat(Base):
     jobs: Mapped[str] = mapped_column(String(500))
     # Holds the chain watcher's advisory lock (on PostgreSQL only one worker does).
     watching_chain: Mapped[bool] = mapped_column(Boolean)
+    # What else it follows and listens to now, holding the lock for it (the payment methods'
+    # listeners, e.g. "the Lightning node"), comma-separated; "" for none.
+    listening: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # Set by a clean exit: the row stays so the admin can say when the last worker stopped.
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -17,6 +17,7 @@ from shop.db import Database
 from shop.jobs.heartbeat import Heartbeat
 from shop.mail.outbox import deliver_due
 from shop.orders import service as orders
+from shop.payments.base import Listener
 from shop.payments.bitcoin.rates import RatesJob
 from shop.payments.bitcoin.watcher import expire_invoices_job, start_watcher
 from shop.payments.registry import start_listeners
@@ -127,15 +128,9 @@ def serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     watcher_thread = start_watcher(database, settings, stop)  # its own loop (ZMQ + poll)
-    watcher = getattr(watcher_thread, "watcher", None)
     listeners = start_listeners(database, settings, stop)  # e.g. a Lightning node's stream
-    names = (
-        [job.name for job in JOBS]
-        + (["chain-watcher"] if watcher_thread else [])
-        + [t.name for t in listeners]
-    )
-    heartbeat = Heartbeat(database, names, watching=lambda: bool(watcher and watcher.watching))
-    log.info("worker id worker_id=%s jobs=%s", heartbeat.worker_id, ",".join(names))
+    heartbeat = heartbeat_for(database, watcher_thread, listeners)
+    log.info("worker id worker_id=%s jobs=%s", heartbeat.worker_id, heartbeat.jobs)
     heartbeat.beat("")
     run_forever(database, settings.worker_interval_seconds, stop, heartbeat=heartbeat)
     for thread in listeners:
@@ -148,6 +143,28 @@ def serve(
     database.dispose()
     log.info("worker stopped worker_id=%s", heartbeat.worker_id)
     return 0
+
+
+def heartbeat_for(
+    database: Database,
+    watcher_thread: threading.Thread | None,
+    listeners: list[threading.Thread],
+) -> Heartbeat:
+    """This worker's heartbeat: its jobs and threads, whether it watches the chain, and which
+    listeners (shop.payments.base.Listener) hold their lock and listen right now."""
+    watcher = getattr(watcher_thread, "watcher", None)
+    followers: list[Listener] = [t.listener for t in listeners if hasattr(t, "listener")]
+    names = (
+        [job.name for job in JOBS]
+        + (["chain-watcher"] if watcher_thread else [])
+        + [t.name for t in listeners]
+    )
+    return Heartbeat(
+        database,
+        names,
+        watching=lambda: bool(watcher and watcher.watching),
+        listening=lambda: [f.follows for f in followers if f.watching],
+    )
 
 
 def _force_exit(grace_seconds: float) -> None:

@@ -63,6 +63,10 @@ class Order(Base):
     # Destination country: needed for VAT bookkeeping, identifies nobody on its own.
     country: Mapped[str] = mapped_column(String(2))
     payment_method: Mapped[str] = mapped_column(String(32))
+    # The method whose money made the order paid, when the backend named it: one payment
+    # request can offer several (a unified Bitcoin request paid over Lightning). NULL: unpaid,
+    # or paid before this was recorded (then it was payment_method).
+    paid_via: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # The language the customer shopped in (de_DE, nl, en): their emails are written in it.
     # NULL for orders from before languages: the store's SHOP_LOCALE.
     locale: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -840,6 +840,7 @@ def apply_payment_event(
         order.amount_paid += event.amount
         if order.state in (S.PENDING_PAYMENT, S.EXPIRED):
             if order.amount_paid >= order.total:
+                order.paid_via = event.method or order.payment_method
                 mark_paid(session, order, event.note or f"Paid via {event.provider}", now)
             else:
                 _flag(

@@ -37,6 +37,10 @@ ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.REFUNDED: frozenset(),
 }
 
+# Paid and not given back: a payment page shows "paid" (perhaps paid another way, e.g. the
+# other half of a unified Bitcoin/Lightning request).
+PAID_STATES = frozenset({S.PAID, S.FULFILLED, S.CLOSED})
+
 
 class StockState(StrEnum):
     """Where an order line's units are. Only RESERVED and COMMITTED hold a variant's stock."""

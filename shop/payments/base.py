@@ -51,6 +51,10 @@ class PaymentEvent:
     currency: str
     reference: str = ""
     note: str = ""
+    # The payment method (its registry code) the money came through, when it may not be the
+    # order's own: a companion that settled another method's request says so. Empty: the
+    # order's method.
+    method: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,17 @@ class Bip21Companion(Protocol):
     ) -> Bip21Part | None:
         """Its part for an on-chain request of `sats` covering `covers` (order currency, minor
         units) at `rate`, valid until `expires_at`; None when it has nothing to add."""
+
+
+class Listener(Protocol):
+    """What a method follows in `shop worker` beside the chain watcher (a node's settlement
+    stream): registry.start_listeners returns threads carrying one as `.listener`, and the
+    worker's heartbeat records which of them this process runs right now."""
+
+    # For the merchant, after "following": e.g. "the Lightning node".
+    follows: str
+    # True while it holds its lock (one worker of several) and listens.
+    watching: bool
 
 
 class PaymentActionError(Exception):

@@ -67,6 +67,7 @@ def export_order_data(session: Session, order: Order, store_name: str = "") -> d
             "destination_country": order.country,
             "shipping_method": order.shipping_method,
             "payment_method": order.payment_method,
+            "paid_via": order.paid_via,
             "placed_at": _iso(order.placed_at),
             "paid_at": _iso(order.paid_at),
             "fulfilled_at": _iso(order.fulfilled_at),

@@ -36,7 +36,13 @@ def _payment(session: Session, order: Order, kind: str) -> tuple[str, str]:
         .order_by(PaymentRecord.id)
     ).all()
     refs = [r.reference or r.key for r in records]
-    return order.payment_method, ", ".join(dict.fromkeys(refs))[:500]
+    return _method(order), ", ".join(dict.fromkeys(refs))[:500]
+
+
+def _method(order: Order) -> str:
+    # What settled the order (a unified request paid over Lightning books as "lightning"); its
+    # refunds are booked under the same method as its sale.
+    return order.paid_via or order.payment_method
 
 
 # Amounts are booked per (rate, country whose VAT it is): an OSS return reports each member
@@ -227,7 +233,7 @@ def record_refund(
         or 0
     )
     rates = _refund_rates(amount, _booked(session, order))
-    method = order.payment_method
+    method = _method(order)
     if not reference:  # older callers: the latest refund the provider reported
         refs = _payment(session, order, "refunded")[1].split(", ")
         reference = refs[-1] if refs else ""

@@ -5,28 +5,46 @@ a blank line ("\\n\\n"), errors as `{"code", "message"}` with lightningd's codes
 label, 904 waitanyinvoice timed out). Commands: `invoice`, `listinvoices`, `waitanyinvoice`,
 `getinfo`, `listpeerchannels`, `listfunds`. Invoices are real BOLT11 signed with a test node key.
 
-Test API: `pay`, `drop_next_wait_mid_message`, `restart`, `set_down`, `calls`.
+With `rest=True` it also serves CLNRest as the node's REST plugin does: HTTPS with a
+self-signed certificate, `POST /v1/<method>` with the JSON parameters as body, the rune in the
+`Rune` header (missing: 403, code 1501; not one this node issued or its restrictions not met: 401,
+code 1502), the result with status 201, lightningd's errors with 500 (unknown method: 404).
+Runes are issued by `rune(...)`: 32 bytes of authentication code (an HMAC of the restrictions
+under the node's secret) and the restriction text, base64url.
+
+Test API: `pay`, `drop_next_wait_mid_message`, `restart`, `set_down`, `calls`, `rune`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import os
 import secrets
 import socket
 import socketserver
+import ssl
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from shop.payments.lightning.simulated import sign_invoice
-from tests.lightning.keys import NODE_KEY, NODE_PUBKEY
+from tests.lightning.keys import NODE_KEY, NODE_PUBKEY, tls_cert
 
 
 class FakeCln:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, rest: bool = False):
         self.socket_path = str(directory / "lightning-rpc")
+        self.rest = rest
+        self.rest_port = 0
+        self.rest_server: ThreadingHTTPServer | None = None
+        self.rest_requests: list[tuple[str, str | None]] = []  # (path, Rune header)
+        self._master = secrets.token_bytes(32)
+        if rest:
+            self.cert_path, self.key_path = tls_cert(directory, "clnrest")
         self.lock = threading.Condition()
         self.invoices: dict[str, dict] = {}  # label -> invoice
         self.pay_index = 0
@@ -51,9 +69,34 @@ class FakeCln:
         server.daemon_threads = True
         self.server = server
         threading.Thread(target=server.serve_forever, daemon=True, name="fake-cln").start()
+        if self.rest:
+            self._start_rest()
         return self
 
+    def _start_rest(self) -> None:
+        fake = self
+
+        class Handler(_RestHandler):
+            node = fake
+
+        rest = ThreadingHTTPServer(("127.0.0.1", self.rest_port), Handler)
+        rest.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_path, self.key_path)
+        rest.socket = ctx.wrap_socket(rest.socket, server_side=True)
+        self.rest_port = rest.server_address[1]
+        self.rest_server = rest
+        threading.Thread(target=rest.serve_forever, daemon=True, name="fake-clnrest").start()
+
+    @property
+    def rest_url(self) -> str:
+        return f"https://127.0.0.1:{self.rest_port}"
+
     def stop(self) -> None:
+        if self.rest_server is not None:
+            self.rest_server.shutdown()
+            self.rest_server.server_close()
+            self.rest_server = None
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -88,6 +131,38 @@ class FakeCln:
             self.stop()
         else:
             self.start()
+
+    def rune(self, *restrictions: list[str]) -> str:
+        """A rune of this node: each argument one restriction (its alternatives), as
+        `lightning-cli createrune restrictions='[["method=invoice", ...], ...]'` makes it."""
+        text = "&".join(
+            "|".join(a.replace("\\", "\\\\").replace("|", "\\|").replace("&", "\\&") for a in alts)
+            for alts in restrictions
+        )
+        code = hmac.new(self._master, text.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(code + text.encode()).decode()
+
+    def check_rune(self, rune: str | None, method: str) -> tuple[int, dict] | None:
+        """None when `rune` lets `method` through, else the (status, error) CLNRest answers."""
+        if not rune:
+            return 403, {"code": 1501, "message": "Not authorized: Missing rune"}
+        from shop.payments.lightning.cln.rune import RuneError, restrictions
+
+        try:
+            raw = base64.urlsafe_b64decode(rune + "=" * (-len(rune) % 4))
+            rules = restrictions(rune)
+        except (RuneError, ValueError):
+            return 401, {"code": 1502, "message": "Not authorized: Not a valid rune"}
+        expected = hmac.new(self._master, raw[32:], hashlib.sha256).digest()
+        if not hmac.compare_digest(raw[:32], expected):
+            return 401, {"code": 1502, "message": "Not authorized: Not derived from master"}
+        for alternatives in rules:
+            if not any(_passes(alt, method) for alt in alternatives):
+                return 401, {
+                    "code": 1502,
+                    "message": f"Not authorized: method is not allowed ({method})",
+                }
+        return None
 
     def drop_next_wait_mid_message(self) -> None:
         self._drop_next_wait = True
@@ -133,19 +208,20 @@ class FakeCln:
             with self.lock:
                 self._conns.discard(conn)
 
-    def _answer(self, conn: socket.socket, request: dict) -> None:
-        method, params = request.get("method"), request.get("params") or {}
+    def dispatch(self, method: str, params) -> dict:
+        """{"result": ...} or {"error": {"code", "message"}}, as lightningd answers."""
         self.calls.append(method)
         handler = getattr(self, f"_rpc_{method}", None)
         if handler is None:
-            body = {"error": {"code": -32601, "message": f"Unknown command '{method}'"}}
-        else:
-            try:
-                body = {
-                    "result": handler(**params) if isinstance(params, dict) else handler(*params)
-                }
-            except RpcFault as fault:
-                body = {"error": {"code": fault.code, "message": fault.message}}
+            return {"error": {"code": -32601, "message": f"Unknown command '{method}'"}}
+        try:
+            return {"result": handler(**params) if isinstance(params, dict) else handler(*params)}
+        except RpcFault as fault:
+            return {"error": {"code": fault.code, "message": fault.message}}
+
+    def _answer(self, conn: socket.socket, request: dict) -> None:
+        method, params = request.get("method"), request.get("params") or {}
+        body = self.dispatch(method, params)
         data = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), **body}).encode()
         if method == "waitanyinvoice" and "result" in body and self._drop_next_wait:
             self._drop_next_wait = False
@@ -264,3 +340,61 @@ class FakeCln:
 class RpcFault(Exception):
     def __init__(self, code: int, message: str):
         self.code, self.message = code, message
+
+
+def _passes(alternative: tuple[str, str, str], method: str) -> bool:
+    """One alternative of a restriction, for the fields CLNRest calls carry (the method)."""
+    field, op, value = alternative
+    if op == "#" or field == "":  # a comment; the rune's unique id (none is blacklisted here)
+        return True
+    if field != "method":
+        return op == "!"  # other fields (id, time, parameters) are not given here
+    return {
+        "=": method == value,
+        "/": method != value,
+        "^": method.startswith(value),
+        "$": method.endswith(value),
+        "~": value in method,
+    }.get(op, False)
+
+
+class _RestHandler(BaseHTTPRequestHandler):
+    node: FakeCln
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        node = self.node
+        rune = self.headers.get("Rune")
+        node.rest_requests.append((self.path, rune))
+        length = int(self.headers.get("Content-Length", 0))
+        params = json.loads(self.rfile.read(length) or b"{}")
+        if not self.path.startswith("/v1/"):
+            self._send(404, {"code": -32601, "message": "Not Found"})
+            return
+        method = self.path[len("/v1/") :]
+        refused = node.check_rune(rune, method)
+        if refused:
+            self._send(*refused)
+            return
+        try:
+            body = node.dispatch(method, params)
+        except OSError:  # the node is stopping
+            self.close_connection = True
+            return
+        if "result" in body:
+            self._send(201, body["result"])
+        elif body["error"]["code"] == -32601:
+            self._send(404, body["error"])
+        else:
+            self._send(500, body["error"])

@@ -76,6 +76,14 @@ def _following(db, node) -> bool:
         return state is not None and state.last_success_at is not None and node.streaming()
 
 
+def _a_worker_listens(db) -> None:
+    """A live worker's heartbeat says it follows the node (as `shop worker` writes it)."""
+    from shop.jobs.heartbeat import Heartbeat
+    from shop.payments.lightning.listener import LightningListener
+
+    Heartbeat(db, ["lightning-listener"], listening=lambda: [LightningListener.follows]).beat()
+
+
 def _order(db, order_id: int) -> Order:
     with db.job_session() as session:
         return session.get(Order, order_id)
@@ -236,6 +244,7 @@ def test_node_unreachable_leaves_lightning_out_and_order_pays_later(app, db, met
         health = method.health(session, utcnow())
     assert health[0].status == "warning" and "unreachable" in health[0].summary
     node.start()
+    _a_worker_listens(db)
     method._info = None  # the cached state expires after INFO_SECONDS; a test does not wait
     invoice = method.new_invoice(view)  # the failed attempt is retried, once
     assert invoice.status == "open" and node.invoice_count() == 1
@@ -250,6 +259,7 @@ def test_admin_health_shows_the_node_and_its_inbound_liquidity(app, db, method, 
     methods = app.extensions["shop.payment_methods"]
     settings = app.extensions["shop.settings"]
     _new_invoice(db, method)
+    _a_worker_listens(db)
     with db.job_session() as session:
         checks = {c.name: c for c in health.checks(session, settings, utcnow(), methods=methods)}
     ln = checks["Lightning node"]
@@ -303,3 +313,41 @@ def test_the_worker_starts_the_listener_from_the_settings(app, db, method, node)
         for thread in threads:
             thread.join(10)
     assert not any(t.is_alive() for t in threads)
+
+
+def test_admin_health_shows_whether_a_worker_listens_to_the_node(app, db, method, node):
+    """The worker's heartbeat says which listeners this process runs and whether each holds
+    its lock and listens; the Lightning check warns when no live worker does."""
+    import threading
+
+    from shop.admin import health
+    from shop.jobs.worker import heartbeat_for
+    from shop.payments.registry import start_listeners
+
+    methods = app.extensions["shop.payment_methods"]
+    settings = app.extensions["shop.settings"]
+
+    def checks() -> dict:
+        with db.job_session() as session:
+            found = health.checks(session, settings, utcnow(), methods=methods)
+        return {c.name: c for c in found}
+
+    stop = threading.Event()
+    threads = start_listeners(db, settings, stop)
+    heartbeat = heartbeat_for(db, None, threads)
+    try:
+        wait_for(lambda: _following(db, node))
+        assert heartbeat.beat("")
+        found = checks()
+        assert "following the Lightning node" in found["Worker"].details[0]
+        assert found["Lightning node"].status == "ok"
+        assert any("listens to the node" in d for d in found["Lightning node"].details)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert heartbeat.beat("")  # the listener let go: written at once, not after 5 s
+    found = checks()
+    assert "following the Lightning node" not in found["Worker"].details[0]
+    assert found["Lightning node"].status == "warning"
+    assert any("No running worker listens" in d for d in found["Lightning node"].details)

@@ -108,6 +108,7 @@ def test_node_unreachable_leaves_lightning_out_and_on_chain_still_works(unified_
     # On-chain goes on: the simulated chain pays the address.
     paid = b.submit(b.form("form.demo-pay"))
     assert _order(db).status == "paid", paid.text
+    assert _order(db).paid_via == "bitcoin"
 
 
 def test_too_little_inbound_liquidity_leaves_lightning_out(unified_app, lnd):
@@ -117,3 +118,42 @@ def test_too_little_inbound_liquidity_leaves_lightning_out(unified_app, lnd):
     assert "lightning=" not in page.soup.select_one("figure.btc-qr a")["href"]
     assert "cannot receive that much" in page.text
     assert not lnd.fake.invoices
+
+
+def test_a_unified_request_paid_over_lightning_is_booked_as_lightning(unified_app, lnd):
+    """The order chose "bitcoin" (one request for both); Lightning settled it: the order, the
+    books and the admin say Lightning, with the payment hash as the reference."""
+    from datetime import timedelta
+
+    from shop.admin.auth import create_user
+    from shop.db import utcnow
+    from shop.privacy.ledger import export_csv
+    from shop.privacy.models import LedgerEntry
+    from tests.admin.conftest import PASSWORD, sign_in
+
+    db = unified_app.extensions["shop.db"]
+    b = Browser(unified_app.test_client())
+    _bitcoin_page(b)
+    with db.job_session() as session:
+        ln = service.get_invoice(session, session.scalar(select(Order.id)))
+    lnd.settle(ln.payment_hash)
+    LightningListener(
+        db, unified_app.extensions["shop.payment_methods"]["lightning"].backend
+    ).reconcile()
+    order = _order(db)
+    assert order.status == "paid"
+    assert (order.payment_method, order.paid_via) == ("bitcoin", "lightning")
+    with db.job_session() as session:
+        entry = session.scalar(select(LedgerEntry).where(LedgerEntry.kind == "sale"))
+        assert entry.payment_method == "lightning"
+        assert entry.payment_reference == f"lightning:{ln.payment_hash}"
+        today = utcnow().date()
+        csv_text = export_csv(session, today - timedelta(days=1), today + timedelta(days=1))
+    assert f",lightning,lightning:{ln.payment_hash}," in csv_text
+    assert ",bitcoin," not in csv_text
+
+    with db.job_session() as session:
+        create_user(session, "merchant", PASSWORD)
+    admin = sign_in(unified_app.test_client())
+    detail = admin.get(f"/admin/orders/{order.number}")
+    assert "by bitcoin, paid via lightning" in detail.text

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from shop.db import utcnow
 from shop.orders import service as orders
 from shop.orders.models import Order
-from shop.orders.states import OrderStatus
+from shop.orders.states import PAID_STATES, OrderStatus
 from shop.orders.views import order_view
 from shop.payments.base import bip21_parts
 from shop.payments.bitcoin import invoice as inv
@@ -34,8 +34,6 @@ bp = Blueprint("bitcoin", __name__, url_prefix="/orders")
 # Seconds between the page's own reloads while something may still change.
 REFRESH_OPEN = 10
 REFRESH_WAITING = 30
-# The order was paid another way (a companion in the same request, e.g. Lightning).
-PAID_STATES = (OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.CLOSED)
 
 
 @bp.record_once

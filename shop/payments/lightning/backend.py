@@ -7,6 +7,7 @@ cannot use). Amounts are integer millisatoshis.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,3 +93,20 @@ def check_bolt11(text: str, payment_hash: str, amount_msat: int, description: st
         )
     if decoded.description != description:
         raise LightningError("the node's invoice carries another description")
+
+
+def pinned_context(cert_path: str) -> ssl.SSLContext:
+    """TLS to the node trusting only the certificate in `cert_path` (LND's tls.cert, CLNRest's)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # The pinned certificate is the only trust anchor; a node's self-signed certificate names
+    # localhost and the node's addresses, which need not match how the shop reaches it.
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    # The file may hold the server's own certificate rather than a self-signed root (CLNRest's
+    # server.pem is signed by the node's ca.pem): trust it as the anchor either way.
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    try:
+        ctx.load_verify_locations(cafile=cert_path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the TLS certificate {cert_path}: {exc}") from None
+    return ctx

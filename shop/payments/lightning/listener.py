@@ -43,6 +43,8 @@ HELPER_JOIN_SECONDS = 10.0
 
 
 class LightningListener:
+    follows = "the Lightning node"  # shop.payments.base.Listener
+
     def __init__(
         self,
         database: Database,

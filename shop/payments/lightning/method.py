@@ -115,7 +115,9 @@ class LightningPayment:
     def availability(self) -> Availability:
         if not self.configured:
             return Availability(
-                False, "Lightning needs SHOP_LIGHTNING_LND_URL or SHOP_LIGHTNING_CLN_RPC."
+                False,
+                "Lightning needs SHOP_LIGHTNING_LND_URL, SHOP_LIGHTNING_CLN_RPC or "
+                "SHOP_LIGHTNING_CLN_REST_URL.",
             )
         if self.settings.currency != BTC and not self.simulated and self.database is not None:
             session = self.database.sessionmaker()
@@ -153,12 +155,13 @@ class LightningPayment:
                 HealthCheck(
                     "Lightning node",
                     "off",
-                    "Lightning is not set up (SHOP_LIGHTNING_LND_URL or SHOP_LIGHTNING_CLN_RPC).",
+                    "Lightning is not set up (SHOP_LIGHTNING_LND_URL, SHOP_LIGHTNING_CLN_RPC or "
+                    "SHOP_LIGHTNING_CLN_REST_URL).",
                 )
             ]
         if self.simulated:
             return [HealthCheck("Lightning node", "ok", "Simulated node of the demo.")]
-        details = []
+        details, listening = self._listening(session, now)
         state = session.get(LightningStreamState, self.kind)
         if state is not None:
             details.append(
@@ -186,7 +189,7 @@ class LightningPayment:
         )
         status = (
             "ok"
-            if info.synced and info.inbound_msat >= typical and info.active_channels
+            if listening and info.synced and info.inbound_msat >= typical and info.active_channels
             else "warning"
         )
         details.insert(
@@ -212,6 +215,23 @@ class LightningPayment:
                 details,
             )
         ]
+
+    def _listening(self, session: Session, now: datetime) -> tuple[list[str], bool]:
+        """Which live worker follows the node (holds the listener's lock and listens)."""
+        from shop.jobs.heartbeat import live_workers
+        from shop.payments.lightning.listener import LightningListener
+
+        workers = [
+            w
+            for w in live_workers(session, self.settings.worker_interval_seconds, now)
+            if LightningListener.follows in w.listening.split(",")
+        ]
+        if not workers:
+            return [
+                "No running worker listens to the node: Lightning payments are detected once "
+                "`shop worker` runs (on PostgreSQL one worker listens, the others stand by)."
+            ], False
+        return [f"Worker {w.host} (process {w.pid}) listens to the node." for w in workers], True
 
     # -- prices ---------------------------------------------------------------------------
 
@@ -239,12 +259,19 @@ class LightningPayment:
         rate: str,
         expires_at: datetime,
         now: datetime | None = None,
+        *,
+        replaces: int | None = None,
     ) -> LightningInvoice:
-        """The order's invoice (made once); raises service.LightningUnavailable."""
+        """The order's invoice (made once, or once more to replace the expired invoice number
+        `replaces`); raises service.LightningUnavailable."""
         assert self.database is not None
         with self.database.job_session() as session:
             existing = service.get_invoice(session, order.id)
-        if existing is not None and existing.status not in ("failed", "creating"):
+        if (
+            existing is not None
+            and existing.status not in ("failed", "creating")
+            and not (replaces == existing.seq and service.replaceable(existing, now or utcnow()))
+        ):
             return existing  # a reload asks the node nothing
         note = self.offer(sats * 1000)
         if note:
@@ -264,6 +291,7 @@ class LightningPayment:
                     expires_at=expires_at,
                 ),
                 now,
+                replaces=replaces,
             )
         except service.NodeFailed as exc:
             # Remembered like an unreachable node: the next reloads do not wait for it again.
@@ -271,8 +299,11 @@ class LightningPayment:
                 self._info = (time.monotonic(), str(exc))
             raise
 
-    def new_invoice(self, order: OrderView, now: datetime | None = None) -> LightningInvoice:
-        """For an order paid by Lightning alone: amount at the current rate, the usual window."""
+    def new_invoice(
+        self, order: OrderView, now: datetime | None = None, *, replaces: int | None = None
+    ) -> LightningInvoice:
+        """For an order paid by Lightning alone: amount at the current rate, the usual window.
+        With `replaces`, the customer asked for a new invoice in place of that expired one."""
         now = now or utcnow()
         assert self.database is not None
         with self.database.job_session() as session:
@@ -284,7 +315,9 @@ class LightningPayment:
                 N_("Lightning is temporarily unavailable (no current exchange rate).")
             )
         sats = sats_due(covers, order.currency, LockedRate(rate))
-        return self.invoice_for(order, sats, covers, format(rate, "f"), now + self.window, now)
+        return self.invoice_for(
+            order, sats, covers, format(rate, "f"), now + self.window, now, replaces=replaces
+        )
 
     def bip21_part(
         self, order: OrderView, sats: int, covers: int, rate: str, expires_at: datetime

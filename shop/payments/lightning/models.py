@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shop.db import Base, Money, UTCDateTime
@@ -26,11 +36,17 @@ class LightningInvoice(Base):
         ),
         CheckConstraint("amount_msat > 0", name="amount"),
         Index("ix_lightning_invoices_status_expires_at", "status", "expires_at"),
+        # One invoice per order at a time: a replacement takes the next number, so two requests
+        # replacing the same expired invoice cannot both succeed.
+        UniqueConstraint("order_id", "seq"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # One invoice per order, whether Lightning was chosen or rides along with on-chain.
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    # Whether Lightning was chosen or rides along with on-chain; the order's current invoice is
+    # the one with the highest `seq` (1, then one more for each replacement the customer asked
+    # for after an expiry). Replaced invoices are still watched: a late payment is credited.
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    seq: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     backend: Mapped[str] = mapped_column(String(16))  # lnd | cln | simulated
     # Known once the node made the invoice; settlements are matched (and idempotent) by it.
     payment_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)

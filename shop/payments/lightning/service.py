@@ -35,6 +35,7 @@ from shop.payments.lightning.models import LightningInvoice, LightningStreamStat
 log = logging.getLogger(__name__)
 
 PROVIDER = "lightning"
+METHOD = "lightning"  # LightningPayment.code
 # An invoice settled this long after its expiry is still credited (and flagged as late).
 LATE_WINDOW = timedelta(days=7)
 # A row left "creating" by a process that died mid-call is taken over after this.
@@ -68,7 +69,18 @@ def description_for(store_name: str, order_number: str) -> str:
 
 
 def get_invoice(session: Session, order_id: int) -> LightningInvoice | None:
-    return session.scalar(select(LightningInvoice).where(LightningInvoice.order_id == order_id))
+    """The order's current invoice (the latest, when the customer had an expired one replaced)."""
+    return session.scalar(
+        select(LightningInvoice)
+        .where(LightningInvoice.order_id == order_id)
+        .order_by(LightningInvoice.seq.desc())
+        .limit(1)
+    )
+
+
+def replaceable(invoice: LightningInvoice, now: datetime) -> bool:
+    """An invoice the customer may ask to replace: expired without a payment."""
+    return invoice.status == "open" and invoice.expires_at <= now
 
 
 def ensure_invoice(
@@ -76,78 +88,85 @@ def ensure_invoice(
     backend: LightningBackend,
     request: InvoiceRequest,
     now: datetime | None = None,
+    *,
+    replaces: int | None = None,
 ) -> LightningInvoice:
-    """The order's invoice, made at the node on the first call only. Raises
-    LightningUnavailable when the node cannot make it (the caller leaves Lightning out)."""
+    """The order's invoice, made at the node on the first call only. With `replaces` (the
+    `seq` of the expired invoice the customer saw), a new one replaces it, once: a repeat of
+    the same request finds the replacement. Raises LightningUnavailable when the node cannot
+    make it (the caller leaves Lightning out)."""
     now = now or utcnow()
     with database.job_session(write_lock=True) as session:
         existing = get_invoice(session, request.order_id)
-        if existing is None:
+        claimed_id, seq = None, 0
+        if existing is None or (
+            replaces is not None and existing.seq == replaces and replaceable(existing, now)
+        ):
             order = session.get(Order, request.order_id)
             if order is None or order.state != OrderStatus.PENDING_PAYMENT:
                 raise LightningUnavailable(N_("This order cannot be paid now."))
+            row = LightningInvoice(
+                order_id=request.order_id,
+                seq=existing.seq + 1 if existing is not None else 1,
+                backend=backend.name,
+                bolt11="",
+                amount_msat=request.amount_msat,
+                order_total=request.order_total,
+                currency=request.currency,
+                rate=request.rate,
+                status="creating",
+                received_msat=0,
+                created_at=now,
+                expires_at=request.expires_at,
+                paid_reported=False,
+                error="",
+            )
             try:
+                # The unique (order_id, seq) lets one of two requests at once reserve it.
                 with session.begin_nested():
-                    session.add(
-                        LightningInvoice(
-                            order_id=request.order_id,
-                            backend=backend.name,
-                            bolt11="",
-                            amount_msat=request.amount_msat,
-                            order_total=request.order_total,
-                            currency=request.currency,
-                            rate=request.rate,
-                            status="creating",
-                            received_msat=0,
-                            created_at=now,
-                            expires_at=request.expires_at,
-                            paid_reported=False,
-                            error="",
-                        )
-                    )
-                claimed = True
+                    session.add(row)
+                claimed_id, seq = row.id, row.seq
             except IntegrityError:  # another request reserved it a moment ago
-                claimed = False
+                pass
         elif _retry(existing, now):
             # Take over a failed or abandoned reservation: the conditional UPDATE lets one win.
-            claimed = bool(
-                rowcount(
-                    session.execute(
-                        update(LightningInvoice)
-                        .where(
-                            LightningInvoice.id == existing.id,
-                            LightningInvoice.status == existing.status,
-                            LightningInvoice.created_at == existing.created_at,
-                        )
-                        .values(
-                            status="creating",
-                            created_at=now,
-                            error="",
-                            backend=backend.name,
-                            amount_msat=request.amount_msat,
-                            order_total=request.order_total,
-                            rate=request.rate,
-                            expires_at=request.expires_at,
-                        )
+            if rowcount(
+                session.execute(
+                    update(LightningInvoice)
+                    .where(
+                        LightningInvoice.id == existing.id,
+                        LightningInvoice.status == existing.status,
+                        LightningInvoice.created_at == existing.created_at,
+                    )
+                    .values(
+                        status="creating",
+                        created_at=now,
+                        error="",
+                        backend=backend.name,
+                        amount_msat=request.amount_msat,
+                        order_total=request.order_total,
+                        rate=request.rate,
+                        expires_at=request.expires_at,
                     )
                 )
-            )
-        else:
-            claimed = False
-            if existing.status != "creating":
-                return existing
-    if not claimed:
+            ):
+                claimed_id, seq = existing.id, existing.seq
+        elif existing.status != "creating":
+            return existing
+    if claimed_id is None:
         with database.job_session() as session:
-            row = get_invoice(session, request.order_id)
-        if row is None or row.status in ("creating", "failed"):
+            current = get_invoice(session, request.order_id)
+        if current is None or current.status in ("creating", "failed"):
             raise LightningUnavailable(
                 N_("The Lightning invoice is being prepared; reload the page in a moment.")
             )
-        return row
+        return current
     expiry = max(60, int((request.expires_at - now).total_seconds()))
+    # Node labels are unique (Core Lightning refuses a second "shop-<ref>").
+    label = f"shop-{request.order_ref}" + (f"-{seq}" if seq > 1 else "")
     try:
         payment_hash, text = backend.create_invoice(
-            request.amount_msat, request.description, expiry, label=f"shop-{request.order_ref}"
+            request.amount_msat, request.description, expiry, label=label
         )
         check_bolt11(text, payment_hash, request.amount_msat, request.description)
     except LightningError as exc:
@@ -155,7 +174,7 @@ def ensure_invoice(
         with database.job_session(write_lock=True) as session:
             session.execute(
                 update(LightningInvoice)
-                .where(LightningInvoice.order_id == request.order_id)
+                .where(LightningInvoice.id == claimed_id)
                 .values(status="failed", error=str(exc)[:300])
             )
         raise NodeFailed(
@@ -164,7 +183,7 @@ def ensure_invoice(
     with database.job_session(write_lock=True) as session:
         session.execute(
             update(LightningInvoice)
-            .where(LightningInvoice.order_id == request.order_id)
+            .where(LightningInvoice.id == claimed_id)
             .values(status="open", payment_hash=payment_hash, bolt11=text)
         )
         order = orders.get_by_ref(session, request.order_ref, lock=True)
@@ -177,9 +196,7 @@ def ensure_invoice(
                 "Stock held while the Lightning invoice is open",
                 now,
             )
-        return session.execute(
-            select(LightningInvoice).where(LightningInvoice.order_id == request.order_id)
-        ).scalar_one()
+        return session.get_one(LightningInvoice, claimed_id)
 
 
 def _retry(invoice: LightningInvoice, now: datetime) -> bool:
@@ -221,6 +238,8 @@ def record_settlement(
                 currency=invoice.currency,
                 reference=f"lightning:{invoice.payment_hash}",
                 note=note,
+                # Also when it rode along with an on-chain request: the books say Lightning.
+                method=METHOD,
             )
         )
 

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from shop.db import utcnow
 from shop.orders import service as orders
 from shop.orders.models import Order
-from shop.orders.states import OrderStatus
+from shop.orders.states import PAID_STATES, OrderStatus
 from shop.orders.views import order_view
 from shop.payments.lightning import service
 from shop.payments.lightning.method import LightningPayment
@@ -35,6 +35,19 @@ def _attach(state) -> None:
     @app.template_global("lightning_invoice")
     def lightning_invoice(order: Order):
         return service.get_invoice(db_session(), order.id)
+
+    @app.template_global("lightning_renewable")
+    def lightning_renewable(order: Order, invoice) -> bool:
+        return _renewable(order, invoice, utcnow())
+
+
+def _renewable(order: Order, invoice, now) -> bool:
+    """The customer may ask for a new invoice: theirs expired unpaid, the order still waits."""
+    return (
+        invoice is not None
+        and service.replaceable(invoice, now)
+        and order.state == OrderStatus.PENDING_PAYMENT
+    )
 
 
 def _method() -> LightningPayment:
@@ -60,7 +73,9 @@ def page(token: str):
         return redirect(url_for("orders.show", token=token), 303)
     now = utcnow()
     settled = invoice.status == "settled"
-    expired = not settled and invoice.expires_at <= now
+    # Paid another way: an earlier invoice paid late, or on-chain in a unified request.
+    paid_otherwise = not settled and order.state in PAID_STATES
+    expired = not settled and not paid_otherwise and invoice.expires_at <= now
     seconds_left = max(0, int((invoice.expires_at - now).total_seconds()))
     updates_off = request.args.get("updates") == "off"
     final = settled or expired or order.state != OrderStatus.PENDING_PAYMENT
@@ -71,7 +86,10 @@ def page(token: str):
         order=order,
         invoice=invoice,
         settled=settled,
+        paid_otherwise=paid_otherwise,
         expired=expired,
+        # Only on the customer's request, never by a reload: a new invoice at a new rate.
+        renewable=expired and _renewable(order, invoice, now),
         uri=uri,
         qr=qr_svg(uri.upper()),
         sats=invoice.amount_msat // 1000,
@@ -93,6 +111,28 @@ def create(token: str):
     db_session().rollback()  # nothing written; no transaction stays open while the node works
     try:
         method.new_invoice(view)
+    except service.LightningUnavailable as exc:
+        flash(_(str(exc)), "warning")
+        return redirect(url_for("orders.show", token=token), 303)
+    return redirect(url_for("lightning.page", token=token), 303)
+
+
+@bp.post("/<token>/lightning/renew")
+def renew(token: str):
+    """The customer asks for a new invoice in place of the expired one they saw (its number in
+    the form, so a second click or an old tab finds the replacement instead of making another)."""
+    method = _method()
+    order = _order(token, method)
+    replaces = request.form.get("replaces", type=int)
+    if replaces is None:
+        abort(400)
+    if order.state != OrderStatus.PENDING_PAYMENT:
+        flash(_("This order is not awaiting payment."), "warning")
+        return redirect(url_for("orders.show", token=token), 303)
+    view = order_view(order)
+    db_session().rollback()  # nothing written; no transaction stays open while the node works
+    try:
+        method.new_invoice(view, replaces=replaces)
     except service.LightningUnavailable as exc:
         flash(_(str(exc)), "warning")
         return redirect(url_for("orders.show", token=token), 303)

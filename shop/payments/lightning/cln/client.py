@@ -1,18 +1,33 @@
-"""Core Lightning's JSON-RPC over its unix socket, through pyln-client.
+"""Core Lightning's JSON-RPC: over its unix socket (pyln-client), or over HTTPS through CLNRest.
 
 The socket is reached only by processes the node's operator lets read it; no rune is needed
-there. `waitanyinvoice` with the last stored `pay_index` is the settlement stream.
+there. CLNRest (`POST /v1/<method>`, JSON parameters) reaches a node on another machine: every
+request carries a rune restricted to the invoice methods (checked at start-up, cln/rune.py) in
+the `Rune` header, and TLS is pinned to the node's certificate from a file. Both speak the same
+methods; `waitanyinvoice` with the last stored `pay_index` is the settlement stream.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import threading
 from collections.abc import Iterator
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from pyln.client import LightningRpc, RpcError
 
 from shop import budget
-from shop.payments.lightning.backend import LightningError, NodeInfo, NodeInvoice, ts
+from shop.payments.lightning.backend import (
+    LightningError,
+    NodeInfo,
+    NodeInvoice,
+    pinned_context,
+    ts,
+)
+from shop.payments.lightning.cln.rune import check
 
 STATES = {"unpaid": "open", "paid": "settled", "expired": "expired"}
 WAIT_TIMED_OUT = 904
@@ -45,8 +60,72 @@ class _BoundedRpc(LightningRpc):
         return super()._writeobj(sock, obj)
 
 
+class _RestTransport:
+    """CLNRest: one JSON POST per call, answered 201 with the result or an error object (401/403
+    for the rune, 404 for an unknown method, 500 for what lightningd refused). Node errors are
+    raised as pyln-client's RpcError, so both transports read the same."""
+
+    def __init__(self, url: str, rune: str, context, timeout: float):
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be https://host:port (CLNRest's port, often 3010)")
+        self.host, self.port = parts.hostname, parts.port or 443
+        self.rune, self.context, self.timeout = rune, context, timeout
+        self._local = threading.local()
+
+    def call(self, method: str, params: dict | None = None) -> dict:
+        left = budget.remaining()
+        timeout = self.timeout if left is None else min(self.timeout, left)
+        if timeout <= 0:
+            raise TimeoutError("no time left to ask the Lightning node")
+        body = json.dumps(params or {})
+        headers = {"Rune": self.rune, "Content-Type": "application/json"}
+        conn: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
+        for attempt in (1, 2):
+            fresh = conn is None
+            if conn is None:
+                conn = self._local.conn = http.client.HTTPSConnection(
+                    self.host, self.port, context=self.context, timeout=timeout
+                )
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request("POST", f"/v1/{method}", body=body, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = self._local.conn = None
+                # A kept-alive connection the node closed meanwhile: once more on a new one.
+                if fresh or attempt == 2:
+                    raise OSError(f"CLNRest: {exc}") from None
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError:
+            raise OSError(f"CLNRest answered {response.status} without JSON") from None
+        if response.status in (200, 201):
+            return data
+        error = data if isinstance(data, dict) and "message" in data else {"message": str(data)}
+        error.setdefault("code", None)
+        error["message"] = f"{error['message']} (HTTP {response.status})"
+        raise RpcError(method, params or {}, error)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+class _Transport(Protocol):
+    def call(self, method: str, payload: dict | None = None) -> dict: ...
+
+
 class ClnRpc:
     name = "cln"
+    rpc: _Transport
+    stream_rpc: _Transport
 
     # waitanyinvoice returns after this long without a payment: a blocked socket call cannot be
     # interrupted, so this bounds how long stopping the worker waits for the stream.
@@ -57,6 +136,21 @@ class ClnRpc:
         # waitanyinvoice answers after up to wait_seconds on purpose: its own, longer bound.
         self.stream_rpc = _BoundedRpc(socket_path, timeout + wait_seconds)
         self.wait_seconds = wait_seconds
+
+    @classmethod
+    def rest(
+        cls, url: str, rune_path: str, cert_path: str, wait_seconds: int = 5, timeout: float = 10.0
+    ) -> ClnRpc:
+        """Through CLNRest: `rune_path` holds a rune restricted to the invoice methods (anything
+        broader raises RuneError), `cert_path` the certificate CLNRest serves (pinned)."""
+        rune = read_rune(rune_path)
+        check(rune)
+        context = pinned_context(cert_path)
+        client = cls.__new__(cls)
+        client.rpc = _RestTransport(url, rune, context, timeout)
+        client.stream_rpc = _RestTransport(url, rune, context, timeout + wait_seconds)
+        client.wait_seconds = wait_seconds
+        return client
 
     def _call(self, method: str, **params):
         try:
@@ -128,6 +222,14 @@ class ClnRpc:
             inbound_msat=sum(_msat(c.get("receivable_msat", 0)) for c in normal),
             active_channels=len(normal),
         )
+
+
+def read_rune(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the rune file {path}: {exc}") from None
 
 
 def invoice_from(data: dict) -> NodeInvoice:

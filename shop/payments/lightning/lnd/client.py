@@ -11,29 +11,21 @@ import base64
 import http.client
 import json
 import socket
-import ssl
 import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from shop import budget
-from shop.payments.lightning.backend import LightningError, NodeInfo, NodeInvoice, ts
+from shop.payments.lightning.backend import (
+    LightningError,
+    NodeInfo,
+    NodeInvoice,
+    pinned_context,
+    ts,
+)
 from shop.payments.lightning.lnd.macaroon import check_file
 
 STATES = {"OPEN": "open", "SETTLED": "settled", "CANCELED": "canceled", "ACCEPTED": "open"}
-
-
-def pinned_context(cert_path: str) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    # The pinned certificate is the only trust anchor; LND's self-signed certificate names
-    # localhost and the node's addresses, which need not match how the shop reaches it.
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    try:
-        ctx.load_verify_locations(cafile=cert_path)
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"cannot load the TLS certificate {cert_path}: {exc}") from None
-    return ctx
 
 
 class LndRest:
