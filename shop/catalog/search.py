@@ -104,7 +104,13 @@ def ranked(connection: Connection, match: str, config: str) -> TextClause | None
         ).scalar_one()
         if not tsquery:
             return None
-        return text(_PG_RANKED).bindparams(tsquery=tsquery, limit=CANDIDATES)
+        # Written into the statement, not sent as parameters: psycopg prepares a statement run
+        # often, and PostgreSQL then plans it once for any tsquery (a bitmap of every match
+        # even for a word in most products: 5 ms instead of 0.3 ms at 100k products).
+        return text(_PG_RANKED).bindparams(
+            bindparam("tsquery", tsquery, literal_execute=True),
+            bindparam("limit", CANDIDATES, literal_execute=True),
+        )
     title_match = f"{{title}} : ({match})"
     return text(_SQLITE_RANKED).bindparams(match=match, title=title_match, limit=CANDIDATES)
 
