@@ -128,6 +128,9 @@ def main() -> None:
         ("search 'roast' (title word, ~4%)", "/?q=roast"),
         ("search 'kaffee' (prefix+stem)", "/?q=kaffee"),
         ("search 'gift handmade' (2 common words)", "/?q=gift+handmade"),
+        ("search 'handmade' (common word, ~37%)", "/?q=handmade"),
+        ("search 'h' (one-letter prefix, ~43%)", "/?q=h"),
+        ("search 'gift handmade' page 2", None),
         ("admin orders page 1", "/admin/orders"),
         ("admin orders, status=expired", "/admin/orders?status=expired"),
         ("admin orders, oldest page", f"/admin/orders?after={oldest - 1}"),
@@ -148,7 +151,9 @@ def main() -> None:
     )
     for label, url in pages:
         if url is None:  # the second page, by the first page's Next link
-            html = client.get("/").get_data(as_text=True)
+            html = client.get("/?q=gift+handmade" if "search" in label else "/").get_data(
+                as_text=True
+            )
             url = "/" + html.split('rel="next" href="/')[1].split('"')[0].replace("&amp;", "&")
         ms, size = timed(client, url, args.repeat)
         print(f"  {label:42s} {ms:8.1f} ms  {size / 1024:6.1f} KB")

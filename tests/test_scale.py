@@ -176,6 +176,36 @@ def test_search_pages_by_rank(app, database):
         assert len(seen) == len(set(seen)) and seen[-1] == "Mug"
 
 
+def test_search_ranks_a_bounded_set_of_candidates_title_matches_first(app, database, monkeypatch):
+    # 30 products say "walnut" in the description; the 3 with it in the title come last, so
+    # the first candidates the index yields for "anywhere" are description matches.
+    monkeypatch.setattr(search, "CANDIDATES", 5)
+    _add_products(
+        database,
+        [(f"Board {i}", f"Oiled walnut, {i} coats.", i, True) for i in range(30)]
+        + [(f"Walnut bowl {i}", "Turned by hand.", 30 + i, True) for i in range(3)],
+    )
+    with database.job_session() as s:
+        page, seen = service.list_products(s, query="walnut", per_page=4), []
+        while True:
+            seen += _titles(page)
+            if not page.has_next:
+                break
+            page = service.list_products(s, query="walnut", per_page=4, after=page.next_cursor)
+        # Every title match, found through the titles' own candidates, ranks first; then at
+        # most CANDIDATES others: not every match is read and ranked.
+        assert sorted(seen[:3]) == [f"Walnut bowl {i}" for i in range(3)]
+        assert len(seen) == 3 + 5 and len(set(seen)) == len(seen)
+        assert all(title.startswith("Board ") for title in seen[3:])
+        # The last word typed is a prefix; the words before it are whole words.
+        assert sorted(_titles(service.list_products(s, query="walnut bow"))) == [
+            f"Walnut bowl {i}" for i in range(3)
+        ]
+        assert _titles(service.list_products(s, query="wal bowl")) == []
+        # Only stop words (PostgreSQL drops them): nothing, not an error.
+        assert _titles(service.list_products(s, query="the")) == []
+
+
 def test_german_store_finds_inflected_words(db_url, tmp_path):
     app = make_test_app(db_url, tmp_path / "instance", locale="de")
     database = app.extensions["shop.db"]

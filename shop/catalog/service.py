@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cachetools import TTLCache
-from sqlalchemy import Float, Integer, and_, bindparam, func, or_, select, text
+from sqlalchemy import Float, Integer, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from shop.catalog import search
@@ -105,7 +105,8 @@ def list_products(
     before: str | None = None,
     per_page: int = 12,
 ) -> Page:
-    """Active products by (position, id), or by search rank when ``query`` has words.
+    """Active products by (position, id), or by search rank when ``query`` has words (a
+    bounded set of candidates: shop.catalog.search.ranked).
 
     Each page costs the same wherever it is: an index seek past the cursor, then the cheapest
     and dearest variant and the first image of just the products shown.
@@ -120,7 +121,12 @@ def list_products(
     if match is None:
         sort_key, source = Product.position, None
     else:
-        source = _ranked(session, match)
+        candidates = search.ranked(
+            session.connection(), match, session.info.get("search_config", "simple")
+        )
+        if candidates is None:
+            return Page([], None, None, per_page)
+        source = candidates.columns(product_id=Integer, rank=Float).subquery("ranked")
         sort_key = source.c.rank
     # Listing ascending by position; search descending by rank. Backwards: the reverse.
     descending = (match is not None) != backwards
@@ -187,23 +193,6 @@ def list_products(
     if backwards:
         return Page(items, last, first if more else None, per_page)
     return Page(items, last if more else None, first if raw is not None else None, per_page)
-
-
-def _ranked(session: Session, match: str):
-    """(product_id, rank) of every product matching; higher ranks first, title over text."""
-    if session.get_bind().dialect.name == "postgresql":
-        sql = text(
-            "SELECT s.product_id, CAST(ts_rank(s.document, q) AS double precision) AS rank "
-            f"FROM product_search s, {search.tsquery_sql(session.connection())} q "
-            "WHERE s.document @@ q"
-        ).bindparams(config=session.info.get("search_config", "simple"), match=match)
-    else:
-        # bm25 is lower for better matches; a title word weighs ten description words.
-        sql = text(
-            "SELECT rowid AS product_id, -bm25(product_search, 10.0, 1.0) AS rank "
-            "FROM product_search WHERE product_search MATCH :match"
-        ).bindparams(match=match)
-    return sql.columns(product_id=Integer, rank=Float).subquery("ranked")
 
 
 def get_variants(session: Session, ids: list[int]) -> dict[int, Variant]:
