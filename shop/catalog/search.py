@@ -17,7 +17,7 @@ about 5-10 µs a match, so a broad query over 100k products took 40-180 ms; boun
 still grows with the matches is the index's own work (about 0.1 µs a match). The price: a
 broad query lists at most 2 × ``CANDIDATES`` products, not necessarily the most relevant of
 all its matches; another word narrows it. The title index is ``product_search.title``
-(migration 0018) on PostgreSQL, FTS5's column filter on SQLite.
+(migration 0019) on PostgreSQL, FTS5's column filter on SQLite.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """product_search.title: the title alone, with its own GIN index (PostgreSQL)
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-02 00:18:00
 
 A search ranks a bounded number of candidates (shop.catalog.search): title matches first,
@@ -14,8 +14,8 @@ read to find the few titles. Filled in the configuration and accent folding each
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
