@@ -6,6 +6,8 @@ The top of the web side: it may import any feature, and nothing but the entry po
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -26,7 +28,7 @@ from shop.catalog.search import config_for as search_config_for
 from shop.catalog.service import CatalogCache
 from shop.catalog.views import bp as catalog_bp
 from shop.checkout.views import bp as checkout_bp
-from shop.config import load_settings, resolve_secrets
+from shop.config import ConfigError, Settings, load_settings
 from shop.db import Database
 from shop.downloads.views import bp as downloads_bp
 from shop.jobs.heartbeat import worker_status
@@ -36,6 +38,7 @@ from shop.orders.views import bp as orders_bp
 from shop.payments.registry import blueprints as payment_blueprints
 from shop.payments.registry import build_methods
 from shop.privacy import setup as privacy
+from shop.privacy.keys import create_file_once, instance_data_key
 from shop.privacy.views import bp as privacy_bp
 from shop.refunds.views import bp as refunds_bp
 from shop.resources import resource_dir
@@ -96,6 +99,25 @@ def create_app(
     security.register_error_handlers(app)
     register(app)
     return app
+
+
+def resolve_secrets(settings: Settings) -> Settings:
+    """Settings the app needs but the merchant left empty: outside production, generate and persist what is missing so the demo needs no setup."""
+    updates: dict[str, Any] = {}
+    instance = settings.instance_path
+    if not settings.database_url:
+        instance.mkdir(parents=True, exist_ok=True)
+        updates["database_url"] = f"sqlite:///{instance / 'shop.sqlite3'}"
+    if not settings.secret_key:
+        if settings.production:  # _validate already refused this; keep the guard local too
+            raise ConfigError(["SHOP_SECRET_KEY is required in production"])
+        instance.mkdir(parents=True, exist_ok=True)
+        updates["secret_key"] = create_file_once(instance / "secret_key", secrets.token_urlsafe(48))
+    if not settings.data_key:
+        if settings.production:  # _validate already refused this; keep the guard local too
+            raise ConfigError(["SHOP_DATA_KEY is required in production"])
+        updates["data_key"] = instance_data_key(instance)
+    return dataclasses.replace(settings, **updates) if updates else settings
 
 
 def register(app: Flask) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ from shop.payments.bitcoin import settings as bitcoin_settings
 from shop.payments.lightning import settings as lightning_settings
 from shop.payments.stripe import settings as stripe_settings
 from shop.privacy import settings as privacy_settings
-from shop.privacy.keys import create_file_once, instance_data_key
 from shop.tax import settings as tax_settings
 
 # Values that have been published somewhere (docs, examples) and so are no secret at all.
@@ -333,22 +331,3 @@ _SECTIONS: tuple[Callable[[Settings], list[str]], ...] = (
     _validate_limits,
     mail_settings.validate,
 )
-
-
-def resolve_secrets(settings: Settings) -> Settings:
-    """Outside production, generate and persist what is missing so the demo needs no setup."""
-    updates: dict[str, Any] = {}
-    instance = settings.instance_path
-    if not settings.database_url:
-        instance.mkdir(parents=True, exist_ok=True)
-        updates["database_url"] = f"sqlite:///{instance / 'shop.sqlite3'}"
-    if not settings.secret_key:
-        if settings.production:  # _validate already refused this; keep the guard local too
-            raise ConfigError(["SHOP_SECRET_KEY is required in production"])
-        instance.mkdir(parents=True, exist_ok=True)
-        updates["secret_key"] = create_file_once(instance / "secret_key", secrets.token_urlsafe(48))
-    if not settings.data_key:
-        if settings.production:  # _validate already refused this; keep the guard local too
-            raise ConfigError(["SHOP_DATA_KEY is required in production"])
-        updates["data_key"] = instance_data_key(instance)
-    return dataclasses.replace(settings, **updates) if updates else settings

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cachetools import TTLCache
-from sqlalchemy import Float, Integer, and_, bindparam, func, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, Float, Integer, and_, bindparam, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from shop.catalog import search
 from shop.catalog.models import Product, ProductImage, Variant, available
@@ -118,6 +118,7 @@ def list_products(
     raw = before if backwards else after
     if query.strip() and match is None:
         return Page([], None, None, per_page)
+    sort_key: ColumnElement[Any] | InstrumentedAttribute[int]
     if match is None:
         sort_key, source = Product.position, None
     else:
