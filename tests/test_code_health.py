@@ -79,3 +79,22 @@ def test_config_is_composed_without_an_import_cycle():
 
 def test_types_check():
     check("mypy")
+
+
+def test_architecture_names_every_module():
+    """docs/ARCHITECTURE.md's layout lists each module and package of shop/ (and of shop/payments/):
+    a module added or moved without a word there fails here."""
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    layout = doc[doc.index("## Layout") :]
+    layout = layout[: layout.index("```", layout.index("```") + 3)]
+    missing = []
+    for folder in (ROOT / "shop", ROOT / "shop" / "payments"):
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("_") or not (
+                path.suffix == ".py" or (path / "__init__.py").exists()
+            ):
+                continue
+            name = str(path.relative_to(ROOT)) + ("/" if path.is_dir() else "")
+            if name.removesuffix(".py") not in layout:
+                missing.append(name)
+    assert not missing, f"docs/ARCHITECTURE.md's layout does not mention: {missing}"
