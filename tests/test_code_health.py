@@ -6,6 +6,7 @@ the tool's own report, so the fix is where it points.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,21 @@ def test_architecture_names_every_module():
             if name.removesuffix(".py") not in layout:
                 missing.append(name)
     assert not missing, f"docs/ARCHITECTURE.md's layout does not mention: {missing}"
+
+
+def test_imports_inside_functions_say_why():
+    """An import inside a function hides a dependency (and a cycle) from the contracts and makes
+    an in-place upgrade load new code into an old process: at the top, or a comment just above
+    it saying why not."""
+    unexplained = []
+    for path in sorted((ROOT / "shop").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    above = lines[max(0, inner.lineno - 4) : inner.lineno - 1]
+                    if not any(line.strip().startswith("#") for line in above):
+                        unexplained.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
+    assert not unexplained, "move to the top or say why:\n" + "\n".join(unexplained)

@@ -40,6 +40,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shop.config import load_settings
 from shop.db import utcnow
 from shop.money import BTC, SATS_PER_BTC, currency_exponent
 from shop.payments.bitcoin.rate_models import RateQuote
@@ -623,10 +624,6 @@ class RatesJob:
         if self._settings_loader is not None:
             return self._settings_loader()
         if self._settings is None:
-            # At call time: shop.config imports this module to check the rate settings (a
-            # circle being removed in issue 18), so importing it at the top would close it.
-            from shop.config import load_settings
-
             # Jobs get only the Database; the worker process was configured from the same
             # SHOP_* environment, which does not change while it runs.
             self._settings = load_settings()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from shop.config import Settings
 from shop.db import Database, utcnow
 from shop.i18n import N_
+from shop.jobs.heartbeat import live_workers
 from shop.money import BTC
 from shop.orders.models import Order
 from shop.payments import manual
@@ -37,6 +38,7 @@ from shop.payments.bitcoin.rates import DEMO_RATE, LockedRate, current_quote, sa
 from shop.payments.lightning import service
 from shop.payments.lightning import settings as ln_settings
 from shop.payments.lightning.backend import LightningBackend, LightningError, NodeInfo
+from shop.payments.lightning.listener import LightningListener
 from shop.payments.lightning.models import LightningInvoice, LightningStreamState
 
 # How long a node's state (reachable, inbound liquidity) is reused before asking again, and how
@@ -218,9 +220,6 @@ class LightningPayment:
 
     def _listening(self, session: Session, now: datetime) -> tuple[list[str], bool]:
         """Which live worker follows the node (holds the listener's lock and listens)."""
-        from shop.jobs.heartbeat import live_workers
-        from shop.payments.lightning.listener import LightningListener
-
         workers = [
             w
             for w in live_workers(session, self.settings.worker_interval_seconds, now)
