@@ -7,7 +7,9 @@ cannot use). Amounts are integer millisatoshis.
 
 from __future__ import annotations
 
+import http.client
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,3 +112,46 @@ def pinned_context(cert_path: str) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"cannot load the TLS certificate {cert_path}: {exc}") from None
     return ctx
+
+
+class NodeHttps:
+    """HTTPS to a node's REST port with its certificate pinned, one kept-alive connection per
+    thread: a TLS handshake per call would cost more than the call (the reconcile looks up every
+    open invoice). A connection the node closed meanwhile is retried once on a new one; any
+    other failure is raised as the OSError or HTTPException it is, for the client to name."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext):
+        self.host, self.port, self.context = host, port, context
+        self._local = threading.local()
+
+    def connect(self, timeout: float | None) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(
+            self.host, self.port, context=self.context, timeout=timeout
+        )
+
+    def request(
+        self, method: str, path: str, body: str | None, headers: dict[str, str], timeout: float
+    ) -> tuple[int, bytes]:
+        conn: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
+        for attempt in (1, 2):
+            fresh = conn is None
+            if conn is None:
+                conn = self._local.conn = self.connect(timeout)
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                return response.status, response.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = self._local.conn = None
+                if fresh or attempt == 2:
+                    raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import threading
 from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ from pyln.client import LightningRpc, RpcError
 from shop import budget
 from shop.payments.lightning.backend import (
     LightningError,
+    NodeHttps,
     NodeInfo,
     NodeInvoice,
     pinned_context,
@@ -69,9 +69,8 @@ class _RestTransport:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError("must be https://host:port (CLNRest's port, often 3010)")
-        self.host, self.port = parts.hostname, parts.port or 443
-        self.rune, self.context, self.timeout = rune, context, timeout
-        self._local = threading.local()
+        self.rune, self.timeout = rune, timeout
+        self.https = NodeHttps(parts.hostname, parts.port or 443, context)
 
     def call(self, method: str, params: dict | None = None) -> dict:
         left = budget.remaining()
@@ -80,42 +79,23 @@ class _RestTransport:
             raise TimeoutError("no time left to ask the Lightning node")
         body = json.dumps(params or {})
         headers = {"Rune": self.rune, "Content-Type": "application/json"}
-        conn: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
-        for attempt in (1, 2):
-            fresh = conn is None
-            if conn is None:
-                conn = self._local.conn = http.client.HTTPSConnection(
-                    self.host, self.port, context=self.context, timeout=timeout
-                )
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-            try:
-                conn.request("POST", f"/v1/{method}", body=body, headers=headers)
-                response = conn.getresponse()
-                raw = response.read()
-                break
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = self._local.conn = None
-                # A kept-alive connection the node closed meanwhile: once more on a new one.
-                if fresh or attempt == 2:
-                    raise OSError(f"CLNRest: {exc}") from None
+        try:
+            status, raw = self.https.request("POST", f"/v1/{method}", body, headers, timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            raise OSError(f"CLNRest: {exc}") from None
         try:
             data = json.loads(raw or b"{}")
         except ValueError:
-            raise OSError(f"CLNRest answered {response.status} without JSON") from None
-        if response.status in (200, 201):
+            raise OSError(f"CLNRest answered {status} without JSON") from None
+        if status in (200, 201):
             return data
         error = data if isinstance(data, dict) and "message" in data else {"message": str(data)}
         error.setdefault("code", None)
-        error["message"] = f"{error['message']} (HTTP {response.status})"
+        error["message"] = f"{error['message']} (HTTP {status})"
         raise RpcError(method, params or {}, error)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        self.https.close()
 
 
 class _Transport(Protocol):

@@ -11,13 +11,13 @@ import base64
 import http.client
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from shop import budget
 from shop.payments.lightning.backend import (
     LightningError,
+    NodeHttps,
     NodeInfo,
     NodeInvoice,
     pinned_context,
@@ -35,16 +35,9 @@ class LndRest:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError("must be https://host:port (LND's REST port, usually 8080)")
-        self.host, self.port = parts.hostname, parts.port or 443
         self.timeout = timeout
         self.macaroon_hex = check_file(macaroon_path).hex()
-        self.context = pinned_context(cert_path)
-        self._local = threading.local()
-
-    def _connect(self, timeout: float | None) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection(
-            self.host, self.port, context=self.context, timeout=timeout
-        )
+        self.https = NodeHttps(parts.hostname, parts.port or 443, pinned_context(cert_path))
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         left = budget.remaining()
@@ -52,38 +45,21 @@ class LndRest:
         if timeout <= 0:
             raise LightningError("no time left to ask the Lightning node")
         payload = json.dumps(body) if body is not None else None
-        # One kept-alive connection per thread: a TLS handshake per call would cost more than
-        # the call (the reconcile looks up every open invoice).
-        conn = getattr(self._local, "conn", None)
-        for attempt in (1, 2):
-            fresh = conn is None
-            if conn is None:
-                conn = self._local.conn = self._connect(timeout)
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-            try:
-                conn.request(method, path, body=payload, headers=self._headers())
-                response = conn.getresponse()
-                raw = response.read()
-                break
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = self._local.conn = None
-                # A kept-alive connection the node closed meanwhile: try once on a new one. (If
-                # an invoice was made before the break, it stays unused and expires.)
-                if fresh or attempt == 2:
-                    raise LightningError(f"LND unreachable: {exc}") from None
+        try:
+            status, raw = self.https.request(method, path, payload, self._headers(), timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            # (If an invoice was made before the connection broke, it stays unused and expires.)
+            raise LightningError(f"LND unreachable: {exc}") from None
         try:
             data = json.loads(raw or b"{}")
         except ValueError:
-            raise LightningError(f"LND answered {response.status} without JSON") from None
-        if response.status == 404 and path.startswith("/v1/invoice/"):
+            raise LightningError(f"LND answered {status} without JSON") from None
+        if status == 404 and path.startswith("/v1/invoice/"):
             return {}
-        if response.status != 200:
+        if status != 200:
             message = data.get("message") if isinstance(data, dict) else None
             raise LightningError(
-                f"LND refused {path.split('?')[0]}: {response.status} {message or ''}".strip()
+                f"LND refused {path.split('?')[0]}: {status} {message or ''}".strip()
             )
         return data
 
@@ -165,7 +141,7 @@ class LndStream:
         self._conn: http.client.HTTPSConnection | None = None
 
     def __iter__(self) -> Iterator[NodeInvoice]:
-        conn = self._conn = self.client._connect(None)
+        conn = self._conn = self.client.https.connect(None)
         try:
             conn.request(
                 "GET",
