@@ -91,6 +91,13 @@ def translations_for(locale: str) -> NullTranslations:
     return Translations.load(str(TRANSLATIONS_DIR), [locale], DOMAIN)
 
 
+@lru_cache(maxsize=64)
+def babel_locale(identifier: str) -> Locale:
+    """Babel's Locale for an identifier, parsed once (it is immutable once made)."""
+    return Locale.parse(identifier)
+
+
+@lru_cache(maxsize=256)  # the store's locale on every request, an order's on every email
 def language_of(locale: str | None, default: str = SOURCE_LANGUAGE) -> str:
     """The shipped language that text for `locale` is written in."""
     if locale:

@@ -9,14 +9,21 @@ and no route is registered twice. The admin stays English.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypedDict
+from functools import lru_cache
+from gettext import NullTranslations
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from babel import Locale, localedata
+from babel import localedata
 from babel.dates import format_date
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale, get_translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 from shop import i18n
 from shop.config import Settings
@@ -25,6 +32,11 @@ from shop.money import format_btc, format_rate, format_sats
 TRANSLATIONS_DIR = i18n.TRANSLATIONS_DIR
 _PREFIX_KEY = "shop.language_prefix"
 _ROOT_KEY = "shop.language_root"
+_READERS_KEY = "shop.language_readers"
+# Bounds the translated fixed strings kept per language, should a template ever translate data.
+_FIXED_LIMIT = 2000
+_FRAGMENTS_KEY = "shop.language_fragments"
+_FRAGMENTS_LIMIT = 256
 
 
 class LanguagePrefix:
@@ -85,7 +97,9 @@ def is_admin() -> bool:
     return request.path == "/admin" or request.path.startswith("/admin/")
 
 
-class LanguageLink(TypedDict):
+class LanguageLink(NamedTuple):
+    # A tuple, not a dict: Jinja reads `link.href` as an attribute first, and a dict answers
+    # that with an exception before the key is tried (20 a page).
     code: str
     href: str
     current: bool
@@ -94,34 +108,141 @@ class LanguageLink(TypedDict):
 
 def language_links() -> list[LanguageLink]:
     """The current page in each shipped language (the footer's switch)."""
-    root = request.environ.get(_ROOT_KEY, "")
-    query = request.query_string.decode("latin-1")
-    path = request.path + (f"?{query}" if query else "")
-    if request.url_rule is not None and "GET" not in (request.url_rule.methods or ()):
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    root = req.environ.get(_ROOT_KEY, "")
+    query = req.query_string.decode("latin-1")
+    path = req.path + (f"?{query}" if query else "")
+    if req.url_rule is not None and "GET" not in (req.url_rule.methods or ()):
         path = "/"  # a page shown after a refused form post: its address only takes posts
-    current = language()
+    current = _reader().language
     return [
-        {
-            "code": code,
-            "href": f"{root}/{code}{path}",
-            "current": code == current,
-            "name": (Locale.parse(code).get_display_name(code) or code).capitalize(),
-        }
-        for code in i18n.shipped_languages()
+        LanguageLink(code, f"{root}/{code}{path}", code == current, name)
+        for code, name in _display_names(i18n.shipped_languages())
     ]
+
+
+@lru_cache(maxsize=4)
+def _display_names(languages: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each language's name in itself ("Deutsch"): the same on every page."""
+    return tuple(
+        (code, (i18n.babel_locale(code).get_display_name(code) or code).capitalize())
+        for code in languages
+    )
 
 
 def language() -> str:
     """The language of the text of this response (what `<html lang>` says)."""
-    return get_locale().language
+    return _reader().language
 
 
 def locale() -> str:
     """The request's locale for numbers, money and dates (de_DE, nl, en); the admin's text is
     English but its amounts look as the merchant's store writes them."""
-    if has_request_context() and is_admin():
-        return current_app.extensions["shop.settings"].locale
-    return str(get_locale())
+    if not has_request_context():
+        return str(get_locale())
+    try:
+        return g._shop_number_locale
+    except AttributeError:
+        pass
+    if is_admin():
+        found = current_app.extensions["shop.settings"].locale
+    else:
+        found = _reader().locale
+    g._shop_number_locale = found
+    return found
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """What depends only on the request's locale, made once per locale and app: Flask-Babel
+    resolves the domain, the locale and its name anew on every gettext call (a page has 20),
+    which with the footer's language names doubled the CPU of a cached page."""
+
+    locale: str
+    language: str
+    translations: NullTranslations
+    template_functions: dict[str, Callable[..., Any]]
+
+
+def _reader() -> _Reader:
+    """The request's reader. Kept on `g` beside Flask-Babel's own cache of the locale, so
+    both are forgotten together."""
+    try:
+        return g._shop_reader
+    except AttributeError:
+        pass
+    current = get_locale()
+    readers: dict[str, _Reader] = current_app.extensions[_READERS_KEY]
+    key = str(current)
+    reader = readers.get(key)
+    if reader is None:
+        translations = get_translations()  # Flask-Babel's catalog for `current`, as it loads it
+        functions = _template_gettext(translations)
+        reader = readers.setdefault(key, _Reader(key, current.language, translations, functions))
+    g._shop_reader = reader
+    return reader
+
+
+def _template_gettext(translations: NullTranslations) -> dict[str, Callable[..., Any]]:
+    """Jinja's newstyle gettext and ngettext (see jinja2.ext._make_new_gettext: Markup when
+    autoescaping, always %-formatted) bound to one catalog. Flask-Babel's, installed as
+    globals, look the catalog up per string and go through three template calls for `_`."""
+    ugettext, ungettext = translations.ugettext, translations.ungettext  # type: ignore[attr-defined]
+    # A page's fixed strings ("Shop", "Imprint") come out the same every time: kept as made.
+    fixed: dict[str, Markup] = {}
+
+    @pass_context
+    def gettext(__context: Context, __string: str, **variables: Any) -> str:
+        autoescape = __context.eval_ctx.autoescape
+        if autoescape and not variables:
+            try:
+                return fixed[__string]
+            except KeyError:
+                pass
+        rv = ugettext(__string)
+        if autoescape:
+            rv = Markup(rv)
+        rv = rv % variables
+        if autoescape and not variables and len(fixed) < _FIXED_LIMIT:
+            fixed[__string] = rv
+        return rv
+
+    @pass_context
+    def ngettext(
+        __context: Context, __singular: str, __plural: str, __num: int, **variables: Any
+    ) -> str:
+        variables.setdefault("num", __num)
+        rv = ungettext(__singular, __plural, __num)
+        if __context.eval_ctx.autoescape:
+            rv = Markup(rv)
+        return rv % variables
+
+    return {"gettext": gettext, "_": gettext, "ngettext": ngettext}
+
+
+@pass_context
+def _fixed(context: Context, name: str, *depends_on: Any, caller: Callable[[], str]) -> str:
+    """`{% call fixed("footer", store.store_name) %}…{% endcall %}`: the body is rendered once
+    per language and address prefix (the links in it) for the values named after the name,
+    and kept. Nothing from the cart, the session or the form token may go inside."""
+    if not has_request_context():
+        return caller()
+    fragments: dict[tuple[Any, ...], str] = current_app.extensions[_FRAGMENTS_KEY]
+    key = (context.name, name, _reader().locale, request.script_root, *depends_on)
+    try:
+        return fragments[key]
+    except KeyError:
+        pass
+    if len(fragments) >= _FRAGMENTS_LIMIT:  # mount points and store names change rarely
+        fragments.clear()
+    fragments[key] = text = caller()
+    return text
+
+
+def _template_context() -> dict[str, Callable[..., Any]]:
+    # Names in a template's context win over the environment's globals; macros imported
+    # without context still use Flask-Babel's globals, which give the same text.
+    return _reader().template_functions if has_request_context() else {}
 
 
 def _store_zone() -> str:
@@ -138,7 +259,7 @@ def _day(moment: datetime) -> str:
 
 
 def _country_name(code: str) -> str:
-    return Locale.parse(locale()).territories.get(code, code)
+    return i18n.babel_locale(locale()).territories.get(code, code)
 
 
 def _vary(response: Response) -> Response:
@@ -153,11 +274,15 @@ def setup(app: Flask, settings: Settings) -> None:
     languages = i18n.shipped_languages()
     app.config["BABEL_DEFAULT_LOCALE"] = settings.locale
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
-    Babel(app, locale_selector=lambda: select_locale(settings, languages))
-    i18n.set_provider(lambda: get_translations() if has_request_context() else None)
+    # A Locale made once per identifier: Flask-Babel would parse the string on every request.
+    Babel(app, locale_selector=lambda: i18n.babel_locale(select_locale(settings, languages)))
+    app.extensions[_READERS_KEY] = {}
+    app.extensions[_FRAGMENTS_KEY] = {}
+    app.context_processor(_template_context)
+    i18n.set_provider(lambda: _reader().translations if has_request_context() else None)
     app.wsgi_app = LanguagePrefix(app.wsgi_app, languages)  # type: ignore[method-assign]
     app.after_request(_vary)
-    app.jinja_env.globals.update(html_lang=language, language_links=language_links)
+    app.jinja_env.globals.update(html_lang=language, language_links=language_links, fixed=_fixed)
     app.jinja_env.filters.update(
         localtime=_localtime,
         day=_day,
