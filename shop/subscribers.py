@@ -7,15 +7,18 @@ the order in which the subscribers of one event run: the ledger books, then the 
 email is queued, then the downloads are granted (which may fulfil the order: its own event).
 
 A feature that acts on orders writes a function ``(session, event) -> None`` in its own module
-and adds a row here; the order service does not change.
+and adds a row here; the order service does not change. The same goes for the privacy purge:
+a feature that keeps personal data per order adds its eraser to ERASERS, so the purge erases it
+whichever modules an entry point happened to import.
 """
 
 from __future__ import annotations
 
 from shop.downloads import service as downloads
 from shop.mail import outbox
-from shop.orders import events
-from shop.privacy import ledger
+from shop.orders import events, shipments
+from shop.privacy import ledger, purge
+from shop.refunds import service as refunds
 
 SUBSCRIPTIONS: tuple[tuple[type[events.OrderChanged], events.Subscriber], ...] = (
     (events.OrderPlaced, outbox.on_order_placed),
@@ -31,6 +34,12 @@ SUBSCRIPTIONS: tuple[tuple[type[events.OrderChanged], events.Subscriber], ...] =
     (events.RefundFailed, ledger.book_money_back),
 )
 
+# The order's own contact fields are erased by privacy.purge itself.
+ERASERS: tuple[tuple[str, purge.Eraser], ...] = (
+    ("shipment-tracking", shipments.erase_tracking),
+    ("refund-addresses", refunds.erase),
+)
+
 
 def connect() -> None:
     """Subscribe everything above; calling it again (every create_app does) changes nothing."""
@@ -38,3 +47,5 @@ def connect() -> None:
         events.subscribe(
             event_type, f"{subscriber.__module__}.{subscriber.__qualname__}", subscriber
         )
+    for name, eraser in ERASERS:
+        purge.register_eraser(name, eraser)

@@ -21,6 +21,7 @@ from shop.mail.models import OutboxMessage
 from shop.orders import events, service
 from shop.orders.models import Order
 from shop.payments.base import PaymentEvent, PaymentEventKind
+from shop.privacy import purge
 from shop.privacy.crypto import generate_master_key_text
 from shop.privacy.models import LedgerEntry
 from shop.privacy.store import ContactDetails
@@ -103,6 +104,7 @@ def subscribed():
 
 def test_create_app_connects_every_subscriber_in_the_tables_order(db_url, tmp_path, monkeypatch):
     monkeypatch.setattr(events, "_SUBSCRIBERS", {})  # as in a fresh process
+    monkeypatch.setattr(purge, "_ERASERS", {})
     app = make_test_app(db_url, tmp_path / "instance")
     app.extensions["shop.db"].dispose()
     for event_type in {event_type for event_type, _ in subscribers.SUBSCRIPTIONS}:
@@ -116,6 +118,8 @@ def test_create_app_connects_every_subscriber_in_the_tables_order(db_url, tmp_pa
         "shop.mail.outbox.on_order_paid",
         "shop.downloads.service.deliver_on_payment",
     ]
+    # The purge's erasers too: not left to whichever module an entry point happened to import.
+    assert {"shipment-tracking", "refund-addresses"} <= set(purge._ERASERS)
     subscribers.connect()  # every create_app calls it again: nothing doubles
     assert len(events.subscribers(events.OrderPaid)) == 3
 

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from shop.db import rowcount
 from shop.mail.models import OutboxMessage
 from shop.orders.models import Order, OrderEvent, Shipment
-from shop.privacy.purge import register_eraser
 from shop.privacy.store import unseal
 
 
@@ -74,10 +73,3 @@ def erase_tracking(session: Session, order_ids) -> int:
         .execution_options(synchronize_session=False)
     )
     return erased
-
-
-def _register() -> None:
-    register_eraser("shipment-tracking", erase_tracking)
-
-
-_register()

@@ -5,16 +5,14 @@ for it and ``orders.personal_data_erased_at`` is stamped. The built-in eraser de
 order's wrapped data key and encrypted contact fields. Other features that keep personal data
 per order (a refund address, a card holder's name from a provider, ...) register their own:
 
-    from shop.privacy.purge import register_eraser
-
-    @register_eraser("bitcoin-refund-addresses")
-    def erase_refund_addresses(session, order_ids):   # never commits; returns rows erased
+    def erase_refund_addresses(session, order_ids) -> int:   # never commits; rows erased
         ...
 
 and, when an order must be kept longer than its status says (an open dispute, a refund not
 yet sent), a *hold*: ``@register_hold("stripe-disputes") def held(session, order_ids) ->
-set[int]``. Register at import time of a module the app imports (its models module is a good
-place: shop/models.py imports every one of them).
+set[int]``. Register them in shop/subscribers.py (``ERASERS``), which every app connects, not
+at import time of some module: what an entry point happens to import must not decide what the
+purge erases.
 """
 
 from __future__ import annotations

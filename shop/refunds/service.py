@@ -22,7 +22,6 @@ from shop.i18n import lazy_gettext as _l
 from shop.orders.models import Order, OrderEvent
 from shop.orders.states import OrderStatus
 from shop.privacy.crypto import CryptoError
-from shop.privacy.purge import register_eraser
 from shop.privacy.store import seal, unseal
 from shop.refunds.models import RefundAddress
 
@@ -159,10 +158,3 @@ def erase(session: Session, order_ids) -> int:
             .execution_options(synchronize_session=False)
         )
     )
-
-
-def _register() -> None:
-    register_eraser("refund-addresses", erase)
-
-
-_register()
