@@ -116,26 +116,29 @@ def _env(db: str, instance: Path, fake, **extra: str) -> dict[str, str]:
     return env
 
 
-def _gunicorn(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
+def _gunicorn(args: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """The server, its output going to `log`. Not to a pipe: nobody reads a pipe while the test
+    runs, and once its 64 KiB are full (about 900 access log lines) every worker thread blocks
+    writing its log line, which looks like the shop itself stalling."""
     assert args[0] == "gunicorn"
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            *args[1:-1],
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            args[-1],
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                *args[1:-1],
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                args[-1],
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def test_the_documented_gunicorn_keeps_serving_while_stripe_hangs(
@@ -150,7 +153,8 @@ def test_the_documented_gunicorn_keeps_serving_while_stripe_hangs(
     _close(app)
     budget = 8.0  # the default SHOP_REQUEST_BUDGET_SECONDS, with the SDK's defaults
     port = _free_port()
-    server = _gunicorn(_documented_gunicorn(), _env(db, instance, fake), port)
+    log = tmp_path / "gunicorn.log"
+    server = _gunicorn(_documented_gunicorn(), _env(db, instance, fake), port, log)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -159,7 +163,7 @@ def test_the_documented_gunicorn_keeps_serving_while_stripe_hangs(
                     break
             except requests.RequestException:
                 pass
-            assert server.poll() is None, server.stdout.read()
+            assert server.poll() is None, log.read_text()
             time.sleep(0.1)
         fake.hang()
         payers = []
@@ -197,8 +201,8 @@ def test_the_documented_gunicorn_keeps_serving_while_stripe_hangs(
     finally:
         fake.hang(False)
         server.terminate()
-        output, _ = server.communicate(timeout=30)
-        print(output)
+        server.wait(timeout=30)
+        print(log.read_text())
 
 
 def test_gunicorn_refuses_a_budget_that_outlasts_its_timeout(tmp_path, sqlite_template, fake):
@@ -206,16 +210,19 @@ def test_gunicorn_refuses_a_budget_that_outlasts_its_timeout(tmp_path, sqlite_te
     shutil.copyfile(sqlite_template, path)
     args = _documented_gunicorn()
     args[-1:-1] = ["--timeout", "10"]
+    log = tmp_path / "gunicorn.log"
     server = _gunicorn(
         args,
         _env(f"sqlite:///{path}", tmp_path / "instance", fake, SHOP_REQUEST_BUDGET_SECONDS="8"),
         _free_port(),
+        log,
     )
     try:
-        output, _ = server.communicate(timeout=60)
+        server.wait(timeout=60)
     finally:
         if server.poll() is None:
             server.kill()
+    output = log.read_text()
     assert server.returncode != 0
     assert re.search(
         r"SHOP_REQUEST_BUDGET_SECONDS \(8\) must be at least 5 s below "
