@@ -31,10 +31,10 @@ from shop.payments.base import (
 )
 from shop.payments.bitcoin import settings as btc_settings
 from shop.payments.bitcoin.descriptor import WatchOnlyDescriptor
-from shop.payments.bitcoin.invoice import LockedRate, address_gap
+from shop.payments.bitcoin.invoice import address_gap
 from shop.payments.bitcoin.models import BitcoinBlock, BitcoinIndexCounter, BitcoinWatcherStatus
 from shop.payments.bitcoin.rate_models import RateQuote
-from shop.payments.bitcoin.rates import DEMO_RATE, current_quote
+from shop.payments.bitcoin.rates import DEMO_RATE, LockedRate, current_quote
 
 UNAVAILABLE = _l(
     "Bitcoin is temporarily unavailable (no current exchange rate). "
